@@ -1,0 +1,445 @@
+//! Folder rules: which records sync, which of their files, and where they go.
+//!
+//! Conditions and filters are MiniJinja (Jinja2) expressions and paths are MiniJinja
+//! templates, so admins write one standard language for both. See `docs/rules.md`.
+
+use crate::model::{Attachment, Record};
+use crate::names::{NameError, sanitize_component};
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde::{Deserialize, Serialize};
+
+/// The template used for a file's path inside its folder when a rule gives none.
+pub const DEFAULT_FILE_PATH: &str = "{{ attachment.name }}";
+
+/// A rule as an admin writes it (JSON over the API, or TOML).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Unique rule name.
+    pub name: String,
+    /// The record kind the rule applies to.
+    pub record_kind: String,
+    /// The Dropbox connection the files go to.
+    pub connection: String,
+    /// Expression over `record`, `parent`, `children` and `siblings`; the rule applies while
+    /// it is true.
+    /// Absent: always.
+    #[serde(default)]
+    pub condition: Option<String>,
+    /// Template for the record's folder, relative to the connection root; `/` separates
+    /// folders. May render empty (files then go to the root).
+    pub folder: String,
+    /// Template for a file's path inside the folder; default `{{ attachment.name }}`.
+    #[serde(default)]
+    pub file_path: Option<String>,
+    /// Expression over `attachment` (and the record context); a file syncs while it is true.
+    /// Absent: every attachment.
+    #[serde(default)]
+    pub file_filter: Option<String>,
+}
+
+/// Why a rule cannot be used, or failed for one record or file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    /// A template or expression does not parse.
+    #[error("{field}: {message}")]
+    Syntax {
+        /// Which part of the rule.
+        field: &'static str,
+        /// The parser's message.
+        message: String,
+    },
+    /// Evaluating against a record failed (e.g. a missing field used in a path).
+    #[error("{field}: {message}")]
+    Eval {
+        /// Which part of the rule.
+        field: &'static str,
+        /// The evaluator's message.
+        message: String,
+    },
+    /// A rendered path component is unusable even after sanitising.
+    #[error("{field} rendered an unusable name: {source}")]
+    Name {
+        /// Which part of the rule.
+        field: &'static str,
+        /// What is wrong with the name.
+        source: NameError,
+    },
+    /// A required value is missing or empty.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What a rule sees of a record: `record`, `parent`, `children` and `siblings` (the parent's
+/// children, this record included), each with `kind`, `key` and `fields`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleContext {
+    record: RecordView,
+    parent: Option<RecordView>,
+    children: Vec<RecordView>,
+    siblings: Vec<RecordView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct RecordView {
+    kind: String,
+    key: String,
+    fields: serde_json::Value,
+}
+
+impl From<&Record> for RecordView {
+    fn from(r: &Record) -> Self {
+        RecordView {
+            kind: r.kind.clone(),
+            key: r.key.clone(),
+            fields: r.fields.clone(),
+        }
+    }
+}
+
+impl RuleContext {
+    /// Builds the context for `record`.
+    pub fn new(
+        record: &Record,
+        parent: Option<&Record>,
+        children: &[Record],
+        siblings: &[Record],
+    ) -> Self {
+        RuleContext {
+            record: record.into(),
+            parent: parent.map(Into::into),
+            children: children.iter().map(Into::into).collect(),
+            siblings: siblings.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct FileContext<'a> {
+    #[serde(flatten)]
+    record: &'a RuleContext,
+    attachment: AttachmentView<'a>,
+}
+
+#[derive(Serialize)]
+struct AttachmentView<'a> {
+    name: &'a str,
+    stem: &'a str,
+    ext: &'a str,
+    tags: &'a [String],
+    size: u64,
+    content_hash: &'a str,
+}
+
+impl<'a> From<&'a Attachment> for AttachmentView<'a> {
+    fn from(a: &'a Attachment) -> Self {
+        let (stem, ext) = match a.name.rfind('.') {
+            Some(i) if i > 0 => (&a.name[..i], &a.name[i + 1..]),
+            _ => (a.name.as_str(), ""),
+        };
+        AttachmentView {
+            name: &a.name,
+            stem,
+            ext,
+            tags: &a.tags,
+            size: a.size,
+            content_hash: &a.content_hash,
+        }
+    }
+}
+
+/// A validated rule, ready to evaluate.
+pub struct CompiledRule {
+    spec: RuleSpec,
+    templates: Environment<'static>,
+    expressions: Environment<'static>,
+}
+
+impl std::fmt::Debug for CompiledRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledRule")
+            .field("spec", &self.spec)
+            .finish()
+    }
+}
+
+impl CompiledRule {
+    /// Validates a rule: names present, every template and expression parses.
+    pub fn compile(spec: RuleSpec) -> Result<Self, RuleError> {
+        for (what, value) in [
+            ("name", &spec.name),
+            ("record_kind", &spec.record_kind),
+            ("connection", &spec.connection),
+        ] {
+            if value.trim().is_empty() {
+                return Err(RuleError::Invalid(format!("{what} must not be empty")));
+            }
+        }
+        // Paths must not silently lose a missing field: strict undefined in templates.
+        let mut templates = Environment::new();
+        templates.set_undefined_behavior(UndefinedBehavior::Strict);
+        templates
+            .add_template_owned("folder", spec.folder.clone())
+            .map_err(|e| syntax("folder", e))?;
+        let file_path = spec
+            .file_path
+            .clone()
+            .unwrap_or_else(|| DEFAULT_FILE_PATH.to_owned());
+        templates
+            .add_template_owned("file_path", file_path)
+            .map_err(|e| syntax("file_path", e))?;
+        // Conditions read optional fields: a missing one is simply false.
+        let mut expressions = Environment::new();
+        expressions.set_undefined_behavior(UndefinedBehavior::Chainable);
+        for (field, expr) in [
+            ("condition", &spec.condition),
+            ("file_filter", &spec.file_filter),
+        ] {
+            if let Some(expr) = expr {
+                expressions
+                    .compile_expression(expr)
+                    .map_err(|e| syntax(field, e))?;
+            }
+        }
+        Ok(CompiledRule {
+            spec,
+            templates,
+            expressions,
+        })
+    }
+
+    /// The rule as written.
+    pub fn spec(&self) -> &RuleSpec {
+        &self.spec
+    }
+
+    /// Whether the rule applies to the record now.
+    pub fn applies(&self, ctx: &RuleContext) -> Result<bool, RuleError> {
+        self.eval_bool("condition", self.spec.condition.as_deref(), ctx)
+    }
+
+    /// Whether the rule selects this attachment.
+    pub fn selects(&self, ctx: &RuleContext, attachment: &Attachment) -> Result<bool, RuleError> {
+        let file_ctx = FileContext {
+            record: ctx,
+            attachment: attachment.into(),
+        };
+        self.eval_bool("file_filter", self.spec.file_filter.as_deref(), &file_ctx)
+    }
+
+    /// The record's folder as sanitised components (possibly none).
+    pub fn folder(&self, ctx: &RuleContext) -> Result<Vec<String>, RuleError> {
+        self.render_components("folder", ctx)
+    }
+
+    /// The file's path inside the folder as sanitised components (at least one).
+    pub fn file_path(
+        &self,
+        ctx: &RuleContext,
+        attachment: &Attachment,
+    ) -> Result<Vec<String>, RuleError> {
+        let file_ctx = FileContext {
+            record: ctx,
+            attachment: attachment.into(),
+        };
+        let parts = self.render_components("file_path", &file_ctx)?;
+        if parts.is_empty() {
+            return Err(RuleError::Name {
+                field: "file_path",
+                source: NameError::Empty,
+            });
+        }
+        Ok(parts)
+    }
+
+    fn eval_bool(
+        &self,
+        field: &'static str,
+        expr: Option<&str>,
+        ctx: &impl Serialize,
+    ) -> Result<bool, RuleError> {
+        let Some(expr) = expr else { return Ok(true) };
+        let compiled = self
+            .expressions
+            .compile_expression(expr)
+            .map_err(|e| syntax(field, e))?;
+        let value = compiled
+            .eval(Value::from_serialize(ctx))
+            .map_err(|e| eval(field, e))?;
+        Ok(value.is_true())
+    }
+
+    fn render_components(
+        &self,
+        field: &'static str,
+        ctx: &impl Serialize,
+    ) -> Result<Vec<String>, RuleError> {
+        let template = self
+            .templates
+            .get_template(field)
+            .map_err(|e| eval(field, e))?;
+        let rendered = template.render(ctx).map_err(|e| eval(field, e))?;
+        rendered
+            .split('/')
+            .filter(|part| !part.trim().is_empty())
+            .map(|part| {
+                sanitize_component(part).map_err(|source| RuleError::Name { field, source })
+            })
+            .collect()
+    }
+}
+
+fn syntax(field: &'static str, e: minijinja::Error) -> RuleError {
+    RuleError::Syntax {
+        field,
+        message: describe(&e),
+    }
+}
+
+fn eval(field: &'static str, e: minijinja::Error) -> RuleError {
+    RuleError::Eval {
+        field,
+        message: describe(&e),
+    }
+}
+
+fn describe(e: &minijinja::Error) -> String {
+    match e.detail() {
+        Some(detail) => format!("{} ({detail})", e.kind()),
+        None => e.kind().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(kind: &str, key: &str, fields: serde_json::Value) -> Record {
+        Record {
+            id: 1,
+            kind: kind.into(),
+            key: key.into(),
+            fields,
+            parent_id: None,
+        }
+    }
+
+    fn attachment(name: &str, tags: &[&str]) -> Attachment {
+        Attachment {
+            id: 1,
+            record_id: 1,
+            name: name.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            content_hash: String::new(),
+            size: 3,
+        }
+    }
+
+    fn item_rule() -> CompiledRule {
+        CompiledRule::compile(RuleSpec {
+            name: "items".into(),
+            record_kind: "item".into(),
+            connection: "main".into(),
+            condition: Some("parent.fields.status == 'ready'".into()),
+            folder: "{{ parent.key }}/{{ record.key }} {{ record.fields.name }}".into(),
+            file_path: Some(
+                "{% if 'source' in attachment.tags %}source_artwork{% if record.fields.process|default(1) > 1 %}_{{ record.fields.process }}{% endif %}/{% endif %}{{ attachment.name }}".into(),
+            ),
+            file_filter: Some("'alternate' not in attachment.tags".into()),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn conditions_paths_and_filters() {
+        let rule = item_rule();
+        let order = record("order", "1001", json!({"status": "ready"}));
+        let item = record("item", "1", json!({"name": "T-shirt: red", "process": 2}));
+        let ctx = RuleContext::new(&item, Some(&order), &[], &[]);
+        assert!(rule.applies(&ctx).unwrap());
+        assert_eq!(rule.folder(&ctx).unwrap(), vec!["1001", "1 T-shirt_ red"]);
+        let art = attachment("logo.ai", &["source"]);
+        assert_eq!(
+            rule.file_path(&ctx, &art).unwrap(),
+            vec!["source_artwork_2", "logo.ai"]
+        );
+        assert!(rule.selects(&ctx, &art).unwrap());
+        assert!(
+            !rule
+                .selects(&ctx, &attachment("x.eps", &["alternate"]))
+                .unwrap()
+        );
+
+        let draft = record("order", "1001", json!({}));
+        let ctx = RuleContext::new(&item, Some(&draft), &[], &[]);
+        assert!(
+            !rule.applies(&ctx).unwrap(),
+            "missing field is false, not an error"
+        );
+        let orphan = RuleContext::new(&item, None, &[], &[]);
+        assert!(!rule.applies(&orphan).unwrap());
+        assert!(matches!(rule.folder(&orphan), Err(RuleError::Eval { .. })));
+    }
+
+    #[test]
+    fn bad_rules_are_refused() {
+        let mut spec = item_rule().spec().clone();
+        spec.folder = "{{ record.key ".into();
+        assert!(matches!(
+            CompiledRule::compile(spec.clone()),
+            Err(RuleError::Syntax {
+                field: "folder",
+                ..
+            })
+        ));
+        spec.folder = "x".into();
+        spec.condition = Some("record.fields ==".into());
+        assert!(matches!(
+            CompiledRule::compile(spec.clone()),
+            Err(RuleError::Syntax {
+                field: "condition",
+                ..
+            })
+        ));
+        spec.condition = None;
+        spec.connection = " ".into();
+        assert!(matches!(
+            CompiledRule::compile(spec),
+            Err(RuleError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn children_are_visible_to_conditions() {
+        let rule = CompiledRule::compile(RuleSpec {
+            name: "orders".into(),
+            record_kind: "order".into(),
+            connection: "main".into(),
+            condition: Some(
+                "children and children|rejectattr('fields.ready')|list|length == 0".into(),
+            ),
+            folder: "{{ record.key }}".into(),
+            file_path: None,
+            file_filter: None,
+        })
+        .unwrap();
+        let order = record("order", "7", json!({}));
+        let ready = record("item", "a", json!({"ready": true}));
+        let not_ready = record("item", "b", json!({"ready": false}));
+        assert!(
+            rule.applies(&RuleContext::new(&order, None, &[ready.clone()], &[]))
+                .unwrap()
+        );
+        assert!(
+            !rule
+                .applies(&RuleContext::new(&order, None, &[ready, not_ready], &[]))
+                .unwrap()
+        );
+        assert!(
+            !rule
+                .applies(&RuleContext::new(&order, None, &[], &[]))
+                .unwrap()
+        );
+    }
+}

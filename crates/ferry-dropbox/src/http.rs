@@ -1,0 +1,118 @@
+//! The transport under `dropbox-sdk`: reqwest, any base URL, and the `Retry-After` header that
+//! the SDK itself ignores.
+
+use crate::Endpoints;
+use bytes::Bytes;
+use dropbox_sdk::async_client_trait::{
+    HttpClient, HttpRequest, HttpRequestResultRaw, UserAuthClient,
+};
+use futures::TryStreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Shared transport state: one connection pool per client.
+#[derive(Debug)]
+pub(crate) struct Transport {
+    pub(crate) http: reqwest::Client,
+    pub(crate) endpoints: Endpoints,
+    pub(crate) token: Arc<String>,
+}
+
+/// One call's view of the transport. A fresh one per call lets us report that call's own
+/// `Retry-After` header.
+pub(crate) struct FerryHttpClient {
+    transport: Arc<Transport>,
+    retry_after_secs: AtomicU64,
+}
+
+impl FerryHttpClient {
+    pub(crate) fn new(transport: Arc<Transport>) -> Self {
+        FerryHttpClient {
+            transport,
+            retry_after_secs: AtomicU64::new(0),
+        }
+    }
+
+    /// `Retry-After` of the last response, in seconds (0 if none).
+    pub(crate) fn retry_after_secs(&self) -> u64 {
+        self.retry_after_secs.load(Ordering::Relaxed)
+    }
+}
+
+/// A request under construction.
+pub(crate) struct FerryRequest {
+    builder: reqwest::RequestBuilder,
+}
+
+impl HttpRequest for FerryRequest {
+    fn set_header(self, name: &str, value: &str) -> Self {
+        FerryRequest {
+            builder: self.builder.header(name, value),
+        }
+    }
+}
+
+impl HttpClient for FerryHttpClient {
+    type Request = FerryRequest;
+
+    async fn execute(
+        &self,
+        request: Self::Request,
+        body: Bytes,
+    ) -> Result<HttpRequestResultRaw, dropbox_sdk::Error> {
+        let request = if body.is_empty() {
+            request.builder
+        } else {
+            request.builder.body(body)
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| dropbox_sdk::Error::HttpClient(Box::new(e.without_url())))?;
+        let status = response.status().as_u16();
+        let headers = response.headers();
+        if let Some(secs) = headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            self.retry_after_secs.store(secs, Ordering::Relaxed);
+        }
+        let result_header = match headers.get("Dropbox-API-Result") {
+            Some(v) => Some(
+                v.to_str()
+                    .map_err(|_| {
+                        dropbox_sdk::Error::UnexpectedResponse(
+                            "invalid Dropbox-API-Result header".into(),
+                        )
+                    })?
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let content_length = response.content_length();
+        let body = response
+            .bytes_stream()
+            .map_err(std::io::Error::other)
+            .into_async_read();
+        Ok(HttpRequestResultRaw {
+            status,
+            result_header,
+            content_length,
+            body: Box::new(body),
+        })
+    }
+
+    fn new_request(&self, url: &str) -> Self::Request {
+        let url = self.transport.endpoints.rewrite(url);
+        FerryRequest {
+            builder: self.transport.http.post(url),
+        }
+    }
+
+    fn token(&self) -> Option<Arc<String>> {
+        Some(Arc::clone(&self.transport.token))
+    }
+}
+
+impl UserAuthClient for FerryHttpClient {}

@@ -1,0 +1,17 @@
+//! Ferry's Dropbox client.
+//!
+//! The wire format comes from the official `dropbox-sdk` crate (its request and response
+//! types); transport is our own [`http::FerryHttpClient`] on reqwest, which rewrites the SDK's
+//! hard-coded `https://*.dropboxapi.com/` URLs to configurable [`Endpoints`]. The same code
+//! path talks to the real Dropbox or to Ferry's emulator.
+
+mod client;
+mod endpoints;
+mod error;
+mod http;
+mod types;
+
+pub use client::{DEFAULT_CHUNK_SIZE, DropboxClient};
+pub use endpoints::Endpoints;
+pub use error::DropboxError;
+pub use types::{AccountInfo, Entry, FileInfo, FolderInfo, ListPage, WriteMode};

@@ -1,0 +1,190 @@
+//! A local emulator of the Dropbox HTTP API v2, served by axum.
+//!
+//! Tests start it in-process on port 0 with a temporary data directory and point a Dropbox
+//! client at [`RunningEmulator::base_url`]: every host (`api.`, `content.`, `notify.`) maps to
+//! the same `http://127.0.0.1:PORT/2/<route>`. State (the file tree, content, upload sessions,
+//! the account) lives in the data directory and survives a restart. See the crate README for
+//! the routes, the on-disk layout and the known differences from Dropbox.
+
+mod account;
+mod blobs;
+mod journal;
+mod metadata;
+mod paths;
+mod routes_files;
+mod routes_users;
+mod server;
+mod sessions;
+mod state;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use journal::JournalError;
+
+/// How to start an emulator.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Directory holding all state (journal, blobs, upload sessions, account). Created if missing.
+    pub data_dir: PathBuf,
+    /// Address to listen on; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// The Bearer token clients must send. `None`: reuse the token stored in the data
+    /// directory, or generate (and store) a random one.
+    pub token: Option<String>,
+}
+
+impl EmulatorConfig {
+    /// A config for `data_dir`, listening on `127.0.0.1:0`, with a generated token.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: None,
+        }
+    }
+}
+
+/// Why the emulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    /// The data directory (or a file in it) could not be created or read.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// `account.json` exists but is not valid.
+    #[error("invalid account file {path}: {source}")]
+    Account {
+        /// The account file.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// The change journal could not be replayed.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The requested address.
+        addr: SocketAddr,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Per-route request counters, shared between the server and the handle.
+pub(crate) type RouteCalls = Arc<Mutex<HashMap<String, u64>>>;
+
+/// A running emulator. Dropping it stops the server (without waiting);
+/// [`RunningEmulator::shutdown`] stops it and waits.
+pub struct RunningEmulator {
+    addr: SocketAddr,
+    token: String,
+    calls: RouteCalls,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RunningEmulator {
+    /// Opens (or creates) the data directory, replays the journal, binds the socket and starts
+    /// serving in a background task.
+    pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
+        let app = server::App::open(&config)?;
+        let token = app.token.clone();
+        let calls = app.calls.clone();
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .map_err(|source| EmulatorError::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| EmulatorError::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        let router = server::router(Arc::new(app));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    // Either an explicit stop or the handle being dropped.
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(err) = served {
+                tracing::warn!(%err, "emulator server stopped with an error");
+            }
+        });
+        tracing::info!(%addr, data_dir = %config.data_dir.display(), "Dropbox emulator listening");
+        Ok(RunningEmulator {
+            addr,
+            token,
+            calls,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://IP:PORT` (no trailing slash); routes live under `{base_url}/2/`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The Bearer token clients must send.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// How many requests `route` (e.g. `"files/upload"`) has received since this start,
+    /// whatever their outcome.
+    pub fn route_calls(&self, route: &str) -> u64 {
+        let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        calls.get(route).copied().unwrap_or(0)
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (at most 5 seconds) and
+    /// waits for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+        {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Dropbox connections: stored with an encrypted token, turned into clients on demand.
+
+use crate::{Engine, EngineError};
+use ferry_core::secret::Secret;
+use ferry_dropbox::{AccountInfo, DropboxClient, Endpoints};
+use ferry_store::{SecretCipher, Store, StoredConnection};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// What an admin gives to connect a Dropbox account.
+#[derive(Debug, Clone)]
+pub struct ConnectionInput {
+    /// Name rules refer to.
+    pub name: String,
+    /// Access token.
+    pub token: Secret,
+    /// Folder the rules' paths are under (`""` for the account root, else `/Folder`).
+    pub root: String,
+    /// Dropbox hosts (the real ones, or an emulator).
+    pub endpoints: Endpoints,
+}
+
+pub(crate) struct Connections {
+    store: Arc<dyn Store>,
+    cipher: SecretCipher,
+    chunk_size: usize,
+    clients: Mutex<HashMap<String, (DropboxClient, String)>>,
+}
+
+impl Connections {
+    pub(crate) fn new(store: Arc<dyn Store>, cipher: SecretCipher, chunk_size: usize) -> Self {
+        Connections {
+            store,
+            cipher,
+            chunk_size,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A client and root folder for a stored connection (cached until the connection changes).
+    pub(crate) async fn client(&self, name: &str) -> Result<(DropboxClient, String), EngineError> {
+        if let Some(hit) = self
+            .clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+        {
+            return Ok(hit.clone());
+        }
+        let stored = self
+            .store
+            .connection(name)
+            .await?
+            .ok_or_else(|| EngineError::UnknownConnection(name.to_owned()))?;
+        let token = self.cipher.decrypt(&stored.token_ciphertext)?;
+        let endpoints = Endpoints::new(&stored.api_url, &stored.content_url, &stored.notify_url)?;
+        let client = DropboxClient::new(endpoints, &token)?.with_chunk_size(self.chunk_size);
+        let entry = (client, stored.root);
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned(), entry.clone());
+        Ok(entry)
+    }
+
+    fn forget(&self, name: &str) {
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+    }
+}
+
+/// Checks a connection root: `""` or `/A/B` with no empty, `.` or `..` parts and no trailing
+/// slash or whitespace.
+pub(crate) fn validate_root(root: &str) -> Result<(), EngineError> {
+    if root.is_empty() {
+        return Ok(());
+    }
+    let bad = |why: &str| Err(EngineError::Invalid(format!("root {root:?} {why}")));
+    if !root.starts_with('/') {
+        return bad("must start with '/' (or be empty for the whole Dropbox)");
+    }
+    if root.ends_with('/') || root.ends_with(char::is_whitespace) {
+        return bad("must not end with '/' or whitespace");
+    }
+    for part in root[1..].split('/') {
+        if part.is_empty() || part == "." || part == ".." || part.chars().any(char::is_control) {
+            return bad("has an empty, '.', '..' or control-character component");
+        }
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Checks the token against Dropbox, then stores the connection with its token encrypted.
+    /// Records of every rule on this connection are queued, since their target changed.
+    pub async fn put_connection(&self, input: ConnectionInput) -> Result<AccountInfo, EngineError> {
+        if input.name.trim().is_empty() {
+            return Err(EngineError::Invalid(
+                "connection name must not be empty".into(),
+            ));
+        }
+        validate_root(&input.root)?;
+        let client = DropboxClient::new(input.endpoints.clone(), &input.token)?;
+        let account = client.current_account().await?;
+        let stored = StoredConnection {
+            name: input.name.clone(),
+            api_url: input.endpoints.api.clone(),
+            content_url: input.endpoints.content.clone(),
+            notify_url: input.endpoints.notify.clone(),
+            root: input.root,
+            token_ciphertext: self.connections.cipher.encrypt(&input.token)?,
+        };
+        self.store.put_connection(&stored).await?;
+        self.connections.forget(&input.name);
+        for rule in self.store.rules().await? {
+            if rule.connection == input.name {
+                let ids = self.store.record_ids_of_kind(&rule.record_kind).await?;
+                self.store.enqueue(&ids).await?;
+            }
+        }
+        self.wake();
+        Ok(account)
+    }
+
+    /// A ready client for a stored connection, and its root folder.
+    pub async fn client(&self, name: &str) -> Result<(DropboxClient, String), EngineError> {
+        self.connections.client(name).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_root;
+
+    #[test]
+    fn roots() {
+        for ok in ["", "/Ferry", "/Print Shop/Orders", "/Ünïcode"] {
+            assert!(validate_root(ok).is_ok(), "{ok}");
+        }
+        for bad in ["Ferry", "/", "/a/", "/a//b", "/a/../b", "/a ", "/a\nb"] {
+            assert!(validate_root(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Ferry's sync engine: turns records, attachments and rules into files in Dropbox.
+//!
+//! The queue (in the store) says which records need a pass; a pass recomputes the plan from
+//! state ([`ferry_core::plan::plan_push`]) and executes it, so any crash is recovered by the
+//! next pass.
+
+mod backoff;
+mod connections;
+mod error;
+mod placement;
+mod sync_pass;
+mod worker;
+
+pub use backoff::backoff_delay;
+pub use connections::ConnectionInput;
+pub use error::EngineError;
+pub use sync_pass::PassOutcome;
+
+use ferry_store::{BlobStore, SecretCipher, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Records synced in parallel.
+    pub workers: usize,
+    /// Files above this size use upload sessions, in chunks of this size.
+    pub chunk_size: usize,
+    /// Longest wait between two attempts of a failing record.
+    pub max_backoff: Duration,
+    /// How long a worker owns a claimed task before another may take it.
+    pub lease: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            workers: 4,
+            chunk_size: ferry_dropbox::DEFAULT_CHUNK_SIZE,
+            max_backoff: Duration::from_secs(300),
+            lease: Duration::from_secs(600),
+        }
+    }
+}
+
+/// The sync engine. Cheap to share behind an `Arc`.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    blobs: BlobStore,
+    connections: connections::Connections,
+    config: EngineConfig,
+    wake: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// An engine over a store, a blob store and the cipher for stored tokens.
+    pub fn new(
+        store: Arc<dyn Store>,
+        blobs: BlobStore,
+        cipher: SecretCipher,
+        config: EngineConfig,
+    ) -> Arc<Self> {
+        Arc::new(Engine {
+            connections: connections::Connections::new(
+                Arc::clone(&store),
+                cipher,
+                config.chunk_size,
+            ),
+            store,
+            blobs,
+            config,
+            wake: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// The store the engine works on.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The blob store holding attachment content.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// Tells idle workers that work was queued.
+    pub fn wake(&self) {
+        self.wake.notify_waiters();
+    }
+}

@@ -1,0 +1,84 @@
+//! Ferry's persistence. Everything durable goes through the [`Store`] trait (SQLite today,
+//! PostgreSQL later, so the SQL stays portable); attachment content goes to a [`BlobStore`];
+//! Dropbox tokens are encrypted with a [`SecretCipher`] before they reach the database.
+
+mod blobs;
+mod error;
+mod migrations;
+mod secrets;
+mod sqlite;
+mod types;
+
+pub use blobs::BlobStore;
+pub use error::StoreError;
+pub use secrets::{SecretCipher, write_private_file};
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+use async_trait::async_trait;
+use ferry_core::model::{Attachment, Record, RecordId};
+use ferry_core::rules::RuleSpec;
+
+/// Result type of store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything Ferry keeps durably, except attachment content.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates or updates a record; `changed` is false when nothing differed.
+    async fn upsert_record(&self, input: &RecordInput) -> StoreResult<Upserted<Record>>;
+    /// A record by kind and key.
+    async fn record(&self, kind: &str, key: &str) -> StoreResult<Option<Record>>;
+    /// A record by id.
+    async fn record_by_id(&self, id: RecordId) -> StoreResult<Option<Record>>;
+    /// The records whose parent is `id`, in key order.
+    async fn children(&self, id: RecordId) -> StoreResult<Vec<Record>>;
+    /// Ids of every record of a kind (for back-fill when a rule changes).
+    async fn record_ids_of_kind(&self, kind: &str) -> StoreResult<Vec<RecordId>>;
+
+    /// A record's attachments, in name order.
+    async fn attachments(&self, record_id: RecordId) -> StoreResult<Vec<Attachment>>;
+    /// Adds or replaces an attachment by name; `changed` is false when content and tags match.
+    async fn put_attachment(&self, input: &AttachmentInput) -> StoreResult<Upserted<Attachment>>;
+    /// Removes an attachment; false if there was none by that name.
+    async fn remove_attachment(&self, record_id: RecordId, name: &str) -> StoreResult<bool>;
+
+    /// Creates or replaces a rule.
+    async fn put_rule(&self, rule: &RuleSpec) -> StoreResult<()>;
+    /// Deletes a rule; false if unknown.
+    async fn delete_rule(&self, name: &str) -> StoreResult<bool>;
+    /// All rules, by name.
+    async fn rules(&self) -> StoreResult<Vec<RuleSpec>>;
+
+    /// Creates or replaces a connection (token already encrypted).
+    async fn put_connection(&self, connection: &StoredConnection) -> StoreResult<()>;
+    /// A connection by name.
+    async fn connection(&self, name: &str) -> StoreResult<Option<StoredConnection>>;
+    /// All connections, by name.
+    async fn connections(&self) -> StoreResult<Vec<StoredConnection>>;
+
+    /// A record's sync rows.
+    async fn sync_rows(&self, record_id: RecordId) -> StoreResult<Vec<SyncRow>>;
+    /// Inserts (`id == 0`) or updates a sync row; returns its id.
+    async fn save_sync_row(&self, row: &SyncRow) -> StoreResult<i64>;
+    /// Deletes a sync row.
+    async fn delete_sync_row(&self, id: i64) -> StoreResult<()>;
+    /// Replaces a record's path-less rows (files that could not be placed) with `rows`.
+    async fn replace_unplaced_rows(&self, record_id: RecordId, rows: &[SyncRow])
+    -> StoreResult<()>;
+    /// Counts of sync rows by state, over all records.
+    async fn sync_counts(&self) -> StoreResult<SyncCounts>;
+
+    /// Queues records for a sync pass (due now). A queued record is queued once.
+    async fn enqueue(&self, record_ids: &[RecordId]) -> StoreResult<()>;
+    /// Claims the next due task for `lease_ms`, if any.
+    async fn claim_task(&self, now_ms: i64, lease_ms: i64) -> StoreResult<Option<Task>>;
+    /// Removes a finished task, unless it was re-queued while it ran.
+    async fn finish_task(&self, task: &Task) -> StoreResult<()>;
+    /// Puts a failed task back for `next_at_ms` (now, if it was re-queued while it ran).
+    async fn retry_task(&self, task: &Task, error: &str, next_at_ms: i64) -> StoreResult<()>;
+    /// Whether a record is queued, and its last error if a pass failed.
+    async fn queue_entry(&self, record_id: RecordId) -> StoreResult<Option<QueueEntry>>;
+    /// Queue length and the earliest due time.
+    async fn queue_stats(&self) -> StoreResult<QueueStats>;
+}

@@ -1,0 +1,604 @@
+//! The SQLite store (the embedded default).
+
+use crate::{
+    AttachmentInput, QueueEntry, QueueStats, RecordInput, Store, StoreError, StoreResult,
+    StoredConnection, SyncCounts, SyncRow, SyncState, Task, Upserted, migrations,
+};
+use async_trait::async_trait;
+use ferry_core::model::{Attachment, Record, RecordId};
+use ferry_core::rules::RuleSpec;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A [`Store`] on one SQLite database file.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        Self::connect(options).await
+    }
+
+    /// Opens a database from a URL such as `sqlite://ferry.db`.
+    pub async fn open_url(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        Self::connect(options).await
+    }
+
+    /// A write transaction that takes the write lock up front. A deferred transaction that
+    /// reads first and writes later gets SQLITE_BUSY at once (no busy wait) when another
+    /// connection wrote in between.
+    async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn connect(options: SqliteConnectOptions) -> StoreResult<Self> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        migrations::migrator().await?.run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+fn record_from_row(row: &SqliteRow) -> StoreResult<Record> {
+    let fields: String = row.try_get("fields")?;
+    Ok(Record {
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        key: row.try_get("key")?,
+        fields: serde_json::from_str(&fields)
+            .map_err(|e| StoreError::Corrupt(format!("record fields: {e}")))?,
+        parent_id: row.try_get("parent_id")?,
+    })
+}
+
+fn attachment_from_row(row: &SqliteRow) -> StoreResult<Attachment> {
+    let tags: String = row.try_get("tags")?;
+    let size: i64 = row.try_get("size")?;
+    Ok(Attachment {
+        id: row.try_get("id")?,
+        record_id: row.try_get("record_id")?,
+        name: row.try_get("name")?,
+        tags: serde_json::from_str(&tags)
+            .map_err(|e| StoreError::Corrupt(format!("attachment tags: {e}")))?,
+        content_hash: row.try_get("content_hash")?,
+        size: u64::try_from(size).map_err(|_| StoreError::Corrupt("negative size".into()))?,
+    })
+}
+
+fn sync_row_from_row(row: &SqliteRow) -> StoreResult<SyncRow> {
+    let state: String = row.try_get("state")?;
+    Ok(SyncRow {
+        id: row.try_get("id")?,
+        record_id: row.try_get("record_id")?,
+        rule_name: row.try_get("rule_name")?,
+        connection: row.try_get("connection")?,
+        attachment_id: row.try_get("attachment_id")?,
+        path_display: row.try_get("path_display")?,
+        path_lower: row.try_get("path_lower")?,
+        content_hash: row.try_get("content_hash")?,
+        rev: row.try_get("rev")?,
+        dropbox_id: row.try_get("dropbox_id")?,
+        state: SyncState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown sync state {state:?}")))?,
+        last_error: row.try_get("last_error")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn connection_from_row(row: &SqliteRow) -> StoreResult<StoredConnection> {
+    Ok(StoredConnection {
+        name: row.try_get("name")?,
+        api_url: row.try_get("api_url")?,
+        content_url: row.try_get("content_url")?,
+        notify_url: row.try_get("notify_url")?,
+        root: row.try_get("root")?,
+        token_ciphertext: row.try_get("token_ciphertext")?,
+    })
+}
+
+const SYNC_COLUMNS: &str = "id, record_id, rule_name, connection, attachment_id, path_display, \
+     path_lower, content_hash, rev, dropbox_id, state, last_error, updated_at";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn upsert_record(&self, input: &RecordInput) -> StoreResult<Upserted<Record>> {
+        let fields = input.fields.to_string();
+        let mut tx = self.write_tx().await?;
+        let existing = sqlx::query("SELECT * FROM records WHERE kind = ? AND key = ?")
+            .bind(&input.kind)
+            .bind(&input.key)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| record_from_row(&r))
+            .transpose()?;
+        let now = now_ms();
+        let (value, changed) = match existing {
+            Some(old) if old.fields == input.fields && old.parent_id == input.parent_id => {
+                (old, false)
+            }
+            Some(old) => {
+                sqlx::query(
+                    "UPDATE records SET fields = ?, parent_id = ?, updated_at = ? WHERE id = ?",
+                )
+                .bind(&fields)
+                .bind(input.parent_id)
+                .bind(now)
+                .bind(old.id)
+                .execute(&mut *tx)
+                .await?;
+                let new = Record {
+                    fields: input.fields.clone(),
+                    parent_id: input.parent_id,
+                    ..old
+                };
+                (new, true)
+            }
+            None => {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO records (kind, key, fields, parent_id, created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                )
+                .bind(&input.kind)
+                .bind(&input.key)
+                .bind(&fields)
+                .bind(input.parent_id)
+                .bind(now)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                let new = Record {
+                    id,
+                    kind: input.kind.clone(),
+                    key: input.key.clone(),
+                    fields: input.fields.clone(),
+                    parent_id: input.parent_id,
+                };
+                (new, true)
+            }
+        };
+        tx.commit().await?;
+        Ok(Upserted { value, changed })
+    }
+
+    async fn record(&self, kind: &str, key: &str) -> StoreResult<Option<Record>> {
+        sqlx::query("SELECT * FROM records WHERE kind = ? AND key = ?")
+            .bind(kind)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| record_from_row(&r))
+            .transpose()
+    }
+
+    async fn record_by_id(&self, id: RecordId) -> StoreResult<Option<Record>> {
+        sqlx::query("SELECT * FROM records WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| record_from_row(&r))
+            .transpose()
+    }
+
+    async fn children(&self, id: RecordId) -> StoreResult<Vec<Record>> {
+        sqlx::query("SELECT * FROM records WHERE parent_id = ? ORDER BY kind, key")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(record_from_row)
+            .collect()
+    }
+
+    async fn record_ids_of_kind(&self, kind: &str) -> StoreResult<Vec<RecordId>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM records WHERE kind = ? ORDER BY id")
+                .bind(kind)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn attachments(&self, record_id: RecordId) -> StoreResult<Vec<Attachment>> {
+        sqlx::query("SELECT * FROM attachments WHERE record_id = ? ORDER BY name")
+            .bind(record_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(attachment_from_row)
+            .collect()
+    }
+
+    async fn put_attachment(&self, input: &AttachmentInput) -> StoreResult<Upserted<Attachment>> {
+        let tags = serde_json::to_string(&input.tags)
+            .map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
+        let size =
+            i64::try_from(input.size).map_err(|_| StoreError::Corrupt("size too large".into()))?;
+        let mut tx = self.write_tx().await?;
+        let existing = sqlx::query("SELECT * FROM attachments WHERE record_id = ? AND name = ?")
+            .bind(input.record_id)
+            .bind(&input.name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| attachment_from_row(&r))
+            .transpose()?;
+        if let Some(old) = &existing {
+            if old.content_hash == input.content_hash && old.tags == input.tags {
+                tx.commit().await?;
+                return Ok(Upserted {
+                    value: old.clone(),
+                    changed: false,
+                });
+            }
+        }
+        let now = now_ms();
+        let row = sqlx::query(
+            "INSERT INTO attachments (record_id, name, tags, content_hash, size, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (record_id, name) DO UPDATE SET tags = excluded.tags, \
+             content_hash = excluded.content_hash, size = excluded.size, updated_at = excluded.updated_at \
+             RETURNING *",
+        )
+        .bind(input.record_id)
+        .bind(&input.name)
+        .bind(&tags)
+        .bind(&input.content_hash)
+        .bind(size)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let value = attachment_from_row(&row)?;
+        tx.commit().await?;
+        Ok(Upserted {
+            value,
+            changed: true,
+        })
+    }
+
+    async fn remove_attachment(&self, record_id: RecordId, name: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM attachments WHERE record_id = ? AND name = ?")
+                .bind(record_id)
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(id) = id else { return Ok(false) };
+        // Sync rows outlive the attachment until the engine has removed the file from Dropbox.
+        sqlx::query("UPDATE sync_files SET attachment_id = NULL WHERE attachment_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM attachments WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn put_rule(&self, rule: &RuleSpec) -> StoreResult<()> {
+        let definition =
+            serde_json::to_string(rule).map_err(|e| StoreError::Corrupt(format!("rule: {e}")))?;
+        sqlx::query(
+            "INSERT INTO rules (name, record_kind, definition, updated_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET record_kind = excluded.record_kind, \
+             definition = excluded.definition, updated_at = excluded.updated_at",
+        )
+        .bind(&rule.name)
+        .bind(&rule.record_kind)
+        .bind(&definition)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_rule(&self, name: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM rules WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn rules(&self) -> StoreResult<Vec<RuleSpec>> {
+        let rows: Vec<String> = sqlx::query_scalar("SELECT definition FROM rules ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|d| serde_json::from_str(d).map_err(|e| StoreError::Corrupt(format!("rule: {e}"))))
+            .collect()
+    }
+
+    async fn put_connection(&self, c: &StoredConnection) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO connections (name, api_url, content_url, notify_url, root, token_ciphertext, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET api_url = excluded.api_url, \
+             content_url = excluded.content_url, notify_url = excluded.notify_url, root = excluded.root, \
+             token_ciphertext = excluded.token_ciphertext, updated_at = excluded.updated_at",
+        )
+        .bind(&c.name)
+        .bind(&c.api_url)
+        .bind(&c.content_url)
+        .bind(&c.notify_url)
+        .bind(&c.root)
+        .bind(&c.token_ciphertext)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn connection(&self, name: &str) -> StoreResult<Option<StoredConnection>> {
+        sqlx::query("SELECT * FROM connections WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| connection_from_row(&r))
+            .transpose()
+    }
+
+    async fn connections(&self) -> StoreResult<Vec<StoredConnection>> {
+        sqlx::query("SELECT * FROM connections ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(connection_from_row)
+            .collect()
+    }
+
+    async fn sync_rows(&self, record_id: RecordId) -> StoreResult<Vec<SyncRow>> {
+        sqlx::query(&format!(
+            "SELECT {SYNC_COLUMNS} FROM sync_files WHERE record_id = ? ORDER BY path_lower, id"
+        ))
+        .bind(record_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(sync_row_from_row)
+        .collect()
+    }
+
+    async fn save_sync_row(&self, r: &SyncRow) -> StoreResult<i64> {
+        let now = now_ms();
+        if r.id == 0 {
+            // A path this connection already tracks is the same file: update it in place.
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO sync_files (record_id, rule_name, connection, attachment_id, path_display, \
+                 path_lower, content_hash, rev, dropbox_id, state, last_error, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (connection, path_lower) DO UPDATE SET record_id = excluded.record_id, \
+                 rule_name = excluded.rule_name, attachment_id = excluded.attachment_id, \
+                 path_display = excluded.path_display, content_hash = excluded.content_hash, \
+                 rev = excluded.rev, dropbox_id = excluded.dropbox_id, state = excluded.state, \
+                 last_error = excluded.last_error, updated_at = excluded.updated_at RETURNING id",
+            )
+            .bind(r.record_id)
+            .bind(&r.rule_name)
+            .bind(&r.connection)
+            .bind(r.attachment_id)
+            .bind(&r.path_display)
+            .bind(&r.path_lower)
+            .bind(&r.content_hash)
+            .bind(&r.rev)
+            .bind(&r.dropbox_id)
+            .bind(r.state.as_str())
+            .bind(&r.last_error)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+            return Ok(id);
+        }
+        sqlx::query(
+            "UPDATE sync_files SET record_id = ?, rule_name = ?, connection = ?, attachment_id = ?, \
+             path_display = ?, path_lower = ?, content_hash = ?, rev = ?, dropbox_id = ?, state = ?, \
+             last_error = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(r.record_id)
+        .bind(&r.rule_name)
+        .bind(&r.connection)
+        .bind(r.attachment_id)
+        .bind(&r.path_display)
+        .bind(&r.path_lower)
+        .bind(&r.content_hash)
+        .bind(&r.rev)
+        .bind(&r.dropbox_id)
+        .bind(r.state.as_str())
+        .bind(&r.last_error)
+        .bind(now)
+        .bind(r.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.id)
+    }
+
+    async fn delete_sync_row(&self, id: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sync_files WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn replace_unplaced_rows(
+        &self,
+        record_id: RecordId,
+        rows: &[SyncRow],
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM sync_files WHERE record_id = ? AND path_lower IS NULL")
+            .bind(record_id)
+            .execute(&mut *tx)
+            .await?;
+        let now = now_ms();
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO sync_files (record_id, rule_name, connection, attachment_id, state, \
+                 last_error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(record_id)
+            .bind(&r.rule_name)
+            .bind(&r.connection)
+            .bind(r.attachment_id)
+            .bind(r.state.as_str())
+            .bind(&r.last_error)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sync_counts(&self) -> StoreResult<SyncCounts> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM sync_files GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut counts = SyncCounts::default();
+        for row in rows {
+            let state: String = row.try_get("state")?;
+            let n: i64 = row.try_get("n")?;
+            let n = u64::try_from(n).unwrap_or(0);
+            match SyncState::parse(&state) {
+                Some(SyncState::Synced) => counts.synced = n,
+                Some(SyncState::Pending) => counts.pending = n,
+                Some(SyncState::Failed) => counts.failed = n,
+                None => return Err(StoreError::Corrupt(format!("unknown sync state {state:?}"))),
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn enqueue(&self, record_ids: &[RecordId]) -> StoreResult<()> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        for id in record_ids {
+            sqlx::query(
+                "INSERT INTO sync_queue (record_id, generation, attempts, next_at, enqueued_at) \
+                 VALUES (?, 1, 0, ?, ?) ON CONFLICT (record_id) DO UPDATE SET \
+                 generation = sync_queue.generation + 1, attempts = 0, next_at = excluded.next_at",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_task(&self, now_ms: i64, lease_ms: i64) -> StoreResult<Option<Task>> {
+        // Claim and read in one statement so two workers never take the same record.
+        let row = sqlx::query(
+            "UPDATE sync_queue SET claimed_until = ? WHERE record_id = ( \
+               SELECT record_id FROM sync_queue WHERE next_at <= ? \
+               AND (claimed_until IS NULL OR claimed_until < ?) \
+               ORDER BY next_at, enqueued_at, record_id LIMIT 1) \
+             RETURNING record_id, generation, attempts",
+        )
+        .bind(now_ms + lease_ms)
+        .bind(now_ms)
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Task {
+                record_id: r.try_get("record_id")?,
+                generation: r.try_get("generation")?,
+                attempts: r.try_get("attempts")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn finish_task(&self, task: &Task) -> StoreResult<()> {
+        let done = sqlx::query("DELETE FROM sync_queue WHERE record_id = ? AND generation = ?")
+            .bind(task.record_id)
+            .bind(task.generation)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            sqlx::query("UPDATE sync_queue SET claimed_until = NULL WHERE record_id = ?")
+                .bind(task.record_id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn retry_task(&self, task: &Task, error: &str, next_at_ms: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE sync_queue SET claimed_until = NULL, last_error = ?, \
+             attempts = CASE WHEN generation = ? THEN attempts + 1 ELSE attempts END, \
+             next_at = CASE WHEN generation = ? THEN ? ELSE next_at END WHERE record_id = ?",
+        )
+        .bind(error)
+        .bind(task.generation)
+        .bind(task.generation)
+        .bind(next_at_ms)
+        .bind(task.record_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn queue_entry(&self, record_id: RecordId) -> StoreResult<Option<QueueEntry>> {
+        let row =
+            sqlx::query("SELECT attempts, next_at, last_error FROM sync_queue WHERE record_id = ?")
+                .bind(record_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            Ok(QueueEntry {
+                attempts: r.try_get("attempts")?,
+                next_at_ms: r.try_get("next_at")?,
+                last_error: r.try_get("last_error")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn queue_stats(&self) -> StoreResult<QueueStats> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS queued, COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0) AS retrying, \
+             MIN(next_at) AS next_due FROM sync_queue",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let queued: i64 = row.try_get("queued")?;
+        let retrying: i64 = row.try_get("retrying")?;
+        Ok(QueueStats {
+            queued: u64::try_from(queued).unwrap_or(0),
+            retrying: u64::try_from(retrying).unwrap_or(0),
+            next_due_ms: row.try_get("next_due")?,
+        })
+    }
+}

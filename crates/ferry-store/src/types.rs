@@ -1,0 +1,166 @@
+//! Plain data passed in and out of the store.
+
+use ferry_core::model::{AttachmentId, RecordId};
+use serde::Serialize;
+
+/// What the application sends to create or update a record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordInput {
+    /// Record kind.
+    pub kind: String,
+    /// Record key within the kind.
+    pub key: String,
+    /// Fields; must be a JSON object.
+    pub fields: serde_json::Value,
+    /// Parent record id, if any.
+    pub parent_id: Option<RecordId>,
+}
+
+/// A new or replaced attachment (content already in the blob store).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttachmentInput {
+    /// Owning record.
+    pub record_id: RecordId,
+    /// File name, unique within the record.
+    pub name: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Content hash of the content.
+    pub content_hash: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// The result of an upsert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upserted<T> {
+    /// The stored value.
+    pub value: T,
+    /// False when the stored value was already identical.
+    pub changed: bool,
+}
+
+/// A Dropbox connection as stored: endpoints, root folder, encrypted token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredConnection {
+    /// Unique name rules refer to.
+    pub name: String,
+    /// Base URL standing in for `https://api.dropboxapi.com`.
+    pub api_url: String,
+    /// Base URL standing in for `https://content.dropboxapi.com`.
+    pub content_url: String,
+    /// Base URL standing in for `https://notify.dropboxapi.com`.
+    pub notify_url: String,
+    /// Folder all rule paths are under (`""` or `/Something`).
+    pub root: String,
+    /// Access token, encrypted by [`crate::SecretCipher`].
+    pub token_ciphertext: Vec<u8>,
+}
+
+/// Where a file stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    /// Dropbox holds the content Ferry wants there.
+    Synced,
+    /// Work is queued or running.
+    Pending,
+    /// The last attempt failed; see `last_error`.
+    Failed,
+}
+
+impl SyncState {
+    /// Database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncState::Synced => "synced",
+            SyncState::Pending => "pending",
+            SyncState::Failed => "failed",
+        }
+    }
+
+    /// Parses the database spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "synced" => SyncState::Synced,
+            "pending" => SyncState::Pending,
+            "failed" => SyncState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// One file Ferry manages in Dropbox, or could not place there.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncRow {
+    /// Store id; 0 before the first save.
+    pub id: i64,
+    /// Owning record.
+    pub record_id: RecordId,
+    /// Rule that placed it.
+    pub rule_name: String,
+    /// Connection it lives in.
+    pub connection: String,
+    /// Source attachment; `None` once the attachment was removed.
+    pub attachment_id: Option<AttachmentId>,
+    /// Dropbox path as shown; `None` when the path could not be rendered.
+    pub path_display: Option<String>,
+    /// Dropbox comparison key of the path.
+    pub path_lower: Option<String>,
+    /// Content hash Dropbox confirmed.
+    pub content_hash: Option<String>,
+    /// Revision Dropbox confirmed.
+    pub rev: Option<String>,
+    /// Dropbox file id.
+    pub dropbox_id: Option<String>,
+    /// Where it stands.
+    pub state: SyncState,
+    /// What went wrong last, if anything.
+    pub last_error: Option<String>,
+    /// Last change, ms since the epoch.
+    pub updated_at: i64,
+}
+
+/// Sync rows by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SyncCounts {
+    /// Rows in [`SyncState::Synced`].
+    pub synced: u64,
+    /// Rows in [`SyncState::Pending`].
+    pub pending: u64,
+    /// Rows in [`SyncState::Failed`].
+    pub failed: u64,
+}
+
+/// A claimed queue entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    /// The record to sync.
+    pub record_id: RecordId,
+    /// Bumped on every enqueue; tells whether the task was re-queued while it ran.
+    pub generation: i64,
+    /// Failed attempts so far.
+    pub attempts: i64,
+}
+
+/// Queue summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueStats {
+    /// Queued records.
+    pub queued: u64,
+    /// Of those, how many failed at least once.
+    pub retrying: u64,
+    /// Earliest due time, ms since the epoch.
+    pub next_due_ms: Option<i64>,
+}
+
+/// A record's place in the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueEntry {
+    /// Failed attempts so far.
+    pub attempts: i64,
+    /// When the next attempt is due, ms since the epoch.
+    pub next_at_ms: i64,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+}

@@ -1,0 +1,193 @@
+//! Attachments: add or replace (raw body or multipart), remove, download.
+
+use super::extract::PathParams;
+use super::records::find;
+use super::{ApiError, ApiState};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Multipart, Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use ferry_core::model::validate_tag;
+use ferry_core::names::validate_attachment_name;
+use ferry_store::AttachmentInput;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Query of `PUT .../attachments/{name}`.
+#[derive(Debug, Deserialize)]
+pub struct PutQuery {
+    /// Comma-separated tags.
+    #[serde(default)]
+    tags: Option<String>,
+}
+
+fn parse_tags(raw: Option<&str>) -> Result<Vec<String>, ApiError> {
+    let mut tags: Vec<String> = raw
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for tag in &tags {
+        validate_tag(tag).map_err(ApiError::bad_request)?;
+    }
+    tags.sort();
+    tags.dedup();
+    Ok(tags)
+}
+
+async fn store_attachment(
+    state: &ApiState,
+    kind: &str,
+    key: &str,
+    name: &str,
+    tags: Vec<String>,
+    content: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    validate_attachment_name(name)
+        .map_err(|e| ApiError::bad_request(format!("attachment name {name:?}: {e}")))?;
+    let record = find(state, kind, key).await?;
+    let size = content.len() as u64;
+    let content_hash = state.engine.blobs().put(content).await?;
+    let upserted = state
+        .engine
+        .store()
+        .put_attachment(&AttachmentInput {
+            record_id: record.id,
+            name: name.to_owned(),
+            tags,
+            content_hash,
+            size,
+        })
+        .await?;
+    if upserted.changed {
+        state.engine.enqueue_related(record.id).await?;
+    }
+    let a = upserted.value;
+    Ok(Json(json!({
+        "name": a.name, "tags": a.tags, "size": a.size, "content_hash": a.content_hash,
+        "changed": upserted.changed,
+    })))
+}
+
+/// `PUT /v1/records/{kind}/{key}/attachments/{name}?tags=a,b` with the raw content as body.
+pub async fn put_raw(
+    State(state): State<ApiState>,
+    PathParams((kind, key, name)): PathParams<(String, String, String)>,
+    Query(query): Query<PutQuery>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let content = body.map_err(|_| ApiError::too_large(state.max_attachment_bytes))?;
+    let tags = parse_tags(query.tags.as_deref())?;
+    store_attachment(&state, &kind, &key, &name, tags, content).await
+}
+
+/// `POST /v1/records/{kind}/{key}/attachments` as `multipart/form-data`: a `file` part (its
+/// filename is the attachment name unless a `name` part is given) and an optional `tags` part.
+pub async fn upload_multipart(
+    State(state): State<ApiState>,
+    PathParams((kind, key)): PathParams<(String, String)>,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::bad_request(format!("expected multipart/form-data: {}", e.body_text()))
+    })?;
+    let mut file: Option<(Option<String>, Bytes)> = None;
+    let mut name: Option<String> = None;
+    let mut tags: Option<String> = None;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::too_large(state.max_attachment_bytes));
+            }
+            Err(e) => {
+                return Err(ApiError::bad_request(format!(
+                    "malformed multipart body: {}",
+                    e.body_text()
+                )));
+            }
+        };
+        let field_name = field.name().unwrap_or_default().to_owned();
+        match field_name.as_str() {
+            "file" => {
+                let filename = field.file_name().map(str::to_owned);
+                let data = field.bytes().await.map_err(|e| {
+                    ApiError::bad_request(format!("cannot read the file part: {}", e.body_text()))
+                })?;
+                file = Some((filename, data));
+            }
+            "name" | "tags" => {
+                let text = field.text().await.map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "cannot read the {field_name} part: {}",
+                        e.body_text()
+                    ))
+                })?;
+                if field_name == "name" {
+                    name = Some(text)
+                } else {
+                    tags = Some(text)
+                }
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unexpected multipart part {other:?}; use file, name, tags"
+                )));
+            }
+        }
+    }
+    let Some((filename, content)) = file else {
+        return Err(ApiError::bad_request("missing the 'file' part"));
+    };
+    let Some(name) = name.or(filename) else {
+        return Err(ApiError::bad_request(
+            "the file part has no filename; add a 'name' part",
+        ));
+    };
+    let tags = parse_tags(tags.as_deref())?;
+    store_attachment(&state, &kind, &key, &name, tags, content).await
+}
+
+/// `DELETE /v1/records/{kind}/{key}/attachments/{name}`: the file leaves Dropbox on the next pass.
+pub async fn remove(
+    State(state): State<ApiState>,
+    PathParams((kind, key, name)): PathParams<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let record = find(&state, &kind, &key).await?;
+    if !state
+        .engine
+        .store()
+        .remove_attachment(record.id, &name)
+        .await?
+    {
+        return Err(ApiError::not_found(format!(
+            "record {kind}/{key} has no attachment {name:?}"
+        )));
+    }
+    state.engine.enqueue_related(record.id).await?;
+    Ok(Json(json!({"removed": name})))
+}
+
+/// `GET /v1/records/{kind}/{key}/attachments/{name}`: the content.
+pub async fn download(
+    State(state): State<ApiState>,
+    PathParams((kind, key, name)): PathParams<(String, String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let record = find(&state, &kind, &key).await?;
+    let attachment = state
+        .engine
+        .store()
+        .attachments(record.id)
+        .await?
+        .into_iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| {
+            ApiError::not_found(format!("record {kind}/{key} has no attachment {name:?}"))
+        })?;
+    let data = state.engine.blobs().get(&attachment.content_hash).await?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data))
+}

@@ -1,0 +1,98 @@
+//! The REST API (`/v1`). Every route but `/health` needs `Authorization: Bearer <api key>`.
+//! Documented in `docs/api.md`.
+
+mod attachments;
+mod connections;
+mod error;
+mod extract;
+mod records;
+mod rules;
+mod status;
+
+pub use error::ApiError;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use ferry_core::secret::Secret;
+use ferry_engine::Engine;
+use std::sync::Arc;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The engine (and through it the store and blobs).
+    pub engine: Arc<Engine>,
+    /// The key clients must present.
+    pub api_key: Secret,
+    /// Largest attachment body accepted.
+    pub max_attachment_bytes: usize,
+}
+
+/// Builds the API router.
+pub fn router(state: ApiState) -> Router {
+    let attachment_limit =
+        DefaultBodyLimit::max(state.max_attachment_bytes.saturating_add(64 * 1024));
+    let v1 = Router::new()
+        .route(
+            "/records/{kind}/{key}",
+            put(records::upsert).get(records::show),
+        )
+        .route(
+            "/records/{kind}/{key}/sync",
+            get(records::sync_state).post(records::resync),
+        )
+        .route(
+            "/records/{kind}/{key}/attachments",
+            axum::routing::post(attachments::upload_multipart).layer(attachment_limit),
+        )
+        .route(
+            "/records/{kind}/{key}/attachments/{name}",
+            put(attachments::put_raw)
+                .delete(attachments::remove)
+                .get(attachments::download)
+                .layer(attachment_limit),
+        )
+        .route("/rules", get(rules::list))
+        .route("/rules/{name}", put(rules::put).delete(rules::remove))
+        .route("/connections", get(connections::list))
+        .route("/connections/{name}", put(connections::put))
+        .route("/status", get(status::show))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_api_key,
+        ));
+    Router::new()
+        .nest("/v1", v1)
+        .route(
+            "/health",
+            get(|| async { Json(serde_json::json!({"ok": true})) }),
+        )
+        .fallback(|| async { ApiError::not_found("no such route; see docs/api.md") })
+        .with_state(state)
+}
+
+async fn require_api_key(
+    State(state): State<ApiState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let presented = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(key) if constant_time_eq(key.as_bytes(), state.api_key.expose().as_bytes()) => {
+            Ok(next.run(request).await)
+        }
+        _ => Err(ApiError::unauthorized()),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

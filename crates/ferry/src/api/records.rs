@@ -1,0 +1,196 @@
+//! Records: upsert, show, sync state, forced re-sync.
+
+use super::extract::{JsonBody, PathParams};
+use super::{ApiError, ApiState};
+use axum::Json;
+use axum::extract::State;
+use ferry_core::model::{Record, validate_record_ident};
+use ferry_store::{RecordInput, SyncCounts, SyncState};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// Body of `PUT /v1/records/{kind}/{key}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordBody {
+    /// Fields (a JSON object); default `{}`.
+    #[serde(default)]
+    fields: Option<Value>,
+    /// Parent record.
+    #[serde(default)]
+    parent: Option<RecordRef>,
+}
+
+/// A record reference.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordRef {
+    kind: String,
+    key: String,
+}
+
+/// Looks a record up or answers 404.
+pub(super) async fn find(state: &ApiState, kind: &str, key: &str) -> Result<Record, ApiError> {
+    state
+        .engine
+        .store()
+        .record(kind, key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no record {kind}/{key}")))
+}
+
+pub(super) async fn record_json(state: &ApiState, record: &Record) -> Result<Value, ApiError> {
+    let store = state.engine.store();
+    let parent = match record.parent_id {
+        Some(id) => store
+            .record_by_id(id)
+            .await?
+            .map(|p| json!({"kind": p.kind, "key": p.key})),
+        None => None,
+    };
+    let attachments: Vec<Value> = store
+        .attachments(record.id)
+        .await?
+        .into_iter()
+        .map(|a| json!({"name": a.name, "tags": a.tags, "size": a.size, "content_hash": a.content_hash}))
+        .collect();
+    let children: Vec<Value> = store
+        .children(record.id)
+        .await?
+        .into_iter()
+        .map(|c| json!({"kind": c.kind, "key": c.key}))
+        .collect();
+    Ok(json!({
+        "kind": record.kind,
+        "key": record.key,
+        "fields": record.fields,
+        "parent": parent,
+        "children": children,
+        "attachments": attachments,
+    }))
+}
+
+/// `PUT /v1/records/{kind}/{key}`: create or update; queues a sync pass when anything changed.
+pub async fn upsert(
+    State(state): State<ApiState>,
+    PathParams((kind, key)): PathParams<(String, String)>,
+    JsonBody(body): JsonBody<RecordBody>,
+) -> Result<Json<Value>, ApiError> {
+    validate_record_ident("kind", &kind).map_err(ApiError::bad_request)?;
+    validate_record_ident("key", &key).map_err(ApiError::bad_request)?;
+    let fields = body.fields.unwrap_or_else(|| json!({}));
+    if !fields.is_object() {
+        return Err(ApiError::bad_request("fields must be a JSON object"));
+    }
+    let parent_id = match &body.parent {
+        Some(p) => {
+            let parent = state
+                .engine
+                .store()
+                .record(&p.kind, &p.key)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "parent record {}/{} does not exist",
+                        p.kind, p.key
+                    ))
+                })?;
+            if parent.kind == kind && parent.key == key {
+                return Err(ApiError::bad_request("a record cannot be its own parent"));
+            }
+            Some(parent.id)
+        }
+        None => None,
+    };
+    let upserted = state
+        .engine
+        .store()
+        .upsert_record(&RecordInput {
+            kind,
+            key,
+            fields,
+            parent_id,
+        })
+        .await?;
+    if upserted.changed {
+        state.engine.enqueue_related(upserted.value.id).await?;
+    }
+    let mut out = record_json(&state, &upserted.value).await?;
+    out["changed"] = json!(upserted.changed);
+    Ok(Json(out))
+}
+
+/// `GET /v1/records/{kind}/{key}`.
+pub async fn show(
+    State(state): State<ApiState>,
+    PathParams((kind, key)): PathParams<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let record = find(&state, &kind, &key).await?;
+    Ok(Json(record_json(&state, &record).await?))
+}
+
+/// `GET /v1/records/{kind}/{key}/sync`: each file's Dropbox path, hash, state and last error.
+pub async fn sync_state(
+    State(state): State<ApiState>,
+    PathParams((kind, key)): PathParams<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let record = find(&state, &kind, &key).await?;
+    let store = state.engine.store();
+    let names: std::collections::HashMap<i64, String> = store
+        .attachments(record.id)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a.name))
+        .collect();
+    let rows = store.sync_rows(record.id).await?;
+    let mut counts = SyncCounts::default();
+    let files: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            match r.state {
+                SyncState::Synced => counts.synced += 1,
+                SyncState::Pending => counts.pending += 1,
+                SyncState::Failed => counts.failed += 1,
+            }
+            json!({
+                "attachment": r.attachment_id.and_then(|id| names.get(&id).cloned()),
+                "rule": r.rule_name,
+                "connection": r.connection,
+                "path": r.path_display,
+                "content_hash": r.content_hash,
+                "rev": r.rev,
+                "dropbox_id": r.dropbox_id,
+                "state": r.state,
+                "last_error": r.last_error,
+            })
+        })
+        .collect();
+    let queue = store.queue_entry(record.id).await?;
+    Ok(Json(json!({
+        "kind": record.kind,
+        "key": record.key,
+        "queued": queue.is_some(),
+        "queue": queue,
+        "summary": counts,
+        "files": files,
+    })))
+}
+
+/// `POST /v1/records/{kind}/{key}/sync`: force regeneration. Every file is written again
+/// (by revision, so a human edit in Dropbox is never overwritten; identical content costs
+/// Dropbox nothing), which also brings back files deleted in Dropbox.
+pub async fn resync(
+    State(state): State<ApiState>,
+    PathParams((kind, key)): PathParams<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let record = find(&state, &kind, &key).await?;
+    let store = state.engine.store();
+    for mut row in store.sync_rows(record.id).await? {
+        if row.path_lower.is_some() && row.state == SyncState::Synced {
+            row.state = SyncState::Pending;
+            store.save_sync_row(&row).await?;
+        }
+    }
+    state.engine.enqueue_related(record.id).await?;
+    Ok(Json(json!({"queued": true})))
+}

@@ -1,0 +1,76 @@
+//! Rules: list, create or replace (validated), delete.
+
+use super::extract::{JsonBody, PathParams};
+use super::{ApiError, ApiState};
+use axum::Json;
+use axum::extract::State;
+use ferry_core::rules::{CompiledRule, RuleSpec};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Body of `PUT /v1/rules/{name}` (the name comes from the URL).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleBody {
+    record_kind: String,
+    connection: String,
+    #[serde(default)]
+    condition: Option<String>,
+    folder: String,
+    #[serde(default)]
+    file_path: Option<String>,
+    #[serde(default)]
+    file_filter: Option<String>,
+}
+
+/// `GET /v1/rules`.
+pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"rules": state.engine.store().rules().await?})))
+}
+
+/// `PUT /v1/rules/{name}`: checks every template and expression, stores, back-fills: every
+/// record of the kind (old and new kind) gets a pass.
+pub async fn put(
+    State(state): State<ApiState>,
+    PathParams(name): PathParams<String>,
+    JsonBody(body): JsonBody<RuleBody>,
+) -> Result<Json<Value>, ApiError> {
+    let spec = RuleSpec {
+        name,
+        record_kind: body.record_kind,
+        connection: body.connection,
+        condition: body.condition,
+        folder: body.folder,
+        file_path: body.file_path,
+        file_filter: body.file_filter,
+    };
+    CompiledRule::compile(spec.clone())
+        .map_err(|e| ApiError::bad_request(format!("invalid rule: {e}")))?;
+    let store = state.engine.store();
+    let old_kind = store
+        .rules()
+        .await?
+        .into_iter()
+        .find(|r| r.name == spec.name)
+        .map(|r| r.record_kind);
+    store.put_rule(&spec).await?;
+    let mut queued = state.engine.enqueue_kind(&spec.record_kind).await?;
+    if let Some(old) = old_kind.filter(|k| *k != spec.record_kind) {
+        queued += state.engine.enqueue_kind(&old).await?;
+    }
+    Ok(Json(json!({"rule": spec, "queued_records": queued})))
+}
+
+/// `DELETE /v1/rules/{name}`: files the rule placed leave Dropbox on the records' next pass.
+pub async fn remove(
+    State(state): State<ApiState>,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.engine.store();
+    let Some(rule) = store.rules().await?.into_iter().find(|r| r.name == name) else {
+        return Err(ApiError::not_found(format!("no rule named {name:?}")));
+    };
+    store.delete_rule(&name).await?;
+    let queued = state.engine.enqueue_kind(&rule.record_kind).await?;
+    Ok(Json(json!({"removed": name, "queued_records": queued})))
+}

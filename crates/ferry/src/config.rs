@@ -1,0 +1,112 @@
+//! Ferry's configuration: defaults, then a TOML file, then environment and flags (applied by
+//! the CLI on top of [`Config::load`]).
+
+use anyhow::{Context, bail};
+use ferry_core::secret::Secret;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Everything `ferry serve` needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the database, blobs and key files live.
+    pub data_dir: PathBuf,
+    /// Address of the REST API.
+    pub listen: SocketAddr,
+    /// Database URL; default `sqlite://<data_dir>/ferry.db`.
+    pub database_url: Option<String>,
+    /// API key clients must send as `Authorization: Bearer <key>`; default: generated into
+    /// `<data_dir>/api-key`.
+    #[serde(deserialize_with = "secret_opt")]
+    pub api_key: Option<Secret>,
+    /// Key for stored tokens (64 hex digits); default: generated into `<data_dir>/secret.key`.
+    #[serde(deserialize_with = "secret_opt")]
+    pub secret_key: Option<Secret>,
+    /// Records synced in parallel.
+    pub workers: usize,
+    /// Upload-session chunk size in MiB (files above it use sessions).
+    pub chunk_size_mib: usize,
+    /// Largest attachment accepted over the API, in MiB.
+    pub max_attachment_mib: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("ferry-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
+            api_key: None,
+            secret_key: None,
+            workers: 4,
+            chunk_size_mib: 8,
+            max_attachment_mib: 512,
+        }
+    }
+}
+
+fn secret_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(Secret::new))
+}
+
+impl Config {
+    /// Defaults, overlaid with the TOML file at `path` if given.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let config: Config = toml::from_str(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks value ranges.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=64).contains(&self.workers) {
+            bail!("workers must be between 1 and 64, not {}", self.workers);
+        }
+        if !(1..=150).contains(&self.chunk_size_mib) {
+            bail!(
+                "chunk_size_mib must be between 1 and 150 (Dropbox's per-request limit), not {}",
+                self.chunk_size_mib
+            );
+        }
+        if !(1..=4096).contains(&self.max_attachment_mib) {
+            bail!(
+                "max_attachment_mib must be between 1 and 4096, not {}",
+                self.max_attachment_mib
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_rejects_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nworkers = 2\napi_key = \"k\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.workers, 2);
+        assert_eq!(format!("{:?}", c.api_key), "Some(Secret(***))");
+        std::fs::write(&path, "listne = 1\n").unwrap();
+        assert!(Config::load(Some(&path)).is_err());
+        std::fs::write(&path, "workers = 0\n").unwrap();
+        assert!(Config::load(Some(&path)).is_err());
+        assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! The `ferry` service: configuration, wiring, REST API, demo and the emulator command.
+//! Business logic lives in the `ferry-*` library crates; this crate only connects them.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod demo;
+pub mod tree;

@@ -1,0 +1,182 @@
+//! The `ferry` command: `demo`, `serve`, `emulator`. Thin: parses flags and calls the library.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ferry::config::Config;
+use ferry_core::secret::Secret;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "A first-class Dropbox integration for any business application"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the print-shop demo on the built-in Dropbox emulator.
+    Demo {
+        /// Exit when synced (0 if every file synced) instead of serving until Ctrl-C.
+        #[arg(long)]
+        once: bool,
+        /// Keep state in this directory instead of a temporary one.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Port for the Ferry API (0 = any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+    /// Runs the Ferry service (REST API + sync workers).
+    Serve {
+        /// TOML config file (see docs/configuration.md).
+        #[arg(long, env = "FERRY_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory (database, blobs, keys).
+        #[arg(long, env = "FERRY_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// API listen address.
+        #[arg(long, env = "FERRY_LISTEN")]
+        listen: Option<SocketAddr>,
+        /// Database URL (default sqlite in the data dir).
+        #[arg(long, env = "FERRY_DATABASE_URL")]
+        database_url: Option<String>,
+        /// API key (default: generated into <data dir>/api-key).
+        #[arg(long, env = "FERRY_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// Token encryption key, 64 hex digits (default: <data dir>/secret.key).
+        #[arg(long, env = "FERRY_SECRET_KEY", hide_env_values = true)]
+        secret_key: Option<String>,
+        /// Records synced in parallel.
+        #[arg(long, env = "FERRY_WORKERS")]
+        workers: Option<usize>,
+    },
+    /// Runs the Dropbox API emulator alone.
+    Emulator {
+        /// Port (0 = any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: IpAddr,
+        /// Where the emulated Dropbox keeps its state.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Accept this bearer token instead of a random one.
+        #[arg(long, env = "FERRY_EMULATOR_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<bool> {
+    match command {
+        Command::Demo {
+            once,
+            data_dir,
+            port,
+        } => {
+            init_tracing("warn");
+            ferry::demo::run(ferry::demo::DemoOptions {
+                once,
+                data_dir,
+                port,
+            })
+            .await
+        }
+        Command::Serve {
+            config,
+            data_dir,
+            listen,
+            database_url,
+            api_key,
+            secret_key,
+            workers,
+        } => {
+            init_tracing("info");
+            let mut cfg = Config::load(config.as_deref())?;
+            if let Some(v) = data_dir {
+                cfg.data_dir = v
+            }
+            if let Some(v) = listen {
+                cfg.listen = v
+            }
+            if let Some(v) = database_url {
+                cfg.database_url = Some(v)
+            }
+            if let Some(v) = api_key {
+                cfg.api_key = Some(Secret::new(v))
+            }
+            if let Some(v) = secret_key {
+                cfg.secret_key = Some(Secret::new(v))
+            }
+            if let Some(v) = workers {
+                cfg.workers = v
+            }
+            let app = ferry::app::RunningApp::start(&cfg).await?;
+            println!(
+                "Ferry API on {} (data in {})",
+                app.base_url(),
+                cfg.data_dir.display()
+            );
+            if cfg.api_key.is_none() {
+                println!("API key in {}", cfg.data_dir.join("api-key").display());
+            }
+            tokio::signal::ctrl_c()
+                .await
+                .context("cannot wait for Ctrl-C")?;
+            app.shutdown().await;
+            Ok(true)
+        }
+        Command::Emulator {
+            port,
+            host,
+            data_dir,
+            token,
+        } => {
+            init_tracing("info");
+            let mut config = ferry_emulator::EmulatorConfig::new(data_dir.clone());
+            config.bind = SocketAddr::new(host, port);
+            config.token = token;
+            let emulator = ferry_emulator::RunningEmulator::start(config).await?;
+            println!(
+                "Dropbox emulator on {} (data in {})",
+                emulator.base_url(),
+                data_dir.display()
+            );
+            println!("Bearer token: {}", emulator.token());
+            tokio::signal::ctrl_c()
+                .await
+                .context("cannot wait for Ctrl-C")?;
+            emulator.shutdown().await;
+            Ok(true)
+        }
+    }
+}
