@@ -1,10 +1,11 @@
 //! `ferry demo`: the embedded emulator, the engine and the API on 127.0.0.1, a sample
 //! print-shop order pushed through the real REST API, and the resulting Dropbox tree.
 
+use crate::api_client::ApiClient;
 use crate::app::RunningApp;
 use crate::config::Config;
 use crate::tree::render_tree;
-use anyhow::{Context, bail};
+use anyhow::Context;
 use ferry_core::secret::Secret;
 use ferry_dropbox::{DropboxClient, Endpoints};
 use ferry_emulator::{EmulatorConfig, RunningEmulator};
@@ -124,61 +125,6 @@ fn sample_order() -> Vec<SampleRecord> {
     ]
 }
 
-/// A tiny client for Ferry's own REST API.
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    key: Secret,
-}
-
-impl Api {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<reqwest::Body>,
-        json_body: bool,
-    ) -> anyhow::Result<Value> {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base))
-            .bearer_auth(self.key.expose());
-        if let Some(body) = body {
-            if json_body {
-                request = request.header("content-type", "application/json");
-            }
-            request = request.body(body);
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("{method} {path}"))?;
-        let status = response.status();
-        let value: Value = response
-            .json()
-            .await
-            .with_context(|| format!("{method} {path}: not JSON"))?;
-        if !status.is_success() {
-            bail!("{method} {path} failed with {status}: {value}");
-        }
-        Ok(value)
-    }
-
-    async fn put_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        self.send(
-            reqwest::Method::PUT,
-            path,
-            Some(body.to_string().into()),
-            true,
-        )
-        .await
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(reqwest::Method::GET, path, None, false).await
-    }
-}
-
 /// Runs the demo. Returns whether every file synced.
 pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
     let temp;
@@ -200,11 +146,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
         ..Config::default()
     };
     let app = RunningApp::start(&config).await?;
-    let api = Api {
-        http: reqwest::Client::new(),
-        base: app.base_url(),
-        key: app.api_key().clone(),
-    };
+    let api = ApiClient::new(app.base_url(), app.api_key().clone());
 
     println!("1. Connecting Ferry to the (emulated) Dropbox account, root {DEMO_ROOT:?}");
     let connected = api
@@ -236,11 +178,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
         )
         .await?;
         for (name, tags, content) in attachments {
-            api.send(
-                reqwest::Method::PUT,
+            api.put_bytes(
                 &format!("/v1/records/{kind}/{key}/attachments/{name}?tags={tags}"),
-                Some(content.into()),
-                false,
+                content,
             )
             .await?;
         }

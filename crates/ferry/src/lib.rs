@@ -2,6 +2,7 @@
 //! Business logic lives in the `ferry-*` library crates; this crate only connects them.
 
 pub mod api;
+pub mod api_client;
 pub mod app;
 pub mod config;
 pub mod demo;
