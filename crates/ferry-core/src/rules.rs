@@ -428,7 +428,7 @@ mod tests {
         let ready = record("item", "a", json!({"ready": true}));
         let not_ready = record("item", "b", json!({"ready": false}));
         assert!(
-            rule.applies(&RuleContext::new(&order, None, &[ready.clone()], &[]))
+            rule.applies(&RuleContext::new(&order, None, std::slice::from_ref(&ready), &[]))
                 .unwrap()
         );
         assert!(

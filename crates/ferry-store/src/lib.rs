@@ -7,6 +7,8 @@ mod error;
 mod migrations;
 mod secrets;
 mod sqlite;
+#[cfg(test)]
+mod sqlite_tests;
 mod types;
 
 pub use blobs::BlobStore;

@@ -247,14 +247,15 @@ impl Store for SqliteStore {
             .await?
             .map(|r| attachment_from_row(&r))
             .transpose()?;
-        if let Some(old) = &existing {
-            if old.content_hash == input.content_hash && old.tags == input.tags {
-                tx.commit().await?;
-                return Ok(Upserted {
-                    value: old.clone(),
-                    changed: false,
-                });
-            }
+        if let Some(old) = &existing
+            && old.content_hash == input.content_hash
+            && old.tags == input.tags
+        {
+            tx.commit().await?;
+            return Ok(Upserted {
+                value: old.clone(),
+                changed: false,
+            });
         }
         let now = now_ms();
         let row = sqlx::query(
