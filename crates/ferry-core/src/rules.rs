@@ -428,8 +428,13 @@ mod tests {
         let ready = record("item", "a", json!({"ready": true}));
         let not_ready = record("item", "b", json!({"ready": false}));
         assert!(
-            rule.applies(&RuleContext::new(&order, None, std::slice::from_ref(&ready), &[]))
-                .unwrap()
+            rule.applies(&RuleContext::new(
+                &order,
+                None,
+                std::slice::from_ref(&ready),
+                &[]
+            ))
+            .unwrap()
         );
         assert!(
             !rule
