@@ -105,6 +105,7 @@ impl DropboxClient {
         data: Bytes,
         mode: &WriteMode,
     ) -> Result<FileInfo, DropboxError> {
+        check_path(path)?;
         let hash = content_hash(&data);
         let meta = if data.len() <= self.chunk_size {
             let arg = files::UploadArg::new(path.to_owned())
@@ -198,6 +199,7 @@ impl DropboxClient {
 
     /// Downloads a file; checks its content against the hash Dropbox reports.
     pub async fn download(&self, path: &str) -> Result<(FileInfo, Bytes), DropboxError> {
+        check_path(path)?;
         let arg = files::DownloadArg::new(path.to_owned());
         let (meta, body) = self
             .call(|c| {
@@ -235,6 +237,7 @@ impl DropboxClient {
 
     /// Metadata of a file or folder.
     pub async fn metadata(&self, path: &str) -> Result<Entry, DropboxError> {
+        check_path(path)?;
         let arg = files::GetMetadataArg::new(path.to_owned());
         let meta = self
             .call(|c| {
@@ -250,6 +253,7 @@ impl DropboxClient {
 
     /// First page of a folder listing (`""` is the root).
     pub async fn list_folder(&self, path: &str, recursive: bool) -> Result<ListPage, DropboxError> {
+        check_path(path)?;
         let arg = files::ListFolderArg::new(path.to_owned()).with_recursive(recursive);
         let result = self
             .call(|c| {
@@ -296,6 +300,7 @@ impl DropboxClient {
 
     /// A cursor for future changes only.
     pub async fn latest_cursor(&self, path: &str, recursive: bool) -> Result<String, DropboxError> {
+        check_path(path)?;
         let arg = files::ListFolderArg::new(path.to_owned()).with_recursive(recursive);
         let result = self
             .call(|c| {
@@ -311,6 +316,7 @@ impl DropboxClient {
 
     /// Creates a folder (and its parents).
     pub async fn create_folder(&self, path: &str) -> Result<FolderInfo, DropboxError> {
+        check_path(path)?;
         let arg = files::CreateFolderArg::new(path.to_owned());
         let result = self
             .call(|c| {
@@ -330,6 +336,7 @@ impl DropboxClient {
         path: &str,
         parent_rev: Option<&str>,
     ) -> Result<Entry, DropboxError> {
+        check_path(path)?;
         let mut arg = files::DeleteArg::new(path.to_owned());
         if let Some(rev) = parent_rev {
             arg = arg.with_parent_rev(rev.to_owned());
@@ -348,6 +355,8 @@ impl DropboxClient {
 
     /// Moves or renames a file or folder; its id stays the same.
     pub async fn move_entry(&self, from: &str, to: &str) -> Result<Entry, DropboxError> {
+        check_path(from)?;
+        check_path(to)?;
         let arg = files::RelocationArg::new(from.to_owned(), to.to_owned());
         let result = self
             .call(|c| {
@@ -375,6 +384,18 @@ impl DropboxClient {
             email: account.email,
         })
     }
+}
+
+/// Refuses paths Dropbox cannot take. Characters outside the Basic Multilingual Plane matter
+/// most: Dropbox rejects them, and dropbox-sdk 0.21 escapes them in `Dropbox-API-Arg` as
+/// `\u1f600` (five hex digits), which a server reads as a *different* path.
+fn check_path(path: &str) -> Result<(), DropboxError> {
+    if let Some((index, c)) = path.chars().enumerate().find(|(_, c)| (*c as u32) > 0xFFFF) {
+        return Err(DropboxError::BadPath(format!(
+            "character {c:?} at index {index} is outside the Basic Multilingual Plane, which Dropbox does not accept"
+        )));
+    }
+    Ok(())
 }
 
 fn page(result: files::ListFolderResult) -> ListPage {

@@ -1,0 +1,760 @@
+//! From the REST API to files in the (emulated) Dropbox, and bad input at the API.
+
+use crate::support::{Stack, client_for};
+use ferry_core::content_hash::content_hash;
+use ferry_dropbox::{DropboxError, Entry, WriteMode};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+async fn ticket_rule(stack: &Stack, condition: Option<&str>) {
+    let mut rule = json!({
+        "record_kind": "ticket",
+        "connection": "dropbox",
+        "folder": "Tickets/{{ record.key }} {{ record.fields.title }}",
+    });
+    if let Some(c) = condition {
+        rule["condition"] = json!(c);
+    }
+    stack
+        .api
+        .put_json("/v1/rules/tickets", &rule)
+        .await
+        .expect("rule accepted");
+}
+
+fn files_of(state: &Value) -> Vec<Value> {
+    state["files"].as_array().cloned().unwrap_or_default()
+}
+
+/// Files in the emulator under `/Ferry`, as (path_display, content_hash, rev).
+async fn dropbox_files(stack: &Stack) -> Vec<(String, String, String)> {
+    let client = stack.emu.client();
+    match client.list_all("/Ferry", true).await {
+        Ok((entries, _)) => {
+            let mut files: Vec<_> = entries
+                .into_iter()
+                .filter_map(|e| match e {
+                    Entry::File(f) => {
+                        Some((f.path_display, f.content_hash.unwrap_or_default(), f.rev))
+                    }
+                    _ => None,
+                })
+                .collect();
+            files.sort();
+            files
+        }
+        Err(DropboxError::NotFound(_)) => Vec::new(),
+        Err(e) => panic!("listing failed: {e}"),
+    }
+}
+
+/// An upserted record's attachments land at the rendered path with the right content hash.
+#[tokio::test]
+async fn record_files_reach_dropbox_with_right_hashes() {
+    let stack = Stack::start().await;
+    ticket_rule(&stack, None).await;
+    stack
+        .api
+        .put_json(
+            "/v1/records/ticket/T-1",
+            &json!({"fields": {"title": "Spring: catalogue?"}}),
+        )
+        .await
+        .unwrap();
+    let proof = b"%PDF-1.7 proof".to_vec();
+    let unicode = "Ünïcödé név 日本.txt";
+    stack
+        .api
+        .put_bytes(
+            "/v1/records/ticket/T-1/attachments/proof.pdf?tags=final",
+            proof.clone(),
+        )
+        .await
+        .unwrap();
+    stack
+        .api
+        .put_bytes(
+            &format!("/v1/records/ticket/T-1/attachments/{}", urlencode(unicode)),
+            b"hello world".to_vec(),
+        )
+        .await
+        .unwrap();
+    stack.settle().await;
+
+    let files = dropbox_files(&stack).await;
+    let folder = "/Ferry/Tickets/T-1 Spring_ catalogue_";
+    assert_eq!(
+        files
+            .iter()
+            .map(|f| (f.0.as_str(), f.1.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (
+                format!("{folder}/proof.pdf").as_str(),
+                content_hash(&proof).as_str()
+            ),
+            (
+                format!("{folder}/{unicode}").as_str(),
+                "bc62d4b80d9e36da29c16c5d4d9f11731f36052c72401a76c23c0fb5a9b74423"
+            ),
+        ]
+    );
+    let (_, downloaded) = stack
+        .emu
+        .client()
+        .download(&format!("{folder}/proof.pdf"))
+        .await
+        .unwrap();
+    assert_eq!(downloaded.as_ref(), proof.as_slice());
+
+    let state = stack.api.get("/v1/records/ticket/T-1/sync").await.unwrap();
+    assert_eq!(state["queued"], json!(false));
+    assert_eq!(
+        state["summary"],
+        json!({"synced": 2, "pending": 0, "failed": 0})
+    );
+    for file in files_of(&state) {
+        assert_eq!(file["state"], "synced");
+        assert!(file["path"].as_str().unwrap().starts_with(folder));
+        assert!(file["rev"].is_string() && file["dropbox_id"].as_str().unwrap().starts_with("id:"));
+    }
+}
+
+/// Unchanged input is never re-uploaded; changed content, renamed folders and removed
+/// attachments are reflected in Dropbox.
+#[tokio::test]
+async fn idempotent_and_resyncs_changes() {
+    let stack = Stack::start().await;
+    ticket_rule(&stack, None).await;
+    let api = &stack.api;
+    api.put_json("/v1/records/ticket/T-2", &json!({"fields": {"title": "A"}}))
+        .await
+        .unwrap();
+    api.put_bytes("/v1/records/ticket/T-2/attachments/a.txt", b"one".to_vec())
+        .await
+        .unwrap();
+    api.put_bytes("/v1/records/ticket/T-2/attachments/b.txt", b"two".to_vec())
+        .await
+        .unwrap();
+    stack.settle().await;
+    let uploads = || stack.emu.emulator.route_calls("files/upload");
+    let before = uploads();
+    assert_eq!(before, 2);
+
+    // Same record, same content: nothing changes, nothing is uploaded, even on a forced pass.
+    let same = api
+        .put_json("/v1/records/ticket/T-2", &json!({"fields": {"title": "A"}}))
+        .await
+        .unwrap();
+    assert_eq!(same["changed"], json!(false));
+    let same = api
+        .put_bytes("/v1/records/ticket/T-2/attachments/a.txt", b"one".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(same["changed"], json!(false));
+    stack
+        .app
+        .engine()
+        .enqueue_related(
+            stack
+                .app
+                .engine()
+                .store()
+                .record("ticket", "T-2")
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+        )
+        .await
+        .unwrap();
+    stack.settle().await;
+    assert_eq!(uploads(), before, "an unchanged file was uploaded again");
+
+    // New content: one upload, by revision, new rev in Dropbox.
+    let old = dropbox_files(&stack).await;
+    api.put_bytes(
+        "/v1/records/ticket/T-2/attachments/a.txt",
+        b"one, revised".to_vec(),
+    )
+    .await
+    .unwrap();
+    stack.settle().await;
+    assert_eq!(uploads(), before + 1);
+    let new = dropbox_files(&stack).await;
+    assert_eq!(new[0].0, old[0].0);
+    assert_eq!(new[0].1, content_hash(b"one, revised"));
+    assert_ne!(new[0].2, old[0].2, "rev must change with content");
+    assert_eq!(new[1], old[1], "the other file is untouched");
+
+    // A field used in the folder changes: files move to the new folder, the old one empties.
+    api.put_json("/v1/records/ticket/T-2", &json!({"fields": {"title": "B"}}))
+        .await
+        .unwrap();
+    stack.settle().await;
+    let paths: Vec<String> = dropbox_files(&stack)
+        .await
+        .into_iter()
+        .map(|f| f.0)
+        .collect();
+    assert_eq!(
+        paths,
+        vec!["/Ferry/Tickets/T-2 B/a.txt", "/Ferry/Tickets/T-2 B/b.txt"]
+    );
+
+    // Removing an attachment removes the file from Dropbox and from the sync state.
+    api.delete("/v1/records/ticket/T-2/attachments/b.txt")
+        .await
+        .unwrap();
+    stack.settle().await;
+    let paths: Vec<String> = dropbox_files(&stack)
+        .await
+        .into_iter()
+        .map(|f| f.0)
+        .collect();
+    assert_eq!(paths, vec!["/Ferry/Tickets/T-2 B/a.txt"]);
+    let state = api.get("/v1/records/ticket/T-2/sync").await.unwrap();
+    assert_eq!(files_of(&state).len(), 1);
+}
+
+/// A rule's condition decides when a record's files go out; parent/child context works.
+#[tokio::test]
+async fn condition_gates_the_sync() {
+    let stack = Stack::start().await;
+    ticket_rule(&stack, Some("record.fields.status == 'ready'")).await;
+    let api = &stack.api;
+    api.put_json(
+        "/v1/records/ticket/T-3",
+        &json!({"fields": {"title": "x", "status": "draft"}}),
+    )
+    .await
+    .unwrap();
+    api.put_bytes("/v1/records/ticket/T-3/attachments/a.txt", b"a".to_vec())
+        .await
+        .unwrap();
+    stack.settle().await;
+    assert!(
+        dropbox_files(&stack).await.is_empty(),
+        "a draft must not sync"
+    );
+    api.put_json(
+        "/v1/records/ticket/T-3",
+        &json!({"fields": {"title": "x", "status": "ready"}}),
+    )
+    .await
+    .unwrap();
+    stack.settle().await;
+    assert_eq!(dropbox_files(&stack).await.len(), 1);
+    // Back to draft: the rule no longer applies, so its files leave Dropbox.
+    api.put_json(
+        "/v1/records/ticket/T-3",
+        &json!({"fields": {"title": "x", "status": "draft"}}),
+    )
+    .await
+    .unwrap();
+    stack.settle().await;
+    assert!(dropbox_files(&stack).await.is_empty());
+}
+
+/// "Force regeneration" brings back a file that someone deleted in Dropbox.
+#[tokio::test]
+async fn forced_resync_restores_deleted_file() {
+    let stack = Stack::start().await;
+    ticket_rule(&stack, None).await;
+    stack
+        .api
+        .put_json("/v1/records/ticket/T-4", &json!({"fields": {"title": "x"}}))
+        .await
+        .unwrap();
+    stack
+        .api
+        .put_bytes(
+            "/v1/records/ticket/T-4/attachments/a.txt",
+            b"keep me".to_vec(),
+        )
+        .await
+        .unwrap();
+    stack.settle().await;
+    let path = "/Ferry/Tickets/T-4 x/a.txt";
+    stack.emu.client().delete(path, None).await.unwrap();
+    assert!(dropbox_files(&stack).await.is_empty());
+    stack.api.post("/v1/records/ticket/T-4/sync").await.unwrap();
+    stack.settle().await;
+    let (_, data) = stack
+        .emu
+        .client()
+        .download(path)
+        .await
+        .expect("file restored");
+    assert_eq!(data.as_ref(), b"keep me");
+}
+
+/// A human edit in Dropbox is never overwritten: the app's change fails visibly instead.
+#[tokio::test]
+async fn human_edit_in_dropbox_is_not_overwritten() {
+    let stack = Stack::start().await;
+    ticket_rule(&stack, None).await;
+    stack
+        .api
+        .put_json("/v1/records/ticket/T-5", &json!({"fields": {"title": "x"}}))
+        .await
+        .unwrap();
+    stack
+        .api
+        .put_bytes("/v1/records/ticket/T-5/attachments/a.txt", b"v1".to_vec())
+        .await
+        .unwrap();
+    stack.settle().await;
+    let path = "/Ferry/Tickets/T-5 x/a.txt";
+    stack
+        .emu
+        .client()
+        .upload(path, b"human edit".to_vec().into(), &WriteMode::Overwrite)
+        .await
+        .unwrap();
+    stack
+        .api
+        .put_bytes(
+            "/v1/records/ticket/T-5/attachments/a.txt",
+            b"v2 from app".to_vec(),
+        )
+        .await
+        .unwrap();
+    stack.settle().await;
+    let (_, data) = stack.emu.client().download(path).await.unwrap();
+    assert_eq!(data.as_ref(), b"human edit");
+    let state = stack.api.get("/v1/records/ticket/T-5/sync").await.unwrap();
+    let file = &files_of(&state)[0];
+    assert_eq!(file["state"], "failed");
+    assert!(
+        file["last_error"].as_str().unwrap().contains("conflict"),
+        "{file}"
+    );
+}
+
+/// Names that collide in Dropbox (case) and templates that fail are per-file errors.
+#[tokio::test]
+async fn unplaceable_files_are_reported_per_file() {
+    let stack = Stack::start().await;
+    ticket_rule(&stack, None).await;
+    let api = &stack.api;
+    api.put_json("/v1/records/ticket/T-6", &json!({"fields": {"title": "x"}}))
+        .await
+        .unwrap();
+    api.put_bytes(
+        "/v1/records/ticket/T-6/attachments/Report.pdf",
+        b"1".to_vec(),
+    )
+    .await
+    .unwrap();
+    api.put_bytes(
+        "/v1/records/ticket/T-6/attachments/report.PDF",
+        b"2".to_vec(),
+    )
+    .await
+    .unwrap();
+    // No title field: the folder template cannot render for this record.
+    api.put_json("/v1/records/ticket/T-7", &json!({"fields": {}}))
+        .await
+        .unwrap();
+    api.put_bytes("/v1/records/ticket/T-7/attachments/a.txt", b"a".to_vec())
+        .await
+        .unwrap();
+    stack.settle().await;
+    assert_eq!(dropbox_files(&stack).await.len(), 1);
+    let state = api.get("/v1/records/ticket/T-6/sync").await.unwrap();
+    assert_eq!(
+        state["summary"],
+        json!({"synced": 1, "pending": 0, "failed": 1})
+    );
+    let failed: Vec<Value> = files_of(&state)
+        .into_iter()
+        .filter(|f| f["state"] == "failed")
+        .collect();
+    assert!(
+        failed[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("already taken"),
+        "{failed:?}"
+    );
+    let state = api.get("/v1/records/ticket/T-7/sync").await.unwrap();
+    let files = files_of(&state);
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["state"], "failed");
+    assert!(
+        files[0]["last_error"].as_str().unwrap().contains("folder"),
+        "{files:?}"
+    );
+}
+
+/// Multipart uploads work, with tags and the part's filename.
+#[tokio::test]
+async fn multipart_attachment_upload() {
+    let stack = Stack::start().await;
+    stack
+        .api
+        .put_json("/v1/records/ticket/T-8", &json!({"fields": {"title": "x"}}))
+        .await
+        .unwrap();
+    let boundary = "XferryX";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"tags\"\r\n\r\nfinal, print\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"art.png\"\r\n\
+         Content-Type: image/png\r\n\r\nPNGDATA\r\n--{boundary}--\r\n"
+    );
+    let (status, value) = stack
+        .api
+        .raw(
+            Method::POST,
+            "/v1/records/ticket/T-8/attachments",
+            Some((
+                body.into_bytes(),
+                &format!("multipart/form-data; boundary={boundary}"),
+            )),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert_eq!(value["name"], "art.png");
+    assert_eq!(value["tags"], json!(["final", "print"]));
+    assert_eq!(value["content_hash"], json!(content_hash(b"PNGDATA")));
+    let record = stack.api.get("/v1/records/ticket/T-8").await.unwrap();
+    assert_eq!(record["attachments"][0]["size"], json!(7));
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn expect_error(
+    stack: &Stack,
+    method: Method,
+    path: &str,
+    body: Option<(Vec<u8>, &str)>,
+    status: StatusCode,
+    code: &str,
+) -> String {
+    let (got, value) = stack.api.raw(method.clone(), path, body).await.unwrap();
+    assert_eq!(got, status, "{method} {path}: {value}");
+    assert_eq!(
+        value["error"]["code"],
+        json!(code),
+        "{method} {path}: {value}"
+    );
+    let message = value["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        !message.is_empty(),
+        "{method} {path}: error without a message"
+    );
+    message
+}
+
+/// Bad input anywhere in the API gets a 4xx JSON error with a clear message, never a 500.
+#[tokio::test]
+async fn bad_input_gets_clear_errors() {
+    let stack = Stack::start().await;
+    let json_ct = "application/json";
+    stack
+        .api
+        .put_json("/v1/records/ticket/T-9", &json!({"fields": {"title": "x"}}))
+        .await
+        .unwrap();
+
+    // Authentication.
+    let anonymous = ferry::api_client::ApiClient::new(
+        stack.app.base_url(),
+        ferry_core::secret::Secret::new("wrong"),
+    );
+    let (status, value) = anonymous
+        .raw(Method::GET, "/v1/status", None)
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(value["error"]["code"], "unauthorized");
+    let raw = reqwest::Client::new()
+        .put(format!("{}/v1/records/ticket/X", stack.app.base_url()))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), StatusCode::UNAUTHORIZED);
+
+    // Records.
+    expect_error(
+        &stack,
+        Method::GET,
+        "/v1/records/ticket/nope",
+        None,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    expect_error(
+        &stack,
+        Method::GET,
+        "/v1/records/ticket/nope/sync",
+        None,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let m = expect_error(
+        &stack,
+        Method::PUT,
+        "/v1/records/ticket/T-10",
+        Some((b"{not json".to_vec(), json_ct)),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    assert!(m.contains("JSON"), "{m}");
+    expect_error(
+        &stack,
+        Method::PUT,
+        "/v1/records/ticket/T-10",
+        Some((b"{}".to_vec(), "text/plain")),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    expect_error(
+        &stack,
+        Method::PUT,
+        "/v1/records/ticket/T-10",
+        Some((br#"{"fields": [1]}"#.to_vec(), json_ct)),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    expect_error(
+        &stack,
+        Method::PUT,
+        "/v1/records/ticket/T-10",
+        Some((br#"{"feilds": {}}"#.to_vec(), json_ct)),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    let m = expect_error(
+        &stack,
+        Method::PUT,
+        "/v1/records/ticket/T-10",
+        Some((
+            br#"{"parent": {"kind": "order", "key": "none"}}"#.to_vec(),
+            json_ct,
+        )),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    assert!(m.contains("order/none"), "{m}");
+    expect_error(
+        &stack,
+        Method::PUT,
+        "/v1/records/%20/T-10",
+        Some((b"{}".to_vec(), json_ct)),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+
+    // Attachments.
+    let octets = "application/octet-stream";
+    expect_error(
+        &stack,
+        Method::PUT,
+        "/v1/records/ticket/nope/attachments/a.txt",
+        Some((b"x".to_vec(), octets)),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    for bad_name in ["%20%20", "a%5Cb.txt", "a%0Ab", &"x".repeat(256)] {
+        expect_error(
+            &stack,
+            Method::PUT,
+            &format!("/v1/records/ticket/T-9/attachments/{bad_name}"),
+            Some((b"x".to_vec(), octets)),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        )
+        .await;
+    }
+    expect_error(
+        &stack,
+        Method::PUT,
+        "/v1/records/ticket/T-9/attachments/a.txt?tags=x%07y",
+        Some((b"x".to_vec(), octets)),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    expect_error(
+        &stack,
+        Method::DELETE,
+        "/v1/records/ticket/T-9/attachments/missing.txt",
+        None,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let no_file = "--B\r\nContent-Disposition: form-data; name=\"tags\"\r\n\r\nx\r\n--B--\r\n";
+    let m = expect_error(
+        &stack,
+        Method::POST,
+        "/v1/records/ticket/T-9/attachments",
+        Some((
+            no_file.as_bytes().to_vec(),
+            "multipart/form-data; boundary=B",
+        )),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    assert!(m.contains("file"), "{m}");
+    expect_error(
+        &stack,
+        Method::POST,
+        "/v1/records/ticket/T-9/attachments",
+        Some((b"x".to_vec(), octets)),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+
+    // Rules.
+    let m = expect_error(
+        &stack,
+        Method::PUT,
+        "/v1/rules/r",
+        Some((
+            json!({"record_kind": "t", "connection": "dropbox", "folder": "{{ record.key"})
+                .to_string()
+                .into_bytes(),
+            json_ct,
+        )),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    assert!(m.contains("folder"), "{m}");
+    expect_error(
+        &stack,
+        Method::PUT,
+        "/v1/rules/r",
+        Some((
+            json!({"record_kind": "t", "connection": "dropbox", "folder": "x", "colour": 1})
+                .to_string()
+                .into_bytes(),
+            json_ct,
+        )),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    expect_error(
+        &stack,
+        Method::DELETE,
+        "/v1/rules/none",
+        None,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+
+    // Connections: a token Dropbox refuses is rejected, and never echoed back.
+    let token = "sl.this-token-is-wrong-and-secret";
+    let m = expect_error(
+        &stack,
+        Method::PUT,
+        "/v1/connections/other",
+        Some((
+            json!({"token": token, "base_url": stack.emu.emulator.base_url()})
+                .to_string()
+                .into_bytes(),
+            json_ct,
+        )),
+        StatusCode::BAD_REQUEST,
+        "dropbox_token_rejected",
+    )
+    .await;
+    assert!(!m.contains(token), "token leaked into an error: {m}");
+    expect_error(
+        &stack,
+        Method::PUT,
+        "/v1/connections/other",
+        Some((
+            json!({"token": "t", "base_url": "ftp://x"})
+                .to_string()
+                .into_bytes(),
+            json_ct,
+        )),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    expect_error(&stack, Method::PUT, "/v1/connections/other", Some((json!({"token": stack.emu.emulator.token(), "root": "no-slash", "base_url": stack.emu.emulator.base_url()}).to_string().into_bytes(), json_ct)), StatusCode::BAD_REQUEST, "bad_request").await;
+
+    // Unknown routes.
+    expect_error(
+        &stack,
+        Method::GET,
+        "/v1/nothing-here",
+        None,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}
+
+/// Stored Dropbox tokens are encrypted: the raw database never contains them, and the
+/// connection list never shows them.
+#[tokio::test]
+async fn tokens_are_encrypted_at_rest() {
+    let stack = Stack::start().await;
+    let token = stack.emu.emulator.token().to_owned();
+    let listed = stack.api.get("/v1/connections").await.unwrap();
+    assert!(!listed.to_string().contains(&token));
+    assert_eq!(listed["connections"][0]["name"], "dropbox");
+    let dir = stack.emu.dir.path().join("ferry");
+    let mut checked = 0;
+    for name in ["ferry.db", "ferry.db-wal"] {
+        if let Ok(bytes) = std::fs::read(dir.join(name)) {
+            checked += 1;
+            assert!(
+                !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+                "token in clear in {name}"
+            );
+        }
+    }
+    assert!(checked > 0, "no database file found");
+    // The encrypted token still works: a sync goes through.
+    ticket_rule(&stack, None).await;
+    stack
+        .api
+        .put_json(
+            "/v1/records/ticket/T-11",
+            &json!({"fields": {"title": "x"}}),
+        )
+        .await
+        .unwrap();
+    stack
+        .api
+        .put_bytes("/v1/records/ticket/T-11/attachments/a.txt", b"a".to_vec())
+        .await
+        .unwrap();
+    stack.settle().await;
+    assert_eq!(dropbox_files(&stack).await.len(), 1);
+    let _ = client_for(&stack.emu.emulator);
+}

@@ -1,0 +1,90 @@
+//! Shared fixtures: an emulator, a Ferry app and clients for both, all torn down on drop.
+
+#![allow(dead_code)]
+
+use ferry::api_client::ApiClient;
+use ferry::app::RunningApp;
+use ferry::config::Config;
+use ferry_core::secret::Secret;
+use ferry_dropbox::{DropboxClient, Endpoints};
+use ferry_emulator::{EmulatorConfig, RunningEmulator};
+use std::net::SocketAddr;
+use tempfile::TempDir;
+
+/// An emulator in its own temp dir.
+pub struct Emu {
+    pub dir: TempDir,
+    pub emulator: RunningEmulator,
+}
+
+impl Emu {
+    pub async fn start() -> Emu {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let emulator = RunningEmulator::start(EmulatorConfig::new(dir.path().join("emulator")))
+            .await
+            .expect("emulator starts");
+        Emu { dir, emulator }
+    }
+
+    /// A Dropbox client pointed at the emulator.
+    pub fn client(&self) -> DropboxClient {
+        client_for(&self.emulator)
+    }
+}
+
+/// A Dropbox client for a running emulator.
+pub fn client_for(emulator: &RunningEmulator) -> DropboxClient {
+    DropboxClient::new(
+        Endpoints::single(&emulator.base_url()).expect("emulator URL"),
+        &Secret::new(emulator.token()),
+    )
+    .expect("client")
+}
+
+/// An emulator plus a Ferry app connected to it as connection `dropbox`, root `/Ferry`.
+pub struct Stack {
+    pub emu: Emu,
+    pub app: RunningApp,
+    pub api: ApiClient,
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Stack {
+        let emu = Emu::start().await;
+        let mut config = Config {
+            data_dir: emu.dir.path().join("ferry"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            workers: 2,
+            ..Config::default()
+        };
+        tweak(&mut config);
+        let app = RunningApp::start(&config).await.expect("ferry starts");
+        let api = ApiClient::new(app.base_url(), app.api_key().clone());
+        api.put_json(
+            "/v1/connections/dropbox",
+            &serde_json::json!({
+                "token": emu.emulator.token(),
+                "root": "/Ferry",
+                "base_url": emu.emulator.base_url(),
+            }),
+        )
+        .await
+        .expect("connection accepted");
+        Stack { emu, app, api }
+    }
+
+    /// Waits until the queue is settled (fails the test after 30 s).
+    pub async fn settle(&self) {
+        let stats = self
+            .app
+            .engine()
+            .wait_idle(std::time::Duration::from_secs(30))
+            .await
+            .expect("queue readable");
+        assert_eq!(stats.queued, 0, "sync queue did not drain: {stats:?}");
+    }
+}
