@@ -1,10 +1,9 @@
 //! Ferry's domain model and pure logic: records, attachments, rules, path rendering, Dropbox
-//! name rules, the push planner and the content hash. Nothing here does I/O.
+//! name rules, the three-tree sync planner and the content hash. Nothing here does I/O.
 
 pub mod content_hash;
 pub mod model;
 pub mod names;
-pub mod plan;
 pub mod rules;
 pub mod secret;
 pub mod sync_plan;

@@ -37,6 +37,9 @@ pub struct Attachment {
     pub content_hash: String,
     /// Size in bytes.
     pub size: u64,
+    /// For files imported from Dropbox: their place relative to the binding's folder, which
+    /// wins over the rule's file-path template.
+    pub origin_path: Option<String>,
 }
 
 /// Checks a record kind or key: non-empty, printable, at most 200 characters.

@@ -5,6 +5,7 @@
 
 use crate::model::{Attachment, Record};
 use crate::names::{NameError, sanitize_component};
+use crate::sync_plan::Direction;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +37,12 @@ pub struct RuleSpec {
     /// Absent: every attachment.
     #[serde(default)]
     pub file_filter: Option<String>,
+    /// Which way files flow; default push (app → Dropbox).
+    #[serde(default)]
+    pub direction: Direction,
+    /// When pulling, also import files from subfolders of the record's folder.
+    #[serde(default)]
+    pub pull_subfolders: bool,
 }
 
 /// Why a rule cannot be used, or failed for one record or file.
@@ -333,6 +340,7 @@ mod tests {
             tags: tags.iter().map(|t| t.to_string()).collect(),
             content_hash: String::new(),
             size: 3,
+            origin_path: None,
         }
     }
 
@@ -347,6 +355,8 @@ mod tests {
                 "{% if 'source' in attachment.tags %}source_artwork{% if record.fields.process|default(1) > 1 %}_{{ record.fields.process }}{% endif %}/{% endif %}{{ attachment.name }}".into(),
             ),
             file_filter: Some("'alternate' not in attachment.tags".into()),
+            direction: Direction::Push,
+            pull_subfolders: false,
         })
         .unwrap()
     }
@@ -422,6 +432,8 @@ mod tests {
             folder: "{{ record.key }}".into(),
             file_path: None,
             file_filter: None,
+            direction: Direction::Both,
+            pull_subfolders: false,
         })
         .unwrap();
         let order = record("order", "7", json!({}));

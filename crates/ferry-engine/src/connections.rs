@@ -117,7 +117,9 @@ impl Engine {
         for rule in self.store.rules().await? {
             if rule.connection == input.name {
                 let ids = self.store.record_ids_of_kind(&rule.record_kind).await?;
-                self.store.enqueue(&ids).await?;
+                self.store
+                    .enqueue(&ids, ferry_store::Priority::Normal)
+                    .await?;
             }
         }
         self.wake();

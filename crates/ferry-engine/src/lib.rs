@@ -5,6 +5,7 @@
 //! next pass.
 
 mod backoff;
+mod binding;
 mod connections;
 mod error;
 mod placement;
@@ -31,6 +32,12 @@ pub struct EngineConfig {
     pub max_backoff: Duration,
     /// How long a worker owns a claimed task before another may take it.
     pub lease: Duration,
+    /// Failed passes before a record is dead-lettered (it then waits for an admin).
+    pub max_attempts: u32,
+    /// Mass-deletion brake: pause a binding when one pass would delete more than this share…
+    pub brake_share: f64,
+    /// …and at least this many files.
+    pub brake_min: usize,
 }
 
 impl Default for EngineConfig {
@@ -40,6 +47,9 @@ impl Default for EngineConfig {
             chunk_size: ferry_dropbox::DEFAULT_CHUNK_SIZE,
             max_backoff: Duration::from_secs(300),
             lease: Duration::from_secs(600),
+            max_attempts: 10,
+            brake_share: 0.5,
+            brake_min: 3,
         }
     }
 }

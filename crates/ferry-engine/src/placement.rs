@@ -1,17 +1,22 @@
-//! Where a record's files belong: rules evaluated against the record, paths rendered,
-//! collisions caught. Everything that cannot be placed becomes a visible per-file error.
+//! Where a record's files belong: every rule for the record's kind is evaluated; an applying
+//! rule yields a folder and the local tree (attachments at their relative paths). Everything
+//! that cannot be placed becomes a visible per-file error, never a crash or a silent skip.
 
-use ferry_core::model::{Attachment, Record};
-use ferry_core::names::{dropbox_lower, join_path};
-use ferry_core::plan::DesiredFile;
+use ferry_core::model::Attachment;
 use ferry_core::rules::{CompiledRule, RuleContext};
-use std::collections::{BTreeMap, HashMap};
+use ferry_core::sync_plan::{Direction, LocalFile, RelPath};
+use std::collections::HashMap;
 
-/// A file that should be in Dropbox, with the rule that put it there.
+/// One applying rule's result for a record.
 #[derive(Debug, Clone)]
-pub(crate) struct Placed {
+pub(crate) struct RulePlacement {
     pub(crate) rule: String,
-    pub(crate) file: DesiredFile,
+    pub(crate) connection: String,
+    pub(crate) direction: Direction,
+    pub(crate) pull_subfolders: bool,
+    /// Sanitised folder components under the connection root.
+    pub(crate) folder: Vec<String>,
+    pub(crate) local: Vec<LocalFile>,
 }
 
 /// A file (or a whole record, `attachment_id: None`) that could not be placed.
@@ -23,110 +28,100 @@ pub(crate) struct Unplaced {
     pub(crate) error: String,
 }
 
-/// The placement of one record: desired files per connection, and failures.
+/// All of a record's placements.
 #[derive(Debug, Default)]
 pub(crate) struct Placement {
-    pub(crate) by_connection: BTreeMap<String, Vec<Placed>>,
+    pub(crate) rules: Vec<RulePlacement>,
     pub(crate) unplaced: Vec<Unplaced>,
 }
 
-/// Places a record's attachments with every rule for its kind. `roots` maps connection names
-/// to their root folders; a rule naming an unknown connection is an error for the record.
+/// Places a record's attachments with every rule for its kind (`rules` are pre-filtered by
+/// kind). `connections` holds the known connection names.
 pub(crate) fn place(
-    record: &Record,
     ctx: &RuleContext,
     attachments: &[Attachment],
     rules: &[CompiledRule],
-    roots: &HashMap<String, String>,
+    connections: &HashMap<String, String>,
 ) -> Placement {
     let mut out = Placement::default();
-    // Who claimed each lower-cased path first, per connection.
-    let mut claimed: HashMap<(String, String), String> = HashMap::new();
-    for rule in rules.iter().filter(|r| r.spec().record_kind == record.kind) {
+    for rule in rules {
         let spec = rule.spec();
         let fail = |attachment_id: Option<i64>, error: String| Unplaced {
             rule: spec.name.clone(),
             connection: spec.connection.clone(),
             attachment_id,
-            error,
+            error: format!("rule {:?}: {error}", spec.name),
         };
         match rule.applies(ctx) {
             Ok(true) => {}
             Ok(false) => continue,
             Err(e) => {
-                out.unplaced
-                    .push(fail(None, format!("rule {:?}: {e}", spec.name)));
+                out.unplaced.push(fail(None, e.to_string()));
                 continue;
             }
         }
-        let Some(root) = roots.get(&spec.connection) else {
+        if !connections.contains_key(&spec.connection) {
             out.unplaced.push(fail(
                 None,
-                format!(
-                    "rule {:?} uses unknown connection {:?}",
-                    spec.name, spec.connection
-                ),
+                format!("unknown connection {:?}", spec.connection),
             ));
             continue;
-        };
+        }
         let folder = match rule.folder(ctx) {
             Ok(folder) => folder,
             Err(e) => {
-                out.unplaced
-                    .push(fail(None, format!("rule {:?}: {e}", spec.name)));
+                out.unplaced.push(fail(None, e.to_string()));
                 continue;
             }
         };
+        let mut local = Vec::new();
+        // Who claimed each lower-cased path first.
+        let mut claimed: HashMap<String, String> = HashMap::new();
         for attachment in attachments {
             match rule.selects(ctx, attachment) {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
-                    out.unplaced.push(fail(
-                        Some(attachment.id),
-                        format!("rule {:?}: {e}", spec.name),
-                    ));
+                    out.unplaced.push(fail(Some(attachment.id), e.to_string()));
                     continue;
                 }
             }
-            let parts = match rule.file_path(ctx, attachment) {
-                Ok(parts) => parts,
-                Err(e) => {
-                    out.unplaced.push(fail(
-                        Some(attachment.id),
-                        format!("rule {:?}: {e}", spec.name),
-                    ));
-                    continue;
-                }
+            // A file imported from Dropbox stays where it was found.
+            let rel = match &attachment.origin_path {
+                Some(origin) => RelPath::new(origin.clone()),
+                None => match rule.file_path(ctx, attachment) {
+                    Ok(parts) => RelPath::new(parts.join("/")),
+                    Err(e) => {
+                        out.unplaced.push(fail(Some(attachment.id), e.to_string()));
+                        continue;
+                    }
+                },
             };
-            let mut components = folder.clone();
-            components.extend(parts);
-            let path_display = join_path(root, &components);
-            let path_lower = dropbox_lower(&path_display);
-            let key = (spec.connection.clone(), path_lower.clone());
-            if let Some(first) = claimed.get(&key) {
+            if let Some(first) = claimed.get(&rel.lower) {
                 out.unplaced.push(fail(
                     Some(attachment.id),
                     format!(
-                        "{path_display:?} is already taken by {first:?} (Dropbox paths ignore case)"
+                        "{:?} is already taken by {first:?} (Dropbox paths ignore case)",
+                        rel.display
                     ),
                 ));
                 continue;
             }
-            claimed.insert(key, attachment.name.clone());
-            out.by_connection
-                .entry(spec.connection.clone())
-                .or_default()
-                .push(Placed {
-                    rule: spec.name.clone(),
-                    file: DesiredFile {
-                        attachment_id: attachment.id,
-                        path_display,
-                        path_lower,
-                        content_hash: attachment.content_hash.clone(),
-                    },
-                });
+            claimed.insert(rel.lower.clone(), attachment.name.clone());
+            local.push(LocalFile {
+                attachment_id: attachment.id,
+                rel,
+                content_hash: attachment.content_hash.clone(),
+            });
         }
+        out.rules.push(RulePlacement {
+            rule: spec.name.clone(),
+            connection: spec.connection.clone(),
+            direction: spec.direction,
+            pull_subfolders: spec.pull_subfolders,
+            folder,
+            local,
+        });
     }
     out
 }

@@ -2,7 +2,7 @@
 
 use crate::{Engine, EngineError, backoff_delay};
 use ferry_core::model::RecordId;
-use ferry_store::QueueStats;
+use ferry_store::{Priority, QueueStats};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -28,7 +28,7 @@ impl Engine {
         }
         ids.sort_unstable();
         ids.dedup();
-        self.store.enqueue(&ids).await?;
+        self.store.enqueue(&ids, Priority::Normal).await?;
         self.wake();
         Ok(())
     }
@@ -36,7 +36,7 @@ impl Engine {
     /// Queues every record of a kind (a rule for it changed: back-fill).
     pub async fn enqueue_kind(&self, kind: &str) -> Result<usize, EngineError> {
         let ids = self.store.record_ids_of_kind(kind).await?;
-        self.store.enqueue(&ids).await?;
+        self.store.enqueue(&ids, Priority::Normal).await?;
         self.wake();
         Ok(ids.len())
     }
@@ -100,9 +100,14 @@ impl Engine {
             }
         };
         let delay = backoff_delay(attempts, self.config.max_backoff, retry_after);
-        tracing::warn!(record = task.record_id, attempts = attempts + 1, ?delay, %error, "sync pass will be retried");
+        let dead = attempts + 1 >= self.config.max_attempts;
+        if dead {
+            tracing::error!(record = task.record_id, attempts = attempts + 1, %error, "sync pass dead-lettered");
+        } else {
+            tracing::warn!(record = task.record_id, attempts = attempts + 1, ?delay, %error, "sync pass will be retried");
+        }
         let next = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
-        self.store.retry_task(&task, &error, next).await?;
+        self.store.retry_task(&task, &error, next, dead).await?;
         Ok(true)
     }
 
@@ -112,9 +117,10 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let stats = self.store.queue_stats().await?;
+            // Settled: nothing due now (only retries waiting for later, or dead letters).
             let settled = stats.queued == 0
-                || (stats.queued == stats.retrying
-                    && stats.next_due_ms.is_some_and(|t| t > now_ms()));
+                || (stats.queued == stats.retrying + stats.dead
+                    && stats.next_due_ms.is_none_or(|t| t > now_ms()));
             if settled || tokio::time::Instant::now() >= deadline {
                 return Ok(stats);
             }

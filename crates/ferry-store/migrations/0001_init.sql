@@ -18,10 +18,25 @@ CREATE TABLE attachments (
     tags          TEXT NOT NULL,
     content_hash  TEXT NOT NULL,
     size          BIGINT NOT NULL,
+    -- For files imported from Dropbox: where they are, relative to their binding's folder.
+    origin_path   TEXT,
     created_at    BIGINT NOT NULL,
     updated_at    BIGINT NOT NULL,
     UNIQUE (record_id, name)
 );
+
+-- Versions that left a record (deleted in Dropbox, replaced by an import): content kept.
+CREATE TABLE archived_attachments (
+    id            INTEGER PRIMARY KEY,
+    record_id     BIGINT NOT NULL,
+    name          TEXT NOT NULL,
+    tags          TEXT NOT NULL,
+    content_hash  TEXT NOT NULL,
+    size          BIGINT NOT NULL,
+    reason        TEXT NOT NULL,
+    archived_at   BIGINT NOT NULL
+);
+CREATE INDEX archived_record ON archived_attachments(record_id);
 
 CREATE TABLE rules (
     name        TEXT PRIMARY KEY,
@@ -37,36 +52,72 @@ CREATE TABLE connections (
     notify_url        TEXT NOT NULL,
     root              TEXT NOT NULL,
     token_ciphertext  BLOB NOT NULL,
+    cursor            TEXT,
     updated_at        BIGINT NOT NULL
 );
 
--- One row per file Ferry manages in Dropbox (path set), or per file it could not place (path NULL).
+-- A record's folder in Dropbox, through one rule.
+CREATE TABLE bindings (
+    id                 INTEGER PRIMARY KEY,
+    record_id          BIGINT NOT NULL,
+    rule_name          TEXT NOT NULL,
+    connection         TEXT NOT NULL,
+    folder_display     TEXT NOT NULL,
+    folder_lower       TEXT NOT NULL,
+    paused_reason      TEXT,
+    confirm_deletions  BIGINT NOT NULL,
+    updated_at         BIGINT NOT NULL,
+    UNIQUE (record_id, rule_name)
+);
+CREATE INDEX bindings_folder ON bindings(connection, folder_lower);
+
+-- The synced tree (rows with a rev) plus per-file status; rows without a binding are files
+-- that could not be placed at all.
 CREATE TABLE sync_files (
     id             INTEGER PRIMARY KEY,
     record_id      BIGINT NOT NULL,
+    binding_id     BIGINT,
     rule_name      TEXT NOT NULL,
     connection     TEXT NOT NULL,
     attachment_id  BIGINT,
-    path_display   TEXT,
-    path_lower     TEXT,
-    content_hash   TEXT,
-    rev            TEXT,
+    rel_display    TEXT,
+    rel_lower      TEXT,
     dropbox_id     TEXT,
+    rev            TEXT,
+    content_hash   TEXT,
     state          TEXT NOT NULL,
     last_error     TEXT,
     updated_at     BIGINT NOT NULL,
-    UNIQUE (connection, path_lower)
+    UNIQUE (binding_id, rel_lower)
 );
 CREATE INDEX sync_files_record ON sync_files(record_id);
 
--- Why a record needs a sync pass; the plan itself is recomputed from state.
+-- Why a record needs a pass; the plan itself is recomputed from state.
 CREATE TABLE sync_queue (
     record_id      BIGINT PRIMARY KEY,
+    priority       BIGINT NOT NULL,
     generation     BIGINT NOT NULL,
     attempts       BIGINT NOT NULL,
     next_at        BIGINT NOT NULL,
     claimed_until  BIGINT,
     enqueued_at    BIGINT NOT NULL,
+    dead           BIGINT NOT NULL,
     last_error     TEXT
 );
-CREATE INDEX sync_queue_due ON sync_queue(next_at, enqueued_at);
+CREATE INDEX sync_queue_due ON sync_queue(dead, priority, next_at, enqueued_at);
+
+-- Every executed action.
+CREATE TABLE sync_log (
+    id           INTEGER PRIMARY KEY,
+    at           BIGINT NOT NULL,
+    connection   TEXT NOT NULL,
+    binding_id   BIGINT,
+    record_id    BIGINT NOT NULL,
+    path         TEXT NOT NULL,
+    action       TEXT NOT NULL,
+    outcome      TEXT NOT NULL,
+    bytes        BIGINT NOT NULL,
+    duration_ms  BIGINT NOT NULL,
+    error        TEXT
+);
+CREATE INDEX sync_log_record ON sync_log(record_id, id);

@@ -18,7 +18,7 @@ pub use sqlite::SqliteStore;
 pub use types::*;
 
 use async_trait::async_trait;
-use ferry_core::model::{Attachment, Record, RecordId};
+use ferry_core::model::{Attachment, AttachmentId, Record, RecordId};
 use ferry_core::rules::RuleSpec;
 
 /// Result type of store calls.
@@ -44,6 +44,17 @@ pub trait Store: Send + Sync + 'static {
     async fn put_attachment(&self, input: &AttachmentInput) -> StoreResult<Upserted<Attachment>>;
     /// Removes an attachment; false if there was none by that name.
     async fn remove_attachment(&self, record_id: RecordId, name: &str) -> StoreResult<bool>;
+    /// Moves an attachment to the archive (content kept); false if it does not exist.
+    async fn archive_attachment(
+        &self,
+        attachment_id: AttachmentId,
+        reason: &str,
+    ) -> StoreResult<bool>;
+    /// A record's archived versions, newest first.
+    async fn archived_attachments(
+        &self,
+        record_id: RecordId,
+    ) -> StoreResult<Vec<ArchivedAttachment>>;
 
     /// Creates or replaces a rule.
     async fn put_rule(&self, rule: &RuleSpec) -> StoreResult<()>;
@@ -58,27 +69,73 @@ pub trait Store: Send + Sync + 'static {
     async fn connection(&self, name: &str) -> StoreResult<Option<StoredConnection>>;
     /// All connections, by name.
     async fn connections(&self) -> StoreResult<Vec<StoredConnection>>;
+    /// The connection's change cursor (`None` clears it).
+    async fn set_connection_cursor(&self, name: &str, cursor: Option<&str>) -> StoreResult<()>;
+    /// The connection's change cursor.
+    async fn connection_cursor(&self, name: &str) -> StoreResult<Option<String>>;
+
+    /// A record's bindings.
+    async fn bindings_for_record(&self, record_id: RecordId) -> StoreResult<Vec<Binding>>;
+    /// A binding by id.
+    async fn binding(&self, id: i64) -> StoreResult<Option<Binding>>;
+    /// Bindings of a connection whose folder is `folder_lower` or inside it.
+    async fn bindings_within(
+        &self,
+        connection: &str,
+        folder_lower: &str,
+    ) -> StoreResult<Vec<Binding>>;
+    /// Bindings of a connection whose folder contains `path_lower` (or is it).
+    async fn bindings_containing(
+        &self,
+        connection: &str,
+        path_lower: &str,
+    ) -> StoreResult<Vec<Binding>>;
+    /// All bindings of a connection.
+    async fn bindings_of_connection(&self, connection: &str) -> StoreResult<Vec<Binding>>;
+    /// Inserts (`id == 0`) or updates a binding; returns its id.
+    async fn save_binding(&self, binding: &Binding) -> StoreResult<i64>;
+    /// Deletes a binding and its sync rows.
+    async fn delete_binding(&self, id: i64) -> StoreResult<()>;
 
     /// A record's sync rows.
     async fn sync_rows(&self, record_id: RecordId) -> StoreResult<Vec<SyncRow>>;
-    /// Inserts (`id == 0`) or updates a sync row; returns its id.
+    /// Inserts (`id == 0`, upserting on binding + path) or updates a sync row; returns its id.
     async fn save_sync_row(&self, row: &SyncRow) -> StoreResult<i64>;
     /// Deletes a sync row.
     async fn delete_sync_row(&self, id: i64) -> StoreResult<()>;
-    /// Replaces a record's path-less rows (files that could not be placed) with `rows`.
+    /// Replaces a record's binding-less rows (files that could not be placed) with `rows`.
     async fn replace_unplaced_rows(&self, record_id: RecordId, rows: &[SyncRow])
     -> StoreResult<()>;
     /// Counts of sync rows by state, over all records.
     async fn sync_counts(&self) -> StoreResult<SyncCounts>;
 
-    /// Queues records for a sync pass (due now). A queued record is queued once.
-    async fn enqueue(&self, record_ids: &[RecordId]) -> StoreResult<()>;
-    /// Claims the next due task for `lease_ms`, if any.
+    /// Appends to the sync log.
+    async fn log(&self, entry: &LogEntry) -> StoreResult<()>;
+    /// The newest log entries (of one record, if given), newest first.
+    async fn log_entries(
+        &self,
+        record_id: Option<RecordId>,
+        limit: u32,
+    ) -> StoreResult<Vec<LogEntry>>;
+
+    /// Queues records for a pass, due now. A queued record is queued once, at the most
+    /// urgent priority it was queued with.
+    async fn enqueue(&self, record_ids: &[RecordId], priority: Priority) -> StoreResult<()>;
+    /// Claims the most urgent due task for `lease_ms`, if any (FIFO within a priority).
     async fn claim_task(&self, now_ms: i64, lease_ms: i64) -> StoreResult<Option<Task>>;
     /// Removes a finished task, unless it was re-queued while it ran.
     async fn finish_task(&self, task: &Task) -> StoreResult<()>;
-    /// Puts a failed task back for `next_at_ms` (now, if it was re-queued while it ran).
-    async fn retry_task(&self, task: &Task, error: &str, next_at_ms: i64) -> StoreResult<()>;
+    /// Puts a failed task back for `next_at_ms` (now, if it was re-queued while it ran), or
+    /// dead-letters it when `dead`.
+    async fn retry_task(
+        &self,
+        task: &Task,
+        error: &str,
+        next_at_ms: i64,
+        dead: bool,
+    ) -> StoreResult<()>;
+    /// Dead-lettered tasks.
+    async fn dead_tasks(&self) -> StoreResult<Vec<QueueEntry>>;
     /// Whether a record is queued, and its last error if a pass failed.
     async fn queue_entry(&self, record_id: RecordId) -> StoreResult<Option<QueueEntry>>;
     /// Queue length and the earliest due time.

@@ -1,11 +1,12 @@
 //! The SQLite store (the embedded default).
 
 use crate::{
-    AttachmentInput, QueueEntry, QueueStats, RecordInput, Store, StoreError, StoreResult,
-    StoredConnection, SyncCounts, SyncRow, SyncState, Task, Upserted, migrations,
+    ArchivedAttachment, AttachmentInput, Binding, LogEntry, Priority, QueueEntry, QueueStats,
+    RecordInput, Store, StoreError, StoreResult, StoredConnection, SyncCounts, SyncRow, SyncState,
+    Task, Upserted, migrations,
 };
 use async_trait::async_trait;
-use ferry_core::model::{Attachment, Record, RecordId};
+use ferry_core::model::{Attachment, AttachmentId, Record, RecordId};
 use ferry_core::rules::RuleSpec;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -88,6 +89,7 @@ fn attachment_from_row(row: &SqliteRow) -> StoreResult<Attachment> {
             .map_err(|e| StoreError::Corrupt(format!("attachment tags: {e}")))?,
         content_hash: row.try_get("content_hash")?,
         size: u64::try_from(size).map_err(|_| StoreError::Corrupt("negative size".into()))?,
+        origin_path: row.try_get("origin_path")?,
     })
 }
 
@@ -96,18 +98,62 @@ fn sync_row_from_row(row: &SqliteRow) -> StoreResult<SyncRow> {
     Ok(SyncRow {
         id: row.try_get("id")?,
         record_id: row.try_get("record_id")?,
+        binding_id: row.try_get("binding_id")?,
         rule_name: row.try_get("rule_name")?,
         connection: row.try_get("connection")?,
         attachment_id: row.try_get("attachment_id")?,
-        path_display: row.try_get("path_display")?,
-        path_lower: row.try_get("path_lower")?,
-        content_hash: row.try_get("content_hash")?,
-        rev: row.try_get("rev")?,
+        rel_display: row.try_get("rel_display")?,
+        rel_lower: row.try_get("rel_lower")?,
         dropbox_id: row.try_get("dropbox_id")?,
+        rev: row.try_get("rev")?,
+        content_hash: row.try_get("content_hash")?,
         state: SyncState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown sync state {state:?}")))?,
         last_error: row.try_get("last_error")?,
         updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn binding_from_row(row: &SqliteRow) -> StoreResult<Binding> {
+    let confirm: i64 = row.try_get("confirm_deletions")?;
+    Ok(Binding {
+        id: row.try_get("id")?,
+        record_id: row.try_get("record_id")?,
+        rule_name: row.try_get("rule_name")?,
+        connection: row.try_get("connection")?,
+        folder_display: row.try_get("folder_display")?,
+        folder_lower: row.try_get("folder_lower")?,
+        paused_reason: row.try_get("paused_reason")?,
+        confirm_deletions: confirm != 0,
+    })
+}
+
+fn log_from_row(row: &SqliteRow) -> StoreResult<LogEntry> {
+    let bytes: i64 = row.try_get("bytes")?;
+    let duration: i64 = row.try_get("duration_ms")?;
+    Ok(LogEntry {
+        id: row.try_get("id")?,
+        at: row.try_get("at")?,
+        connection: row.try_get("connection")?,
+        binding_id: row.try_get("binding_id")?,
+        record_id: row.try_get("record_id")?,
+        path: row.try_get("path")?,
+        action: row.try_get("action")?,
+        outcome: row.try_get("outcome")?,
+        bytes: u64::try_from(bytes).unwrap_or(0),
+        duration_ms: u64::try_from(duration).unwrap_or(0),
+        error: row.try_get("error")?,
+    })
+}
+
+fn queue_entry_from_row(r: &SqliteRow) -> StoreResult<QueueEntry> {
+    let dead: i64 = r.try_get("dead")?;
+    Ok(QueueEntry {
+        record_id: r.try_get("record_id")?,
+        dead: dead != 0,
+        attempts: r.try_get("attempts")?,
+        next_at_ms: r.try_get("next_at")?,
+        last_error: r.try_get("last_error")?,
     })
 }
 
@@ -122,8 +168,8 @@ fn connection_from_row(row: &SqliteRow) -> StoreResult<StoredConnection> {
     })
 }
 
-const SYNC_COLUMNS: &str = "id, record_id, rule_name, connection, attachment_id, path_display, \
-     path_lower, content_hash, rev, dropbox_id, state, last_error, updated_at";
+const SYNC_COLUMNS: &str = "id, record_id, binding_id, rule_name, connection, attachment_id, \
+     rel_display, rel_lower, dropbox_id, rev, content_hash, state, last_error, updated_at";
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -250,6 +296,7 @@ impl Store for SqliteStore {
         if let Some(old) = &existing
             && old.content_hash == input.content_hash
             && old.tags == input.tags
+            && old.origin_path == input.origin_path
         {
             tx.commit().await?;
             return Ok(Upserted {
@@ -259,10 +306,11 @@ impl Store for SqliteStore {
         }
         let now = now_ms();
         let row = sqlx::query(
-            "INSERT INTO attachments (record_id, name, tags, content_hash, size, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) \
+            "INSERT INTO attachments (record_id, name, tags, content_hash, size, origin_path, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (record_id, name) DO UPDATE SET tags = excluded.tags, \
-             content_hash = excluded.content_hash, size = excluded.size, updated_at = excluded.updated_at \
+             content_hash = excluded.content_hash, size = excluded.size, \
+             origin_path = excluded.origin_path, updated_at = excluded.updated_at \
              RETURNING *",
         )
         .bind(input.record_id)
@@ -270,6 +318,7 @@ impl Store for SqliteStore {
         .bind(&tags)
         .bind(&input.content_hash)
         .bind(size)
+        .bind(&input.origin_path)
         .bind(now)
         .bind(now)
         .fetch_one(&mut *tx)
@@ -375,9 +424,219 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn archive_attachment(
+        &self,
+        attachment_id: AttachmentId,
+        reason: &str,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT * FROM attachments WHERE id = ?")
+            .bind(attachment_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(false) };
+        let a = attachment_from_row(&row)?;
+        let tags = serde_json::to_string(&a.tags)
+            .map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
+        sqlx::query(
+            "INSERT INTO archived_attachments (record_id, name, tags, content_hash, size, reason, archived_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(a.record_id)
+        .bind(&a.name)
+        .bind(&tags)
+        .bind(&a.content_hash)
+        .bind(i64::try_from(a.size).unwrap_or(i64::MAX))
+        .bind(reason)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE sync_files SET attachment_id = NULL WHERE attachment_id = ?")
+            .bind(attachment_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM attachments WHERE id = ?")
+            .bind(attachment_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn archived_attachments(
+        &self,
+        record_id: RecordId,
+    ) -> StoreResult<Vec<ArchivedAttachment>> {
+        let rows =
+            sqlx::query("SELECT * FROM archived_attachments WHERE record_id = ? ORDER BY id DESC")
+                .bind(record_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                let tags: String = r.try_get("tags")?;
+                let size: i64 = r.try_get("size")?;
+                Ok(ArchivedAttachment {
+                    id: r.try_get("id")?,
+                    record_id: r.try_get("record_id")?,
+                    name: r.try_get("name")?,
+                    tags: serde_json::from_str(&tags)
+                        .map_err(|e| StoreError::Corrupt(format!("archived tags: {e}")))?,
+                    content_hash: r.try_get("content_hash")?,
+                    size: u64::try_from(size).unwrap_or(0),
+                    reason: r.try_get("reason")?,
+                    archived_at: r.try_get("archived_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn set_connection_cursor(&self, name: &str, cursor: Option<&str>) -> StoreResult<()> {
+        sqlx::query("UPDATE connections SET cursor = ? WHERE name = ?")
+            .bind(cursor)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn connection_cursor(&self, name: &str) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT cursor FROM connections WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten(),
+        )
+    }
+
+    async fn bindings_for_record(&self, record_id: RecordId) -> StoreResult<Vec<Binding>> {
+        sqlx::query("SELECT * FROM bindings WHERE record_id = ? ORDER BY rule_name")
+            .bind(record_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(binding_from_row)
+            .collect()
+    }
+
+    async fn binding(&self, id: i64) -> StoreResult<Option<Binding>> {
+        sqlx::query("SELECT * FROM bindings WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| binding_from_row(&r))
+            .transpose()
+    }
+
+    async fn bindings_within(
+        &self,
+        connection: &str,
+        folder_lower: &str,
+    ) -> StoreResult<Vec<Binding>> {
+        // Prefix test without LIKE, so '%' and '_' in folder names are plain characters.
+        sqlx::query(
+            "SELECT * FROM bindings WHERE connection = ? AND (folder_lower = ? OR \
+             substr(folder_lower, 1, length(?) + 1) = ? || '/') ORDER BY folder_lower, id",
+        )
+        .bind(connection)
+        .bind(folder_lower)
+        .bind(folder_lower)
+        .bind(folder_lower)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(binding_from_row)
+        .collect()
+    }
+
+    async fn bindings_containing(
+        &self,
+        connection: &str,
+        path_lower: &str,
+    ) -> StoreResult<Vec<Binding>> {
+        sqlx::query(
+            "SELECT * FROM bindings WHERE connection = ? AND (folder_lower = ? OR folder_lower = '' OR \
+             substr(?, 1, length(folder_lower) + 1) = folder_lower || '/') ORDER BY length(folder_lower) DESC, id",
+        )
+        .bind(connection)
+        .bind(path_lower)
+        .bind(path_lower)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(binding_from_row)
+        .collect()
+    }
+
+    async fn bindings_of_connection(&self, connection: &str) -> StoreResult<Vec<Binding>> {
+        sqlx::query("SELECT * FROM bindings WHERE connection = ? ORDER BY id")
+            .bind(connection)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(binding_from_row)
+            .collect()
+    }
+
+    async fn save_binding(&self, b: &Binding) -> StoreResult<i64> {
+        let now = now_ms();
+        if b.id == 0 {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO bindings (record_id, rule_name, connection, folder_display, folder_lower, \
+                 paused_reason, confirm_deletions, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (record_id, rule_name) DO UPDATE SET connection = excluded.connection, \
+                 folder_display = excluded.folder_display, folder_lower = excluded.folder_lower, \
+                 paused_reason = excluded.paused_reason, confirm_deletions = excluded.confirm_deletions, \
+                 updated_at = excluded.updated_at RETURNING id",
+            )
+            .bind(b.record_id)
+            .bind(&b.rule_name)
+            .bind(&b.connection)
+            .bind(&b.folder_display)
+            .bind(&b.folder_lower)
+            .bind(&b.paused_reason)
+            .bind(i64::from(b.confirm_deletions))
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+            return Ok(id);
+        }
+        sqlx::query(
+            "UPDATE bindings SET record_id = ?, rule_name = ?, connection = ?, folder_display = ?, \
+             folder_lower = ?, paused_reason = ?, confirm_deletions = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(b.record_id)
+        .bind(&b.rule_name)
+        .bind(&b.connection)
+        .bind(&b.folder_display)
+        .bind(&b.folder_lower)
+        .bind(&b.paused_reason)
+        .bind(i64::from(b.confirm_deletions))
+        .bind(now)
+        .bind(b.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(b.id)
+    }
+
+    async fn delete_binding(&self, id: i64) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM sync_files WHERE binding_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM bindings WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn sync_rows(&self, record_id: RecordId) -> StoreResult<Vec<SyncRow>> {
         sqlx::query(&format!(
-            "SELECT {SYNC_COLUMNS} FROM sync_files WHERE record_id = ? ORDER BY path_lower, id"
+            "SELECT {SYNC_COLUMNS} FROM sync_files WHERE record_id = ? ORDER BY binding_id, rel_lower, id"
         ))
         .bind(record_id)
         .fetch_all(&self.pool)
@@ -389,55 +648,41 @@ impl Store for SqliteStore {
 
     async fn save_sync_row(&self, r: &SyncRow) -> StoreResult<i64> {
         let now = now_ms();
-        if r.id == 0 {
-            // A path this connection already tracks is the same file: update it in place.
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO sync_files (record_id, rule_name, connection, attachment_id, path_display, \
-                 path_lower, content_hash, rev, dropbox_id, state, last_error, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (connection, path_lower) DO UPDATE SET record_id = excluded.record_id, \
-                 rule_name = excluded.rule_name, attachment_id = excluded.attachment_id, \
-                 path_display = excluded.path_display, content_hash = excluded.content_hash, \
-                 rev = excluded.rev, dropbox_id = excluded.dropbox_id, state = excluded.state, \
-                 last_error = excluded.last_error, updated_at = excluded.updated_at RETURNING id",
-            )
+        let sql = if r.id == 0 {
+            // A path a binding already tracks is the same file: update it in place.
+            "INSERT INTO sync_files (record_id, binding_id, rule_name, connection, attachment_id, \
+             rel_display, rel_lower, dropbox_id, rev, content_hash, state, last_error, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (binding_id, rel_lower) DO UPDATE SET record_id = excluded.record_id, \
+             rule_name = excluded.rule_name, connection = excluded.connection, \
+             attachment_id = excluded.attachment_id, rel_display = excluded.rel_display, \
+             dropbox_id = excluded.dropbox_id, rev = excluded.rev, content_hash = excluded.content_hash, \
+             state = excluded.state, last_error = excluded.last_error, updated_at = excluded.updated_at \
+             RETURNING id"
+        } else {
+            "UPDATE sync_files SET record_id = ?, binding_id = ?, rule_name = ?, connection = ?, \
+             attachment_id = ?, rel_display = ?, rel_lower = ?, dropbox_id = ?, rev = ?, \
+             content_hash = ?, state = ?, last_error = ?, updated_at = ? WHERE id = ? RETURNING id"
+        };
+        let mut query = sqlx::query_scalar(sql)
             .bind(r.record_id)
+            .bind(r.binding_id)
             .bind(&r.rule_name)
             .bind(&r.connection)
             .bind(r.attachment_id)
-            .bind(&r.path_display)
-            .bind(&r.path_lower)
-            .bind(&r.content_hash)
-            .bind(&r.rev)
+            .bind(&r.rel_display)
+            .bind(&r.rel_lower)
             .bind(&r.dropbox_id)
+            .bind(&r.rev)
+            .bind(&r.content_hash)
             .bind(r.state.as_str())
             .bind(&r.last_error)
-            .bind(now)
-            .fetch_one(&self.pool)
-            .await?;
-            return Ok(id);
+            .bind(now);
+        if r.id != 0 {
+            query = query.bind(r.id);
         }
-        sqlx::query(
-            "UPDATE sync_files SET record_id = ?, rule_name = ?, connection = ?, attachment_id = ?, \
-             path_display = ?, path_lower = ?, content_hash = ?, rev = ?, dropbox_id = ?, state = ?, \
-             last_error = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(r.record_id)
-        .bind(&r.rule_name)
-        .bind(&r.connection)
-        .bind(r.attachment_id)
-        .bind(&r.path_display)
-        .bind(&r.path_lower)
-        .bind(&r.content_hash)
-        .bind(&r.rev)
-        .bind(&r.dropbox_id)
-        .bind(r.state.as_str())
-        .bind(&r.last_error)
-        .bind(now)
-        .bind(r.id)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.id)
+        let id: Option<i64> = query.fetch_optional(&self.pool).await?;
+        id.ok_or_else(|| StoreError::Corrupt(format!("sync row {} vanished", r.id)))
     }
 
     async fn delete_sync_row(&self, id: i64) -> StoreResult<()> {
@@ -454,7 +699,7 @@ impl Store for SqliteStore {
         rows: &[SyncRow],
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("DELETE FROM sync_files WHERE record_id = ? AND path_lower IS NULL")
+        sqlx::query("DELETE FROM sync_files WHERE record_id = ? AND binding_id IS NULL")
             .bind(record_id)
             .execute(&mut *tx)
             .await?;
@@ -497,16 +742,61 @@ impl Store for SqliteStore {
         Ok(counts)
     }
 
-    async fn enqueue(&self, record_ids: &[RecordId]) -> StoreResult<()> {
+    async fn log(&self, e: &LogEntry) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sync_log (at, connection, binding_id, record_id, path, action, outcome, bytes, \
+             duration_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(if e.at == 0 { now_ms() } else { e.at })
+        .bind(&e.connection)
+        .bind(e.binding_id)
+        .bind(e.record_id)
+        .bind(&e.path)
+        .bind(&e.action)
+        .bind(&e.outcome)
+        .bind(i64::try_from(e.bytes).unwrap_or(i64::MAX))
+        .bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
+        .bind(&e.error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn log_entries(
+        &self,
+        record_id: Option<RecordId>,
+        limit: u32,
+    ) -> StoreResult<Vec<LogEntry>> {
+        let rows = match record_id {
+            Some(id) => {
+                sqlx::query("SELECT * FROM sync_log WHERE record_id = ? ORDER BY id DESC LIMIT ?")
+                    .bind(id)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM sync_log ORDER BY id DESC LIMIT ?")
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(log_from_row).collect()
+    }
+
+    async fn enqueue(&self, record_ids: &[RecordId], priority: Priority) -> StoreResult<()> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
         for id in record_ids {
             sqlx::query(
-                "INSERT INTO sync_queue (record_id, generation, attempts, next_at, enqueued_at) \
-                 VALUES (?, 1, 0, ?, ?) ON CONFLICT (record_id) DO UPDATE SET \
-                 generation = sync_queue.generation + 1, attempts = 0, next_at = excluded.next_at",
+                "INSERT INTO sync_queue (record_id, priority, generation, attempts, next_at, enqueued_at, dead) \
+                 VALUES (?, ?, 1, 0, ?, ?, 0) ON CONFLICT (record_id) DO UPDATE SET \
+                 generation = sync_queue.generation + 1, attempts = 0, dead = 0, next_at = excluded.next_at, \
+                 priority = MIN(sync_queue.priority, excluded.priority)",
             )
             .bind(id)
+            .bind(priority as i64)
             .bind(now)
             .bind(now)
             .execute(&mut *tx)
@@ -520,9 +810,9 @@ impl Store for SqliteStore {
         // Claim and read in one statement so two workers never take the same record.
         let row = sqlx::query(
             "UPDATE sync_queue SET claimed_until = ? WHERE record_id = ( \
-               SELECT record_id FROM sync_queue WHERE next_at <= ? \
+               SELECT record_id FROM sync_queue WHERE dead = 0 AND next_at <= ? \
                AND (claimed_until IS NULL OR claimed_until < ?) \
-               ORDER BY next_at, enqueued_at, record_id LIMIT 1) \
+               ORDER BY priority, next_at, enqueued_at, record_id LIMIT 1) \
              RETURNING record_id, generation, attempts",
         )
         .bind(now_ms + lease_ms)
@@ -555,14 +845,24 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn retry_task(&self, task: &Task, error: &str, next_at_ms: i64) -> StoreResult<()> {
+    async fn retry_task(
+        &self,
+        task: &Task,
+        error: &str,
+        next_at_ms: i64,
+        dead: bool,
+    ) -> StoreResult<()> {
+        // Re-queued while running (generation moved on): run again now, never dead-letter.
         sqlx::query(
             "UPDATE sync_queue SET claimed_until = NULL, last_error = ?, \
              attempts = CASE WHEN generation = ? THEN attempts + 1 ELSE attempts END, \
+             dead = CASE WHEN generation = ? THEN ? ELSE 0 END, \
              next_at = CASE WHEN generation = ? THEN ? ELSE next_at END WHERE record_id = ?",
         )
         .bind(error)
         .bind(task.generation)
+        .bind(task.generation)
+        .bind(i64::from(dead))
         .bind(task.generation)
         .bind(next_at_ms)
         .bind(task.record_id)
@@ -571,34 +871,40 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn dead_tasks(&self) -> StoreResult<Vec<QueueEntry>> {
+        sqlx::query("SELECT * FROM sync_queue WHERE dead = 1 ORDER BY record_id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(queue_entry_from_row)
+            .collect()
+    }
+
     async fn queue_entry(&self, record_id: RecordId) -> StoreResult<Option<QueueEntry>> {
-        let row =
-            sqlx::query("SELECT attempts, next_at, last_error FROM sync_queue WHERE record_id = ?")
-                .bind(record_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|r| {
-            Ok(QueueEntry {
-                attempts: r.try_get("attempts")?,
-                next_at_ms: r.try_get("next_at")?,
-                last_error: r.try_get("last_error")?,
-            })
-        })
-        .transpose()
+        sqlx::query("SELECT * FROM sync_queue WHERE record_id = ?")
+            .bind(record_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| queue_entry_from_row(&r))
+            .transpose()
     }
 
     async fn queue_stats(&self) -> StoreResult<QueueStats> {
         let row = sqlx::query(
-            "SELECT COUNT(*) AS queued, COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0) AS retrying, \
-             MIN(next_at) AS next_due FROM sync_queue",
+            "SELECT COUNT(*) AS queued, \
+             COALESCE(SUM(CASE WHEN attempts > 0 AND dead = 0 THEN 1 ELSE 0 END), 0) AS retrying, \
+             COALESCE(SUM(dead), 0) AS dead, MIN(CASE WHEN dead = 0 THEN next_at END) AS next_due \
+             FROM sync_queue",
         )
         .fetch_one(&self.pool)
         .await?;
         let queued: i64 = row.try_get("queued")?;
         let retrying: i64 = row.try_get("retrying")?;
+        let dead: i64 = row.try_get("dead")?;
         Ok(QueueStats {
             queued: u64::try_from(queued).unwrap_or(0),
             retrying: u64::try_from(retrying).unwrap_or(0),
+            dead: u64::try_from(dead).unwrap_or(0),
             next_due_ms: row.try_get("next_due")?,
         })
     }

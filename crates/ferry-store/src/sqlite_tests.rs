@@ -1,7 +1,9 @@
 //! Store behaviour the engine relies on: upserts report changes, the queue deduplicates,
 //! leases keep workers apart, re-queued work is never lost.
 
-use crate::{AttachmentInput, RecordInput, SqliteStore, Store, SyncRow, SyncState};
+use crate::{
+    AttachmentInput, Binding, Priority, RecordInput, SqliteStore, Store, SyncRow, SyncState,
+};
 use serde_json::json;
 
 async fn store() -> (tempfile::TempDir, SqliteStore) {
@@ -40,6 +42,7 @@ async fn upserts_report_changes() {
         tags: tags.iter().map(|t| t.to_string()).collect(),
         content_hash: hash.into(),
         size: 3,
+        origin_path: None,
     };
     assert!(s.put_attachment(&att("h1", &[])).await.unwrap().changed);
     assert!(!s.put_attachment(&att("h1", &[])).await.unwrap().changed);
@@ -63,8 +66,8 @@ async fn upserts_report_changes() {
 #[tokio::test]
 async fn queue_dedups_leases_and_keeps_requeued_work() {
     let (_dir, s) = store().await;
-    s.enqueue(&[1, 2]).await.unwrap();
-    s.enqueue(&[1]).await.unwrap();
+    s.enqueue(&[1, 2], Priority::Normal).await.unwrap();
+    s.enqueue(&[1], Priority::Normal).await.unwrap();
     assert_eq!(
         s.queue_stats().await.unwrap().queued,
         2,
@@ -85,14 +88,16 @@ async fn queue_dedups_leases_and_keeps_requeued_work() {
 
     // Re-queued while running: finishing the old generation must not drop the new work.
     let t = s.claim_task(now + 200_000, 60_000).await.unwrap().unwrap();
-    s.enqueue(&[t.record_id]).await.unwrap();
+    s.enqueue(&[t.record_id], Priority::Normal).await.unwrap();
     s.finish_task(&t).await.unwrap();
     let entry = s.queue_entry(t.record_id).await.unwrap();
     assert!(entry.is_some(), "re-queued work was lost");
 
     // A failure schedules a retry with the error kept; finishing removes the entry.
     let t = s.claim_task(now + 300_000, 60_000).await.unwrap().unwrap();
-    s.retry_task(&t, "boom", now + 400_000).await.unwrap();
+    s.retry_task(&t, "boom", now + 400_000, false)
+        .await
+        .unwrap();
     let entry = s.queue_entry(t.record_id).await.unwrap().unwrap();
     assert_eq!(entry.attempts, 1);
     assert_eq!(entry.last_error.as_deref(), Some("boom"));
@@ -121,14 +126,15 @@ async fn sync_rows_upsert_by_path_and_unplaced_rows_are_replaced() {
     let row = |path: Option<&str>, state| SyncRow {
         id: 0,
         record_id: 7,
+        binding_id: path.map(|_| 3),
         rule_name: "r".into(),
         connection: "c".into(),
         attachment_id: Some(1),
-        path_display: path.map(str::to_owned),
-        path_lower: path.map(str::to_lowercase),
-        content_hash: None,
-        rev: None,
+        rel_display: path.map(str::to_owned),
+        rel_lower: path.map(str::to_lowercase),
         dropbox_id: None,
+        rev: None,
+        content_hash: None,
         state,
         last_error: None,
         updated_at: 0,
@@ -155,4 +161,100 @@ async fn sync_rows_upsert_by_path_and_unplaced_rows_are_replaced() {
     assert_eq!(rows.len(), 2);
     let counts = s.sync_counts().await.unwrap();
     assert_eq!((counts.synced, counts.failed), (1, 1));
+}
+
+#[tokio::test]
+async fn priorities_and_dead_letters() {
+    let (_dir, s) = store().await;
+    s.enqueue(&[1], Priority::Normal).await.unwrap();
+    s.enqueue(&[2], Priority::Normal).await.unwrap();
+    s.enqueue(&[3], Priority::Reverse).await.unwrap();
+    // Re-queueing at a more urgent class raises the priority, never lowers it.
+    s.enqueue(&[2], Priority::Blocking).await.unwrap();
+    s.enqueue(&[2], Priority::Normal).await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis() + 1;
+    let mut claimed = Vec::new();
+    while let Some(t) = s.claim_task(now, 60_000).await.unwrap() {
+        claimed.push(t.record_id);
+    }
+    assert_eq!(claimed, vec![3, 2, 1]);
+    // A dead task is never claimed and shows as dead; re-queueing revives it.
+    let t = crate::Task {
+        record_id: 1,
+        generation: 1,
+        attempts: 0,
+    };
+    s.retry_task(&t, "gave up", now, true).await.unwrap();
+    assert!(
+        s.claim_task(now + 120_000, 60_000)
+            .await
+            .unwrap()
+            .map(|t| t.record_id)
+            != Some(1)
+    );
+    assert_eq!(
+        s.dead_tasks()
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.record_id)
+            .collect::<Vec<_>>(),
+        vec![1]
+    );
+    assert_eq!(s.queue_stats().await.unwrap().dead, 1);
+    s.enqueue(&[1], Priority::Normal).await.unwrap();
+    assert!(s.dead_tasks().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn bindings_by_folder_prefix() {
+    let (_dir, s) = store().await;
+    let mk = |record_id, folder: &str| Binding {
+        id: 0,
+        record_id,
+        rule_name: "r".into(),
+        connection: "c".into(),
+        folder_display: folder.into(),
+        folder_lower: folder.to_lowercase(),
+        paused_reason: None,
+        confirm_deletions: false,
+    };
+    s.save_binding(&mk(1, "/F/1001")).await.unwrap();
+    s.save_binding(&mk(2, "/F/1001/Item 1")).await.unwrap();
+    s.save_binding(&mk(3, "/F/10011")).await.unwrap();
+    s.save_binding(&mk(4, "/F/a%_b")).await.unwrap();
+    let within: Vec<i64> = s
+        .bindings_within("c", "/f/1001")
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.record_id)
+        .collect();
+    assert_eq!(within, vec![1, 2], "prefix must end at a folder boundary");
+    let containing: Vec<i64> = s
+        .bindings_containing("c", "/f/1001/item 1/x.pdf")
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.record_id)
+        .collect();
+    assert_eq!(containing, vec![2, 1], "deepest first");
+    assert!(
+        s.bindings_containing("c", "/f/axxb/x")
+            .await
+            .unwrap()
+            .is_empty(),
+        "no LIKE wildcards"
+    );
+    assert_eq!(
+        s.bindings_containing("c", "/f/a%_b/x").await.unwrap().len(),
+        1
+    );
+    // Saving again with id 0 updates the same (record, rule) binding.
+    let id = s.save_binding(&mk(1, "/F/1001 renamed")).await.unwrap();
+    assert_eq!(
+        s.binding(id).await.unwrap().unwrap().folder_display,
+        "/F/1001 renamed"
+    );
+    assert_eq!(s.bindings_for_record(1).await.unwrap().len(), 1);
 }

@@ -29,6 +29,8 @@ pub struct AttachmentInput {
     pub content_hash: String,
     /// Size in bytes.
     pub size: u64,
+    /// Where an imported file sits in its binding's folder.
+    pub origin_path: Option<String>,
 }
 
 /// The result of an upsert.
@@ -90,35 +92,107 @@ impl SyncState {
     }
 }
 
-/// One file Ferry manages in Dropbox, or could not place there.
+/// One file of a binding: its synced state (when `rev` is set) and its status; or, without a
+/// binding, a file that could not be placed at all.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SyncRow {
     /// Store id; 0 before the first save.
     pub id: i64,
     /// Owning record.
     pub record_id: RecordId,
+    /// The binding, if the file could be placed.
+    pub binding_id: Option<i64>,
     /// Rule that placed it.
     pub rule_name: String,
     /// Connection it lives in.
     pub connection: String,
-    /// Source attachment; `None` once the attachment was removed.
+    /// Source attachment; `None` once the attachment was removed or archived.
     pub attachment_id: Option<AttachmentId>,
-    /// Dropbox path as shown; `None` when the path could not be rendered.
-    pub path_display: Option<String>,
-    /// Dropbox comparison key of the path.
-    pub path_lower: Option<String>,
-    /// Content hash Dropbox confirmed.
-    pub content_hash: Option<String>,
-    /// Revision Dropbox confirmed.
-    pub rev: Option<String>,
+    /// Path relative to the binding's folder, as shown.
+    pub rel_display: Option<String>,
+    /// Comparison key of that path.
+    pub rel_lower: Option<String>,
     /// Dropbox file id.
     pub dropbox_id: Option<String>,
+    /// Revision both sides agreed on; `None` if never synced.
+    pub rev: Option<String>,
+    /// Content hash both sides agreed on.
+    pub content_hash: Option<String>,
     /// Where it stands.
     pub state: SyncState,
     /// What went wrong last, if anything.
     pub last_error: Option<String>,
     /// Last change, ms since the epoch.
     pub updated_at: i64,
+}
+
+/// A record's folder in Dropbox through one rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Binding {
+    /// Store id; 0 before the first save.
+    pub id: i64,
+    /// The record.
+    pub record_id: RecordId,
+    /// The rule.
+    pub rule_name: String,
+    /// The connection.
+    pub connection: String,
+    /// Absolute Dropbox folder, as shown.
+    pub folder_display: String,
+    /// Its comparison key.
+    pub folder_lower: String,
+    /// Set while the binding is paused (mass-deletion brake), with the reason.
+    pub paused_reason: Option<String>,
+    /// An admin confirmed the pending deletions.
+    pub confirm_deletions: bool,
+}
+
+/// An attachment version that left its record, content kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArchivedAttachment {
+    /// Store id.
+    pub id: i64,
+    /// The record it belonged to.
+    pub record_id: RecordId,
+    /// Its name.
+    pub name: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Its content.
+    pub content_hash: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Why it was archived.
+    pub reason: String,
+    /// When, ms since the epoch.
+    pub archived_at: i64,
+}
+
+/// One executed sync action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogEntry {
+    /// Store id (0 when writing).
+    pub id: i64,
+    /// When, ms since the epoch.
+    pub at: i64,
+    /// Connection.
+    pub connection: String,
+    /// Binding.
+    pub binding_id: Option<i64>,
+    /// Record.
+    pub record_id: RecordId,
+    /// Dropbox path.
+    pub path: String,
+    /// What was done (`upload`, `delete`, `import`, ...).
+    pub action: String,
+    /// `ok`, `failed` or `skipped`.
+    pub outcome: String,
+    /// Bytes moved.
+    pub bytes: u64,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// The error, if it failed.
+    pub error: Option<String>,
 }
 
 /// Sync rows by state.
@@ -130,6 +204,18 @@ pub struct SyncCounts {
     pub pending: u64,
     /// Rows in [`SyncState::Failed`].
     pub failed: u64,
+}
+
+/// Queue priority classes, most urgent first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// Bringing files back before a connection or rule changes target.
+    Reverse = 0,
+    /// Work others wait for (changes seen in Dropbox, parents before children).
+    Blocking = 1,
+    /// Everything else.
+    Normal = 2,
 }
 
 /// A claimed queue entry.
@@ -150,6 +236,8 @@ pub struct QueueStats {
     pub queued: u64,
     /// Of those, how many failed at least once.
     pub retrying: u64,
+    /// Tasks that failed too often and wait for an admin.
+    pub dead: u64,
     /// Earliest due time, ms since the epoch.
     pub next_due_ms: Option<i64>,
 }
@@ -157,6 +245,10 @@ pub struct QueueStats {
 /// A record's place in the queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QueueEntry {
+    /// The record.
+    pub record_id: RecordId,
+    /// Dead-lettered: no more attempts until re-queued.
+    pub dead: bool,
     /// Failed attempts so far.
     pub attempts: i64,
     /// When the next attempt is due, ms since the epoch.

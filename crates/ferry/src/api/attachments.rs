@@ -51,15 +51,22 @@ async fn store_attachment(
     let record = find(state, kind, key).await?;
     let size = content.len() as u64;
     let content_hash = state.engine.blobs().put(content).await?;
-    let upserted = state
-        .engine
-        .store()
+    let store = state.engine.store();
+    // A file that came from Dropbox keeps its place there when the app replaces it.
+    let origin_path = store
+        .attachments(record.id)
+        .await?
+        .into_iter()
+        .find(|a| a.name == name)
+        .and_then(|a| a.origin_path);
+    let upserted = store
         .put_attachment(&AttachmentInput {
             record_id: record.id,
             name: name.to_owned(),
             tags,
             content_hash,
             size,
+            origin_path,
         })
         .await?;
     if upserted.changed {

@@ -44,6 +44,11 @@ pub fn router(state: ApiState) -> Router {
             "/records/{kind}/{key}/sync",
             get(records::sync_state).post(records::resync),
         )
+        .route("/records/{kind}/{key}/archive", get(records::archive))
+        .route(
+            "/records/{kind}/{key}/confirm-deletions",
+            axum::routing::post(records::confirm_deletions),
+        )
         .route(
             "/records/{kind}/{key}/attachments",
             axum::routing::post(attachments::upload_multipart).layer(attachment_limit),
@@ -60,6 +65,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/connections", get(connections::list))
         .route("/connections/{name}", put(connections::put))
         .route("/status", get(status::show))
+        .route("/log", get(status::log))
+        .route("/queue/dead", get(status::dead))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_api_key,

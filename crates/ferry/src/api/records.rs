@@ -129,7 +129,8 @@ pub async fn show(
     Ok(Json(record_json(&state, &record).await?))
 }
 
-/// `GET /v1/records/{kind}/{key}/sync`: each file's Dropbox path, hash, state and last error.
+/// `GET /v1/records/{kind}/{key}/sync`: each file's Dropbox path, hash, state and last error,
+/// the record's bindings (folders; paused ones with the reason) and its queue entry.
 pub async fn sync_state(
     State(state): State<ApiState>,
     PathParams((kind, key)): PathParams<(String, String)>,
@@ -142,6 +143,11 @@ pub async fn sync_state(
         .into_iter()
         .map(|a| (a.id, a.name))
         .collect();
+    let bindings = store.bindings_for_record(record.id).await?;
+    let folder_of = |id: Option<i64>| {
+        id.and_then(|id| bindings.iter().find(|b| b.id == id))
+            .map(|b| b.folder_display.clone())
+    };
     let rows = store.sync_rows(record.id).await?;
     let mut counts = SyncCounts::default();
     let files: Vec<Value> = rows
@@ -152,17 +158,28 @@ pub async fn sync_state(
                 SyncState::Pending => counts.pending += 1,
                 SyncState::Failed => counts.failed += 1,
             }
+            let path = match (folder_of(r.binding_id), &r.rel_display) {
+                (Some(folder), Some(rel)) => Some(format!("{folder}/{rel}")),
+                _ => None,
+            };
             json!({
                 "attachment": r.attachment_id.and_then(|id| names.get(&id).cloned()),
                 "rule": r.rule_name,
                 "connection": r.connection,
-                "path": r.path_display,
+                "path": path,
                 "content_hash": r.content_hash,
                 "rev": r.rev,
                 "dropbox_id": r.dropbox_id,
                 "state": r.state,
                 "last_error": r.last_error,
             })
+        })
+        .collect();
+    let bindings: Vec<Value> = bindings
+        .iter()
+        .map(|b| {
+            json!({"id": b.id, "rule": b.rule_name, "connection": b.connection,
+                   "folder": b.folder_display, "paused": b.paused_reason})
         })
         .collect();
     let queue = store.queue_entry(record.id).await?;
@@ -172,25 +189,50 @@ pub async fn sync_state(
         "queued": queue.is_some(),
         "queue": queue,
         "summary": counts,
+        "bindings": bindings,
         "files": files,
     })))
 }
 
-/// `POST /v1/records/{kind}/{key}/sync`: force regeneration. Every file is written again
-/// (by revision, so a human edit in Dropbox is never overwritten; identical content costs
-/// Dropbox nothing), which also brings back files deleted in Dropbox.
-pub async fn resync(
+/// `GET /v1/records/{kind}/{key}/archive`: versions that left the record (deleted in
+/// Dropbox, replaced by a newer Dropbox version), content kept.
+pub async fn archive(
+    State(state): State<ApiState>,
+    PathParams((kind, key)): PathParams<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let record = find(&state, &kind, &key).await?;
+    let archived = state.engine.store().archived_attachments(record.id).await?;
+    Ok(Json(json!({"archived": archived})))
+}
+
+/// `POST /v1/records/{kind}/{key}/confirm-deletions`: lets the record's paused bindings run
+/// the deletions the brake stopped, once.
+pub async fn confirm_deletions(
     State(state): State<ApiState>,
     PathParams((kind, key)): PathParams<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let record = find(&state, &kind, &key).await?;
     let store = state.engine.store();
-    for mut row in store.sync_rows(record.id).await? {
-        if row.path_lower.is_some() && row.state == SyncState::Synced {
-            row.state = SyncState::Pending;
-            store.save_sync_row(&row).await?;
+    let mut confirmed = 0;
+    for mut binding in store.bindings_for_record(record.id).await? {
+        if binding.paused_reason.is_some() {
+            binding.confirm_deletions = true;
+            store.save_binding(&binding).await?;
+            confirmed += 1;
         }
     }
+    state.engine.enqueue_related(record.id).await?;
+    Ok(Json(json!({"confirmed_bindings": confirmed})))
+}
+
+/// `POST /v1/records/{kind}/{key}/sync`: force regeneration (a pass now, also reviving a
+/// dead-lettered record). Each pass compares with what Dropbox holds, so files deleted there
+/// come back on push bindings.
+pub async fn resync(
+    State(state): State<ApiState>,
+    PathParams((kind, key)): PathParams<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let record = find(&state, &kind, &key).await?;
     state.engine.enqueue_related(record.id).await?;
     Ok(Json(json!({"queued": true})))
 }

@@ -5,6 +5,7 @@ use super::{ApiError, ApiState};
 use axum::Json;
 use axum::extract::State;
 use ferry_core::rules::{CompiledRule, RuleSpec};
+use ferry_core::sync_plan::Direction;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -21,6 +22,10 @@ pub struct RuleBody {
     file_path: Option<String>,
     #[serde(default)]
     file_filter: Option<String>,
+    #[serde(default)]
+    direction: Direction,
+    #[serde(default)]
+    pull_subfolders: bool,
 }
 
 /// `GET /v1/rules`.
@@ -43,6 +48,8 @@ pub async fn put(
         folder: body.folder,
         file_path: body.file_path,
         file_filter: body.file_filter,
+        direction: body.direction,
+        pull_subfolders: body.pull_subfolders,
     };
     CompiledRule::compile(spec.clone())
         .map_err(|e| ApiError::bad_request(format!("invalid rule: {e}")))?;

@@ -13,3 +13,46 @@ pub async fn show(State(state): State<ApiState>) -> Result<Json<Value>, ApiError
         "files": store.sync_counts().await?,
     })))
 }
+
+/// Query of `GET /v1/log`.
+#[derive(Debug, serde::Deserialize)]
+pub struct LogQuery {
+    /// Only this record (`kind/key`).
+    #[serde(default)]
+    record: Option<String>,
+    /// At most this many entries (default 100, at most 10000).
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+/// `GET /v1/log?record=kind/key&limit=N`: executed actions, newest first.
+pub async fn log(
+    State(state): State<ApiState>,
+    axum::extract::Query(query): axum::extract::Query<LogQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.engine.store();
+    let record_id = match &query.record {
+        Some(r) => {
+            let Some((kind, key)) = r.split_once('/') else {
+                return Err(ApiError::bad_request("record must be written kind/key"));
+            };
+            let record = store
+                .record(kind, key)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("no record {kind}/{key}")))?;
+            Some(record.id)
+        }
+        None => None,
+    };
+    let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
+    Ok(Json(
+        json!({"entries": store.log_entries(record_id, limit).await?}),
+    ))
+}
+
+/// `GET /v1/queue/dead`: records that failed too often; `POST .../sync` re-queues one.
+pub async fn dead(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({"dead": state.engine.store().dead_tasks().await?}),
+    ))
+}

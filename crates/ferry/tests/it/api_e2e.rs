@@ -289,9 +289,10 @@ async fn forced_resync_restores_deleted_file() {
     assert_eq!(data.as_ref(), b"keep me");
 }
 
-/// A human edit in Dropbox is never overwritten: the app's change fails visibly instead.
+/// Both sides changed: the app's version wins the path, the human's edit is kept beside it
+/// as a conflicted copy — nothing is lost, and the log says what happened.
 #[tokio::test]
-async fn human_edit_in_dropbox_is_not_overwritten() {
+async fn conflicting_edit_keeps_both_versions() {
     let stack = Stack::start().await;
     ticket_rule(&stack, None).await;
     stack
@@ -322,13 +323,34 @@ async fn human_edit_in_dropbox_is_not_overwritten() {
         .unwrap();
     stack.settle().await;
     let (_, data) = stack.emu.client().download(path).await.unwrap();
-    assert_eq!(data.as_ref(), b"human edit");
-    let state = stack.api.get("/v1/records/ticket/T-5/sync").await.unwrap();
-    let file = &files_of(&state)[0];
-    assert_eq!(file["state"], "failed");
+    assert_eq!(data.as_ref(), b"v2 from app");
+    let files = dropbox_files(&stack).await;
+    assert_eq!(files.len(), 2, "{files:?}");
+    let copy = files
+        .iter()
+        .find(|f| f.0.contains("conflicted copy"))
+        .expect("a conflicted copy");
     assert!(
-        file["last_error"].as_str().unwrap().contains("conflict"),
-        "{file}"
+        copy.0
+            .starts_with("/Ferry/Tickets/T-5 x/a (Ferry conflicted copy "),
+        "{copy:?}"
+    );
+    assert_eq!(copy.1, content_hash(b"human edit"));
+    let state = stack.api.get("/v1/records/ticket/T-5/sync").await.unwrap();
+    assert_eq!(
+        state["summary"],
+        json!({"synced": 1, "pending": 0, "failed": 0})
+    );
+    let log = stack.api.get("/v1/log?record=ticket/T-5").await.unwrap();
+    let actions: Vec<&str> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"preserve_conflicted_copy") && actions.contains(&"upload"),
+        "{actions:?}"
     );
 }
 

@@ -1,0 +1,613 @@
+//! Syncing one binding: keep its folder where the rule says, read the three trees, plan,
+//! execute each action, log it, and record what both sides now agree on.
+
+use crate::placement::RulePlacement;
+use crate::sync_pass::PassOutcome;
+use crate::{Engine, EngineError};
+use ferry_core::model::Record;
+use ferry_core::names::{dropbox_lower, join_path};
+use ferry_core::sync_plan::{
+    Action, Direction, LocalFile, Plan, PlanOptions, RelPath, RemoteFile, SyncedFile, UploadMode,
+    plan,
+};
+use ferry_dropbox::{DropboxClient, DropboxError, Entry, WriteMode};
+use ferry_store::{AttachmentInput, Binding, LogEntry, SyncRow, SyncState};
+use std::collections::HashSet;
+use std::time::Instant;
+
+/// The absolute Dropbox path of `rel` inside `folder`.
+fn abs(folder: &str, rel: &RelPath) -> String {
+    format!("{folder}/{}", rel.display)
+}
+
+/// Everything one binding's actions need.
+struct Ctx<'a> {
+    client: &'a DropboxClient,
+    binding: &'a Binding,
+    record: &'a Record,
+}
+
+impl Engine {
+    pub(crate) async fn sync_binding(
+        &self,
+        record: &Record,
+        placed: Option<&RulePlacement>,
+        existing: Option<Binding>,
+        outcome: &mut PassOutcome,
+    ) -> Result<(), EngineError> {
+        let connection = match (placed, &existing) {
+            (Some(p), _) => p.connection.clone(),
+            (None, Some(b)) => b.connection.clone(),
+            (None, None) => return Ok(()),
+        };
+        let (client, root) = self.client(&connection).await?;
+        let mut binding = match existing {
+            Some(b) => b,
+            None => {
+                let Some(p) = placed else { return Ok(()) };
+                let folder = join_path(&root, &p.folder);
+                Binding {
+                    id: 0,
+                    record_id: record.id,
+                    rule_name: p.rule.clone(),
+                    connection: connection.clone(),
+                    folder_lower: dropbox_lower(&folder),
+                    folder_display: folder,
+                    paused_reason: None,
+                    confirm_deletions: false,
+                }
+            }
+        };
+        if let Some(p) = placed {
+            let folder = join_path(&root, &p.folder);
+            if binding.id != 0 && folder != binding.folder_display {
+                // A renamed record folder is one move in Dropbox, never a re-upload.
+                if let Err(e) = self.move_folder(&client, record, &binding, &folder).await {
+                    outcome.failure(&e);
+                    return Ok(());
+                }
+            }
+            binding.folder_lower = dropbox_lower(&folder);
+            binding.folder_display = folder;
+        }
+        binding.id = self.store.save_binding(&binding).await?;
+
+        let rows: Vec<SyncRow> = self
+            .store
+            .sync_rows(record.id)
+            .await?
+            .into_iter()
+            .filter(|r| r.binding_id == Some(binding.id))
+            .collect();
+        let synced: Vec<SyncedFile> = rows.iter().filter_map(synced_file).collect();
+        let local: Vec<LocalFile> = placed.map(|p| p.local.clone()).unwrap_or_default();
+        let direction = placed.map_or(Direction::Push, |p| p.direction);
+        let remote = match self
+            .remote_tree(&client, &binding, placed, &local, &synced)
+            .await
+        {
+            Ok(remote) => remote,
+            Err(e) => {
+                outcome.failure(&e);
+                return Ok(());
+            }
+        };
+        let options = PlanOptions {
+            direction,
+            brake_share: self.config.brake_share,
+            brake_min: self.config.brake_min,
+            deletions_confirmed: binding.confirm_deletions,
+            conflict_label: format!(
+                "Ferry conflicted copy {}",
+                chrono::Utc::now().format("%Y-%m-%d")
+            ),
+        };
+        let actions = match plan(&local, &remote, &synced, &options) {
+            Plan::Paused { reason } => {
+                if binding.paused_reason.as_deref() != Some(reason.as_str()) {
+                    tracing::warn!(binding = binding.id, %reason, "binding paused");
+                    self.store
+                        .log(&LogEntry {
+                            id: 0,
+                            at: 0,
+                            connection: binding.connection.clone(),
+                            binding_id: Some(binding.id),
+                            record_id: record.id,
+                            path: binding.folder_display.clone(),
+                            action: "pause".into(),
+                            outcome: "skipped".into(),
+                            bytes: 0,
+                            duration_ms: 0,
+                            error: Some(reason.clone()),
+                        })
+                        .await?;
+                }
+                binding.paused_reason = Some(reason);
+                self.store.save_binding(&binding).await?;
+                outcome.paused += 1;
+                return Ok(());
+            }
+            Plan::Run(actions) => actions,
+        };
+        if binding.paused_reason.is_some() || binding.confirm_deletions {
+            binding.paused_reason = None;
+            binding.confirm_deletions = false;
+            self.store.save_binding(&binding).await?;
+        }
+        let cx = Ctx {
+            client: &client,
+            binding: &binding,
+            record,
+        };
+        for action in actions {
+            self.execute(&cx, &rows, action, outcome).await?;
+        }
+        if placed.is_none() {
+            let left = self.store.sync_rows(record.id).await?;
+            if !left.iter().any(|r| r.binding_id == Some(binding.id)) {
+                self.store.delete_binding(binding.id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// What Dropbox holds under the binding's folder that this binding is concerned with:
+    /// files it placed or synced, plus — when it pulls — new files at the top (or in any
+    /// subfolder with `pull_subfolders`), minus folders that belong to other bindings.
+    async fn remote_tree(
+        &self,
+        client: &DropboxClient,
+        binding: &Binding,
+        placed: Option<&RulePlacement>,
+        local: &[LocalFile],
+        synced: &[SyncedFile],
+    ) -> Result<Vec<RemoteFile>, DropboxError> {
+        let entries = match client.list_all(&binding.folder_display, true).await {
+            Ok((entries, _)) => entries,
+            Err(DropboxError::NotFound(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let others = self
+            .store
+            .bindings_within(&binding.connection, &binding.folder_lower)
+            .await
+            .map_err(|e| DropboxError::Other(format!("store: {e}")))?;
+        let shared = others
+            .iter()
+            .any(|b| b.id != binding.id && b.folder_lower == binding.folder_lower);
+        let nested: Vec<String> = others
+            .iter()
+            .filter(|b| b.id != binding.id && b.folder_lower != binding.folder_lower)
+            .map(|b| format!("{}/", b.folder_lower))
+            .collect();
+        let known: HashSet<&str> = local
+            .iter()
+            .map(|l| l.rel.lower.as_str())
+            .chain(synced.iter().map(|s| s.rel.lower.as_str()))
+            .collect();
+        let pulls = placed.is_some_and(|p| p.direction.pulls());
+        let subfolders = placed.is_some_and(|p| p.pull_subfolders);
+        let depth = binding.folder_display.split('/').count();
+        let mut out = Vec::new();
+        for entry in entries {
+            let Entry::File(f) = entry else { continue };
+            if nested.iter().any(|n| f.path_lower.starts_with(n.as_str())) {
+                continue;
+            }
+            // Relative path from the display path's last components (their casing is right,
+            // and byte offsets of the lower-cased folder need not match).
+            let parts: Vec<&str> = f.path_display.split('/').collect();
+            if parts.len() <= depth {
+                continue;
+            }
+            let rel = RelPath::new(parts[depth..].join("/"));
+            let is_known = known.contains(rel.lower.as_str());
+            let wanted = is_known || (pulls && !shared && (subfolders || !rel.lower.contains('/')));
+            if wanted {
+                out.push(RemoteFile {
+                    id: f.id,
+                    rel,
+                    rev: f.rev,
+                    content_hash: f.content_hash.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves a binding's folder; a case-only rename goes through a temporary name.
+    async fn move_folder(
+        &self,
+        client: &DropboxClient,
+        record: &Record,
+        binding: &Binding,
+        to: &str,
+    ) -> Result<(), DropboxError> {
+        let from = binding.folder_display.as_str();
+        let started = Instant::now();
+        let result = if dropbox_lower(from) == dropbox_lower(to) {
+            let temp = format!("{to}.ferry-rename");
+            match client.move_entry(from, &temp).await {
+                Ok(_) => client.move_entry(&temp, to).await.map(|_| ()),
+                Err(e) => Err(e),
+            }
+        } else {
+            client.move_entry(from, to).await.map(|_| ())
+        };
+        // Nothing there (never created, or already moved with a parent folder): nothing to move.
+        let result = match result {
+            Err(DropboxError::NotFound(_)) => Ok(()),
+            other => other,
+        };
+        self.log_action(
+            binding,
+            record,
+            &format!("{from} -> {to}"),
+            "move_folder",
+            0,
+            started,
+            result.as_ref().err(),
+        )
+        .await;
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn log_action(
+        &self,
+        binding: &Binding,
+        record: &Record,
+        path: &str,
+        action: &str,
+        bytes: u64,
+        started: Instant,
+        error: Option<&DropboxError>,
+    ) {
+        let entry = LogEntry {
+            id: 0,
+            at: 0,
+            connection: binding.connection.clone(),
+            binding_id: Some(binding.id),
+            record_id: record.id,
+            path: path.to_owned(),
+            action: action.to_owned(),
+            outcome: if error.is_some() { "failed" } else { "ok" }.to_owned(),
+            bytes,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            error: error.map(ToString::to_string),
+        };
+        // The log is a record of what happened; failing to write it must not undo the work.
+        if let Err(e) = self.store.log(&entry).await {
+            tracing::error!(error = %e, "cannot write the sync log");
+        }
+    }
+
+    async fn execute(
+        &self,
+        cx: &Ctx<'_>,
+        rows: &[SyncRow],
+        action: Action,
+        outcome: &mut PassOutcome,
+    ) -> Result<(), EngineError> {
+        let folder = cx.binding.folder_display.as_str();
+        let started = Instant::now();
+        let row_for = |rel: &RelPath| {
+            rows.iter()
+                .find(|r| r.rel_lower.as_deref() == Some(rel.lower.as_str()))
+                .cloned()
+        };
+        let new_row = |rel: &RelPath| SyncRow {
+            id: 0,
+            record_id: cx.record.id,
+            binding_id: Some(cx.binding.id),
+            rule_name: cx.binding.rule_name.clone(),
+            connection: cx.binding.connection.clone(),
+            attachment_id: None,
+            rel_display: Some(rel.display.clone()),
+            rel_lower: Some(rel.lower.clone()),
+            dropbox_id: None,
+            rev: None,
+            content_hash: None,
+            state: SyncState::Pending,
+            last_error: None,
+            updated_at: 0,
+        };
+        match action {
+            Action::PreserveRemote { from, to, .. } => {
+                let path = abs(folder, &from);
+                let result = cx.client.move_entry(&path, &abs(folder, &to)).await;
+                self.log_action(
+                    cx.binding,
+                    cx.record,
+                    &path,
+                    "preserve_conflicted_copy",
+                    0,
+                    started,
+                    result.as_ref().err(),
+                )
+                .await;
+                match result {
+                    Ok(_) => outcome.preserved += 1,
+                    Err(e) => outcome.failure(&e),
+                }
+            }
+            Action::Upload {
+                attachment_id,
+                rel,
+                content_hash,
+                mode,
+            } => {
+                let path = abs(folder, &rel);
+                let mut row = row_for(&rel).unwrap_or_else(|| new_row(&rel));
+                row.attachment_id = Some(attachment_id);
+                row.rel_display = Some(rel.display.clone());
+                let mode = match mode {
+                    UploadMode::Add => WriteMode::Add,
+                    UploadMode::Update(rev) => WriteMode::Update(rev),
+                };
+                let result = match self.blobs.get(&content_hash).await {
+                    Ok(data) => {
+                        let size = data.len() as u64;
+                        cx.client
+                            .upload(&path, data, &mode)
+                            .await
+                            .map(|info| (info, size))
+                    }
+                    Err(e) => Err(DropboxError::Other(format!(
+                        "attachment content unavailable: {e}"
+                    ))),
+                };
+                let bytes = result.as_ref().map(|(_, s)| *s).unwrap_or(0);
+                self.log_action(
+                    cx.binding,
+                    cx.record,
+                    &path,
+                    "upload",
+                    bytes,
+                    started,
+                    result.as_ref().err(),
+                )
+                .await;
+                match result {
+                    Ok((info, _)) => {
+                        outcome.uploaded += 1;
+                        row.dropbox_id = Some(info.id);
+                        row.rev = Some(info.rev);
+                        row.content_hash = info.content_hash;
+                        row.state = SyncState::Synced;
+                        row.last_error = None;
+                    }
+                    Err(e) => {
+                        outcome.failure(&e);
+                        row.state = SyncState::Failed;
+                        row.last_error = Some(describe(&e));
+                    }
+                }
+                self.store.save_sync_row(&row).await?;
+            }
+            Action::DeleteRemote { row_id, rel, rev } => {
+                let path = abs(folder, &rel);
+                let result = cx.client.delete(&path, Some(&rev)).await;
+                let gone = matches!(result, Ok(_) | Err(DropboxError::NotFound(_)));
+                self.log_action(
+                    cx.binding,
+                    cx.record,
+                    &path,
+                    "delete",
+                    0,
+                    started,
+                    if gone { None } else { result.as_ref().err() },
+                )
+                .await;
+                match result {
+                    // Gone, or changed by someone since (then the delete did nothing and the
+                    // file shows up as a new Dropbox file on the next pass).
+                    Ok(_) | Err(DropboxError::NotFound(_)) => {
+                        outcome.deleted += 1;
+                        self.store.delete_sync_row(row_id).await?;
+                    }
+                    Err(e) => {
+                        outcome.failure(&e);
+                        if let Some(mut row) = rows.iter().find(|r| r.id == row_id).cloned() {
+                            row.state = SyncState::Failed;
+                            row.last_error = Some(format!("could not remove from Dropbox: {e}"));
+                            self.store.save_sync_row(&row).await?;
+                        }
+                    }
+                }
+            }
+            Action::Import {
+                remote,
+                attachment_id,
+            } => {
+                let path = abs(folder, &remote.rel);
+                let result = self.import(cx, &remote, attachment_id).await;
+                self.log_action(
+                    cx.binding,
+                    cx.record,
+                    &path,
+                    "import",
+                    result.as_ref().map(|(_, n)| *n).unwrap_or(0),
+                    started,
+                    result.as_ref().err(),
+                )
+                .await;
+                match result {
+                    Ok((new_id, _)) => {
+                        outcome.imported += 1;
+                        let mut row = row_for(&remote.rel).unwrap_or_else(|| new_row(&remote.rel));
+                        row.attachment_id = Some(new_id);
+                        row.rel_display = Some(remote.rel.display.clone());
+                        row.dropbox_id = Some(remote.id.clone());
+                        row.rev = Some(remote.rev.clone());
+                        row.content_hash = Some(remote.content_hash.clone());
+                        row.state = SyncState::Synced;
+                        row.last_error = None;
+                        self.store.save_sync_row(&row).await?;
+                    }
+                    Err(e) => outcome.failure(&e),
+                }
+            }
+            Action::Archive {
+                row_id,
+                attachment_id,
+            } => {
+                self.store
+                    .archive_attachment(attachment_id, "deleted in Dropbox")
+                    .await?;
+                self.store.delete_sync_row(row_id).await?;
+                let path = rows
+                    .iter()
+                    .find(|r| r.id == row_id)
+                    .and_then(|r| r.rel_display.clone())
+                    .unwrap_or_default();
+                self.log_action(
+                    cx.binding,
+                    cx.record,
+                    &format!("{folder}/{path}"),
+                    "archive",
+                    0,
+                    started,
+                    None,
+                )
+                .await;
+                outcome.archived += 1;
+            }
+            Action::RecordSynced {
+                attachment_id,
+                remote,
+            } => {
+                let mut row = row_for(&remote.rel).unwrap_or_else(|| new_row(&remote.rel));
+                row.attachment_id = Some(attachment_id);
+                row.dropbox_id = Some(remote.id);
+                row.rev = Some(remote.rev);
+                row.content_hash = Some(remote.content_hash);
+                row.state = SyncState::Synced;
+                row.last_error = None;
+                self.store.save_sync_row(&row).await?;
+            }
+            Action::Forget { row_id } => self.store.delete_sync_row(row_id).await?,
+        }
+        Ok(())
+    }
+
+    /// Downloads a Dropbox file into the blob store and makes it an attachment (a new one, or
+    /// new content for `attachment_id`, whose old content is archived). Returns the attachment
+    /// id and the bytes moved.
+    async fn import(
+        &self,
+        cx: &Ctx<'_>,
+        remote: &RemoteFile,
+        attachment_id: Option<i64>,
+    ) -> Result<(i64, u64), DropboxError> {
+        let store_err = |e: ferry_store::StoreError| DropboxError::Other(format!("store: {e}"));
+        let (info, data) = cx
+            .client
+            .download(&abs(&cx.binding.folder_display, &remote.rel))
+            .await?;
+        if info.content_hash.as_deref() != Some(remote.content_hash.as_str()) {
+            // Changed since it was listed: the next pass sees the new version.
+            return Err(DropboxError::Conflict(
+                "the file changed in Dropbox while it was imported".into(),
+            ));
+        }
+        let size = data.len() as u64;
+        let hash = self.blobs.put(data).await.map_err(store_err)?;
+        let attachments = self
+            .store
+            .attachments(cx.record.id)
+            .await
+            .map_err(store_err)?;
+        let (name, tags) =
+            match attachment_id.and_then(|id| attachments.iter().find(|a| a.id == id)) {
+                Some(old) => {
+                    let kept = (old.name.clone(), old.tags.clone());
+                    self.store
+                        .archive_attachment(old.id, "replaced by a newer version from Dropbox")
+                        .await
+                        .map_err(store_err)?;
+                    kept
+                }
+                None => {
+                    let taken: HashSet<String> =
+                        attachments.iter().map(|a| dropbox_lower(&a.name)).collect();
+                    let file_name = remote
+                        .rel
+                        .display
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or(&remote.rel.display);
+                    (unique_name(file_name, &taken), vec!["dropbox".to_owned()])
+                }
+            };
+        let stored = self
+            .store
+            .put_attachment(&AttachmentInput {
+                record_id: cx.record.id,
+                name,
+                tags,
+                content_hash: hash,
+                size,
+                origin_path: Some(remote.rel.display.clone()),
+            })
+            .await
+            .map_err(store_err)?;
+        Ok((stored.value.id, size))
+    }
+}
+
+/// `name`, or `name (2).ext`, `name (3).ext`... whichever is free (compared like Dropbox).
+fn unique_name(name: &str, taken: &HashSet<String>) -> String {
+    if !taken.contains(&dropbox_lower(name)) {
+        return name.to_owned();
+    }
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    };
+    (2..)
+        .map(|n| format!("{stem} ({n}){ext}"))
+        .find(|candidate| !taken.contains(&dropbox_lower(candidate)))
+        .unwrap_or_else(|| name.to_owned())
+}
+
+fn synced_file(r: &SyncRow) -> Option<SyncedFile> {
+    Some(SyncedFile {
+        row_id: r.id,
+        attachment_id: r.attachment_id,
+        rel: RelPath {
+            lower: r.rel_lower.clone()?,
+            display: r.rel_display.clone()?,
+        },
+        dropbox_id: r.dropbox_id.clone()?,
+        rev: r.rev.clone()?,
+        content_hash: r.content_hash.clone()?,
+    })
+}
+
+fn describe(e: &DropboxError) -> String {
+    match e {
+        DropboxError::Conflict(_) => format!(
+            "{e}; the file changed in Dropbox since it was listed, so Ferry left it as it is and will look again"
+        ),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unique_name;
+    use std::collections::HashSet;
+
+    #[test]
+    fn unique_names() {
+        let taken: HashSet<String> = ["a.pdf", "a (2).pdf", "b"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(unique_name("c.pdf", &taken), "c.pdf");
+        assert_eq!(unique_name("A.PDF", &taken), "A (3).PDF");
+        assert_eq!(unique_name("a.pdf", &taken), "a (3).pdf");
+        assert_eq!(unique_name("b", &taken), "b (2)");
+    }
+}
