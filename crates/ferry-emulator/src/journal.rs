@@ -161,6 +161,9 @@ pub struct Cursor {
     /// Page size requested by `list_folder`.
     #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// When the cursor was handed out (Unix seconds), for the maximum cursor age.
+    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
+    pub issued: Option<u64>,
 }
 
 impl Cursor {
@@ -234,6 +237,7 @@ mod tests {
             seq: 7,
             after: Some("/a/b".into()),
             limit: Some(10),
+            issued: Some(1),
         };
         assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
         assert_eq!(Cursor::decode("not a cursor!"), None);

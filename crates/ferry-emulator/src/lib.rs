@@ -8,13 +8,21 @@
 
 mod account;
 mod blobs;
+mod config;
+mod faults;
+mod jobs;
 mod journal;
+mod links;
 mod metadata;
 mod paths;
+mod routes_batch;
 mod routes_files;
+mod routes_search;
+mod routes_sharing;
 mod routes_users;
 mod server;
 mod sessions;
+mod space;
 mod state;
 mod wire;
 
@@ -30,6 +38,8 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use config::{AccountSpec, DEFAULT_QUOTA_BYTES};
+pub use faults::{FaultModel, FaultsHandle};
 pub use journal::JournalError;
 
 /// How to start an emulator.
@@ -42,16 +52,56 @@ pub struct EmulatorConfig {
     /// The Bearer token clients must send. `None`: reuse the token stored in the data
     /// directory, or generate (and store) a random one.
     pub token: Option<String>,
+    /// The contention and fault model at start (changeable later through
+    /// [`RunningEmulator::faults`] or `PUT /admin/model`). Default: [`FaultModel::default`]
+    /// (write lock and rate limit on, faults off); [`FaultModel::off`] disables everything.
+    pub model: FaultModel,
+    /// Quota of the primary account in bytes (default [`DEFAULT_QUOTA_BYTES`]).
+    pub quota_bytes: u64,
+    /// Further accounts, each with its own namespace, token and quota (stored under
+    /// `data_dir/accounts/<name>/`).
+    pub accounts: Vec<AccountSpec>,
 }
 
 impl EmulatorConfig {
-    /// A config for `data_dir`, listening on `127.0.0.1:0`, with a generated token.
+    /// A config for `data_dir`, listening on `127.0.0.1:0`, with a generated token, the
+    /// default contention model and one account.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: None,
+            model: FaultModel::default(),
+            quota_bytes: DEFAULT_QUOTA_BYTES,
+            accounts: Vec::new(),
         }
+    }
+
+    /// Applies a TOML config file (see `docs/emulator.md`): `quota_bytes`, a `[model]` table
+    /// and `[[accounts]]`. Fields the file does not name keep their current values.
+    pub fn apply_file(&mut self, path: &std::path::Path) -> Result<(), EmulatorError> {
+        config::apply_file(self, path)
+    }
+}
+
+/// An account as seen from outside: its name, token and ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountInfo {
+    /// `"default"` for the primary account, else the configured name.
+    pub name: String,
+    /// The Bearer token it accepts.
+    pub token: String,
+    /// `dbid:…`.
+    pub account_id: String,
+    /// The numeric root namespace id.
+    pub namespace_id: String,
+}
+
+/// `map_err` helper: an I/O error on `path` as [`EmulatorError::DataDir`].
+pub(crate) fn io_error(path: &std::path::Path) -> impl Fn(std::io::Error) -> EmulatorError + '_ {
+    move |source| EmulatorError::DataDir {
+        path: path.to_path_buf(),
+        source,
     }
 }
 
@@ -77,6 +127,9 @@ pub enum EmulatorError {
     /// The change journal could not be replayed.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The config (file or values) is invalid.
+    #[error("invalid emulator config: {0}")]
+    Config(String),
     /// The listening socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -95,6 +148,8 @@ pub(crate) type RouteCalls = Arc<Mutex<HashMap<String, u64>>>;
 pub struct RunningEmulator {
     addr: SocketAddr,
     token: String,
+    accounts: Vec<AccountInfo>,
+    faults: FaultsHandle,
     calls: RouteCalls,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -104,9 +159,15 @@ impl RunningEmulator {
     /// Opens (or creates) the data directory, replays the journal, binds the socket and starts
     /// serving in a background task.
     pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
+        config.model.validate().map_err(EmulatorError::Config)?;
         let app = server::App::open(&config)?;
-        let token = app.token.clone();
+        let accounts = app.account_infos();
+        let token = accounts
+            .first()
+            .map(|a| a.token.clone())
+            .unwrap_or_default();
         let calls = app.calls.clone();
+        let faults = app.faults.clone();
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
             .map_err(|source| EmulatorError::Bind {
@@ -136,6 +197,8 @@ impl RunningEmulator {
         Ok(RunningEmulator {
             addr,
             token,
+            accounts,
+            faults,
             calls,
             stop: Some(stop),
             task: Some(task),
@@ -152,9 +215,32 @@ impl RunningEmulator {
         format!("http://{}", self.addr)
     }
 
-    /// The Bearer token clients must send.
+    /// The Bearer token of the primary account.
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// Every account (the primary one first) with its token and ids.
+    pub fn accounts(&self) -> &[AccountInfo] {
+        &self.accounts
+    }
+
+    /// The token of the account called `name` (`"default"` is the primary one).
+    pub fn token_for(&self, name: &str) -> Option<&str> {
+        self.accounts
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.token.as_str())
+    }
+
+    /// The live contention and fault model.
+    pub fn faults(&self) -> FaultsHandle {
+        self.faults.clone()
+    }
+
+    /// Replaces the contention and fault model (shorthand for `faults().set_model(..)`).
+    pub fn set_model(&self, model: FaultModel) {
+        self.faults.set_model(model);
     }
 
     /// How many requests `route` (e.g. `"files/upload"`) has received since this start,

@@ -8,12 +8,13 @@ use ferry_core::content_hash::content_hash;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::faults::{self, FaultModel};
 use crate::journal::Cursor;
 use crate::metadata;
 use crate::paths::{self, PathArg, PathError, PathKind};
-use crate::server::App;
+use crate::server::{App, Ctx, TempLink};
 use crate::sessions::{SessionErr, SessionFailure};
-use crate::state::{Commit, Conflict, Key, LookupErr, Node, OpError, WriteErr};
+use crate::state::{Commit, Conflict, Key, LookupErr, Node, OpError, Tree, WriteErr};
 use crate::wire::{
     self, ApiError, VoidUnion, WriteMode, check_timestamp, from_arg, nested, tag, tagged,
 };
@@ -23,7 +24,7 @@ const MAX_LIST_LIMIT: u32 = 2000;
 
 /// Runs one `files/*` route.
 pub async fn call(
-    app: &App,
+    app: &Ctx<'_>,
     route: &str,
     arg: Value,
     body: Bytes,
@@ -39,9 +40,11 @@ pub async fn call(
         "files/list_folder" => list_folder(app, arg, false),
         "files/list_folder/get_latest_cursor" => list_folder(app, arg, true),
         "files/list_folder/continue" => list_folder_continue(app, arg),
-        "files/create_folder_v2" => create_folder(app, arg),
-        "files/delete_v2" => delete(app, arg),
-        "files/move_v2" => relocate(app, arg),
+        "files/create_folder_v2" => create_folder(app, arg).await,
+        "files/delete_v2" => delete(app, arg).await,
+        "files/move_v2" => relocate(app, arg, false).await,
+        "files/copy_v2" => relocate(app, arg, true).await,
+        "files/get_temporary_link" => temporary_link(app, arg),
         _ => Err(ApiError::UnknownRoute(route.to_string())),
     }
 }
@@ -53,7 +56,7 @@ fn ok(value: &Value) -> Result<Response, ApiError> {
 // ---------------------------------------------------------------------------------------
 // Error values
 
-fn lookup_error(err: LookupErr) -> Value {
+pub(crate) fn lookup_error(err: LookupErr) -> Value {
     tag(match err {
         LookupErr::Malformed => "malformed_path",
         LookupErr::NotFound => "not_found",
@@ -62,9 +65,10 @@ fn lookup_error(err: LookupErr) -> Value {
     })
 }
 
-fn write_error(err: WriteErr) -> Value {
+pub(crate) fn write_error(err: WriteErr) -> Value {
     match err {
         WriteErr::Malformed => tag("malformed_path"),
+        WriteErr::InsufficientSpace => tag("insufficient_space"),
         WriteErr::Conflict(kind) => nested(
             "conflict",
             tag(match kind {
@@ -76,7 +80,7 @@ fn write_error(err: WriteErr) -> Value {
     }
 }
 
-fn session_error(err: SessionErr) -> Value {
+pub(crate) fn session_error(err: SessionErr) -> Value {
     match err {
         SessionErr::NotFound => tag("not_found"),
         SessionErr::IncorrectOffset(correct) => {
@@ -86,17 +90,34 @@ fn session_error(err: SessionErr) -> Value {
         }
         SessionErr::Closed => tag("closed"),
         SessionErr::TooLarge => tag("too_large"),
+        SessionErr::NotClosed => tag("not_closed"),
+        SessionErr::ConcurrentInvalidOffset => tag("concurrent_session_invalid_offset"),
+        SessionErr::ConcurrentInvalidDataSize => tag("concurrent_session_invalid_data_size"),
+        SessionErr::ConcurrentDataNotAllowed => tag("concurrent_session_data_not_allowed"),
+        SessionErr::ConcurrentCloseNotAllowed => tag("concurrent_session_close_not_allowed"),
+        SessionErr::ConcurrentNotClosed => tag("concurrent_session_not_closed"),
+        SessionErr::ConcurrentMissingData => tag("concurrent_session_missing_data"),
+    }
+}
+
+/// `UploadSessionFinishError` for a session problem: lookup errors nested under
+/// `lookup_failed`, concurrent-session errors at the top level.
+pub(crate) fn finish_session_error(err: SessionErr) -> Value {
+    if err.is_top_level() {
+        session_error(err)
+    } else {
+        nested("lookup_failed", session_error(err))
     }
 }
 
 /// A 409 for a lookup failure, nested under `member` (e.g. `path`, `path_lookup`).
-fn lookup_failed(member: &str, err: LookupErr) -> ApiError {
+pub(crate) fn lookup_failed(member: &str, err: LookupErr) -> ApiError {
     ApiError::route(nested(member, lookup_error(err)))
 }
 
 /// Parses a path field: bad syntax is a 400, a malformed path becomes the route error built
 /// by `malformed`.
-fn parse_path(
+pub(crate) fn parse_path(
     field: &str,
     raw: &str,
     kind: PathKind,
@@ -122,7 +143,10 @@ fn session_failure(err: SessionFailure, wrap: impl FnOnce(Value) -> Value) -> Ap
     }
 }
 
-fn content_hash_checked(expected: Option<&str>, data: &[u8]) -> Result<String, ApiError> {
+pub(crate) fn content_hash_checked(
+    expected: Option<&str>,
+    data: &[u8],
+) -> Result<String, ApiError> {
     let actual = content_hash(data);
     match expected {
         Some(expected) if expected != actual => Err(ApiError::route(tag("content_hash_mismatch"))),
@@ -135,7 +159,7 @@ fn content_hash_checked(expected: Option<&str>, data: &[u8]) -> Result<String, A
 
 /// `CommitInfo`, plus `UploadArg.content_hash`. Absent fields take Stone defaults.
 #[derive(Debug, Deserialize)]
-struct CommitArg {
+pub(crate) struct CommitArg {
     path: String,
     #[serde(default)]
     mode: WriteMode,
@@ -155,7 +179,7 @@ struct CommitArg {
 impl CommitArg {
     /// Validates the path and timestamp; `field` prefixes 400 messages (`path`,
     /// `commit.path`).
-    fn parse(
+    pub(crate) fn parse(
         &self,
         prefix: &str,
         malformed: impl FnOnce() -> ApiError,
@@ -186,26 +210,37 @@ impl CommitArg {
 }
 
 /// Commits stored content at the commit's path; returns the file's metadata.
-fn commit_content(
-    app: &App,
+pub(crate) fn commit_content(
+    app: &Ctx<'_>,
     path: &PathArg,
     commit: &CommitArg,
     hash: String,
     size: u64,
 ) -> Result<Node, OpError> {
     let mut tree = app.tree();
+    commit_in(&mut tree, path, commit, hash, size)
+}
+
+/// Commits stored content on an already locked tree.
+pub(crate) fn commit_in(
+    tree: &mut Tree,
+    path: &PathArg,
+    commit: &CommitArg,
+    hash: String,
+    size: u64,
+) -> Result<Node, OpError> {
     let target = tree.write_target(path)?;
     tree.commit_file(&commit.commit(target, hash, size))
 }
 
-fn file_metadata(node: &Node) -> Value {
+pub(crate) fn file_metadata(node: &Node) -> Value {
     match &node.file {
         Some(info) => metadata::file(&node.display, &node.id, info),
         None => metadata::folder(&node.display, &node.id),
     }
 }
 
-async fn upload(app: &App, arg: Value, body: Bytes) -> Result<Response, ApiError> {
+async fn upload(app: &Ctx<'_>, arg: Value, body: Bytes) -> Result<Response, ApiError> {
     let arg: CommitArg = from_arg(arg)?;
     // UploadError.path is the struct UploadWriteFailed, flattened next to `.tag`.
     let upload_failed = |reason: Value, session: &str| {
@@ -217,7 +252,10 @@ async fn upload(app: &App, arg: Value, body: Bytes) -> Result<Response, ApiError
     let path = arg.parse("", || upload_failed(write_error(WriteErr::Malformed), ""))?;
     let hash = content_hash_checked(arg.content_hash.as_deref(), &body)?;
     app.blobs.put(&hash, &body).await?;
-    match commit_content(app, &path, &arg, hash, body.len() as u64) {
+    let lock = app.lock_writes(&app.model).await?;
+    let committed = commit_content(app, &path, &arg, hash, body.len() as u64);
+    lock.release().await;
+    match committed {
         Ok(node) => ok(&file_metadata(&node)),
         Err(OpError::Io(err)) => Err(err.into()),
         Err(err) => {
@@ -246,7 +284,7 @@ struct SessionStartArg {
     content_hash: Option<String>,
 }
 
-async fn session_start(app: &App, arg: Value, body: Bytes) -> Result<Response, ApiError> {
+async fn session_start(app: &Ctx<'_>, arg: Value, body: Bytes) -> Result<Response, ApiError> {
     let arg: SessionStartArg = from_arg(arg)?;
     if let Some(VoidUnion(kind)) = &arg.session_type
         && kind != "sequential"
@@ -256,16 +294,24 @@ async fn session_start(app: &App, arg: Value, body: Bytes) -> Result<Response, A
             "session_type: unknown tag '{kind}'"
         )));
     }
+    let concurrent = arg
+        .session_type
+        .as_ref()
+        .is_some_and(|VoidUnion(kind)| kind == "concurrent");
     content_hash_checked(arg.content_hash.as_deref(), &body)?;
     let _guard = app.sessions.lock().await;
-    let session_id = app.sessions.start(&body, arg.close).await?;
+    let session_id = app
+        .sessions
+        .start_typed(&body, arg.close, concurrent)
+        .await
+        .map_err(|err| session_failure(err, |e| e))?;
     ok(&json!({ "session_id": session_id }))
 }
 
 #[derive(Debug, Deserialize)]
-struct SessionCursor {
-    session_id: String,
-    offset: u64,
+pub(crate) struct SessionCursor {
+    pub(crate) session_id: String,
+    pub(crate) offset: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -277,7 +323,7 @@ struct SessionAppendArg {
     content_hash: Option<String>,
 }
 
-async fn session_append(app: &App, arg: Value, body: Bytes) -> Result<Response, ApiError> {
+async fn session_append(app: &Ctx<'_>, arg: Value, body: Bytes) -> Result<Response, ApiError> {
     let arg: SessionAppendArg = from_arg(arg)?;
     content_hash_checked(arg.content_hash.as_deref(), &body)?;
     let _guard = app.sessions.lock().await;
@@ -289,14 +335,14 @@ async fn session_append(app: &App, arg: Value, body: Bytes) -> Result<Response, 
 }
 
 #[derive(Debug, Deserialize)]
-struct SessionFinishArg {
-    cursor: SessionCursor,
-    commit: CommitArg,
+pub(crate) struct SessionFinishArg {
+    pub(crate) cursor: SessionCursor,
+    pub(crate) commit: CommitArg,
     #[serde(default)]
     content_hash: Option<String>,
 }
 
-async fn session_finish(app: &App, arg: Value, body: Bytes) -> Result<Response, ApiError> {
+async fn session_finish(app: &Ctx<'_>, arg: Value, body: Bytes) -> Result<Response, ApiError> {
     let arg: SessionFinishArg = from_arg(arg)?;
     // UploadSessionFinishError.path is a plain WriteError, nested.
     let path = arg.commit.parse("commit.", || {
@@ -306,24 +352,39 @@ async fn session_finish(app: &App, arg: Value, body: Bytes) -> Result<Response, 
     let id = &arg.cursor.session_id;
     let _guard = app.sessions.lock().await;
     app.sessions
-        .append_final(id, arg.cursor.offset, &body)
+        .prepare_finish(id, arg.cursor.offset, &body, false)
         .await
-        .map_err(|err| session_failure(err, |e| nested("lookup_failed", e)))?;
+        .map_err(finish_failure)?;
     let (hash, size) = crate::blobs::hash_file(&app.sessions.data_path(id)).await?;
     app.blobs
         .put_file(&hash, &app.sessions.data_path(id))
         .await?;
-    match commit_content(app, &path, &arg.commit, hash, size) {
+    let lock = app.lock_writes(&app.model).await?;
+    let committed = commit_content(app, &path, &arg.commit, hash, size);
+    lock.release().await;
+    match committed {
         Ok(node) => {
             app.sessions.remove(id).await;
             ok(&file_metadata(&node))
         }
-        Err(OpError::Write(err)) => Err(ApiError::route(nested("path", write_error(err)))),
-        Err(OpError::Io(err)) => Err(err.into()),
-        Err(_) => Err(ApiError::route(nested(
-            "path",
-            write_error(WriteErr::Malformed),
-        ))),
+        Err(err) => Err(err_to_finish(err)),
+    }
+}
+
+/// A session failure in `finish` as `UploadSessionFinishError`.
+pub(crate) fn finish_failure(err: SessionFailure) -> ApiError {
+    match err {
+        SessionFailure::Refused(err) => ApiError::route(finish_session_error(err)),
+        SessionFailure::Io(err) => err.into(),
+    }
+}
+
+/// A failed session commit as `UploadSessionFinishError` (`path` holds a plain WriteError).
+pub(crate) fn err_to_finish(err: OpError) -> ApiError {
+    match err {
+        OpError::Write(err) => ApiError::route(nested("path", write_error(err))),
+        OpError::Io(err) => err.into(),
+        _ => ApiError::route(nested("path", write_error(WriteErr::Malformed))),
     }
 }
 
@@ -343,7 +404,7 @@ enum Found {
     Deleted(String),
 }
 
-fn find(app: &App, path: &PathArg, include_deleted: bool) -> Result<Found, LookupErr> {
+fn find(app: &Ctx<'_>, path: &PathArg, include_deleted: bool) -> Result<Found, LookupErr> {
     let tree = app.tree();
     match tree.resolve(path)? {
         Key::Root => Err(LookupErr::NotFile),
@@ -362,7 +423,7 @@ fn find(app: &App, path: &PathArg, include_deleted: bool) -> Result<Found, Looku
     }
 }
 
-async fn download(app: &App, arg: Value, headers: &HeaderMap) -> Result<Response, ApiError> {
+async fn download(app: &Ctx<'_>, arg: Value, headers: &HeaderMap) -> Result<Response, ApiError> {
     let arg: PathOnlyArg = from_arg(arg)?;
     let path = parse_path("path", &arg.path, PathKind::Read, false, || {
         lookup_failed("path", LookupErr::Malformed)
@@ -439,7 +500,7 @@ fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
     }
 }
 
-fn get_metadata(app: &App, arg: Value) -> Result<Response, ApiError> {
+fn get_metadata(app: &Ctx<'_>, arg: Value) -> Result<Response, ApiError> {
     let arg: PathOnlyArg = from_arg(arg)?;
     let path = parse_path("path", &arg.path, PathKind::Read, false, || {
         lookup_failed("path", LookupErr::Malformed)
@@ -471,7 +532,7 @@ struct ListFolderArg {
     limit: Option<u32>,
 }
 
-fn list_folder(app: &App, arg: Value, latest_only: bool) -> Result<Response, ApiError> {
+fn list_folder(app: &Ctx<'_>, arg: Value, latest_only: bool) -> Result<Response, ApiError> {
     let arg: ListFolderArg = from_arg(arg)?;
     if let Some(limit) = arg.limit
         && !(1..=MAX_LIST_LIMIT).contains(&limit)
@@ -503,6 +564,7 @@ fn list_folder(app: &App, arg: Value, latest_only: bool) -> Result<Response, Api
         seq: tree.head(),
         after: None,
         limit: arg.limit,
+        issued: Some(wire::unix_now()),
     };
     if latest_only {
         return ok(&json!({ "cursor": cursor.encode() }));
@@ -526,7 +588,7 @@ struct ListFolderContinueArg {
     cursor: String,
 }
 
-fn list_folder_continue(app: &App, arg: Value) -> Result<Response, ApiError> {
+fn list_folder_continue(app: &Ctx<'_>, arg: Value) -> Result<Response, ApiError> {
     let arg: ListFolderContinueArg = from_arg(arg)?;
     if arg.cursor.is_empty() {
         return Err(ApiError::BadArg("cursor: '' is shorter than 1".into()));
@@ -534,9 +596,11 @@ fn list_folder_continue(app: &App, arg: Value) -> Result<Response, ApiError> {
     let reset = || ApiError::route(tag("reset"));
     let mut cursor = Cursor::decode(&arg.cursor).ok_or_else(reset)?;
     let tree = app.tree();
-    if cursor.journal_id != app.account.journal_id || cursor.seq > tree.head() {
+    if cursor.journal_id != app.account.journal_id {
         return Err(reset());
     }
+    check_cursor(&cursor, tree.head(), &app.model)?;
+    cursor.issued = Some(wire::unix_now());
     let limit = cursor
         .limit
         .unwrap_or(MAX_LIST_LIMIT)
@@ -567,53 +631,107 @@ fn list_folder_continue(app: &App, arg: Value) -> Result<Response, ApiError> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Writes without content
+// Writes without content. Each `*_op` runs one operation on a locked tree and returns the
+// route's own error value as `ApiError::Route`, so batches can reuse it per entry.
 
 #[derive(Debug, Deserialize)]
-struct CreateFolderArg {
-    path: String,
+pub(crate) struct CreateFolderArg {
+    pub(crate) path: String,
     #[serde(default)]
-    autorename: bool,
+    pub(crate) autorename: bool,
 }
 
-fn create_folder(app: &App, arg: Value) -> Result<Response, ApiError> {
-    let arg: CreateFolderArg = from_arg(arg)?;
-    let write_failed = |err: WriteErr| ApiError::route(nested("path", write_error(err)));
-    let path = parse_path("path", &arg.path, PathKind::Write, false, || {
+fn write_failed(err: WriteErr) -> ApiError {
+    ApiError::route(nested("path", write_error(err)))
+}
+
+/// Parses a `create_folder` path (400 on bad syntax; malformed = `path/malformed_path`).
+pub(crate) fn create_folder_path(raw: &str) -> Result<Result<PathArg, ApiError>, ApiError> {
+    split_route_error(parse_path("path", raw, PathKind::Write, false, || {
         write_failed(WriteErr::Malformed)
-    })?;
-    let mut tree = app.tree();
-    let target = tree.write_target(&path).map_err(write_failed)?;
-    match tree.create_folder(&target, arg.autorename) {
-        Ok(node) => ok(&json!({ "metadata": file_metadata(&node) })),
+    }))
+}
+
+/// Separates route errors (per entry) from 400s (whole request).
+fn split_route_error<T>(r: Result<T, ApiError>) -> Result<Result<T, ApiError>, ApiError> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(err @ ApiError::Route(_)) => Ok(Err(err)),
+        Err(err) => Err(err),
+    }
+}
+
+/// Creates one folder; `CreateFolderError` on failure.
+pub(crate) fn create_folder_op(
+    tree: &mut Tree,
+    path: &PathArg,
+    autorename: bool,
+) -> Result<Node, ApiError> {
+    let target = tree.write_target(path).map_err(write_failed)?;
+    match tree.create_folder(&target, autorename) {
+        Ok(node) => Ok(node),
         Err(OpError::Write(err)) => Err(write_failed(err)),
         Err(OpError::Io(err)) => Err(err.into()),
         Err(_) => Err(write_failed(WriteErr::Malformed)),
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct DeleteArg {
-    path: String,
-    #[serde(default)]
-    parent_rev: Option<String>,
+async fn create_folder(app: &Ctx<'_>, arg: Value) -> Result<Response, ApiError> {
+    let arg: CreateFolderArg = from_arg(arg)?;
+    let path = create_folder_path(&arg.path)??;
+    let lock = app.lock_writes(&app.model).await?;
+    let result = create_folder_op(&mut app.tree(), &path, arg.autorename);
+    lock.release().await;
+    let node = result?;
+    ok(&json!({ "metadata": file_metadata(&node) }))
 }
 
-fn delete(app: &App, arg: Value) -> Result<Response, ApiError> {
-    let arg: DeleteArg = from_arg(arg)?;
-    let path = parse_path("path", &arg.path, PathKind::WriteOrId, false, || {
+#[derive(Debug, Deserialize)]
+pub(crate) struct DeleteArg {
+    pub(crate) path: String,
+    #[serde(default)]
+    pub(crate) parent_rev: Option<String>,
+}
+
+impl DeleteArg {
+    /// `parent_rev` must match Stone's `Rev` pattern (a 400 otherwise, as Dropbox).
+    pub(crate) fn check_rev(&self, field: &str) -> Result<(), ApiError> {
+        match &self.parent_rev {
+            Some(rev)
+                if rev.len() < 9
+                    || !rev.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
+            {
+                Err(ApiError::BadArg(format!(
+                    "{field}: '{rev}' did not match pattern '[0-9a-f]+'"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Parses a `delete` path.
+pub(crate) fn delete_path(raw: &str) -> Result<Result<PathArg, ApiError>, ApiError> {
+    split_route_error(parse_path("path", raw, PathKind::WriteOrId, false, || {
         lookup_failed("path_lookup", LookupErr::Malformed)
-    })?;
-    let mut tree = app.tree();
+    }))
+}
+
+/// Deletes one item; `DeleteError` on failure. Returns the metadata before deletion.
+pub(crate) fn delete_op(
+    tree: &mut Tree,
+    path: &PathArg,
+    parent_rev: Option<&str>,
+) -> Result<Node, ApiError> {
     let lower = match tree
-        .resolve(&path)
+        .resolve(path)
         .map_err(|e| lookup_failed("path_lookup", e))?
     {
         Key::Path(lower) => lower,
         Key::Root | Key::Rev(_) => return Err(lookup_failed("path_lookup", LookupErr::Malformed)),
     };
-    match tree.delete(&lower, arg.parent_rev.as_deref()) {
-        Ok(node) => ok(&json!({ "metadata": node.tagged_metadata() })),
+    match tree.delete(&lower, parent_rev) {
+        Ok(node) => Ok(node),
         Err(OpError::Lookup(err)) => Err(lookup_failed("path_lookup", err)),
         Err(OpError::Write(err)) => Err(ApiError::route(nested("path_write", write_error(err)))),
         Err(OpError::Io(err)) => Err(err.into()),
@@ -621,43 +739,227 @@ fn delete(app: &App, arg: Value) -> Result<Response, ApiError> {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct RelocationArg {
-    from_path: String,
-    to_path: String,
-    #[serde(default)]
-    autorename: bool,
+async fn delete(app: &Ctx<'_>, arg: Value) -> Result<Response, ApiError> {
+    let arg: DeleteArg = from_arg(arg)?;
+    arg.check_rev("parent_rev")?;
+    let path = delete_path(&arg.path)??;
+    let lock = app.lock_writes(&app.model).await?;
+    let result = delete_op(&mut app.tree(), &path, arg.parent_rev.as_deref());
+    lock.release().await;
+    let node = result?;
+    ok(&json!({ "metadata": node.tagged_metadata() }))
 }
 
-fn relocate(app: &App, arg: Value) -> Result<Response, ApiError> {
-    let arg: RelocationArg = from_arg(arg)?;
-    let to_failed = |err: WriteErr| ApiError::route(nested("to", write_error(err)));
-    let from = parse_path(
+#[derive(Debug, Deserialize)]
+pub(crate) struct RelocationArg {
+    pub(crate) from_path: String,
+    pub(crate) to_path: String,
+    #[serde(default)]
+    pub(crate) autorename: bool,
+}
+
+fn to_failed(err: WriteErr) -> ApiError {
+    ApiError::route(nested("to", write_error(err)))
+}
+
+/// Parses both paths of a move or copy.
+pub(crate) fn relocation_paths(
+    from_path: &str,
+    to_path: &str,
+) -> Result<Result<(PathArg, PathArg), ApiError>, ApiError> {
+    let from = split_route_error(parse_path(
         "from_path",
-        &arg.from_path,
+        from_path,
         PathKind::WriteOrId,
         false,
         || lookup_failed("from_lookup", LookupErr::Malformed),
-    )?;
-    let to = parse_path("to_path", &arg.to_path, PathKind::WriteOrId, false, || {
-        to_failed(WriteErr::Malformed)
-    })?;
-    let mut tree = app.tree();
+    ))?;
+    let to = split_route_error(parse_path(
+        "to_path",
+        to_path,
+        PathKind::WriteOrId,
+        false,
+        || to_failed(WriteErr::Malformed),
+    ))?;
+    Ok(match (from, to) {
+        (Ok(from), Ok(to)) => Ok((from, to)),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    })
+}
+
+/// Moves or copies one item; `RelocationError` on failure.
+pub(crate) fn relocate_op(
+    tree: &mut Tree,
+    from: &PathArg,
+    to: &PathArg,
+    autorename: bool,
+    copy: bool,
+) -> Result<Node, ApiError> {
     let from = match tree
-        .resolve(&from)
+        .resolve(from)
         .map_err(|e| lookup_failed("from_lookup", e))?
     {
         Key::Path(lower) => lower,
         Key::Root | Key::Rev(_) => return Err(lookup_failed("from_lookup", LookupErr::Malformed)),
     };
-    let target = tree.write_target(&to).map_err(to_failed)?;
-    match tree.relocate(&from, &target, arg.autorename) {
-        Ok(node) => ok(&json!({ "metadata": node.tagged_metadata() })),
+    let target = tree.write_target(to).map_err(to_failed)?;
+    let result = if copy {
+        tree.copy(&from, &target, autorename)
+    } else {
+        tree.relocate(&from, &target, autorename)
+    };
+    match result {
+        Ok(node) => Ok(node),
         Err(OpError::Lookup(err)) => Err(lookup_failed("from_lookup", err)),
+        Err(OpError::Write(WriteErr::InsufficientSpace)) => {
+            Err(ApiError::route(tag("insufficient_quota")))
+        }
         Err(OpError::Write(err)) => Err(to_failed(err)),
         Err(OpError::MoveIntoItself) => Err(ApiError::route(tag("cant_move_folder_into_itself"))),
         Err(OpError::Io(err)) => Err(err.into()),
     }
+}
+
+async fn relocate(app: &Ctx<'_>, arg: Value, copy: bool) -> Result<Response, ApiError> {
+    let arg: RelocationArg = from_arg(arg)?;
+    let (from, to) = relocation_paths(&arg.from_path, &arg.to_path)??;
+    let lock = app.lock_writes(&app.model).await?;
+    let result = relocate_op(&mut app.tree(), &from, &to, arg.autorename, copy);
+    lock.release().await;
+    let node = result?;
+    ok(&json!({ "metadata": node.tagged_metadata() }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Temporary links and long-poll
+
+/// How long a temporary link works (Dropbox: four hours).
+const TEMP_LINK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(4 * 3600);
+
+fn temporary_link(app: &Ctx<'_>, arg: Value) -> Result<Response, ApiError> {
+    let arg: PathOnlyArg = from_arg(arg)?;
+    let path = parse_path("path", &arg.path, PathKind::Read, false, || {
+        lookup_failed("path", LookupErr::Malformed)
+    })?;
+    let node = match find(app, &path, false) {
+        Ok(Found::Node(node)) => node,
+        Ok(Found::Deleted(_)) => return Err(lookup_failed("path", LookupErr::NotFound)),
+        Err(err) => return Err(lookup_failed("path", err)),
+    };
+    let Some(info) = &node.file else {
+        return Err(lookup_failed("path", LookupErr::NotFile));
+    };
+    let key = wire::random_token(43);
+    let index = app
+        .app
+        .spaces
+        .iter()
+        .position(|s| std::sync::Arc::ptr_eq(s, app.space))
+        .unwrap_or(0);
+    app.app
+        .temp_links
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(
+            key.clone(),
+            TempLink {
+                space: index,
+                content_hash: info.content_hash.clone(),
+                expires: std::time::Instant::now() + TEMP_LINK_LIFETIME,
+            },
+        );
+    let link = format!(
+        "{}/temp/{key}/{}",
+        app.origin,
+        percent_encode(paths::file_name(&node.display))
+    );
+    ok(&json!({ "metadata": file_metadata(&node), "link": link }))
+}
+
+/// Percent-encodes everything but unreserved characters (for a name in a URL path).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[derive(Debug, Deserialize)]
+struct LongpollArg {
+    cursor: String,
+    #[serde(default = "default_longpoll_timeout")]
+    timeout: u64,
+}
+
+fn default_longpoll_timeout() -> u64 {
+    30
+}
+
+/// `files/list_folder/longpoll` (no auth): blocks until something in the cursor's scope
+/// changes (woken by every commit, so well within 100 ms) or the timeout passes.
+pub async fn longpoll(app: &App, arg: Value, model: &FaultModel) -> Result<Response, ApiError> {
+    let arg: LongpollArg = from_arg(arg)?;
+    if !(30..=480).contains(&arg.timeout) {
+        return Err(ApiError::BadArg(format!(
+            "timeout: {} is not within the range 30 to 480",
+            arg.timeout
+        )));
+    }
+    if arg.cursor.is_empty() {
+        return Err(ApiError::BadArg("cursor: '' is shorter than 1".into()));
+    }
+    let reset = || ApiError::route(tag("reset"));
+    let cursor = Cursor::decode(&arg.cursor).ok_or_else(reset)?;
+    let space = app.space_by_journal(&cursor.journal_id).ok_or_else(reset)?;
+    check_cursor(&cursor, space.tree().head(), model)?;
+    let mut wait = std::time::Duration::from_secs(arg.timeout);
+    if let Some(cap) = model.longpoll_cap_ms {
+        wait = wait.min(std::time::Duration::from_millis(cap));
+    }
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut changes = space.changes.clone();
+    let changed = loop {
+        // Mark the current value seen before checking, so no commit slips between.
+        changes.borrow_and_update();
+        if space
+            .tree()
+            .has_changes(&cursor.scope, cursor.recursive, cursor.seq)
+        {
+            break true;
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(_)) | Err(_) => break false,
+        }
+    };
+    let mut result = Map::new();
+    result.insert("changes".into(), changed.into());
+    if let Some(backoff) = model.longpoll_backoff_secs {
+        result.insert("backoff".into(), backoff.into());
+    }
+    ok(&Value::Object(result))
+}
+
+/// `reset` for cursors past the journal head, too old, or by injected fault.
+fn check_cursor(cursor: &Cursor, head: u64, model: &FaultModel) -> Result<(), ApiError> {
+    let reset = || ApiError::route(tag("reset"));
+    if cursor.seq > head {
+        return Err(reset());
+    }
+    if let (Some(max_age), Some(issued)) = (model.cursor_max_age_secs, cursor.issued)
+        && wire::unix_now().saturating_sub(issued) > max_age
+    {
+        return Err(reset());
+    }
+    if faults::roll(model.p_cursor_reset) {
+        return Err(reset());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

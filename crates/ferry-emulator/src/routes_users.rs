@@ -1,25 +1,23 @@
-//! The `users/*` routes: a fixed, plausible basic account whose ids come from `account.json`.
+//! The `users/*` routes: a plausible basic account whose ids come from `account.json`, and
+//! the space usage against the account's configured quota.
 
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::server::App;
+use crate::server::Ctx;
 use crate::wire::{self, ApiError};
 
-/// Quota reported by `users/get_space_usage` (2 TiB, a Plus plan).
-const ALLOCATED_BYTES: u64 = 2 << 40;
-
 /// Runs one `users/*` route. Both take a Void argument (`null`).
-pub async fn call(app: &App, route: &str, arg: Value) -> Result<Response, ApiError> {
+pub async fn call(app: &Ctx<'_>, route: &str, arg: Value) -> Result<Response, ApiError> {
     if !arg.is_null() {
         return Err(ApiError::BadArg("expected null, got a value".into()));
     }
     let result = match route {
         "users/get_current_account" => current_account(app),
         "users/get_space_usage" => json!({
-            "used": 0,
-            "allocation": {".tag": "individual", "allocated": ALLOCATED_BYTES},
+            "used": app.tree().used(),
+            "allocation": {".tag": "individual", "allocated": app.quota},
         }),
         _ => return Err(ApiError::UnknownRoute(route.to_string())),
     };
@@ -27,18 +25,24 @@ pub async fn call(app: &App, route: &str, arg: Value) -> Result<Response, ApiErr
 }
 
 /// A `FullAccount` with every field the SDK requires.
-fn current_account(app: &App) -> Value {
+fn current_account(app: &Ctx<'_>) -> Value {
     let account = &app.account;
+    // The primary account keeps the first cut's identity; others are named after themselves.
+    let (surname, email) = if app.name == "default" {
+        ("Emulator".to_string(), "emulator@ferry.invalid".to_string())
+    } else {
+        (app.name.clone(), format!("{}@ferry.invalid", app.name))
+    };
     json!({
         "account_id": account.account_id,
         "name": {
             "given_name": "Ferry",
-            "surname": "Emulator",
+            "surname": surname,
             "familiar_name": "Ferry",
-            "display_name": "Ferry Emulator",
+            "display_name": format!("Ferry {surname}"),
             "abbreviated_name": "FE",
         },
-        "email": "emulator@ferry.invalid",
+        "email": email,
         "email_verified": true,
         "disabled": false,
         "locale": "en",

@@ -2,25 +2,26 @@
 //! checks, argument extraction per route style, and dispatch to the route families.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::map_response;
-use axum::response::Response;
-use axum::routing::any;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
 use serde_json::Value;
 
-use crate::account::Account;
-use crate::blobs::Blobs;
-use crate::journal::JournalFile;
-use crate::sessions::Sessions;
-use crate::state::Tree;
-use crate::wire::{ApiError, tag};
-use crate::{EmulatorConfig, EmulatorError, RouteCalls, routes_files, routes_users};
+use crate::faults::{self, FaultModel, FaultsHandle};
+use crate::space::Space;
+use crate::wire::{self, ApiError, tag};
+use crate::{
+    AccountInfo, EmulatorConfig, EmulatorError, RouteCalls, routes_batch, routes_files,
+    routes_search, routes_sharing, routes_users,
+};
 
 /// Dropbox's limit on the body of one upload request.
 pub const MAX_UPLOAD_BYTES: usize = 150 * 1024 * 1024;
@@ -51,60 +52,132 @@ fn style(route: &str) -> Option<Style> {
         | "files/list_folder"
         | "files/list_folder/continue"
         | "files/list_folder/get_latest_cursor"
+        | "files/list_folder/longpoll"
         | "files/create_folder_v2"
         | "files/delete_v2"
         | "files/move_v2"
+        | "files/copy_v2"
+        | "files/get_temporary_link"
+        | "files/upload_session/start_batch"
+        | "files/upload_session/finish_batch"
+        | "files/upload_session/finish_batch/check"
+        | "files/upload_session/finish_batch_v2"
+        | "files/create_folder_batch"
+        | "files/create_folder_batch/check"
+        | "files/delete_batch"
+        | "files/delete_batch/check"
+        | "files/move_batch_v2"
+        | "files/move_batch/check_v2"
+        | "files/search_v2"
+        | "files/search/continue_v2"
+        | "sharing/create_shared_link_with_settings"
+        | "sharing/list_shared_links"
+        | "sharing/revoke_shared_link"
         | "users/get_current_account"
         | "users/get_space_usage" => Style::Rpc,
         _ => return None,
     })
 }
 
+/// Routes that change the namespace: a dropped connection after them is a lost result.
+fn is_write(route: &str) -> bool {
+    matches!(
+        route,
+        "files/upload"
+            | "files/upload_session/finish"
+            | "files/upload_session/finish_batch"
+            | "files/upload_session/finish_batch_v2"
+            | "files/create_folder_v2"
+            | "files/create_folder_batch"
+            | "files/delete_v2"
+            | "files/delete_batch"
+            | "files/move_v2"
+            | "files/move_batch_v2"
+            | "files/copy_v2"
+    )
+}
+
+/// A file served by a temporary link.
+#[derive(Debug, Clone)]
+pub struct TempLink {
+    /// Index of the account in [`App::spaces`].
+    pub space: usize,
+    /// The blob.
+    pub content_hash: String,
+    /// When the link stops working (then 410).
+    pub expires: Instant,
+}
+
 /// Everything a request handler needs.
 pub struct App {
-    /// The Bearer token clients must present.
-    pub token: String,
+    /// The accounts; the primary one first.
+    pub spaces: Vec<Arc<Space>>,
     /// Requests per route.
     pub calls: RouteCalls,
-    /// The account facts.
-    pub account: Account,
-    /// Content store.
-    pub blobs: Blobs,
-    /// Upload sessions.
-    pub sessions: Sessions,
-    tree: Mutex<Tree>,
+    /// The live contention and fault model.
+    pub faults: FaultsHandle,
+    /// Temporary links by their random key.
+    pub temp_links: Mutex<HashMap<String, TempLink>>,
 }
 
 impl App {
-    /// Opens the data directory and replays the journal.
+    /// Opens the data directory and every account in it.
     pub fn open(config: &EmulatorConfig) -> Result<App, EmulatorError> {
         let dir = &config.data_dir;
-        let io = |path: std::path::PathBuf| {
-            move |source| EmulatorError::DataDir {
-                path: path.clone(),
-                source,
+        let mut spaces = vec![Arc::new(Space::open(
+            "default",
+            dir,
+            config.token.as_deref(),
+            config.quota_bytes,
+        )?)];
+        for spec in &config.accounts {
+            spec.validate()?;
+            if spaces.iter().any(|s| s.name == spec.name) {
+                return Err(EmulatorError::Config(format!(
+                    "account {:?} is configured twice",
+                    spec.name
+                )));
             }
-        };
-        std::fs::create_dir_all(dir).map_err(io(dir.clone()))?;
-        let (account, token) = Account::load_or_create(dir, config.token.as_deref())?;
-        let blobs = Blobs::open(dir.join("blobs")).map_err(io(dir.join("blobs")))?;
-        let sessions = Sessions::open(dir.join("sessions")).map_err(io(dir.join("sessions")))?;
-        let (file, entries) = JournalFile::open(&dir.join("journal.jsonl"))?;
-        let tree = Tree::replay(account.namespace_id.clone(), file, entries);
+            let space = Space::open(
+                &spec.name,
+                &dir.join("accounts").join(&spec.name),
+                spec.token.as_deref(),
+                spec.quota_bytes.unwrap_or(crate::DEFAULT_QUOTA_BYTES),
+            )?;
+            if spaces.iter().any(|s| s.token == space.token) {
+                return Err(EmulatorError::Config(format!(
+                    "account {:?} has the same token as another account",
+                    spec.name
+                )));
+            }
+            spaces.push(Arc::new(space));
+        }
         Ok(App {
-            token,
+            spaces,
             calls: Arc::new(Mutex::new(HashMap::new())),
-            account,
-            blobs,
-            sessions,
-            tree: Mutex::new(tree),
+            faults: FaultsHandle::new(config.model.clone()),
+            temp_links: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The tree, recovering from a poisoned lock (the tree is only changed after the
-    /// journal write succeeded, so it is consistent even if a holder panicked).
-    pub fn tree(&self) -> MutexGuard<'_, Tree> {
-        self.tree.lock().unwrap_or_else(|p| p.into_inner())
+    /// Names, tokens and ids of all accounts.
+    pub fn account_infos(&self) -> Vec<AccountInfo> {
+        self.spaces
+            .iter()
+            .map(|s| AccountInfo {
+                name: s.name.clone(),
+                token: s.token.clone(),
+                account_id: s.account.account_id.clone(),
+                namespace_id: s.account.namespace_id.clone(),
+            })
+            .collect()
+    }
+
+    /// The account whose cursors carry this journal id.
+    pub fn space_by_journal(&self, journal_id: &str) -> Option<&Arc<Space>> {
+        self.spaces
+            .iter()
+            .find(|s| s.account.journal_id == journal_id)
     }
 
     fn count(&self, route: &str) {
@@ -113,10 +186,33 @@ impl App {
     }
 }
 
+/// One request's view: the app, the caller's account, the model in force, and the origin
+/// (`http://host:port`) the client used (for links served by the emulator).
+pub struct Ctx<'a> {
+    /// The whole emulator.
+    pub app: &'a App,
+    /// The caller's account.
+    pub space: &'a Arc<Space>,
+    /// The fault model for this request.
+    pub model: FaultModel,
+    /// Scheme, host and port as the client addressed us.
+    pub origin: String,
+}
+
+impl std::ops::Deref for Ctx<'_> {
+    type Target = Space;
+    fn deref(&self) -> &Space {
+        self.space
+    }
+}
+
 /// The router for an app.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/2/{*route}", any(dispatch))
+        .route("/temp/{key}", get(temp_link))
+        .route("/temp/{key}/{name}", get(temp_link_named))
+        .route("/admin/model", get(admin_get_model).put(admin_put_model))
         .fallback(unknown)
         // Slightly above the upload limit so that we, not axum, answer oversized uploads.
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES + 1024 * 1024))
@@ -137,6 +233,62 @@ async fn unknown(request: Request) -> Response {
     ApiError::UnknownRoute(route).into_response_for("", "")
 }
 
+/// `GET /admin/model`: the current fault model as JSON.
+async fn admin_get_model(State(app): State<Arc<App>>) -> Response {
+    let value = serde_json::to_value(app.faults.model()).unwrap_or_default();
+    wire::json(StatusCode::OK, &value)
+}
+
+/// `PUT /admin/model`: a JSON object with the knobs to change; answers the new model.
+async fn admin_put_model(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let patch: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return wire::text(StatusCode::BAD_REQUEST, format!("not JSON: {e}")),
+    };
+    match app.faults.model().patched(&patch) {
+        Ok(model) => {
+            tracing::info!(?model, "fault model changed");
+            app.faults.set_model(model);
+            admin_get_model(State(app)).await
+        }
+        Err(e) => wire::text(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// `GET /temp/<key>/<name>`: the name only makes the URL readable.
+async fn temp_link_named(
+    state: State<Arc<App>>,
+    Path((key, _name)): Path<(String, String)>,
+) -> Response {
+    temp_link(state, Path(key)).await
+}
+
+/// `GET /temp/<key>`: the content behind a temporary link, 410 once it expired.
+async fn temp_link(State(app): State<Arc<App>>, Path(key): Path<String>) -> Response {
+    let link = {
+        let links = app.temp_links.lock().unwrap_or_else(|p| p.into_inner());
+        links.get(&key).cloned()
+    };
+    let Some(link) = link else {
+        return wire::text(StatusCode::NOT_FOUND, "Not Found".into());
+    };
+    if Instant::now() >= link.expires {
+        return wire::text(StatusCode::GONE, "This link has expired.".into());
+    }
+    let Some(space) = app.spaces.get(link.space) else {
+        return wire::text(StatusCode::NOT_FOUND, "Not Found".into());
+    };
+    match space.blobs.read(&link.content_hash).await {
+        Ok(bytes) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            bytes,
+        )
+            .into_response(),
+        Err(err) => ApiError::from(err).into_response_for("temporary link", ""),
+    }
+}
+
 async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
     let route = request
         .uri()
@@ -152,11 +304,51 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
         Style::Rpc => "request body",
         Style::Upload | Style::Download => "HTTP header \"Dropbox-API-Arg\"",
     };
+    let model = app.faults.model();
+    let delay = model.latency();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if faults::roll(model.p_server_error) {
+        return ApiError::ServiceUnavailable.into_response_for(&route, location);
+    }
     let (parts, body) = request.into_parts();
-    match handle(&app, &route, style, parts, body).await {
+    let response = match handle(&app, &route, style, parts, body, model.clone()).await {
         Ok(response) => response,
         Err(err) => err.into_response_for(&route, location),
+    };
+    if is_write(&route) && response.status().is_success() && faults::roll(model.p_drop_after_commit)
+    {
+        tracing::debug!(route, "fault: dropping the connection after a commit");
+        return dropped_connection();
     }
+    response
+}
+
+/// A response whose body fails at once, so the server aborts the connection: the client
+/// never sees a result although the change was applied.
+fn dropped_connection() -> Response {
+    let failing = futures::stream::iter([Err::<Bytes, std::io::Error>(std::io::Error::other(
+        "fault injection: connection dropped",
+    ))]);
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(failing))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+fn origin(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-ferry-scheme")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("http");
+    format!("{scheme}://{host}")
 }
 
 async fn handle(
@@ -165,6 +357,7 @@ async fn handle(
     style: Style,
     parts: Parts,
     body: Body,
+    model: FaultModel,
 ) -> Result<Response, ApiError> {
     let allowed =
         parts.method == Method::POST || (style == Style::Download && parts.method == Method::GET);
@@ -174,11 +367,29 @@ async fn handle(
     let query: HashMap<String, String> = Query::try_from_uri(&parts.uri)
         .map(|q| q.0)
         .unwrap_or_default();
-    authenticate(app, &parts.headers, &query)?;
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    if route == "files/list_folder/longpoll" {
+        // The notify host takes no authentication, and refuses it when sent.
+        if parts.headers.contains_key(header::AUTHORIZATION) || query.contains_key("authorization")
+        {
+            return Err(ApiError::BadRequest(
+                "Your request includes an Authorization header, but this function does not use it."
+                    .into(),
+            ));
+        }
+        let content_type = content_type(&parts.headers);
+        let body = axum::body::to_bytes(body, MAX_RPC_BYTES)
+            .await
+            .map_err(|_| ApiError::BadRequest("request body too large".into()))?;
+        let arg = rpc_arg(content_type.as_deref(), &body)?;
+        return routes_files::longpoll(app, arg, &model).await;
+    }
+    let space = authenticate(app, &parts.headers, &query)?;
+    if model.rate_limit
+        && let Err(wait) = space.limiter.take(model.rate_per_sec, model.rate_burst)
+    {
+        return Err(ApiError::TooManyRequests(wait));
+    }
+    let content_type = content_type(&parts.headers);
     let (arg, data) = match style {
         Style::Rpc => {
             let body = axum::body::to_bytes(body, MAX_RPC_BYTES)
@@ -199,19 +410,37 @@ async fn handle(
         }
         Style::Download => (header_arg(&parts.headers, &query)?, Bytes::new()),
     };
+    let cx = Ctx {
+        app,
+        space,
+        model,
+        origin: origin(&parts.headers),
+    };
     if route.starts_with("users/") {
-        routes_users::call(app, route, arg).await
+        routes_users::call(&cx, route, arg).await
+    } else if route.starts_with("sharing/") {
+        routes_sharing::call(&cx, route, arg).await
+    } else if route.starts_with("files/search") {
+        routes_search::call(&cx, route, arg).await
+    } else if route.contains("batch") {
+        routes_batch::call(&cx, route, arg).await
     } else {
-        routes_files::call(app, route, arg, data, &parts.headers).await
+        routes_files::call(&cx, route, arg, data, &parts.headers).await
     }
 }
 
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
 /// `Authorization: Bearer <token>` (or the `authorization` URL parameter).
-fn authenticate(
-    app: &App,
+fn authenticate<'a>(
+    app: &'a App,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
-) -> Result<(), ApiError> {
+) -> Result<&'a Arc<Space>, ApiError> {
     let value = match headers.get(header::AUTHORIZATION) {
         Some(value) => String::from_utf8_lossy(value.as_bytes()).into_owned(),
         None => match query.get("authorization") {
@@ -234,10 +463,10 @@ fn authenticate(
             "Invalid authorization value in HTTP header \"Authorization\": \"{value}\".  Expecting \"Bearer <oauth2-access-token>\"."
         )));
     };
-    if token != app.token {
-        return Err(ApiError::InvalidToken);
-    }
-    Ok(())
+    app.spaces
+        .iter()
+        .find(|s| s.token == token)
+        .ok_or(ApiError::InvalidToken)
 }
 
 fn check_content_type(value: &str, allowed: &[&str]) -> Result<(), ApiError> {

@@ -13,6 +13,10 @@ use crate::wire::{now_timestamp, random_token};
 /// Largest file a session may build: 2^41 − 2^22 bytes.
 pub const MAX_SESSION_BYTES: u64 = (1 << 41) - (1 << 22);
 
+/// Appends to concurrent sessions must start at, and (except the closing one) be a multiple
+/// of, 4 MiB.
+pub const CONCURRENT_BLOCK: u64 = 1 << 22;
+
 /// Why a session operation was refused (maps to `UploadSessionLookupError` /
 /// `UploadSessionAppendError` members).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +29,34 @@ pub enum SessionErr {
     Closed,
     /// `too_large`.
     TooLarge,
+    /// `not_closed`: a batch finish of a session that was never closed.
+    NotClosed,
+    /// `concurrent_session_invalid_offset`: not a multiple of 4 MiB.
+    ConcurrentInvalidOffset,
+    /// `concurrent_session_invalid_data_size`: not a multiple of 4 MiB (and not closing).
+    ConcurrentInvalidDataSize,
+    /// `concurrent_session_data_not_allowed`: data in start or finish of a concurrent session.
+    ConcurrentDataNotAllowed,
+    /// `concurrent_session_close_not_allowed`: `close` in start of a concurrent session.
+    ConcurrentCloseNotAllowed,
+    /// `concurrent_session_not_closed`: finishing an open concurrent session.
+    ConcurrentNotClosed,
+    /// `concurrent_session_missing_data`: gaps remain in a closed concurrent session.
+    ConcurrentMissingData,
+}
+
+impl SessionErr {
+    /// Whether the error is a member of the route's own union (rather than of the nested
+    /// `UploadSessionLookupError` in `finish`'s `lookup_failed`).
+    pub fn is_top_level(self) -> bool {
+        matches!(
+            self,
+            SessionErr::ConcurrentDataNotAllowed
+                | SessionErr::ConcurrentCloseNotAllowed
+                | SessionErr::ConcurrentNotClosed
+                | SessionErr::ConcurrentMissingData
+        )
+    }
 }
 
 /// A failed session operation.
@@ -47,6 +79,19 @@ struct SessionMeta {
     offset: u64,
     closed: bool,
     created: String,
+    /// `session_type: concurrent`.
+    #[serde(default)]
+    concurrent: bool,
+    /// Concurrent sessions: the byte ranges received, `[start, end)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ranges: Vec<(u64, u64)>,
+    /// Concurrent sessions: the total length, known once closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    length: Option<u64>,
+}
+
+fn refused<T>(err: SessionErr) -> Result<T, SessionFailure> {
+    Err(SessionFailure::Refused(err))
 }
 
 /// The session directory. Callers serialise operations with [`Sessions::lock`].
@@ -109,15 +154,83 @@ impl Sessions {
 
     /// Creates a session holding `data`.
     pub async fn start(&self, data: &[u8], close: bool) -> std::io::Result<String> {
+        self.start_typed(data, close, false)
+            .await
+            .map_err(|e| match e {
+                SessionFailure::Io(e) => e,
+                SessionFailure::Refused(e) => std::io::Error::other(format!("{e:?}")),
+            })
+    }
+
+    /// Creates a sequential or concurrent session. Concurrent sessions take no data and no
+    /// `close` at start.
+    pub async fn start_typed(
+        &self,
+        data: &[u8],
+        close: bool,
+        concurrent: bool,
+    ) -> Result<String, SessionFailure> {
+        if concurrent && !data.is_empty() {
+            return refused(SessionErr::ConcurrentDataNotAllowed);
+        }
+        if concurrent && close {
+            return refused(SessionErr::ConcurrentCloseNotAllowed);
+        }
         let id = random_token(32);
         tokio::fs::write(self.data_path(&id), data).await?;
         let meta = SessionMeta {
             offset: data.len() as u64,
             closed: close,
             created: now_timestamp(),
+            concurrent,
+            ranges: Vec::new(),
+            length: None,
         };
         self.write_meta(&id, &meta).await?;
         Ok(id)
+    }
+
+    /// A concurrent append: any order, 4 MiB-aligned offsets, 4 MiB multiples except the
+    /// closing append (which fixes the total length).
+    async fn append_concurrent(
+        &self,
+        id: &str,
+        mut meta: SessionMeta,
+        offset: u64,
+        data: &[u8],
+        close: bool,
+    ) -> Result<u64, SessionFailure> {
+        if meta.closed {
+            return refused(SessionErr::Closed);
+        }
+        if !offset.is_multiple_of(CONCURRENT_BLOCK) {
+            return refused(SessionErr::ConcurrentInvalidOffset);
+        }
+        if !close && !(data.len() as u64).is_multiple_of(CONCURRENT_BLOCK) {
+            return refused(SessionErr::ConcurrentInvalidDataSize);
+        }
+        let end = offset.saturating_add(data.len() as u64);
+        if end > MAX_SESSION_BYTES {
+            return refused(SessionErr::TooLarge);
+        }
+        if !data.is_empty() {
+            use tokio::io::AsyncSeekExt;
+            let mut file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .open(self.data_path(id))
+                .await?;
+            file.seek(std::io::SeekFrom::Start(offset)).await?;
+            file.write_all(data).await?;
+            file.flush().await?;
+            meta.ranges.push((offset, end));
+        }
+        meta.offset = meta.offset.max(end);
+        if close {
+            meta.closed = true;
+            meta.length = Some(end);
+        }
+        self.write_meta(id, &meta).await?;
+        Ok(end)
     }
 
     /// Appends `data` at `offset`; returns the new offset.
@@ -129,6 +242,9 @@ impl Sessions {
         close: bool,
     ) -> Result<u64, SessionFailure> {
         let mut meta = self.read_meta(id).await?;
+        if meta.concurrent {
+            return self.append_concurrent(id, meta, offset, data, close).await;
+        }
         if meta.closed {
             return Err(SessionFailure::Refused(SessionErr::Closed));
         }
@@ -161,15 +277,49 @@ impl Sessions {
         Ok(end)
     }
 
-    /// The finish step before committing: checks the offset and appends the last chunk
-    /// (refused on a closed session unless empty). Returns the total size.
-    pub async fn append_final(
+    /// Checks that a session can be committed with a final chunk `data` at `offset`, appends
+    /// it (sequential sessions), and returns the total size. A batch finish (`batch`)
+    /// requires the session to be closed.
+    pub async fn prepare_finish(
         &self,
         id: &str,
         offset: u64,
         data: &[u8],
+        batch: bool,
     ) -> Result<u64, SessionFailure> {
         let meta = self.read_meta(id).await?;
+        if meta.concurrent {
+            if !data.is_empty() {
+                return refused(SessionErr::ConcurrentDataNotAllowed);
+            }
+            let Some(length) = meta.length.filter(|_| meta.closed) else {
+                return refused(SessionErr::ConcurrentNotClosed);
+            };
+            if offset != length {
+                return refused(SessionErr::IncorrectOffset(length));
+            }
+            let mut ranges = meta.ranges.clone();
+            ranges.sort_unstable();
+            let mut covered = 0u64;
+            for (start, end) in ranges {
+                if start > covered {
+                    break;
+                }
+                covered = covered.max(end);
+            }
+            if covered < length {
+                return refused(SessionErr::ConcurrentMissingData);
+            }
+            let file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .open(self.data_path(id))
+                .await?;
+            file.set_len(length).await?;
+            return Ok(length);
+        }
+        if batch && !meta.closed {
+            return refused(SessionErr::NotClosed);
+        }
         if offset != meta.offset {
             return Err(SessionFailure::Refused(SessionErr::IncorrectOffset(
                 meta.offset,

@@ -61,6 +61,8 @@ pub enum WriteErr {
     Malformed,
     /// `conflict`.
     Conflict(Conflict),
+    /// `insufficient_space`: the write would exceed the account's quota.
+    InsufficientSpace,
 }
 
 /// Why a tree operation failed.
@@ -127,11 +129,22 @@ pub struct Tree {
     tombstones: BTreeMap<String, String>,
     journal: Vec<JournalEntry>,
     file: JournalFile,
+    used: u64,
+    quota: u64,
+    notify: tokio::sync::watch::Sender<u64>,
 }
 
 impl Tree {
     /// Rebuilds the tree from replayed journal entries.
-    pub fn replay(namespace_id: String, file: JournalFile, entries: Vec<JournalEntry>) -> Self {
+    /// `quota` bounds the bytes of current files; `notify` receives the journal head after
+    /// every commit.
+    pub fn replay(
+        namespace_id: String,
+        file: JournalFile,
+        entries: Vec<JournalEntry>,
+        quota: u64,
+        notify: tokio::sync::watch::Sender<u64>,
+    ) -> Self {
         let mut tree = Tree {
             namespace_id,
             nodes: BTreeMap::new(),
@@ -140,11 +153,48 @@ impl Tree {
             tombstones: BTreeMap::new(),
             journal: Vec::with_capacity(entries.len()),
             file,
+            used: 0,
+            quota,
+            notify,
         };
         for entry in entries {
             tree.apply(entry);
         }
+        tree.notify.send_replace(tree.head());
         tree
+    }
+
+    /// Bytes held by current files.
+    pub fn used(&self) -> u64 {
+        self.used
+    }
+
+    /// Whether replacing `old` bytes by `new` bytes stays within the quota.
+    fn fits(&self, old: u64, new: u64) -> bool {
+        self.used.saturating_sub(old).saturating_add(new) <= self.quota
+    }
+
+    /// The journal entries after position `since` (empty if `since` is at or past the head).
+    pub fn entries_since(&self, since: u64) -> &[JournalEntry] {
+        let start = usize::try_from(since)
+            .unwrap_or(usize::MAX)
+            .min(self.journal.len());
+        &self.journal[start..]
+    }
+
+    /// All current nodes with their lowercased keys, in key order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&String, &Node)> {
+        self.nodes.iter()
+    }
+
+    /// All tombstones (lowercased key, display path).
+    pub fn tombstones(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.tombstones.iter()
+    }
+
+    /// The node with this id.
+    pub fn by_id(&self, id: &str) -> Option<&Node> {
+        self.ids.get(id).and_then(|lower| self.nodes.get(lower))
     }
 
     /// The sequence number of the latest change (0 when empty).
@@ -153,6 +203,12 @@ impl Tree {
     }
 
     fn apply(&mut self, entry: JournalEntry) {
+        if let Some(info) = self.nodes.get(&entry.lower).and_then(|n| n.file.as_ref()) {
+            self.used = self.used.saturating_sub(info.size);
+        }
+        if let Some(info) = entry.node.as_ref().and_then(|n| n.file.as_ref()) {
+            self.used = self.used.saturating_add(info.size);
+        }
         match &entry.node {
             Some(state) => {
                 if let Some(old) = self.nodes.get(&entry.lower)
@@ -196,6 +252,7 @@ impl Tree {
         for change in changes {
             self.apply(change);
         }
+        self.notify.send_replace(self.head());
         Ok(())
     }
 
@@ -375,6 +432,14 @@ impl Tree {
                 }
             }
         }
+        let replaced = self
+            .nodes
+            .get(&paths::lower(&display))
+            .and_then(|n| n.file.as_ref())
+            .map_or(0, |f| f.size);
+        if !self.fits(replaced, commit.size) {
+            return Err(WriteErr::InsufficientSpace.into());
+        }
         let node = Node {
             id,
             file: Some(new_info(self.new_rev())),
@@ -530,6 +595,80 @@ impl Tree {
         Ok(Node { display, ..source })
     }
 
+    /// Copies a node (and its subtree) to a new display path: new ids, new revs, same
+    /// content. Copying a folder into itself is refused like a move.
+    pub fn copy(&mut self, from: &str, target: &str, autorename: bool) -> Result<Node, OpError> {
+        let source = self.nodes.get(from).ok_or(LookupErr::NotFound)?.clone();
+        let target_lower = paths::lower(target);
+        if target_lower == from
+            || (source.file.is_none() && target_lower.starts_with(&format!("{from}/")))
+        {
+            return Err(OpError::MoveIntoItself);
+        }
+        let components: Vec<&str> = target.split('/').skip(1).collect();
+        let Some((name, parents)) = components.split_last() else {
+            return Err(WriteErr::Malformed.into());
+        };
+        let (mut changes, parent) = self.ensure_parents(parents)?;
+        let mut display = format!("{parent}/{name}");
+        if let Some(existing) = self.nodes.get(&paths::lower(&display)) {
+            if !autorename {
+                let kind = if existing.file.is_some() {
+                    Conflict::File
+                } else {
+                    Conflict::Folder
+                };
+                return Err(WriteErr::Conflict(kind).into());
+            }
+            let taken = paths::file_name(&existing.display);
+            let free = self.free_name(&parent, taken, source.file.is_some(), false);
+            display = format!("{parent}/{free}");
+        }
+        let subtree: Vec<Node> = std::iter::once(from.to_string())
+            .chain(self.descendants(from))
+            .filter_map(|key| self.nodes.get(&key).cloned())
+            .collect();
+        let bytes: u64 = subtree
+            .iter()
+            .filter_map(|n| n.file.as_ref())
+            .map(|f| f.size)
+            .sum();
+        if !self.fits(0, bytes) {
+            return Err(WriteErr::InsufficientSpace.into());
+        }
+        let depth = source.display.matches('/').count();
+        let now = now_timestamp();
+        let mut first = None;
+        for (i, node) in subtree.iter().enumerate() {
+            let rest: Vec<&str> = node.display.split('/').skip(depth + 1).collect();
+            let mut new_display = display.clone();
+            for component in rest {
+                new_display.push('/');
+                new_display.push_str(component);
+            }
+            let rev = format!(
+                "{:010x}{:08x}",
+                self.head() + 1 + changes.len() as u64,
+                rand::random::<u32>()
+            );
+            let copied = Node {
+                display: new_display,
+                id: new_id(),
+                file: node.file.as_ref().map(|f| FileInfo {
+                    rev,
+                    server_modified: now.clone(),
+                    ..f.clone()
+                }),
+            };
+            changes.push(entry_for(&copied));
+            if i == 0 {
+                first = Some(copied);
+            }
+        }
+        self.commit(changes)?;
+        first.ok_or_else(|| LookupErr::NotFound.into())
+    }
+
     /// Whether `lower` is inside the scope of a listing.
     fn in_scope(scope: &str, recursive: bool, lower: &str) -> bool {
         if recursive {
@@ -595,6 +734,13 @@ impl Tree {
             })
             .collect();
         (entries, taken.last().map(|k| k.0.clone()), has_more)
+    }
+
+    /// Whether anything in scope changed after journal position `since`.
+    pub fn has_changes(&self, scope: &str, recursive: bool, since: u64) -> bool {
+        self.entries_since(since)
+            .iter()
+            .any(|e| Self::in_scope(scope, recursive, &e.lower))
     }
 
     /// Changes in scope after journal position `since`: the latest state of each changed path,

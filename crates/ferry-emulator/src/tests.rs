@@ -7,14 +7,18 @@ use serde_json::{Value, json};
 
 use crate::{EmulatorConfig, RunningEmulator};
 
-struct Harness {
+mod accounts;
+mod batch;
+mod faults;
+
+pub(crate) struct Harness {
     emulator: RunningEmulator,
     http: reqwest::Client,
     dir: tempfile::TempDir,
 }
 
 /// A response reduced to what tests look at.
-struct Reply {
+pub(crate) struct Reply {
     status: StatusCode,
     headers: HeaderMap,
     body: Vec<u8>,
@@ -53,10 +57,14 @@ impl Reply {
 
 impl Harness {
     async fn start() -> Harness {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(tweak: impl FnOnce(&mut EmulatorConfig)) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let emulator = RunningEmulator::start(EmulatorConfig::new(dir.path()))
-            .await
-            .unwrap();
+        let mut config = EmulatorConfig::new(dir.path());
+        tweak(&mut config);
+        let emulator = RunningEmulator::start(config).await.unwrap();
         Harness {
             emulator,
             http: reqwest::Client::new(),
@@ -106,10 +114,15 @@ impl Harness {
     }
 
     async fn rpc(&self, route: &str, arg: Value) -> Reply {
+        self.rpc_as(self.emulator.token(), route, arg).await
+    }
+
+    /// An RPC call with another account's token.
+    async fn rpc_as(&self, token: &str, route: &str, arg: Value) -> Reply {
         self.send(
             self.http
                 .post(self.url(route))
-                .header("Authorization", self.bearer())
+                .header("Authorization", format!("Bearer {token}"))
                 .header("Content-Type", "application/json")
                 .body(arg.to_string()),
         )
@@ -1014,6 +1027,7 @@ async fn garbage_cursor_resets() {
         seq: 99,
         after: None,
         limit: None,
+        issued: None,
     };
     let reply = h
         .rpc(

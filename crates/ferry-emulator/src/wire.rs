@@ -28,6 +28,13 @@ pub enum ApiError {
     RangeNotSatisfiable(u64),
     /// 500; the text is logged, not sent.
     Internal(String),
+    /// 429 `too_many_requests` with `Retry-After` (seconds, also in the body).
+    TooManyRequests(u64),
+    /// 429 `too_many_write_operations` (namespace lock contention) with `Retry-After`; the
+    /// body has no `retry_after` field, as Dropbox's.
+    TooManyWriteOperations(u64),
+    /// 503 (injected fault).
+    ServiceUnavailable,
 }
 
 impl ApiError {
@@ -75,6 +82,14 @@ impl ApiError {
                 }
                 response
             }
+            ApiError::TooManyRequests(secs) => rate_limited("too_many_requests", secs, true),
+            ApiError::TooManyWriteOperations(secs) => {
+                rate_limited("too_many_write_operations", secs, false)
+            }
+            ApiError::ServiceUnavailable => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable".to_string(),
+            ),
             ApiError::Internal(reason) => {
                 tracing::error!(route, %reason, "internal emulator error");
                 text(
@@ -90,6 +105,27 @@ impl From<std::io::Error> for ApiError {
     fn from(err: std::io::Error) -> Self {
         ApiError::Internal(err.to_string())
     }
+}
+
+/// A JSON 429 (`RateLimitError`) with `Retry-After`.
+fn rate_limited(reason: &str, retry_after: u64, with_field: bool) -> Response {
+    let mut error = Map::new();
+    error.insert("reason".into(), tag(reason));
+    if with_field {
+        error.insert("retry_after".into(), retry_after.into());
+    }
+    let dots = rand::thread_rng().gen_range(0..4);
+    let mut body = Map::new();
+    body.insert(
+        "error_summary".into(),
+        Value::String(format!("{reason}/{}", ".".repeat(dots))),
+    );
+    body.insert("error".into(), Value::Object(error));
+    let mut response = json(StatusCode::TOO_MANY_REQUESTS, &Value::Object(body));
+    if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 /// A plain-text response.
@@ -273,6 +309,13 @@ pub fn check_timestamp(field: &str, value: &str) -> Result<(), ApiError> {
 /// The current time as a Dropbox timestamp.
 pub fn now_timestamp() -> String {
     chrono::Utc::now().format(TIMESTAMP_FORMAT).to_string()
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// `n` random URL-safe characters (`A-Z a-z 0-9 - _`).
