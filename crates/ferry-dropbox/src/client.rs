@@ -19,6 +19,9 @@ use std::time::Duration;
 /// Files larger than this go through an upload session, in chunks of this size.
 pub const DEFAULT_CHUNK_SIZE: usize = 8 * 1024 * 1024;
 
+/// Longest long-poll Dropbox accepts, in seconds.
+const LONGPOLL_MAX_SECS: u64 = 480;
+
 /// Dropbox's limit for one request body.
 const MAX_REQUEST_BODY: usize = 150 * 1024 * 1024;
 
@@ -40,9 +43,16 @@ impl DropboxClient {
             .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| DropboxError::Config(format!("HTTP client: {e}")))?;
+        let http_long = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(LONGPOLL_MAX_SECS + 120))
+            .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| DropboxError::Config(format!("HTTP client: {e}")))?;
         Ok(DropboxClient {
             transport: Arc::new(Transport {
                 http,
+                http_long,
                 endpoints,
                 token: Arc::new(token.expose().to_owned()),
             }),
@@ -368,6 +378,23 @@ impl DropboxClient {
             })
             .await?;
         Ok(entry(result.metadata))
+    }
+
+    /// Waits until something changes under the cursor (at most `timeout_secs`, clamped to
+    /// Dropbox's 30–480 s). Returns whether there are changes and how long Dropbox wants us
+    /// to wait before the next long-poll.
+    pub async fn longpoll(
+        &self,
+        cursor: &str,
+        timeout_secs: u64,
+    ) -> Result<(bool, Option<Duration>), DropboxError> {
+        let arg = files::ListFolderLongpollArg::new(cursor.to_owned())
+            .with_timeout(timeout_secs.clamp(30, LONGPOLL_MAX_SECS));
+        let client = FerryHttpClient::noauth(Arc::clone(&self.transport));
+        let result = routes::list_folder_longpoll(&client, &arg)
+            .await
+            .map_err(|e| DropboxError::from_sdk(e, client.retry_after_secs()))?;
+        Ok((result.changes, result.backoff.map(Duration::from_secs)))
     }
 
     /// The account behind the token (also a cheap token check).

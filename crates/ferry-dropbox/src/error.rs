@@ -292,6 +292,15 @@ impl Classify for files::RelocationError {
     }
 }
 
+impl Classify for files::ListFolderLongpollError {
+    fn classify(self) -> DropboxError {
+        match self {
+            files::ListFolderLongpollError::Reset => DropboxError::Reset,
+            other => DropboxError::Other(other.to_string()),
+        }
+    }
+}
+
 impl Classify for dropbox_sdk::NoError {
     fn classify(self) -> DropboxError {
         DropboxError::Other("unexpected error".into())

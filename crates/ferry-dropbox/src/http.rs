@@ -4,7 +4,7 @@
 use crate::Endpoints;
 use bytes::Bytes;
 use dropbox_sdk::async_client_trait::{
-    HttpClient, HttpRequest, HttpRequestResultRaw, UserAuthClient,
+    HttpClient, HttpRequest, HttpRequestResultRaw, NoauthClient, UserAuthClient,
 };
 use futures::TryStreamExt;
 use std::sync::Arc;
@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug)]
 pub(crate) struct Transport {
     pub(crate) http: reqwest::Client,
+    /// For long-poll only: waits up to 480 s plus Dropbox's jitter.
+    pub(crate) http_long: reqwest::Client,
     pub(crate) endpoints: Endpoints,
     pub(crate) token: Arc<String>,
 }
@@ -23,6 +25,8 @@ pub(crate) struct Transport {
 pub(crate) struct FerryHttpClient {
     transport: Arc<Transport>,
     retry_after_secs: AtomicU64,
+    /// False for `list_folder/longpoll`, which must be sent without a token.
+    authenticated: bool,
 }
 
 impl FerryHttpClient {
@@ -30,6 +34,15 @@ impl FerryHttpClient {
         FerryHttpClient {
             transport,
             retry_after_secs: AtomicU64::new(0),
+            authenticated: true,
+        }
+    }
+
+    /// A client that sends no token (Dropbox answers 400 if long-poll carries one).
+    pub(crate) fn noauth(transport: Arc<Transport>) -> Self {
+        FerryHttpClient {
+            authenticated: false,
+            ..FerryHttpClient::new(transport)
         }
     }
 
@@ -105,14 +118,21 @@ impl HttpClient for FerryHttpClient {
 
     fn new_request(&self, url: &str) -> Self::Request {
         let url = self.transport.endpoints.rewrite(url);
+        let http = if self.authenticated {
+            &self.transport.http
+        } else {
+            &self.transport.http_long
+        };
         FerryRequest {
-            builder: self.transport.http.post(url),
+            builder: http.post(url),
         }
     }
 
     fn token(&self) -> Option<Arc<String>> {
-        Some(Arc::clone(&self.transport.token))
+        self.authenticated
+            .then(|| Arc::clone(&self.transport.token))
     }
 }
 
 impl UserAuthClient for FerryHttpClient {}
+impl NoauthClient for FerryHttpClient {}

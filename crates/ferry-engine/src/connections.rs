@@ -95,7 +95,10 @@ pub(crate) fn validate_root(root: &str) -> Result<(), EngineError> {
 impl Engine {
     /// Checks the token against Dropbox, then stores the connection with its token encrypted.
     /// Records of every rule on this connection are queued, since their target changed.
-    pub async fn put_connection(&self, input: ConnectionInput) -> Result<AccountInfo, EngineError> {
+    pub async fn put_connection(
+        self: &Arc<Self>,
+        input: ConnectionInput,
+    ) -> Result<AccountInfo, EngineError> {
         if input.name.trim().is_empty() {
             return Err(EngineError::Invalid(
                 "connection name must not be empty".into(),
@@ -104,6 +107,7 @@ impl Engine {
         validate_root(&input.root)?;
         let client = DropboxClient::new(input.endpoints.clone(), &input.token)?;
         let account = client.current_account().await?;
+        crate::watcher::ensure_folder(&client, &input.root).await?;
         let stored = StoredConnection {
             name: input.name.clone(),
             api_url: input.endpoints.api.clone(),
@@ -112,8 +116,19 @@ impl Engine {
             root: input.root,
             token_ciphertext: self.connections.cipher.encrypt(&input.token)?,
         };
+        let existed = self.store.connection(&input.name).await?.is_some();
         self.store.put_connection(&stored).await?;
+        // A new account or root: start its change feed from now.
+        self.store.set_connection_cursor(&input.name, None).await?;
         self.connections.forget(&input.name);
+        let shutdown = self
+            .watch_shutdown
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let (false, Some(shutdown)) = (existed, shutdown) {
+            self.spawn_watcher(input.name.clone(), shutdown);
+        }
         for rule in self.store.rules().await? {
             if rule.connection == input.name {
                 let ids = self.store.record_ids_of_kind(&rule.record_kind).await?;

@@ -10,6 +10,7 @@ mod connections;
 mod error;
 mod placement;
 mod sync_pass;
+mod watcher;
 mod worker;
 
 pub use backoff::backoff_delay;
@@ -38,6 +39,10 @@ pub struct EngineConfig {
     pub brake_share: f64,
     /// …and at least this many files.
     pub brake_min: usize,
+    /// How often every bound record gets a full pass anyway (the safety net).
+    pub reconcile_every: Duration,
+    /// Long-poll timeout asked of Dropbox (30–480 s).
+    pub longpoll_secs: u64,
 }
 
 impl Default for EngineConfig {
@@ -50,6 +55,8 @@ impl Default for EngineConfig {
             max_attempts: 10,
             brake_share: 0.5,
             brake_min: 3,
+            reconcile_every: Duration::from_secs(15 * 60),
+            longpoll_secs: 30,
         }
     }
 }
@@ -61,6 +68,8 @@ pub struct Engine {
     connections: connections::Connections,
     config: EngineConfig,
     wake: tokio::sync::Notify,
+    /// Set once watchers run, so connections added later get one too.
+    watch_shutdown: std::sync::Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -89,6 +98,7 @@ impl Engine {
             blobs,
             config,
             wake: tokio::sync::Notify::new(),
+            watch_shutdown: std::sync::Mutex::new(None),
         })
     }
 

@@ -91,6 +91,7 @@ CREATE TABLE sync_files (
     UNIQUE (binding_id, rel_lower)
 );
 CREATE INDEX sync_files_record ON sync_files(record_id);
+CREATE INDEX sync_files_dropbox_id ON sync_files(dropbox_id);
 
 -- Why a record needs a pass; the plan itself is recomputed from state.
 CREATE TABLE sync_queue (

@@ -92,6 +92,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Binding>>;
     /// All bindings of a connection.
     async fn bindings_of_connection(&self, connection: &str) -> StoreResult<Vec<Binding>>;
+    /// Records that have at least one binding (for the periodic full reconciliation).
+    async fn bound_record_ids(&self) -> StoreResult<Vec<RecordId>>;
+    /// Whether some sync row already agrees on this Dropbox file revision (our own write).
+    async fn knows_revision(&self, dropbox_id: &str, rev: &str) -> StoreResult<bool>;
     /// Inserts (`id == 0`) or updates a binding; returns its id.
     async fn save_binding(&self, binding: &Binding) -> StoreResult<i64>;
     /// Deletes a binding and its sync rows.

@@ -579,6 +579,24 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn bound_record_ids(&self) -> StoreResult<Vec<RecordId>> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT record_id FROM bindings ORDER BY record_id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn knows_revision(&self, dropbox_id: &str, rev: &str) -> StoreResult<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM sync_files WHERE dropbox_id = ? AND rev = ? LIMIT 1")
+                .bind(dropbox_id)
+                .bind(rev)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+
     async fn save_binding(&self, b: &Binding) -> StoreResult<i64> {
         let now = now_ms();
         if b.id == 0 {

@@ -62,6 +62,7 @@ impl RunningApp {
         );
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = engine.spawn_workers(shutdown_rx.clone());
+        tasks.extend(engine.spawn_watchers(shutdown_rx.clone()).await?);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

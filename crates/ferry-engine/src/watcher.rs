@@ -1,0 +1,200 @@
+//! Change detection on the Dropbox side: one recursive cursor per connection, long-poll,
+//! and dispatch of each change to the binding whose folder holds it. A periodic full
+//! reconciliation is the safety net; a cursor reset triggers one at once.
+
+use crate::{Engine, EngineError, backoff_delay};
+use ferry_dropbox::{DropboxError, Entry};
+use ferry_store::Priority;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+impl Engine {
+    /// Starts one watcher per stored connection and the periodic reconciliation; connections
+    /// added later get a watcher when `put_connection` stores them.
+    pub async fn spawn_watchers(
+        self: &Arc<Self>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Vec<JoinHandle<()>>, EngineError> {
+        let mut tasks = Vec::new();
+        for connection in self.store.connections().await? {
+            tasks.push(self.spawn_watcher(connection.name, shutdown.clone()));
+        }
+        let engine = Arc::clone(self);
+        let mut stop = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(engine.config.reconcile_every) => {}
+                    _ = stop.changed() => return,
+                }
+                if let Err(e) = engine.reconcile_all().await {
+                    tracing::error!(error = %e, "periodic reconciliation failed to queue");
+                }
+            }
+        }));
+        *self
+            .watch_shutdown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(shutdown);
+        Ok(tasks)
+    }
+
+    /// Queues every bound record: each pass re-reads its folder, so anything missed is found.
+    pub async fn reconcile_all(&self) -> Result<usize, EngineError> {
+        let ids = self.store.bound_record_ids().await?;
+        self.store.enqueue(&ids, Priority::Normal).await?;
+        self.wake();
+        Ok(ids.len())
+    }
+
+    pub(crate) fn spawn_watcher(
+        self: &Arc<Self>,
+        connection: String,
+        shutdown: watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        let engine = Arc::clone(self);
+        tokio::spawn(async move { engine.watch(connection, shutdown).await })
+    }
+
+    async fn watch(&self, connection: String, mut shutdown: watch::Receiver<bool>) {
+        let mut failures = 0u32;
+        while !*shutdown.borrow() {
+            let wait = match self.watch_once(&connection, &mut shutdown).await {
+                Ok(backoff) => {
+                    failures = 0;
+                    backoff
+                }
+                Err(EngineError::UnknownConnection(_)) => return,
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(%connection, error = %e, "change watcher failed; retrying");
+                    Some(backoff_delay(
+                        failures.min(6),
+                        Duration::from_secs(60),
+                        None,
+                    ))
+                }
+            };
+            if let Some(wait) = wait {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// One long-poll round; returns how long to wait before the next.
+    async fn watch_once(
+        &self,
+        connection: &str,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<Duration>, EngineError> {
+        let (client, root) = self.client(connection).await?;
+        let cursor = match self.store.connection_cursor(connection).await? {
+            Some(cursor) => cursor,
+            None => {
+                ensure_folder(&client, &root).await?;
+                let cursor = client.latest_cursor(&root, true).await?;
+                self.store
+                    .set_connection_cursor(connection, Some(&cursor))
+                    .await?;
+                // Changes before this cursor are not in it: a full pass covers them.
+                self.reconcile_connection(connection).await?;
+                cursor
+            }
+        };
+        let polled = tokio::select! {
+            r = client.longpoll(&cursor, self.config.longpoll_secs) => r,
+            _ = shutdown.changed() => return Ok(None),
+        };
+        let backoff = match polled {
+            Ok((false, backoff)) => return Ok(backoff),
+            Ok((true, backoff)) => backoff,
+            Err(DropboxError::Reset) => return self.reset_cursor(connection).await.map(|_| None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut cursor = cursor;
+        let mut records = BTreeSet::new();
+        loop {
+            let page = match client.list_folder_continue(&cursor).await {
+                Ok(page) => page,
+                Err(DropboxError::Reset) => {
+                    return self.reset_cursor(connection).await.map(|_| None);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            for entry in &page.entries {
+                if let Entry::File(f) = entry
+                    && self.store.knows_revision(&f.id, &f.rev).await?
+                {
+                    continue; // Our own write coming back.
+                }
+                if let Some(binding) = self
+                    .store
+                    .bindings_containing(connection, entry.path_lower())
+                    .await?
+                    .into_iter()
+                    .next()
+                {
+                    records.insert(binding.record_id);
+                }
+            }
+            cursor = page.cursor;
+            if !page.has_more {
+                break;
+            }
+        }
+        // Queue before saving the cursor: a crash in between re-reads the changes, never skips.
+        if !records.is_empty() {
+            let ids: Vec<i64> = records.into_iter().collect();
+            tracing::debug!(%connection, records = ids.len(), "changes in Dropbox");
+            self.store.enqueue(&ids, Priority::Blocking).await?;
+            self.wake();
+        }
+        self.store
+            .set_connection_cursor(connection, Some(&cursor))
+            .await?;
+        Ok(backoff)
+    }
+
+    async fn reset_cursor(&self, connection: &str) -> Result<(), EngineError> {
+        // The next round takes a fresh cursor and reconciles the connection's records.
+        tracing::warn!(%connection, "Dropbox reset the change cursor; reconciling");
+        self.store.set_connection_cursor(connection, None).await?;
+        Ok(())
+    }
+
+    /// Queues every record bound on one connection.
+    async fn reconcile_connection(&self, connection: &str) -> Result<(), EngineError> {
+        let mut ids: Vec<i64> = self
+            .store
+            .bindings_of_connection(connection)
+            .await?
+            .iter()
+            .map(|b| b.record_id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        self.store.enqueue(&ids, Priority::Normal).await?;
+        self.wake();
+        Ok(())
+    }
+}
+
+/// Creates the connection root if it is missing (an existing one is fine).
+pub(crate) async fn ensure_folder(
+    client: &ferry_dropbox::DropboxClient,
+    root: &str,
+) -> Result<(), DropboxError> {
+    if root.is_empty() {
+        return Ok(());
+    }
+    match client.create_folder(root).await {
+        Ok(_) | Err(DropboxError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}

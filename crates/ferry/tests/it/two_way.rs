@@ -1,0 +1,329 @@
+//! Two-way bindings end to end: what people do in Dropbox reaches Ferry by itself (long-poll),
+//! nothing anyone wrote is lost, and deletions are braked.
+
+use crate::support::Stack;
+use ferry_core::content_hash::content_hash;
+use ferry_dropbox::WriteMode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+async fn project_rule(stack: &Stack, extra: Value) {
+    let mut rule = json!({
+        "record_kind": "project",
+        "connection": "dropbox",
+        "folder": "Projects/{{ record.key }}",
+        "direction": "both",
+    });
+    if let (Some(rule), Some(extra)) = (rule.as_object_mut(), extra.as_object()) {
+        rule.extend(extra.clone());
+    }
+    stack
+        .api
+        .put_json("/v1/rules/projects", &rule)
+        .await
+        .expect("rule accepted");
+}
+
+/// Polls until `check` holds for the record (10 s at most).
+async fn eventually(stack: &Stack, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = stack.api.get(path).await.expect("api answers");
+        if check(&value) {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting on {path}: {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn names(record: &Value) -> Vec<String> {
+    record["attachments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| a["name"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+/// A file added in Dropbox becomes an attachment, an edit replaces its content (the old
+/// version archived), a delete archives it — all without any call to Ferry.
+#[tokio::test]
+async fn dropbox_changes_flow_back_by_themselves() {
+    let stack = Stack::start().await;
+    project_rule(&stack, json!({})).await;
+    stack
+        .api
+        .put_json("/v1/records/project/P1", &json!({"fields": {}}))
+        .await
+        .unwrap();
+    stack
+        .api
+        .put_bytes(
+            "/v1/records/project/P1/attachments/plan.pdf",
+            b"plan v1".to_vec(),
+        )
+        .await
+        .unwrap();
+    stack.settle().await;
+    let dbx = stack.emu.client();
+
+    dbx.upload(
+        "/Ferry/Projects/P1/site photo.jpg",
+        b"JPEG".to_vec().into(),
+        &WriteMode::Add,
+    )
+    .await
+    .unwrap();
+    let record = eventually(&stack, "/v1/records/project/P1", |r| {
+        names(r).contains(&"site photo.jpg".to_owned())
+    })
+    .await;
+    let photo = record["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "site photo.jpg")
+        .unwrap()
+        .clone();
+    assert_eq!(photo["content_hash"], json!(content_hash(b"JPEG")));
+    assert_eq!(photo["tags"], json!(["dropbox"]));
+
+    let info = dbx.metadata("/Ferry/Projects/P1/plan.pdf").await.unwrap();
+    let ferry_dropbox::Entry::File(info) = info else {
+        panic!("not a file")
+    };
+    dbx.upload(
+        "/Ferry/Projects/P1/plan.pdf",
+        b"plan v2 from site".to_vec().into(),
+        &WriteMode::Update(info.rev),
+    )
+    .await
+    .unwrap();
+    eventually(&stack, "/v1/records/project/P1", |r| {
+        r["attachments"].as_array().unwrap().iter().any(|a| {
+            a["name"] == "plan.pdf"
+                && a["content_hash"] == json!(content_hash(b"plan v2 from site"))
+        })
+    })
+    .await;
+
+    dbx.delete("/Ferry/Projects/P1/site photo.jpg", None)
+        .await
+        .unwrap();
+    eventually(&stack, "/v1/records/project/P1", |r| {
+        !names(r).contains(&"site photo.jpg".to_owned())
+    })
+    .await;
+    let archive = stack
+        .api
+        .get("/v1/records/project/P1/archive")
+        .await
+        .unwrap();
+    let archived: Vec<(String, String)> = archive["archived"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_owned(),
+                a["content_hash"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        archived.contains(&("site photo.jpg".to_owned(), content_hash(b"JPEG"))),
+        "{archived:?}"
+    );
+    assert!(
+        archived.contains(&("plan.pdf".to_owned(), content_hash(b"plan v1"))),
+        "{archived:?}"
+    );
+}
+
+/// Files in subfolders come in only with `pull_subfolders`, and stay where they are.
+#[tokio::test]
+async fn subfolders_are_pulled_when_asked() {
+    let stack = Stack::start().await;
+    project_rule(&stack, json!({"pull_subfolders": true})).await;
+    stack
+        .api
+        .put_json("/v1/records/project/P2", &json!({"fields": {}}))
+        .await
+        .unwrap();
+    stack.settle().await;
+    let dbx = stack.emu.client();
+    dbx.upload(
+        "/Ferry/Projects/P2/Drawings/Level 1/ground floor.dwg",
+        b"DWG".to_vec().into(),
+        &WriteMode::Add,
+    )
+    .await
+    .unwrap();
+    stack.api.post("/v1/records/project/P2/sync").await.unwrap();
+    stack.settle().await;
+    let record = eventually(&stack, "/v1/records/project/P2", |r| !names(r).is_empty()).await;
+    assert_eq!(names(&record), vec!["ground floor.dwg"]);
+    let state = stack.api.get("/v1/records/project/P2/sync").await.unwrap();
+    assert_eq!(
+        state["files"][0]["path"],
+        "/Ferry/Projects/P2/Drawings/Level 1/ground floor.dwg"
+    );
+    // Nothing was uploaded back: the imported file already is where it belongs.
+    assert_eq!(stack.emu.emulator.route_calls("files/upload"), 1);
+}
+
+/// Renaming the record's folder is one move in Dropbox, not a re-upload.
+#[tokio::test]
+async fn folder_rename_is_one_move() {
+    let stack = Stack::start().await;
+    stack
+        .api
+        .put_json("/v1/rules/projects", &json!({"record_kind": "project", "connection": "dropbox", "folder": "Projects/{{ record.fields.name }}"}))
+        .await
+        .unwrap();
+    stack
+        .api
+        .put_json(
+            "/v1/records/project/P3",
+            &json!({"fields": {"name": "Harbour"}}),
+        )
+        .await
+        .unwrap();
+    for n in 0..3 {
+        stack
+            .api
+            .put_bytes(
+                &format!("/v1/records/project/P3/attachments/f{n}.txt"),
+                vec![b'x'; n + 1],
+            )
+            .await
+            .unwrap();
+    }
+    stack.settle().await;
+    let uploads = stack.emu.emulator.route_calls("files/upload");
+    stack
+        .api
+        .put_json(
+            "/v1/records/project/P3",
+            &json!({"fields": {"name": "Harbour Bridge"}}),
+        )
+        .await
+        .unwrap();
+    stack.settle().await;
+    assert_eq!(
+        stack.emu.emulator.route_calls("files/upload"),
+        uploads,
+        "files were uploaded again"
+    );
+    assert_eq!(stack.emu.emulator.route_calls("files/move_v2"), 1);
+    let (entries, _) = stack
+        .emu
+        .client()
+        .list_all("/Ferry/Projects", true)
+        .await
+        .unwrap();
+    let paths: Vec<&str> = entries.iter().map(|e| e.path_display()).collect();
+    assert!(
+        paths.contains(&"/Ferry/Projects/Harbour Bridge/f2.txt"),
+        "{paths:?}"
+    );
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.starts_with("/Ferry/Projects/Harbour/")),
+        "{paths:?}"
+    );
+    // A case-only rename works too (through a temporary name).
+    stack
+        .api
+        .put_json(
+            "/v1/records/project/P3",
+            &json!({"fields": {"name": "HARBOUR BRIDGE"}}),
+        )
+        .await
+        .unwrap();
+    stack.settle().await;
+    let (entries, _) = stack
+        .emu
+        .client()
+        .list_all("/Ferry/Projects", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        entries.iter().map(|e| e.path_display()).collect::<Vec<_>>(),
+        vec!["/Ferry/Projects/HARBOUR BRIDGE"]
+    );
+    let state = stack.api.get("/v1/records/project/P3/sync").await.unwrap();
+    assert_eq!(state["summary"]["synced"], json!(3));
+}
+
+/// Deleting a record's folder in Dropbox pauses the binding instead of archiving everything;
+/// confirming lets it through, and every version stays in the archive.
+#[tokio::test]
+async fn mass_deletion_pauses_until_confirmed() {
+    let stack = Stack::start().await;
+    project_rule(&stack, json!({})).await;
+    stack
+        .api
+        .put_json("/v1/records/project/P4", &json!({"fields": {}}))
+        .await
+        .unwrap();
+    for n in 0..5 {
+        stack
+            .api
+            .put_bytes(
+                &format!("/v1/records/project/P4/attachments/f{n}.txt"),
+                vec![b'a' + n as u8; 3],
+            )
+            .await
+            .unwrap();
+    }
+    stack.settle().await;
+    // Someone deletes the whole folder in Dropbox.
+    stack
+        .emu
+        .client()
+        .delete("/Ferry/Projects/P4", None)
+        .await
+        .unwrap();
+    let state = eventually(&stack, "/v1/records/project/P4/sync", |s| {
+        s["bindings"][0]["paused"].is_string()
+    })
+    .await;
+    assert!(
+        state["bindings"][0]["paused"]
+            .as_str()
+            .unwrap()
+            .contains("5 of 5"),
+        "{state}"
+    );
+    let record = stack.api.get("/v1/records/project/P4").await.unwrap();
+    assert_eq!(
+        names(&record).len(),
+        5,
+        "nothing may be archived while paused"
+    );
+    stack
+        .api
+        .post("/v1/records/project/P4/confirm-deletions")
+        .await
+        .unwrap();
+    let record = eventually(&stack, "/v1/records/project/P4", |r| names(r).is_empty()).await;
+    assert!(names(&record).is_empty());
+    let archive = stack
+        .api
+        .get("/v1/records/project/P4/archive")
+        .await
+        .unwrap();
+    assert_eq!(
+        archive["archived"].as_array().unwrap().len(),
+        5,
+        "every version is kept in the archive"
+    );
+    let state = stack.api.get("/v1/records/project/P4/sync").await.unwrap();
+    assert!(state["bindings"][0]["paused"].is_null());
+}
