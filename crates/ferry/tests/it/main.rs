@@ -4,3 +4,4 @@ mod api_e2e;
 mod client_emulator;
 mod emulator_restart;
 mod support;
+mod two_way;
