@@ -55,6 +55,7 @@ impl DropboxClient {
                 http_long,
                 endpoints,
                 token: Arc::new(token.expose().to_owned()),
+                injector: None,
             }),
             chunk_size: DEFAULT_CHUNK_SIZE,
             max_attempts: 3,
@@ -70,6 +71,19 @@ impl DropboxClient {
     /// Sets how often a call is tried when Dropbox says "later" (429, 5xx, network); ≥ 1.
     pub fn with_max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Injects faults into every call (deterministic simulation only).
+    pub fn with_injector(mut self, injector: Arc<dyn crate::FaultInjector>) -> Self {
+        let transport = Transport {
+            http: self.transport.http.clone(),
+            http_long: self.transport.http_long.clone(),
+            endpoints: self.transport.endpoints.clone(),
+            token: Arc::clone(&self.transport.token),
+            injector: Some(injector),
+        };
+        self.transport = Arc::new(transport);
         self
     }
 

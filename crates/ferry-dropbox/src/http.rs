@@ -18,6 +18,7 @@ pub(crate) struct Transport {
     pub(crate) http_long: reqwest::Client,
     pub(crate) endpoints: Endpoints,
     pub(crate) token: Arc<String>,
+    pub(crate) injector: Option<Arc<dyn crate::FaultInjector>>,
 }
 
 /// One call's view of the transport. A fresh one per call lets us report that call's own
@@ -52,6 +53,15 @@ impl FerryHttpClient {
     }
 }
 
+fn canned(status: u16, body: &'static str) -> HttpRequestResultRaw {
+    HttpRequestResultRaw {
+        status,
+        result_header: None,
+        content_length: Some(body.len() as u64),
+        body: Box::new(futures::io::Cursor::new(body.as_bytes())),
+    }
+}
+
 /// A request under construction.
 pub(crate) struct FerryRequest {
     builder: reqwest::RequestBuilder,
@@ -78,10 +88,41 @@ impl HttpClient for FerryHttpClient {
         } else {
             request.builder.body(body)
         };
+        let injected = match &self.transport.injector {
+            Some(injector) => {
+                let route = request
+                    .try_clone()
+                    .and_then(|r| r.build().ok())
+                    .map(|r| r.url().path().trim_start_matches("/2/").to_owned())
+                    .unwrap_or_default();
+                injector.decide(&route)
+            }
+            None => crate::Injected::Nothing,
+        };
+        match injected {
+            crate::Injected::Nothing | crate::Injected::DropAfterApply => {}
+            crate::Injected::ServerError => return Ok(canned(503, "injected server error")),
+            crate::Injected::RateLimited => {
+                return Ok(canned(
+                    429,
+                    r#"{"error_summary": "too_many_write_operations/", "error": {"reason": {".tag": "too_many_write_operations"}, "retry_after": 0}}"#,
+                ));
+            }
+            crate::Injected::Hang => std::future::pending::<()>().await,
+        }
         let response = request
             .send()
             .await
             .map_err(|e| dropbox_sdk::Error::HttpClient(Box::new(e.without_url())))?;
+        if injected == crate::Injected::DropAfterApply {
+            let _ = response.bytes().await;
+            return Err(dropbox_sdk::Error::HttpClient(Box::new(
+                std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "connection dropped after the request was applied (injected)",
+                ),
+            )));
+        }
         let status = response.status().as_u16();
         let headers = response.headers();
         if let Some(secs) = headers

@@ -8,10 +8,12 @@
 mod client;
 mod endpoints;
 mod error;
+mod faults;
 mod http;
 mod types;
 
 pub use client::{DEFAULT_CHUNK_SIZE, DropboxClient};
 pub use endpoints::Endpoints;
 pub use error::DropboxError;
+pub use faults::{FaultInjector, Injected};
 pub use types::{AccountInfo, Entry, FileInfo, FolderInfo, ListPage, WriteMode};

@@ -33,6 +33,7 @@ impl Engine {
         record: &Record,
         placed: Option<&RulePlacement>,
         existing: Option<Binding>,
+        dry_run: bool,
         outcome: &mut PassOutcome,
     ) -> Result<(), EngineError> {
         let connection = match (placed, &existing) {
@@ -60,6 +61,13 @@ impl Engine {
         };
         if let Some(p) = placed {
             let folder = join_path(&root, &p.folder);
+            if dry_run && binding.id != 0 && folder != binding.folder_display {
+                outcome.pending.push(format!(
+                    "move folder {} -> {folder}",
+                    binding.folder_display
+                ));
+                return Ok(());
+            }
             if binding.id != 0 && folder != binding.folder_display {
                 // A renamed record folder is one move in Dropbox, never a re-upload.
                 if let Err(e) = self.move_folder(&client, record, &binding, &folder).await {
@@ -70,7 +78,9 @@ impl Engine {
             binding.folder_lower = dropbox_lower(&folder);
             binding.folder_display = folder;
         }
-        binding.id = self.store.save_binding(&binding).await?;
+        if !dry_run {
+            binding.id = self.store.save_binding(&binding).await?;
+        }
 
         let rows: Vec<SyncRow> = self
             .store
@@ -103,6 +113,18 @@ impl Engine {
             ),
         };
         let actions = match plan(&local, &remote, &synced, &options) {
+            Plan::Paused { reason } if dry_run => {
+                outcome.pending.push(format!("paused: {reason}"));
+                return Ok(());
+            }
+            Plan::Run(actions) if dry_run => {
+                outcome.pending.extend(
+                    actions
+                        .iter()
+                        .map(|a| format!("{}: {a:?}", binding.folder_display)),
+                );
+                return Ok(());
+            }
             Plan::Paused { reason } => {
                 if binding.paused_reason.as_deref() != Some(reason.as_str()) {
                     tracing::warn!(binding = binding.id, %reason, "binding paused");
@@ -215,7 +237,9 @@ impl Engine {
         Ok(out)
     }
 
-    /// Moves a binding's folder; a case-only rename goes through a temporary name.
+    /// Moves a binding's folder; a case-only rename goes through a temporary name. When
+    /// something already exists at the target (someone created it), the tracked files move
+    /// one by one into it; a clash on a file is left for the planner (it keeps both).
     async fn move_folder(
         &self,
         client: &DropboxClient,
@@ -228,11 +252,24 @@ impl Engine {
         let result = if dropbox_lower(from) == dropbox_lower(to) {
             let temp = format!("{to}.ferry-rename");
             match client.move_entry(from, &temp).await {
-                Ok(_) => client.move_entry(&temp, to).await.map(|_| ()),
+                Ok(_) => match client.move_entry(&temp, to).await {
+                    Ok(_) => Ok(()),
+                    Err(e) => {
+                        // Put it back so the binding's folder stays where the store says.
+                        let _ = client.move_entry(&temp, from).await;
+                        Err(e)
+                    }
+                },
                 Err(e) => Err(e),
             }
         } else {
-            client.move_entry(from, to).await.map(|_| ())
+            match client.move_entry(from, to).await {
+                Ok(_) => Ok(()),
+                Err(DropboxError::Conflict(_)) => {
+                    self.move_files_into(client, record, binding, to).await
+                }
+                Err(e) => Err(e),
+            }
         };
         // Nothing there (never created, or already moved with a parent folder): nothing to move.
         let result = match result {
@@ -250,6 +287,37 @@ impl Engine {
         )
         .await;
         result
+    }
+
+    /// Moves each tracked file of the binding into `to` (which already exists).
+    async fn move_files_into(
+        &self,
+        client: &DropboxClient,
+        record: &Record,
+        binding: &Binding,
+        to: &str,
+    ) -> Result<(), DropboxError> {
+        let rows = self
+            .store
+            .sync_rows(record.id)
+            .await
+            .map_err(|e| DropboxError::Other(format!("store: {e}")))?;
+        for row in rows.iter().filter(|r| r.binding_id == Some(binding.id)) {
+            let Some(rel) = &row.rel_display else {
+                continue;
+            };
+            match client
+                .move_entry(
+                    &format!("{}/{rel}", binding.folder_display),
+                    &format!("{to}/{rel}"),
+                )
+                .await
+            {
+                Ok(_) | Err(DropboxError::NotFound(_)) | Err(DropboxError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]

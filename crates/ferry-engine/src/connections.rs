@@ -24,15 +24,23 @@ pub(crate) struct Connections {
     store: Arc<dyn Store>,
     cipher: SecretCipher,
     chunk_size: usize,
+    attempts: u32,
+    injector: Option<Arc<dyn ferry_dropbox::FaultInjector>>,
     clients: Mutex<HashMap<String, (DropboxClient, String)>>,
 }
 
 impl Connections {
-    pub(crate) fn new(store: Arc<dyn Store>, cipher: SecretCipher, chunk_size: usize) -> Self {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        cipher: SecretCipher,
+        config: &crate::EngineConfig,
+    ) -> Self {
         Connections {
             store,
             cipher,
-            chunk_size,
+            chunk_size: config.chunk_size,
+            attempts: config.client_attempts,
+            injector: config.injector.clone(),
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -54,7 +62,12 @@ impl Connections {
             .ok_or_else(|| EngineError::UnknownConnection(name.to_owned()))?;
         let token = self.cipher.decrypt(&stored.token_ciphertext)?;
         let endpoints = Endpoints::new(&stored.api_url, &stored.content_url, &stored.notify_url)?;
-        let client = DropboxClient::new(endpoints, &token)?.with_chunk_size(self.chunk_size);
+        let mut client = DropboxClient::new(endpoints, &token)?
+            .with_chunk_size(self.chunk_size)
+            .with_max_attempts(self.attempts);
+        if let Some(injector) = &self.injector {
+            client = client.with_injector(Arc::clone(injector));
+        }
         let entry = (client, stored.root);
         self.clients
             .lock()

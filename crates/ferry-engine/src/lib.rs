@@ -43,6 +43,10 @@ pub struct EngineConfig {
     pub reconcile_every: Duration,
     /// Long-poll timeout asked of Dropbox (30–480 s).
     pub longpoll_secs: u64,
+    /// Tries per Dropbox call before the failure goes to the queue's backoff (≥ 1).
+    pub client_attempts: u32,
+    /// Fault injection for the deterministic simulation; `None` in production.
+    pub injector: Option<std::sync::Arc<dyn ferry_dropbox::FaultInjector>>,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +61,8 @@ impl Default for EngineConfig {
             brake_min: 3,
             reconcile_every: Duration::from_secs(15 * 60),
             longpoll_secs: 30,
+            client_attempts: 3,
+            injector: None,
         }
     }
 }
@@ -89,11 +95,7 @@ impl Engine {
         config: EngineConfig,
     ) -> Arc<Self> {
         Arc::new(Engine {
-            connections: connections::Connections::new(
-                Arc::clone(&store),
-                cipher,
-                config.chunk_size,
-            ),
+            connections: connections::Connections::new(Arc::clone(&store), cipher, &config),
             store,
             blobs,
             config,

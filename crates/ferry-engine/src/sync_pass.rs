@@ -31,6 +31,8 @@ pub struct PassOutcome {
     /// Longest delay Dropbox asked for.
     #[serde(skip)]
     pub retry_after: Option<Duration>,
+    /// In a dry run: what a pass would do, one line per step.
+    pub pending: Vec<String>,
 }
 
 impl PassOutcome {
@@ -48,6 +50,16 @@ impl Engine {
     /// Runs one sync pass for a record. Per-file failures are recorded in the record's sync
     /// rows and the log, and counted in the outcome; an `Err` means the pass could not run.
     pub async fn sync_record(&self, id: RecordId) -> Result<PassOutcome, EngineError> {
+        self.pass(id, false).await
+    }
+
+    /// What a pass over the record would do now, without doing it (changes nothing).
+    /// Empty when both sides agree.
+    pub async fn pending_actions(&self, id: RecordId) -> Result<Vec<String>, EngineError> {
+        Ok(self.pass(id, true).await?.pending)
+    }
+
+    async fn pass(&self, id: RecordId, dry_run: bool) -> Result<PassOutcome, EngineError> {
         let mut outcome = PassOutcome::default();
         let Some(record) = self.store.record_by_id(id).await? else {
             return Ok(outcome);
@@ -91,7 +103,7 @@ impl Engine {
             let placed: Option<&RulePlacement> = placement.rules.iter().find(|p| p.rule == name);
             let binding = bindings.iter().find(|b| b.rule_name == name).cloned();
             let before = outcome.imported;
-            self.sync_binding(&record, placed, binding, &mut outcome)
+            self.sync_binding(&record, placed, binding, dry_run, &mut outcome)
                 .await?;
             imported_any |= outcome.imported > before;
         }
@@ -117,6 +129,9 @@ impl Engine {
             })
             .collect();
         outcome.failed += u32::try_from(unplaced.len()).unwrap_or(u32::MAX);
+        if dry_run {
+            return Ok(outcome);
+        }
         self.store.replace_unplaced_rows(id, &unplaced).await?;
         if imported_any {
             // New attachments may belong in this record's other bindings too: one more pass.

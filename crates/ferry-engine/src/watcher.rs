@@ -94,37 +94,60 @@ impl Engine {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Option<Duration>, EngineError> {
         let (client, root) = self.client(connection).await?;
-        let cursor = match self.store.connection_cursor(connection).await? {
-            Some(cursor) => cursor,
-            None => {
-                ensure_folder(&client, &root).await?;
-                let cursor = client.latest_cursor(&root, true).await?;
-                self.store
-                    .set_connection_cursor(connection, Some(&cursor))
-                    .await?;
-                // Changes before this cursor are not in it: a full pass covers them.
-                self.reconcile_connection(connection).await?;
-                cursor
-            }
-        };
+        let cursor = self.current_cursor(&client, &root, connection).await?;
         let polled = tokio::select! {
             r = client.longpoll(&cursor, self.config.longpoll_secs) => r,
             _ = shutdown.changed() => return Ok(None),
         };
-        let backoff = match polled {
-            Ok((false, backoff)) => return Ok(backoff),
-            Ok((true, backoff)) => backoff,
-            Err(DropboxError::Reset) => return self.reset_cursor(connection).await.map(|_| None),
-            Err(e) => return Err(e.into()),
-        };
-        let mut cursor = cursor;
+        match polled {
+            Ok((false, backoff)) => Ok(backoff),
+            Ok((true, backoff)) => {
+                self.dispatch_changes(&client, connection, cursor).await?;
+                Ok(backoff)
+            }
+            Err(DropboxError::Reset) => self.reset_cursor(connection).await.map(|_| None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads whatever changed since the connection's cursor and queues the affected records,
+    /// without waiting (the long-poll loop and the simulation both use it).
+    pub async fn drain_changes(&self, connection: &str) -> Result<(), EngineError> {
+        let (client, root) = self.client(connection).await?;
+        let cursor = self.current_cursor(&client, &root, connection).await?;
+        self.dispatch_changes(&client, connection, cursor).await
+    }
+
+    async fn current_cursor(
+        &self,
+        client: &ferry_dropbox::DropboxClient,
+        root: &str,
+        connection: &str,
+    ) -> Result<String, EngineError> {
+        if let Some(cursor) = self.store.connection_cursor(connection).await? {
+            return Ok(cursor);
+        }
+        ensure_folder(client, root).await?;
+        let cursor = client.latest_cursor(root, true).await?;
+        self.store
+            .set_connection_cursor(connection, Some(&cursor))
+            .await?;
+        // Changes before this cursor are not in it: a full pass covers them.
+        self.reconcile_connection(connection).await?;
+        Ok(cursor)
+    }
+
+    async fn dispatch_changes(
+        &self,
+        client: &ferry_dropbox::DropboxClient,
+        connection: &str,
+        mut cursor: String,
+    ) -> Result<(), EngineError> {
         let mut records = BTreeSet::new();
         loop {
             let page = match client.list_folder_continue(&cursor).await {
                 Ok(page) => page,
-                Err(DropboxError::Reset) => {
-                    return self.reset_cursor(connection).await.map(|_| None);
-                }
+                Err(DropboxError::Reset) => return self.reset_cursor(connection).await,
                 Err(e) => return Err(e.into()),
             };
             for entry in &page.entries {
@@ -158,7 +181,7 @@ impl Engine {
         self.store
             .set_connection_cursor(connection, Some(&cursor))
             .await?;
-        Ok(backoff)
+        Ok(())
     }
 
     async fn reset_cursor(&self, connection: &str) -> Result<(), EngineError> {

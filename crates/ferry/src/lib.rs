@@ -6,4 +6,5 @@ pub mod api_client;
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod simulate;
 pub mod tree;

@@ -57,6 +57,22 @@ enum Command {
         #[arg(long, env = "FERRY_WORKERS")]
         workers: Option<usize>,
     },
+    /// Runs the deterministic simulation: random edits on both sides with injected faults,
+    /// then checks that everything converged and nothing was lost.
+    Simulate {
+        /// How many seeds to run (0..N).
+        #[arg(long, default_value_t = 100)]
+        seeds: u64,
+        /// Run (replay) only this seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Random operations per seed.
+        #[arg(long, default_value_t = 60)]
+        steps: u32,
+        /// Seeds run at the same time.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+    },
     /// Runs the Dropbox API emulator alone.
     Emulator {
         /// Port (0 = any free port).
@@ -71,6 +87,15 @@ enum Command {
         /// Accept this bearer token instead of a random one.
         #[arg(long, env = "FERRY_EMULATOR_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// Serve HTTPS with a self-signed certificate (written to <data dir>/tls/cert.pem).
+        #[arg(long)]
+        tls: bool,
+        /// A TOML file: quota_bytes, [model] knobs, [[accounts]] (see docs/emulator.md).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Set a contention/fault knob, e.g. `--set lock_hold_ms=20 --set rate_limit=false`.
+        #[arg(long = "set", value_name = "KNOB=VALUE")]
+        settings: Vec<String>,
     },
 }
 
@@ -155,23 +180,65 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             app.shutdown().await;
             Ok(true)
         }
+        Command::Simulate {
+            seeds,
+            seed,
+            steps,
+            parallel,
+        } => {
+            init_tracing("error");
+            let list: Vec<u64> = match seed {
+                Some(s) => vec![s],
+                None => (0..seeds).collect(),
+            };
+            let started = std::time::Instant::now();
+            let report = ferry::simulate::run_seeds(list, steps, parallel).await;
+            let t = &report.totals;
+            println!(
+                "{} seeds in {:.1} s: {} app ops, {} Dropbox ops, {} engine steps, {} faults injected, {} crashes",
+                report.seeds,
+                started.elapsed().as_secs_f64(),
+                t.app_ops,
+                t.dropbox_ops,
+                t.engine_steps,
+                t.faults,
+                t.crashes
+            );
+            for (seed, failure) in &report.failures {
+                println!("seed {seed} FAILED (replay: ferry simulate --seed {seed}): {failure}");
+            }
+            println!(
+                "{} passed, {} failed",
+                report.seeds - report.failures.len() as u64,
+                report.failures.len()
+            );
+            Ok(report.failures.is_empty())
+        }
         Command::Emulator {
             port,
             host,
             data_dir,
             token,
+            tls,
+            config: config_file,
+            settings,
         } => {
             init_tracing("info");
             let mut config = ferry_emulator::EmulatorConfig::new(data_dir.clone());
             config.bind = SocketAddr::new(host, port);
             config.token = token;
+            config.tls = tls;
+            if let Some(file) = &config_file {
+                config.apply_file(file)?;
+            }
+            for setting in &settings {
+                config.model = config
+                    .model
+                    .with_setting(setting)
+                    .map_err(|e| anyhow::anyhow!("--set {setting}: {e}"))?;
+            }
             let emulator = ferry_emulator::RunningEmulator::start(config).await?;
-            println!(
-                "Dropbox emulator on {} (data in {})",
-                emulator.base_url(),
-                data_dir.display()
-            );
-            println!("Bearer token: {}", emulator.token());
+            print!("{}", emulator.banner());
             tokio::signal::ctrl_c()
                 .await
                 .context("cannot wait for Ctrl-C")?;

@@ -1,0 +1,642 @@
+//! `ferry simulate`: the deterministic simulation. Per seed: the in-process emulator, the
+//! engine driven one step at a time, random operations on both sides (add, edit, delete,
+//! rename, move, case-only rename, identical edits, conflicting edits, record changes) and
+//! faults decided by the same seeded RNG (503, 429, a connection dropped after Dropbox applied
+//! the change, a crash between any two Dropbox calls, a lost change cursor). Then faults stop,
+//! the system runs to quiescence, and the invariants are checked:
+//! - converged: a dry-run pass over every record has nothing left to do;
+//! - no version anyone wrote is lost: it is a current attachment, an archived one, or a
+//!   file in Dropbox (unless the same side replaced or deleted it on purpose);
+//! - no duplicates: no Dropbox file is tracked twice;
+//! - the synced tree matches both sides.
+//!
+//! A failing seed prints itself; `ferry simulate --seed S` replays it.
+
+use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
+use ferry_core::content_hash::content_hash;
+use ferry_core::secret::Secret;
+use ferry_core::sync_plan::Direction;
+use ferry_dropbox::{
+    DropboxClient, DropboxError, Endpoints, Entry, FaultInjector, Injected, WriteMode,
+};
+use ferry_emulator::{EmulatorConfig, FaultModel, RunningEmulator};
+use ferry_engine::{ConnectionInput, Engine, EngineConfig};
+use ferry_store::{
+    AttachmentInput, BlobStore, Priority, RecordInput, SecretCipher, SqliteStore, Store,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+const ROOT: &str = "/Sim";
+const NAMES: &[&str] = &["a.txt", "b.txt", "B.txt", "é.pdf", "notes.md"];
+const DROPBOX_NAMES: &[&str] = &["a.txt", "c.txt", "Report.pdf", "é.pdf", "new.txt"];
+
+/// What one seed did.
+#[derive(Debug, Default, Clone)]
+pub struct SeedStats {
+    /// Operations made on the app side.
+    pub app_ops: u32,
+    /// Operations made in Dropbox.
+    pub dropbox_ops: u32,
+    /// Engine steps (passes and change reads).
+    pub engine_steps: u32,
+    /// Faults injected.
+    pub faults: u32,
+    /// Simulated crashes.
+    pub crashes: u32,
+}
+
+/// Seeded fault decisions for every Dropbox call the engine makes.
+#[derive(Debug)]
+struct SimInjector {
+    rng: Mutex<StdRng>,
+    enabled: AtomicBool,
+    hung: tokio::sync::Notify,
+    injected: AtomicU64,
+}
+
+impl FaultInjector for SimInjector {
+    fn decide(&self, _route: &str) -> Injected {
+        if !self.enabled.load(Ordering::SeqCst) {
+            return Injected::Nothing;
+        }
+        let roll: f64 = self
+            .rng
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .r#gen();
+        let injected = match roll {
+            r if r < 0.04 => Injected::ServerError,
+            r if r < 0.07 => Injected::RateLimited,
+            r if r < 0.10 => Injected::DropAfterApply,
+            r if r < 0.115 => Injected::Hang,
+            _ => Injected::Nothing,
+        };
+        if injected != Injected::Nothing {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+        }
+        if injected == Injected::Hang {
+            self.hung.notify_one();
+        }
+        injected
+    }
+}
+
+struct Sim {
+    rng: StdRng,
+    _dir: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    emulator: RunningEmulator,
+    human: DropboxClient,
+    store: Arc<dyn Store>,
+    blobs: BlobStore,
+    injector: Arc<SimInjector>,
+    engine: Arc<Engine>,
+    records: Vec<(String, i64)>,
+    direction: Direction,
+    counter: u64,
+    /// Versions someone wrote that must survive: content hash → where it was written.
+    at_risk: BTreeMap<String, String>,
+    /// Versions their own author replaced or deleted: no longer owed.
+    superseded: BTreeSet<String>,
+    stats: SeedStats,
+    trace: Vec<String>,
+}
+
+fn engine_config(injector: &Arc<SimInjector>) -> EngineConfig {
+    EngineConfig {
+        workers: 1,
+        lease: Duration::ZERO,
+        max_backoff: Duration::ZERO,
+        client_attempts: 1,
+        injector: Some(Arc::clone(injector) as Arc<dyn FaultInjector>),
+        ..EngineConfig::default()
+    }
+}
+
+impl Sim {
+    async fn new(seed: u64) -> anyhow::Result<Sim> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let temp = tempfile::Builder::new().prefix("ferry-sim-").tempdir()?;
+        let dir = temp.path().to_path_buf();
+        let mut config = EmulatorConfig::new(dir.join("emulator"));
+        config.model = FaultModel::off();
+        let emulator = RunningEmulator::start(config).await?;
+        let human = DropboxClient::new(
+            Endpoints::single(&emulator.base_url())?,
+            &Secret::new(emulator.token()),
+        )?
+        .with_max_attempts(1);
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("ferry.db")).await?);
+        let blobs = BlobStore::local(&dir.join("blobs"))?;
+        let injector = Arc::new(SimInjector {
+            rng: Mutex::new(StdRng::seed_from_u64(rng.r#gen())),
+            enabled: AtomicBool::new(false),
+            hung: tokio::sync::Notify::new(),
+            injected: AtomicU64::new(0),
+        });
+        let engine = Engine::new(
+            Arc::clone(&store),
+            blobs.clone(),
+            SecretCipher::from_key(&[7; 32]),
+            engine_config(&injector),
+        );
+        engine
+            .put_connection(ConnectionInput {
+                name: "dropbox".into(),
+                token: Secret::new(emulator.token()),
+                root: ROOT.into(),
+                endpoints: Endpoints::single(&emulator.base_url())?,
+            })
+            .await?;
+        let direction = match rng.gen_range(0..3) {
+            0 => Direction::Push,
+            1 => Direction::Pull,
+            _ => Direction::Both,
+        };
+        store
+            .put_rule(&ferry_core::rules::RuleSpec {
+                name: "jobs".into(),
+                record_kind: "job".into(),
+                connection: "dropbox".into(),
+                condition: Some("record.fields.active".into()),
+                folder: "Jobs/{{ record.fields.folder }}".into(),
+                file_path: None,
+                file_filter: None,
+                direction,
+                pull_subfolders: false,
+            })
+            .await?;
+        let mut sim = Sim {
+            rng,
+            _dir: temp,
+            dir,
+            emulator,
+            human,
+            store,
+            blobs,
+            injector,
+            engine,
+            records: Vec::new(),
+            direction,
+            counter: 0,
+            at_risk: BTreeMap::new(),
+            superseded: BTreeSet::new(),
+            stats: SeedStats::default(),
+            trace: vec![format!("direction {direction:?}")],
+        };
+        for key in ["J1", "J2", "J3"] {
+            let upserted = sim
+                .store
+                .upsert_record(&RecordInput {
+                    kind: "job".into(),
+                    key: key.into(),
+                    fields: json!({"folder": key, "active": true}),
+                    parent_id: None,
+                })
+                .await?;
+            sim.records.push((key.to_owned(), upserted.value.id));
+        }
+        Ok(sim)
+    }
+
+    fn content(&mut self, side: &str) -> Bytes {
+        self.counter += 1;
+        Bytes::from(format!("{side} version {}", self.counter))
+    }
+
+    async fn folder_of(&self, record: i64) -> anyhow::Result<Option<String>> {
+        let Some(r) = self.store.record_by_id(record).await? else {
+            return Ok(None);
+        };
+        Ok(r.fields["folder"]
+            .as_str()
+            .map(|f| format!("{ROOT}/Jobs/{f}")))
+    }
+
+    /// The content currently at `path` in Dropbox, if a file.
+    async fn dropbox_hash(&self, path: &str) -> Option<String> {
+        match self.human.metadata(path).await {
+            Ok(Entry::File(f)) => f.content_hash,
+            _ => None,
+        }
+    }
+
+    async fn app_op(&mut self) -> anyhow::Result<()> {
+        self.stats.app_ops += 1;
+        let (key, id) = self.records[self.rng.gen_range(0..self.records.len())].clone();
+        let attachments = self.store.attachments(id).await?;
+        match self.rng.gen_range(0..10) {
+            0..=5 => {
+                let name = NAMES[self.rng.gen_range(0..NAMES.len())].to_owned();
+                let old = attachments.iter().find(|a| a.name == name);
+                let data = if self.rng.gen_bool(0.1) {
+                    // Identical content to what Dropbox already holds, if anything.
+                    match old {
+                        Some(a) => self.blobs.get(&a.content_hash).await?,
+                        None => self.content("app"),
+                    }
+                } else {
+                    self.content("app")
+                };
+                if let Some(a) = old {
+                    self.superseded.insert(a.content_hash.clone());
+                }
+                let hash = self.blobs.put(data.clone()).await?;
+                self.at_risk
+                    .insert(hash.clone(), format!("app {key}/{name}"));
+                self.superseded.remove(&hash);
+                self.store
+                    .put_attachment(&AttachmentInput {
+                        record_id: id,
+                        name: name.clone(),
+                        tags: vec![],
+                        content_hash: hash,
+                        size: data.len() as u64,
+                        origin_path: old.and_then(|a| a.origin_path.clone()),
+                    })
+                    .await?;
+                self.trace.push(format!("app: put {key}/{name}"));
+            }
+            6 | 7 => {
+                if let Some(a) = attachments.get(self.rng.gen_range(0..attachments.len().max(1))) {
+                    self.superseded.insert(a.content_hash.clone());
+                    self.store.remove_attachment(id, &a.name).await?;
+                    self.trace.push(format!("app: delete {key}/{}", a.name));
+                }
+            }
+            8 => {
+                let record = self
+                    .store
+                    .record_by_id(id)
+                    .await?
+                    .ok_or_else(|| anyhow!("record vanished"))?;
+                let folder = record.fields["folder"].as_str().unwrap_or(&key).to_owned();
+                let new = if self.rng.gen_bool(0.5) {
+                    // Case-only rename.
+                    if folder.chars().any(char::is_lowercase) {
+                        folder.to_uppercase()
+                    } else {
+                        folder.to_lowercase()
+                    }
+                } else {
+                    format!("{key}-{}", self.rng.gen_range(0..100))
+                };
+                let mut fields = record.fields.clone();
+                fields["folder"] = json!(new);
+                self.store
+                    .upsert_record(&RecordInput {
+                        kind: "job".into(),
+                        key: key.clone(),
+                        fields,
+                        parent_id: None,
+                    })
+                    .await?;
+                self.trace
+                    .push(format!("app: rename folder of {key} to {new}"));
+            }
+            _ => {
+                let record = self
+                    .store
+                    .record_by_id(id)
+                    .await?
+                    .ok_or_else(|| anyhow!("record vanished"))?;
+                let mut fields = record.fields.clone();
+                let active = !record.fields["active"].as_bool().unwrap_or(true);
+                fields["active"] = json!(active);
+                self.store
+                    .upsert_record(&RecordInput {
+                        kind: "job".into(),
+                        key: key.clone(),
+                        fields,
+                        parent_id: None,
+                    })
+                    .await?;
+                self.trace.push(format!("app: {key} active={active}"));
+            }
+        }
+        self.engine.enqueue_related(id).await?;
+        Ok(())
+    }
+
+    async fn dropbox_op(&mut self) -> anyhow::Result<()> {
+        self.stats.dropbox_ops += 1;
+        let (key, id) = self.records[self.rng.gen_range(0..self.records.len())].clone();
+        let Some(folder) = self.folder_of(id).await? else {
+            return Ok(());
+        };
+        let files: Vec<ferry_dropbox::FileInfo> = match self.human.list_all(&folder, true).await {
+            Ok((entries, _)) => entries
+                .into_iter()
+                .filter_map(|e| {
+                    if let Entry::File(f) = e {
+                        Some(f)
+                    } else {
+                        None
+                    }
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let pick = |rng: &mut StdRng| files.get(rng.gen_range(0..files.len().max(1))).cloned();
+        match self.rng.gen_range(0..10) {
+            0..=3 => {
+                let name = DROPBOX_NAMES[self.rng.gen_range(0..DROPBOX_NAMES.len())];
+                let path = format!("{folder}/{name}");
+                let data = self.content("dropbox");
+                if let Some(old) = self.dropbox_hash(&path).await {
+                    self.superseded.insert(old);
+                }
+                let hash = content_hash(&data);
+                if self
+                    .human
+                    .upload(&path, data, &WriteMode::Overwrite)
+                    .await
+                    .is_ok()
+                {
+                    self.at_risk.insert(hash.clone(), format!("dropbox {path}"));
+                    self.superseded.remove(&hash);
+                    self.trace.push(format!("dropbox: write {path}"));
+                }
+            }
+            4 | 5 => {
+                if let Some(f) = pick(&mut self.rng) {
+                    let data = self.content("dropbox");
+                    let hash = content_hash(&data);
+                    if let Some(old) = f.content_hash.clone() {
+                        self.superseded.insert(old);
+                    }
+                    if self
+                        .human
+                        .upload(&f.path_display, data, &WriteMode::Update(f.rev.clone()))
+                        .await
+                        .is_ok()
+                    {
+                        self.at_risk
+                            .insert(hash.clone(), format!("dropbox edit {}", f.path_display));
+                        self.superseded.remove(&hash);
+                        self.trace.push(format!("dropbox: edit {}", f.path_display));
+                    }
+                }
+            }
+            6 => {
+                if let Some(f) = pick(&mut self.rng) {
+                    if let Some(old) = f.content_hash.clone() {
+                        self.superseded.insert(old);
+                    }
+                    let _ = self.human.delete(&f.path_display, None).await;
+                    self.trace
+                        .push(format!("dropbox: delete {}", f.path_display));
+                }
+            }
+            7 | 8 => {
+                if let Some(f) = pick(&mut self.rng) {
+                    let to = if self.rng.gen_bool(0.5) {
+                        format!("{folder}/{}", f.name.to_uppercase())
+                    } else {
+                        format!("{folder}/moved {}", self.counter)
+                    };
+                    self.counter += 1;
+                    let _ = self.human.move_entry(&f.path_display, &to).await;
+                    self.trace
+                        .push(format!("dropbox: move {} -> {to}", f.path_display));
+                }
+            }
+            _ => {
+                // Someone deletes the record's whole folder.
+                if self.rng.gen_bool(0.3) {
+                    for f in &files {
+                        if let Some(h) = &f.content_hash {
+                            self.superseded.insert(h.clone());
+                        }
+                    }
+                    let _ = self.human.delete(&folder, None).await;
+                    self.trace.push(format!("dropbox: delete folder of {key}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one engine future; a hung Dropbox call is a crash: the pass is dropped and the
+    /// engine restarts on the same store.
+    async fn engine_step(&mut self, what: u32) -> anyhow::Result<bool> {
+        self.stats.engine_steps += 1;
+        let engine = Arc::clone(&self.engine);
+        let hung = self.injector.hung.notified();
+        let result: Result<bool, ferry_engine::EngineError> = tokio::select! {
+            r = async {
+                match what {
+                    0 => engine.run_one().await,
+                    _ => engine.drain_changes("dropbox").await.map(|_| true),
+                }
+            } => r,
+            _ = hung => {
+                self.stats.crashes += 1;
+                self.trace.push("crash".into());
+                self.engine = Engine::new(Arc::clone(&self.store), self.blobs.clone(), SecretCipher::from_key(&[7; 32]), engine_config(&self.injector));
+                return Ok(true);
+            }
+        };
+        match result {
+            Ok(worked) => Ok(worked),
+            // The pass could not run (a fault while reading changes); the queue and cursor
+            // are untouched, so nothing is lost.
+            Err(e) if e.is_retryable() || matches!(e, ferry_engine::EngineError::Dropbox(_)) => {
+                Ok(true)
+            }
+            Err(e) => Err(anyhow!("engine failed: {e}")),
+        }
+    }
+
+    async fn quiesce(&mut self) -> anyhow::Result<()> {
+        self.injector.enabled.store(false, Ordering::SeqCst);
+        for _round in 0..12 {
+            let _ = self.engine.drain_changes("dropbox").await;
+            // The admin confirms whatever the brake paused.
+            for (_, id) in &self.records {
+                for mut b in self.store.bindings_for_record(*id).await? {
+                    if b.paused_reason.is_some() {
+                        b.confirm_deletions = true;
+                        self.store.save_binding(&b).await?;
+                    }
+                }
+            }
+            let ids: Vec<i64> = self.records.iter().map(|(_, id)| *id).collect();
+            self.store.enqueue(&ids, Priority::Normal).await?;
+            let mut steps = 0;
+            while self.engine.run_one().await? {
+                steps += 1;
+                if steps > 200 {
+                    bail!("the queue never drains");
+                }
+            }
+            let mut pending = Vec::new();
+            for (key, id) in &self.records {
+                for p in self.engine.pending_actions(*id).await? {
+                    pending.push(format!("{key}: {p}"));
+                }
+            }
+            if pending.is_empty() {
+                return Ok(());
+            }
+        }
+        let mut pending = Vec::new();
+        for (key, id) in &self.records {
+            for p in self.engine.pending_actions(*id).await? {
+                pending.push(format!("{key}: {p}"));
+            }
+        }
+        bail!("no quiescence after 12 rounds; still pending: {pending:?}")
+    }
+
+    async fn check(&self) -> anyhow::Result<()> {
+        // Everything retrievable: attachments, archives, files in Dropbox.
+        let mut retrievable: HashSet<String> = HashSet::new();
+        let mut tracked_ids: HashSet<String> = HashSet::new();
+        for (key, id) in &self.records {
+            for a in self.store.attachments(*id).await? {
+                retrievable.insert(a.content_hash);
+            }
+            for a in self.store.archived_attachments(*id).await? {
+                retrievable.insert(a.content_hash);
+            }
+            let bindings = self.store.bindings_for_record(*id).await?;
+            for row in self.store.sync_rows(*id).await? {
+                let (Some(dropbox_id), Some(rel), Some(hash)) =
+                    (&row.dropbox_id, &row.rel_display, &row.content_hash)
+                else {
+                    continue;
+                };
+                if !tracked_ids.insert(dropbox_id.clone()) {
+                    bail!("{key}: Dropbox file {dropbox_id} is tracked twice");
+                }
+                let Some(b) = bindings.iter().find(|b| Some(b.id) == row.binding_id) else {
+                    bail!("{key}: sync row {} has no binding", row.id);
+                };
+                let path = format!("{}/{rel}", b.folder_display);
+                match self.human.metadata(&path).await {
+                    Ok(Entry::File(f)) if f.content_hash.as_deref() == Some(hash.as_str()) => {}
+                    other => bail!("{key}: synced {path} ({hash}) but Dropbox has {other:?}"),
+                }
+                // Pull-only bindings keep app-side edits in the app: only Dropbox must match.
+                if let (Some(att), true) = (row.attachment_id, self.direction.pushes()) {
+                    let a = self
+                        .store
+                        .attachments(*id)
+                        .await?
+                        .into_iter()
+                        .find(|a| a.id == att);
+                    match a {
+                        Some(a) if &a.content_hash == hash => {}
+                        other => {
+                            bail!("{key}: synced {path} ({hash}) but the attachment is {other:?}")
+                        }
+                    }
+                }
+            }
+        }
+        match self.human.list_all(ROOT, true).await {
+            Ok((entries, _)) => {
+                for e in entries {
+                    if let Entry::File(f) = e
+                        && let Some(h) = f.content_hash
+                    {
+                        retrievable.insert(h);
+                    }
+                }
+            }
+            Err(DropboxError::NotFound(_)) => {}
+            Err(e) => bail!("cannot list Dropbox: {e}"),
+        }
+        for (hash, origin) in &self.at_risk {
+            if !self.superseded.contains(hash) && !retrievable.contains(hash) {
+                bail!("lost a version written by {origin} ({hash})");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs one seed: `steps` random operations, then quiescence and the invariant checks.
+pub async fn run_seed(seed: u64, steps: u32) -> anyhow::Result<SeedStats> {
+    let mut sim = Sim::new(seed).await.context("simulation setup")?;
+    sim.injector.enabled.store(true, Ordering::SeqCst);
+    let outcome = async {
+        for _ in 0..steps {
+            match sim.rng.gen_range(0..100) {
+                0..=29 => sim.app_op().await?,
+                30..=54 => sim.dropbox_op().await?,
+                55..=84 => {
+                    sim.engine_step(0).await?;
+                }
+                _ => {
+                    sim.engine_step(1).await?;
+                }
+            }
+        }
+        sim.quiesce().await?;
+        sim.check().await
+    }
+    .await;
+    sim.stats.faults =
+        u32::try_from(sim.injector.injected.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
+    let stats = sim.stats.clone();
+    let trace = sim.trace.join("\n  ");
+    let dir: &Path = &sim.dir;
+    let _ = dir;
+    sim.emulator.shutdown().await;
+    outcome.map_err(|e| anyhow!("{e:#}\n  trace:\n  {trace}"))?;
+    Ok(stats)
+}
+
+/// What a run over many seeds found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Seeds run.
+    pub seeds: u64,
+    /// Failing seeds with their failure.
+    pub failures: Vec<(u64, String)>,
+    /// Totals over all passing seeds.
+    pub totals: SeedStats,
+}
+
+/// Runs `seeds`, `parallel` at a time.
+pub async fn run_seeds(seeds: Vec<u64>, steps: u32, parallel: usize) -> Report {
+    let mut report = Report::default();
+    let mut running = tokio::task::JoinSet::new();
+    let mut queue = seeds.into_iter();
+    loop {
+        while running.len() < parallel.max(1) {
+            let Some(seed) = queue.next() else { break };
+            running.spawn(async move { (seed, run_seed(seed, steps).await) });
+        }
+        let Some(done) = running.join_next().await else {
+            break;
+        };
+        report.seeds += 1;
+        match done {
+            Ok((_, Ok(stats))) => {
+                let t = &mut report.totals;
+                t.app_ops += stats.app_ops;
+                t.dropbox_ops += stats.dropbox_ops;
+                t.engine_steps += stats.engine_steps;
+                t.faults += stats.faults;
+                t.crashes += stats.crashes;
+            }
+            Ok((seed, Err(e))) => report.failures.push((seed, format!("{e:#}"))),
+            Err(e) => report
+                .failures
+                .push((u64::MAX, format!("simulation task panicked: {e}"))),
+        }
+    }
+    report.failures.sort_by_key(|f| f.0);
+    report
+}
