@@ -121,6 +121,19 @@ impl FaultModel {
         Ok(model)
     }
 
+    /// This model with one `knob=value` setting applied (the value is JSON, or else taken
+    /// as a string), e.g. `lock_hold_ms=20`, `write_lock=false`, `cursor_max_age_secs=null`.
+    pub fn with_setting(&self, setting: &str) -> Result<FaultModel, String> {
+        let (key, value) = setting
+            .split_once('=')
+            .ok_or_else(|| format!("expected knob=value, got {setting:?}"))?;
+        let value = serde_json::from_str(value.trim())
+            .unwrap_or_else(|_| serde_json::Value::String(value.trim().to_string()));
+        let mut patch = serde_json::Map::new();
+        patch.insert(key.trim().to_string(), value);
+        self.patched(&serde_json::Value::Object(patch))
+    }
+
     /// The latency to add to one request.
     pub(crate) fn latency(&self) -> Duration {
         let jitter = if self.latency_jitter_ms > 0 {
@@ -217,6 +230,9 @@ mod tests {
         assert!(model.patched(&json!({"p_server_error": 2.0})).is_err());
         assert!(model.patched(&json!({"no_such_knob": 1})).is_err());
         assert!(model.patched(&json!([1])).is_err());
+        let set = model.with_setting("write_lock=false").unwrap();
+        assert!(!set.write_lock);
+        assert!(model.with_setting("write_lock").is_err());
         let off = FaultModel::off();
         assert!(!off.write_lock && !off.rate_limit);
     }

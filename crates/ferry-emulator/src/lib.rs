@@ -24,6 +24,7 @@ mod server;
 mod sessions;
 mod space;
 mod state;
+mod tls;
 mod wire;
 
 #[cfg(test)]
@@ -61,6 +62,9 @@ pub struct EmulatorConfig {
     /// Further accounts, each with its own namespace, token and quota (stored under
     /// `data_dir/accounts/<name>/`).
     pub accounts: Vec<AccountSpec>,
+    /// Serve HTTPS with a self-signed certificate written to `data_dir/tls/cert.pem`
+    /// (default: plain HTTP).
+    pub tls: bool,
 }
 
 impl EmulatorConfig {
@@ -74,6 +78,7 @@ impl EmulatorConfig {
             model: FaultModel::default(),
             quota_bytes: DEFAULT_QUOTA_BYTES,
             accounts: Vec::new(),
+            tls: false,
         }
     }
 
@@ -150,6 +155,7 @@ pub struct RunningEmulator {
     token: String,
     accounts: Vec<AccountInfo>,
     faults: FaultsHandle,
+    cert_path: Option<PathBuf>,
     calls: RouteCalls,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -160,7 +166,8 @@ impl RunningEmulator {
     /// serving in a background task.
     pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
         config.model.validate().map_err(EmulatorError::Config)?;
-        let app = server::App::open(&config)?;
+        let mut app = server::App::open(&config)?;
+        app.tls = config.tls;
         let accounts = app.account_infos();
         let token = accounts
             .first()
@@ -182,7 +189,20 @@ impl RunningEmulator {
             })?;
         let router = server::router(Arc::new(app));
         let (stop, stopped) = oneshot::channel::<()>();
+        let tls = if config.tls {
+            Some(tls::Tls::load_or_create(
+                &config.data_dir,
+                config.bind.ip(),
+            )?)
+        } else {
+            None
+        };
+        let cert_path = tls.as_ref().map(|t| t.cert_path.clone());
         let task = tokio::spawn(async move {
+            if let Some(tls) = tls {
+                tls.serve(listener, router, stopped).await;
+                return;
+            }
             let served = axum::serve(listener, router)
                 .with_graceful_shutdown(async move {
                     // Either an explicit stop or the handle being dropped.
@@ -199,6 +219,7 @@ impl RunningEmulator {
             token,
             accounts,
             faults,
+            cert_path,
             calls,
             stop: Some(stop),
             task: Some(task),
@@ -210,9 +231,20 @@ impl RunningEmulator {
         self.addr
     }
 
-    /// `http://IP:PORT` (no trailing slash); routes live under `{base_url}/2/`.
+    /// `http://IP:PORT` (`https://` with TLS; no trailing slash); routes live under
+    /// `{base_url}/2/`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.cert_path.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// With TLS: the self-signed certificate (PEM) clients must trust.
+    pub fn cert_path(&self) -> Option<&std::path::Path> {
+        self.cert_path.as_deref()
     }
 
     /// The Bearer token of the primary account.
@@ -231,6 +263,32 @@ impl RunningEmulator {
             .iter()
             .find(|a| a.name == name)
             .map(|a| a.token.as_str())
+    }
+
+    /// What a standalone emulator prints on start: address, data directory, each account's
+    /// token, the certificate, and how to point the Python SDK at it.
+    pub fn banner(&self) -> String {
+        let mut out = format!("Dropbox emulator on {}\n", self.base_url());
+        for account in &self.accounts {
+            out.push_str(&format!(
+                "account {:<10} token {}\n",
+                account.name, account.token
+            ));
+        }
+        if let Some(cert) = &self.cert_path {
+            let host = format!("localhost:{}", self.addr.port());
+            out.push_str(&format!("certificate {}\n", cert.display()));
+            out.push_str(&format!(
+                "Python SDK: DROPBOX_API_HOST={host} DROPBOX_API_CONTENT_HOST={host} \
+                 DROPBOX_API_NOTIFY_HOST={host} REQUESTS_CA_BUNDLE={}\n",
+                cert.display()
+            ));
+        }
+        out.push_str(&format!(
+            "fault model: {}/admin/model (GET, PUT)\n",
+            self.base_url()
+        ));
+        out
     }
 
     /// The live contention and fault model.

@@ -118,6 +118,8 @@ pub struct App {
     pub faults: FaultsHandle,
     /// Temporary links by their random key.
     pub temp_links: Mutex<HashMap<String, TempLink>>,
+    /// Served over HTTPS (links we hand out use `https://`).
+    pub tls: bool,
 }
 
 impl App {
@@ -157,6 +159,7 @@ impl App {
             calls: Arc::new(Mutex::new(HashMap::new())),
             faults: FaultsHandle::new(config.model.clone()),
             temp_links: Mutex::new(HashMap::new()),
+            tls: false,
         })
     }
 
@@ -338,16 +341,13 @@ fn dropped_connection() -> Response {
         .unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
-fn origin(headers: &HeaderMap) -> String {
+fn origin(headers: &HeaderMap, tls: bool) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .filter(|h| !h.is_empty())
         .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-ferry-scheme")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("http");
+    let scheme = if tls { "https" } else { "http" };
     format!("{scheme}://{host}")
 }
 
@@ -414,7 +414,7 @@ async fn handle(
         app,
         space,
         model,
-        origin: origin(&parts.headers),
+        origin: origin(&parts.headers, app.tls),
     };
     if route.starts_with("users/") {
         routes_users::call(&cx, route, arg).await

@@ -200,9 +200,6 @@ impl Sessions {
         data: &[u8],
         close: bool,
     ) -> Result<u64, SessionFailure> {
-        if meta.closed {
-            return refused(SessionErr::Closed);
-        }
         if !offset.is_multiple_of(CONCURRENT_BLOCK) {
             return refused(SessionErr::ConcurrentInvalidOffset);
         }
@@ -212,6 +209,11 @@ impl Sessions {
         let end = offset.saturating_add(data.len() as u64);
         if end > MAX_SESSION_BYTES {
             return refused(SessionErr::TooLarge);
+        }
+        // Parallel appends may land after the closing one: they may still fill gaps below the
+        // closed length, nothing beyond it.
+        if meta.closed && (close || meta.length.is_none_or(|length| end > length)) {
+            return refused(SessionErr::Closed);
         }
         if !data.is_empty() {
             use tokio::io::AsyncSeekExt;

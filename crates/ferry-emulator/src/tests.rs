@@ -10,6 +10,7 @@ use crate::{EmulatorConfig, RunningEmulator};
 mod accounts;
 mod batch;
 mod faults;
+mod tls;
 
 pub(crate) struct Harness {
     emulator: RunningEmulator,

@@ -213,6 +213,20 @@ async fn concurrent_sessions() {
         reply.json()["entries"][0]["failure"],
         json!({".tag": "concurrent_session_missing_data"})
     );
+    // After the close, blocks may still fill gaps below the end, nothing beyond it.
+    let beyond = append(gappy.clone(), 2 * BLOCK, block(3), false).await;
+    assert_eq!(beyond.route_error(), json!({".tag": "closed"}));
+    assert_eq!(
+        append(gappy.clone(), 0, block(3), false).await.status,
+        StatusCode::OK
+    );
+    let filled = h
+        .rpc(
+            "files/upload_session/finish_batch_v2",
+            json!({"entries": [finish_entry(&gappy, BLOCK + 3, "/gap.bin")]}),
+        )
+        .await;
+    assert_eq!(filled.json()["entries"][0]["size"], BLOCK + 3);
     // Concurrent sessions take no data and no close at start.
     let start = h
         .upload_to(

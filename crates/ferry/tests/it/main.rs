@@ -2,6 +2,7 @@
 
 mod api_e2e;
 mod client_emulator;
+mod emulator_conformance;
 mod emulator_restart;
 mod support;
 mod two_way;
