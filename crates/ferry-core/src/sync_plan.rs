@@ -115,6 +115,9 @@ pub struct PlanOptions {
     /// Suffix for conflicted copies, e.g. `conflicted copy 2026-11-23` gives
     /// `name (Ferry conflicted copy 2026-11-23).ext`.
     pub conflict_label: String,
+    /// Every path (lower-cased, relative) in the folder, including files the binding does not
+    /// track: conflicted copies must not land on any of them.
+    pub occupied: BTreeSet<String>,
 }
 
 impl Default for PlanOptions {
@@ -125,6 +128,7 @@ impl Default for PlanOptions {
             brake_min: 3,
             deletions_confirmed: false,
             conflict_label: "conflicted copy".into(),
+            occupied: BTreeSet::new(),
         }
     }
 }
@@ -250,6 +254,7 @@ pub fn plan(
     // Names already used in Dropbox, so conflicted copies never collide.
     let mut taken: BTreeSet<String> = r.keys().map(|k| k.to_string()).collect();
     taken.extend(l.keys().map(|k| k.to_string()));
+    taken.extend(options.occupied.iter().cloned());
 
     let push = options.direction.pushes();
     let pull = options.direction.pulls();
@@ -332,19 +337,20 @@ pub fn plan(
                             });
                         }
                     }
-                    // Only the app changed.
-                    (Some(lf), Some(_), false, true) => {
+                    // Only the app changed. Replace the revision Dropbox holds now: same content as
+                    // agreed, but possibly a newer revision (deleted and re-created identically).
+                    (Some(lf), Some(rf), false, true) => {
                         if push {
-                            writes.push(upload(lf, UploadMode::Update(sf.rev.clone())));
+                            writes.push(upload(lf, UploadMode::Update(rf.rev.clone())));
                         }
                     }
-                    (None, Some(_), _, true) => {
+                    (None, Some(rf), _, true) => {
                         // Pull-only: the app's deletion stays in the app (no re-import).
                         if push {
                             destructive.push(Action::DeleteRemote {
                                 row_id: sf.row_id,
                                 rel: sf.rel.clone(),
-                                rev: sf.rev.clone(),
+                                rev: rf.rev.clone(),
                             });
                         }
                     }

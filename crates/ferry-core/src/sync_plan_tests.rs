@@ -79,6 +79,23 @@ fn one_sided_changes() {
             mode: UploadMode::Update("r1".into())
         }]
     );
+    // Same content in Dropbox under a newer revision: update that revision.
+    let recreated = [remote("id:7", "a.pdf", "r9", "h")];
+    let p = run(plan(
+        &[local(1, "a.pdf", "h2")],
+        &recreated,
+        &s,
+        &opts(Direction::Both),
+    ));
+    assert_eq!(
+        p,
+        vec![Action::Upload {
+            attachment_id: 1,
+            rel: rel("a.pdf"),
+            content_hash: "h2".into(),
+            mode: UploadMode::Update("r9".into())
+        }]
+    );
     // App delete → delete at rev.
     let p = run(plan(&[], &r, &s, &opts(Direction::Push)));
     assert_eq!(
@@ -197,6 +214,14 @@ fn conflicts_keep_both_versions() {
     ));
     assert!(
         matches!(&p[0], Action::PreserveRemote { to, .. } if to.display == "b (conflicted copy 2).txt"),
+        "{p:?}"
+    );
+    // Names the binding does not track are avoided too.
+    let mut o = opts(Direction::Push);
+    o.occupied.insert("a (conflicted copy).pdf".into());
+    let p = run(plan(&[local(1, "a.pdf", "ours")], &theirs, &s, &o));
+    assert!(
+        matches!(&p[0], Action::PreserveRemote { to, .. } if to.display == "a (conflicted copy 2).pdf"),
         "{p:?}"
     );
     // Pull-only conflict: Dropbox wins, the app's version is archived by the import.

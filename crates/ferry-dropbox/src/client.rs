@@ -29,7 +29,7 @@ const MAX_REQUEST_BODY: usize = 150 * 1024 * 1024;
 #[derive(Clone, Debug)]
 pub struct DropboxClient {
     transport: Arc<Transport>,
-    chunk_size: usize,
+    pub(crate) chunk_size: usize,
     max_attempts: u32,
 }
 
@@ -93,7 +93,7 @@ impl DropboxClient {
     }
 
     /// Runs one SDK call, retrying transient failures with the delay Dropbox asked for.
-    async fn call<T, E, F, Fut>(&self, mut op: F) -> Result<T, DropboxError>
+    pub(crate) async fn call<T, E, F, Fut>(&self, mut op: F) -> Result<T, DropboxError>
     where
         E: Classify,
         F: FnMut(FerryHttpClient) -> Fut,
@@ -430,7 +430,7 @@ impl DropboxClient {
 /// Refuses paths Dropbox cannot take. Characters outside the Basic Multilingual Plane matter
 /// most: Dropbox rejects them, and dropbox-sdk 0.21 escapes them in `Dropbox-API-Arg` as
 /// `\u1f600` (five hex digits), which a server reads as a *different* path.
-fn check_path(path: &str) -> Result<(), DropboxError> {
+pub(crate) fn check_path(path: &str) -> Result<(), DropboxError> {
     if let Some((index, c)) = path.chars().enumerate().find(|(_, c)| (*c as u32) > 0xFFFF) {
         return Err(DropboxError::BadPath(format!(
             "character {c:?} at index {index} is outside the Basic Multilingual Plane, which Dropbox does not accept"

@@ -5,6 +5,7 @@
 //! hard-coded `https://*.dropboxapi.com/` URLs to configurable [`Endpoints`]. The same code
 //! path talks to the real Dropbox or to Ferry's emulator.
 
+mod batch;
 mod client;
 mod endpoints;
 mod error;
@@ -12,6 +13,7 @@ mod faults;
 mod http;
 mod types;
 
+pub use batch::{MAX_BATCH, Staged};
 pub use client::{DEFAULT_CHUNK_SIZE, DropboxClient};
 pub use endpoints::Endpoints;
 pub use error::DropboxError;

@@ -1,6 +1,7 @@
 //! Syncing one binding: keep its folder where the rule says, read the three trees, plan,
 //! execute each action, log it, and record what both sides now agree on.
 
+use crate::batch_upload::PlannedUpload;
 use crate::placement::RulePlacement;
 use crate::sync_pass::PassOutcome;
 use crate::{Engine, EngineError};
@@ -12,19 +13,41 @@ use ferry_core::sync_plan::{
 };
 use ferry_dropbox::{DropboxClient, DropboxError, Entry, WriteMode};
 use ferry_store::{AttachmentInput, Binding, LogEntry, SyncRow, SyncState};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::Instant;
 
 /// The absolute Dropbox path of `rel` inside `folder`.
-fn abs(folder: &str, rel: &RelPath) -> String {
+pub(crate) fn abs(folder: &str, rel: &RelPath) -> String {
     format!("{folder}/{}", rel.display)
 }
 
 /// Everything one binding's actions need.
-struct Ctx<'a> {
-    client: &'a DropboxClient,
-    binding: &'a Binding,
-    record: &'a Record,
+pub(crate) struct Ctx<'a> {
+    pub(crate) client: &'a DropboxClient,
+    pub(crate) binding: &'a Binding,
+    pub(crate) record: &'a Record,
+}
+
+impl Ctx<'_> {
+    /// A fresh sync row for `rel` in this binding.
+    pub(crate) fn new_row(&self, rel: &RelPath) -> SyncRow {
+        SyncRow {
+            id: 0,
+            record_id: self.record.id,
+            binding_id: Some(self.binding.id),
+            rule_name: self.binding.rule_name.clone(),
+            connection: self.binding.connection.clone(),
+            attachment_id: None,
+            rel_display: Some(rel.display.clone()),
+            rel_lower: Some(rel.lower.clone()),
+            dropbox_id: None,
+            rev: None,
+            content_hash: None,
+            state: SyncState::Pending,
+            last_error: None,
+            updated_at: 0,
+        }
+    }
 }
 
 impl Engine {
@@ -92,11 +115,11 @@ impl Engine {
         let synced: Vec<SyncedFile> = rows.iter().filter_map(synced_file).collect();
         let local: Vec<LocalFile> = placed.map(|p| p.local.clone()).unwrap_or_default();
         let direction = placed.map_or(Direction::Push, |p| p.direction);
-        let remote = match self
+        let (remote, occupied) = match self
             .remote_tree(&client, &binding, placed, &local, &synced)
             .await
         {
-            Ok(remote) => remote,
+            Ok(tree) => tree,
             Err(e) => {
                 outcome.failure(&e);
                 return Ok(());
@@ -107,6 +130,7 @@ impl Engine {
             brake_share: self.config.brake_share,
             brake_min: self.config.brake_min,
             deletions_confirmed: binding.confirm_deletions,
+            occupied,
             conflict_label: format!(
                 "Ferry conflicted copy {}",
                 chrono::Utc::now().format("%Y-%m-%d")
@@ -161,7 +185,42 @@ impl Engine {
             binding: &binding,
             record,
         };
-        for action in actions {
+        // Conflicted copies first (they clear the paths), then the uploads — batched when
+        // there are several — then everything else in plan order.
+        let (uploads, rest): (Vec<Action>, Vec<Action>) = actions
+            .into_iter()
+            .partition(|a| matches!(a, Action::Upload { .. }));
+        let (preserve, rest): (Vec<Action>, Vec<Action>) = rest
+            .into_iter()
+            .partition(|a| matches!(a, Action::PreserveRemote { .. }));
+        for action in preserve {
+            self.execute(&cx, &rows, action, outcome).await?;
+        }
+        if uploads.len() >= 2 {
+            let planned = uploads
+                .into_iter()
+                .filter_map(|a| match a {
+                    Action::Upload {
+                        attachment_id,
+                        rel,
+                        content_hash,
+                        mode,
+                    } => Some(PlannedUpload {
+                        attachment_id,
+                        rel,
+                        content_hash,
+                        mode,
+                    }),
+                    _ => None,
+                })
+                .collect();
+            self.upload_batch(&cx, &rows, planned, outcome).await?;
+        } else {
+            for action in uploads {
+                self.execute(&cx, &rows, action, outcome).await?;
+            }
+        }
+        for action in rest {
             self.execute(&cx, &rows, action, outcome).await?;
         }
         if placed.is_none() {
@@ -183,12 +242,13 @@ impl Engine {
         placed: Option<&RulePlacement>,
         local: &[LocalFile],
         synced: &[SyncedFile],
-    ) -> Result<Vec<RemoteFile>, DropboxError> {
+    ) -> Result<(Vec<RemoteFile>, BTreeSet<String>), DropboxError> {
         let entries = match client.list_all(&binding.folder_display, true).await {
             Ok((entries, _)) => entries,
-            Err(DropboxError::NotFound(_)) => return Ok(Vec::new()),
+            Err(DropboxError::NotFound(_)) => return Ok((Vec::new(), BTreeSet::new())),
             Err(e) => return Err(e),
         };
+        let mut occupied = BTreeSet::new();
         let others = self
             .store
             .bindings_within(&binding.connection, &binding.folder_lower)
@@ -223,6 +283,7 @@ impl Engine {
                 continue;
             }
             let rel = RelPath::new(parts[depth..].join("/"));
+            occupied.insert(rel.lower.clone());
             let is_known = known.contains(rel.lower.as_str());
             let wanted = is_known || (pulls && !shared && (subfolders || !rel.lower.contains('/')));
             if wanted {
@@ -234,7 +295,7 @@ impl Engine {
                 });
             }
         }
-        Ok(out)
+        Ok((out, occupied))
     }
 
     /// Moves a binding's folder; a case-only rename goes through a temporary name. When
@@ -250,18 +311,7 @@ impl Engine {
         let from = binding.folder_display.as_str();
         let started = Instant::now();
         let result = if dropbox_lower(from) == dropbox_lower(to) {
-            let temp = format!("{to}.ferry-rename");
-            match client.move_entry(from, &temp).await {
-                Ok(_) => match client.move_entry(&temp, to).await {
-                    Ok(_) => Ok(()),
-                    Err(e) => {
-                        // Put it back so the binding's folder stays where the store says.
-                        let _ = client.move_entry(&temp, from).await;
-                        Err(e)
-                    }
-                },
-                Err(e) => Err(e),
-            }
+            self.rename_case(client, from, to).await
         } else {
             match client.move_entry(from, to).await {
                 Ok(_) => Ok(()),
@@ -287,6 +337,37 @@ impl Engine {
         )
         .await;
         result
+    }
+
+    /// A case-only folder rename, which Dropbox does not do in one move: through the first
+    /// free temporary name (one left over by a crash mid-rename is skipped, not reused).
+    async fn rename_case(
+        &self,
+        client: &DropboxClient,
+        from: &str,
+        to: &str,
+    ) -> Result<(), DropboxError> {
+        let mut last = DropboxError::Conflict("no free temporary name".into());
+        for n in 1..=5 {
+            let temp = format!("{to} (renaming {n})");
+            match client.move_entry(from, &temp).await {
+                Ok(_) => {}
+                Err(DropboxError::Conflict(m)) => {
+                    last = DropboxError::Conflict(m);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            return match client.move_entry(&temp, to).await {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    // Put it back so the folder stays where the binding says.
+                    let _ = client.move_entry(&temp, from).await;
+                    Err(e)
+                }
+            };
+        }
+        Err(last)
     }
 
     /// Moves each tracked file of the binding into `to` (which already exists).
@@ -321,7 +402,7 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn log_action(
+    pub(crate) async fn log_action(
         &self,
         binding: &Binding,
         record: &Record,
@@ -364,22 +445,6 @@ impl Engine {
                 .find(|r| r.rel_lower.as_deref() == Some(rel.lower.as_str()))
                 .cloned()
         };
-        let new_row = |rel: &RelPath| SyncRow {
-            id: 0,
-            record_id: cx.record.id,
-            binding_id: Some(cx.binding.id),
-            rule_name: cx.binding.rule_name.clone(),
-            connection: cx.binding.connection.clone(),
-            attachment_id: None,
-            rel_display: Some(rel.display.clone()),
-            rel_lower: Some(rel.lower.clone()),
-            dropbox_id: None,
-            rev: None,
-            content_hash: None,
-            state: SyncState::Pending,
-            last_error: None,
-            updated_at: 0,
-        };
         match action {
             Action::PreserveRemote { from, to, .. } => {
                 let path = abs(folder, &from);
@@ -406,7 +471,7 @@ impl Engine {
                 mode,
             } => {
                 let path = abs(folder, &rel);
-                let mut row = row_for(&rel).unwrap_or_else(|| new_row(&rel));
+                let mut row = row_for(&rel).unwrap_or_else(|| cx.new_row(&rel));
                 row.attachment_id = Some(attachment_id);
                 row.rel_display = Some(rel.display.clone());
                 let mode = match mode {
@@ -416,6 +481,8 @@ impl Engine {
                 let result = match self.blobs.get(&content_hash).await {
                     Ok(data) => {
                         let size = data.len() as u64;
+                        let lock = self.commit_lock(&cx.binding.connection);
+                        let _one_commit = lock.lock().await;
                         cx.client
                             .upload(&path, data, &mode)
                             .await
@@ -503,7 +570,8 @@ impl Engine {
                 match result {
                     Ok((new_id, _)) => {
                         outcome.imported += 1;
-                        let mut row = row_for(&remote.rel).unwrap_or_else(|| new_row(&remote.rel));
+                        let mut row =
+                            row_for(&remote.rel).unwrap_or_else(|| cx.new_row(&remote.rel));
                         row.attachment_id = Some(new_id);
                         row.rel_display = Some(remote.rel.display.clone());
                         row.dropbox_id = Some(remote.id.clone());
@@ -545,7 +613,7 @@ impl Engine {
                 attachment_id,
                 remote,
             } => {
-                let mut row = row_for(&remote.rel).unwrap_or_else(|| new_row(&remote.rel));
+                let mut row = row_for(&remote.rel).unwrap_or_else(|| cx.new_row(&remote.rel));
                 row.attachment_id = Some(attachment_id);
                 row.dropbox_id = Some(remote.id);
                 row.rev = Some(remote.rev);
@@ -653,7 +721,7 @@ fn synced_file(r: &SyncRow) -> Option<SyncedFile> {
     })
 }
 
-fn describe(e: &DropboxError) -> String {
+pub(crate) fn describe(e: &DropboxError) -> String {
     match e {
         DropboxError::Conflict(_) => format!(
             "{e}; the file changed in Dropbox since it was listed, so Ferry left it as it is and will look again"
@@ -665,7 +733,7 @@ fn describe(e: &DropboxError) -> String {
 #[cfg(test)]
 mod tests {
     use super::unique_name;
-    use std::collections::HashSet;
+    use std::collections::{BTreeSet, HashSet};
 
     #[test]
     fn unique_names() {

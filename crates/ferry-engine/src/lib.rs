@@ -5,6 +5,7 @@
 //! next pass.
 
 mod backoff;
+mod batch_upload;
 mod binding;
 mod connections;
 mod error;
@@ -43,6 +44,8 @@ pub struct EngineConfig {
     pub reconcile_every: Duration,
     /// Long-poll timeout asked of Dropbox (30–480 s).
     pub longpoll_secs: u64,
+    /// Uploads staged in parallel within one pass.
+    pub upload_concurrency: usize,
     /// Tries per Dropbox call before the failure goes to the queue's backoff (≥ 1).
     pub client_attempts: u32,
     /// Fault injection for the deterministic simulation; `None` in production.
@@ -61,6 +64,7 @@ impl Default for EngineConfig {
             brake_min: 3,
             reconcile_every: Duration::from_secs(15 * 60),
             longpoll_secs: 30,
+            upload_concurrency: 8,
             client_attempts: 3,
             injector: None,
         }
@@ -74,6 +78,8 @@ pub struct Engine {
     connections: connections::Connections,
     config: EngineConfig,
     wake: tokio::sync::Notify,
+    /// One commit in flight per connection (Dropbox locks the namespace per commit).
+    commit_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Set once watchers run, so connections added later get one too.
     watch_shutdown: std::sync::Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
 }
@@ -100,6 +106,7 @@ impl Engine {
             blobs,
             config,
             wake: tokio::sync::Notify::new(),
+            commit_locks: std::sync::Mutex::new(std::collections::HashMap::new()),
             watch_shutdown: std::sync::Mutex::new(None),
         })
     }
@@ -112,6 +119,15 @@ impl Engine {
     /// The blob store holding attachment content.
     pub fn blobs(&self) -> &BlobStore {
         &self.blobs
+    }
+
+    /// The commit lock of a connection.
+    pub(crate) fn commit_lock(&self, connection: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .commit_locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(locks.entry(connection.to_owned()).or_default())
     }
 
     /// Tells idle workers that work was queued.

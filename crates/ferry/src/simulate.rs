@@ -494,7 +494,16 @@ impl Sim {
                 pending.push(format!("{key}: {p}"));
             }
         }
-        bail!("no quiescence after 12 rounds; still pending: {pending:?}")
+        let failed: Vec<String> = self
+            .store
+            .log_entries(None, 200)
+            .await?
+            .into_iter()
+            .filter(|e| e.outcome == "failed")
+            .take(8)
+            .map(|e| format!("{} {}: {}", e.action, e.path, e.error.unwrap_or_default()))
+            .collect();
+        bail!("no quiescence after 12 rounds; still pending: {pending:?}; last failures: {failed:?}")
     }
 
     async fn check(&self) -> anyhow::Result<()> {

@@ -4,5 +4,6 @@ mod api_e2e;
 mod client_emulator;
 mod emulator_conformance;
 mod emulator_restart;
+mod simulation;
 mod support;
 mod two_way;

@@ -1,0 +1,134 @@
+//! A binding's uploads, batched: content staged into closed upload sessions in parallel,
+//! then committed with `finish_batch_v2` (≤ 1000 per call), one commit per connection at a time.
+
+use crate::binding::{Ctx, abs};
+use crate::sync_pass::PassOutcome;
+use crate::{Engine, EngineError};
+use ferry_core::sync_plan::{RelPath, UploadMode};
+use ferry_dropbox::{DropboxError, MAX_BATCH, Staged, WriteMode};
+use ferry_store::{SyncRow, SyncState};
+use futures::StreamExt;
+use std::time::Instant;
+
+/// One planned upload.
+pub(crate) struct PlannedUpload {
+    pub(crate) attachment_id: i64,
+    pub(crate) rel: RelPath,
+    pub(crate) content_hash: String,
+    pub(crate) mode: UploadMode,
+}
+
+impl Engine {
+    pub(crate) async fn upload_batch(
+        &self,
+        cx: &Ctx<'_>,
+        rows: &[SyncRow],
+        uploads: Vec<PlannedUpload>,
+        outcome: &mut PassOutcome,
+    ) -> Result<(), EngineError> {
+        let started = Instant::now();
+        let hashes: Vec<String> = uploads.iter().map(|u| u.content_hash.clone()).collect();
+        let staged: Vec<Result<Staged, DropboxError>> = futures::stream::iter(hashes)
+            .map(|hash| {
+                let blobs = self.blobs.clone();
+                let client = cx.client.clone();
+                async move {
+                    let data = blobs.get(&hash).await.map_err(|e| {
+                        DropboxError::Other(format!("attachment content unavailable: {e}"))
+                    })?;
+                    client.stage(data).await
+                }
+            })
+            .buffered(self.config.upload_concurrency.max(1))
+            .collect()
+            .await;
+        let mut results: Vec<Option<Result<ferry_dropbox::FileInfo, DropboxError>>> =
+            staged.iter().map(|_| None).collect();
+        let ready: Vec<(usize, Staged)> = staged
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                Ok(s) => Some((i, s)),
+                Err(e) => {
+                    results[i] = Some(Err(e));
+                    None
+                }
+            })
+            .collect();
+        let lock = self.commit_lock(&cx.binding.connection);
+        for chunk in ready.chunks(MAX_BATCH) {
+            let entries: Vec<(Staged, String, WriteMode)> = chunk
+                .iter()
+                .map(|(i, s)| {
+                    let u = &uploads[*i];
+                    let mode = match &u.mode {
+                        UploadMode::Add => WriteMode::Add,
+                        UploadMode::Update(rev) => WriteMode::Update(rev.clone()),
+                    };
+                    (s.clone(), abs(&cx.binding.folder_display, &u.rel), mode)
+                })
+                .collect();
+            let committed = {
+                let _one_commit = lock.lock().await;
+                cx.client.finish_batch(&entries).await
+            };
+            match committed {
+                Ok(per_entry) => {
+                    for ((i, _), r) in chunk.iter().zip(per_entry) {
+                        results[*i] = Some(r);
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    let retryable = e.is_retryable();
+                    for (i, _) in chunk {
+                        results[*i] = Some(Err(if retryable {
+                            DropboxError::Server(message.clone())
+                        } else {
+                            DropboxError::Other(message.clone())
+                        }));
+                    }
+                }
+            }
+        }
+        for (u, result) in uploads.into_iter().zip(results) {
+            let result = result.unwrap_or_else(|| Err(DropboxError::Other("not committed".into())));
+            let path = abs(&cx.binding.folder_display, &u.rel);
+            let mut row = rows
+                .iter()
+                .find(|r| r.rel_lower.as_deref() == Some(u.rel.lower.as_str()))
+                .cloned()
+                .unwrap_or_else(|| cx.new_row(&u.rel));
+            row.attachment_id = Some(u.attachment_id);
+            row.rel_display = Some(u.rel.display.clone());
+            let bytes = result.as_ref().map(|i| i.size).unwrap_or(0);
+            self.log_action(
+                cx.binding,
+                cx.record,
+                &path,
+                "upload",
+                bytes,
+                started,
+                result.as_ref().err(),
+            )
+            .await;
+            match result {
+                Ok(info) => {
+                    outcome.uploaded += 1;
+                    row.dropbox_id = Some(info.id);
+                    row.rev = Some(info.rev);
+                    row.content_hash = info.content_hash;
+                    row.state = SyncState::Synced;
+                    row.last_error = None;
+                }
+                Err(e) => {
+                    outcome.failure(&e);
+                    row.state = SyncState::Failed;
+                    row.last_error = Some(crate::binding::describe(&e));
+                }
+            }
+            self.store.save_sync_row(&row).await?;
+        }
+        Ok(())
+    }
+}
