@@ -1,6 +1,8 @@
-//! HTTPS for third-party clients (the official Python SDK insists on https): a self-signed
-//! certificate for `localhost`, `127.0.0.1`, `::1` (and the bind address), generated once into
-//! `data_dir/tls/` and reused, served with rustls on the ring provider.
+//! HTTPS for third-party clients (the official Python SDK insists on https). On first use a
+//! private CA (`data_dir/tls/ca.pem`, the file clients trust) and a server certificate it
+//! signs for `localhost`, `127.0.0.1`, `::1` (and the bind address) are generated and kept;
+//! served with rustls on the ring provider. (OpenSSL-based clients refuse a bare self-signed
+//! leaf as a trust anchor, hence the two-level chain.)
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -15,9 +17,9 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::{EmulatorError, io_error};
 
-/// The certificate (PEM) clients must trust, and the server config built from it.
+/// The certificate (PEM) clients must trust, and the server config.
 pub struct Tls {
-    /// `data_dir/tls/cert.pem`.
+    /// `data_dir/tls/ca.pem`: the self-signed CA that signed the server certificate.
     pub cert_path: PathBuf,
     acceptor: TlsAcceptor,
 }
@@ -31,18 +33,19 @@ impl Tls {
     pub fn load_or_create(dir: &Path, bind: IpAddr) -> Result<Tls, EmulatorError> {
         let tls_dir = dir.join("tls");
         std::fs::create_dir_all(&tls_dir).map_err(io_error(&tls_dir))?;
+        let ca_path = tls_dir.join("ca.pem");
         let cert_path = tls_dir.join("cert.pem");
         let key_path = tls_dir.join("key.pem");
-        if !cert_path.exists() || !key_path.exists() {
+        if !ca_path.exists() || !cert_path.exists() || !key_path.exists() {
             let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
             if !bind.is_unspecified() && !names.contains(&bind.to_string()) {
                 names.push(bind.to_string());
             }
-            let certified = rcgen::generate_simple_self_signed(names).map_err(tls_error)?;
-            // Key first: a cert without its key would be reused and fail.
-            std::fs::write(&key_path, certified.key_pair.serialize_pem())
-                .map_err(io_error(&key_path))?;
-            std::fs::write(&cert_path, certified.cert.pem()).map_err(io_error(&cert_path))?;
+            let (ca_pem, chain_pem, key_pem) = generate(names)?;
+            // The CA last: its presence marks a complete set.
+            std::fs::write(&key_path, key_pem).map_err(io_error(&key_path))?;
+            std::fs::write(&cert_path, chain_pem).map_err(io_error(&cert_path))?;
+            std::fs::write(&ca_path, ca_pem).map_err(io_error(&ca_path))?;
         }
         let cert_pem = std::fs::read(&cert_path).map_err(io_error(&cert_path))?;
         let key_pem = std::fs::read(&key_path).map_err(io_error(&key_path))?;
@@ -58,7 +61,7 @@ impl Tls {
             .map_err(tls_error)?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Tls {
-            cert_path,
+            cert_path: ca_path,
             acceptor: TlsAcceptor::from(Arc::new(config)),
         })
     }
@@ -95,6 +98,35 @@ impl Tls {
             });
         }
     }
+}
+
+/// A CA and a server certificate it signs: (CA PEM, server chain PEM, server key PEM). The
+/// CA's key is thrown away.
+fn generate(names: Vec<String>) -> Result<(String, String, String), EmulatorError> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(tls_error)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Ferry Dropbox emulator CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_key = KeyPair::generate().map_err(tls_error)?;
+    let ca = ca_params.self_signed(&ca_key).map_err(tls_error)?;
+    let mut params = CertificateParams::new(names).map_err(tls_error)?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let key = KeyPair::generate().map_err(tls_error)?;
+    let cert = params.signed_by(&key, &ca, &ca_key).map_err(tls_error)?;
+    Ok((
+        ca.pem(),
+        format!("{}{}", cert.pem(), ca.pem()),
+        key.serialize_pem(),
+    ))
 }
 
 /// The DER bytes of the first PEM block labelled `label` (`PRIVATE KEY` matches any
