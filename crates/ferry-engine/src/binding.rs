@@ -733,7 +733,7 @@ pub(crate) fn describe(e: &DropboxError) -> String {
 #[cfg(test)]
 mod tests {
     use super::unique_name;
-    use std::collections::{BTreeSet, HashSet};
+    use std::collections::HashSet;
 
     #[test]
     fn unique_names() {

@@ -903,9 +903,8 @@ async fn delete_with_malformed_parent_rev_is_bad_request() {
     let client = emu.client();
     put(&client, "/Pr/f.txt", b"v1", &WriteMode::Add).await;
 
-    // BUG: the emulator does not pattern-check `delete_v2`'s `parent_rev` (it does check the
-    // rev in `WriteMode::Update`) and answers 409 `path_lookup/not_found` instead of a 400, so
-    // the client reports `NotFound` ("already gone") for a request Dropbox refuses as malformed.
+    // `parent_rev` must match the Stone `Rev` pattern, like the rev in `WriteMode::Update`:
+    // a malformed one is a 400, not `path_lookup/not_found` (which reads as "already gone").
     let err = client
         .delete("/Pr/f.txt", Some("zzz"))
         .await
@@ -925,15 +924,11 @@ async fn non_bmp_path_is_refused_not_rewritten() {
     let client = emu.client();
     let path = "/emoji \u{1F600}.txt";
 
-    // RPC routes send the path as raw UTF-8 in the body: the emulator refuses it (400).
+    // The client refuses it before any call: dropbox-sdk 0.21 would escape U+1F600 in
+    // `Dropbox-API-Arg` as `\u1f600` (five hex digits; reference §1.4), which a JSON parser
+    // reads as another path ("ὠ0"), so header-argument routes would silently hit a different file.
     let err = client.metadata(path).await.expect_err("metadata");
-    assert!(matches!(err, DropboxError::BadRequest(_)), "{err:?}");
-
-    // BUG: upload/download send the path in `Dropbox-API-Arg`, where dropbox-sdk 0.21 escapes
-    // U+1F600 as `\u1f600` (five hex digits; reference §1.4). A JSON parser reads that as
-    // U+1F60 'ὠ' followed by '0', so `DropboxClient::upload` succeeds and silently writes
-    // "/emoji ὠ0.txt", and `download` of the emoji path reads that other file. The client
-    // should refuse non-BMP paths itself (BadPath) before calling header-argument routes.
+    assert!(matches!(err, DropboxError::BadPath(_)), "{err:?}");
     let uploaded = client
         .upload(path, Bytes::from_static(b"e"), &WriteMode::Add)
         .await;
