@@ -137,7 +137,11 @@ async fn idempotent_and_resyncs_changes() {
         .await
         .unwrap();
     stack.settle().await;
-    let uploads = || stack.emu.emulator.route_calls("files/upload");
+    // Content transfers: single uploads, or files staged for a batch commit.
+    let uploads = || {
+        stack.emu.emulator.route_calls("files/upload")
+            + stack.emu.emulator.route_calls("files/upload_session/start")
+    };
     let before = uploads();
     assert_eq!(before, 2);
 

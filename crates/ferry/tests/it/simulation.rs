@@ -6,8 +6,16 @@
 async fn three_hundred_seeds_converge_without_loss() {
     let report = ferry::simulate::run_seeds((0..300).collect(), 60, 4).await;
     assert_eq!(report.seeds, 300);
-    assert!(report.totals.faults > 500, "faults were injected: {:?}", report.totals);
-    assert!(report.totals.crashes > 20, "crashes were simulated: {:?}", report.totals);
+    assert!(
+        report.totals.faults > 500,
+        "faults were injected: {:?}",
+        report.totals
+    );
+    assert!(
+        report.totals.crashes > 20,
+        "crashes were simulated: {:?}",
+        report.totals
+    );
     let failures: Vec<String> = report
         .failures
         .iter()

@@ -204,7 +204,12 @@ async fn folder_rename_is_one_move() {
             .unwrap();
     }
     stack.settle().await;
-    let uploads = stack.emu.emulator.route_calls("files/upload");
+    // Content transfers: single uploads, or files staged for a batch commit.
+    let transfers = || {
+        stack.emu.emulator.route_calls("files/upload")
+            + stack.emu.emulator.route_calls("files/upload_session/start")
+    };
+    let uploads = transfers();
     stack
         .api
         .put_json(
@@ -214,11 +219,7 @@ async fn folder_rename_is_one_move() {
         .await
         .unwrap();
     stack.settle().await;
-    assert_eq!(
-        stack.emu.emulator.route_calls("files/upload"),
-        uploads,
-        "files were uploaded again"
-    );
+    assert_eq!(transfers(), uploads, "files were uploaded again");
     assert_eq!(stack.emu.emulator.route_calls("files/move_v2"), 1);
     let (entries, _) = stack
         .emu
