@@ -79,6 +79,12 @@ fn style(route: &str) -> Option<Style> {
     })
 }
 
+/// The style of a route we serve (for tests).
+#[cfg(test)]
+pub fn style_of(route: &str) -> Option<Style> {
+    style(route)
+}
+
 /// Routes that change the namespace: a dropped connection after them is a lost result.
 fn is_write(route: &str) -> bool {
     matches!(

@@ -8,8 +8,10 @@ use serde_json::{Value, json};
 use crate::{EmulatorConfig, RunningEmulator};
 
 mod accounts;
+mod bad_input;
 mod batch;
 mod faults;
+mod fuzz;
 mod tls;
 
 pub(crate) struct Harness {
