@@ -64,7 +64,46 @@ impl Engine {
             (None, Some(b)) => b.connection.clone(),
             (None, None) => return Ok(()),
         };
-        let (client, root) = self.client(&connection).await?;
+        let (client, root) = match self.client(&connection).await {
+            Ok(c) => c,
+            Err(EngineError::NeedsReconnect(name, reason)) => {
+                outcome.auth_error = Some(reason.clone());
+                return Err(EngineError::NeedsReconnect(name, reason));
+            }
+            Err(e) => return Err(e),
+        };
+        let result = self
+            .sync_binding_with(
+                record,
+                placed,
+                existing,
+                dry_run,
+                outcome,
+                &connection,
+                client,
+                root,
+            )
+            .await;
+        if let Some(reason) = outcome.auth_error.clone() {
+            self.mark_needs_reconnect(&connection, &reason).await?;
+            return Err(EngineError::NeedsReconnect(connection, reason));
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn sync_binding_with(
+        &self,
+        record: &Record,
+        placed: Option<&RulePlacement>,
+        existing: Option<Binding>,
+        dry_run: bool,
+        outcome: &mut PassOutcome,
+        connection: &str,
+        client: DropboxClient,
+        root: String,
+    ) -> Result<(), EngineError> {
+        let connection = connection.to_owned();
         let mut binding = match existing {
             Some(b) => b,
             None => {

@@ -60,6 +60,9 @@ impl Connections {
             .connection(name)
             .await?
             .ok_or_else(|| EngineError::UnknownConnection(name.to_owned()))?;
+        if let Some(reason) = stored.needs_reconnect {
+            return Err(EngineError::NeedsReconnect(name.to_owned(), reason));
+        }
         let token = self.cipher.decrypt(&stored.token_ciphertext)?;
         let endpoints = Endpoints::new(&stored.api_url, &stored.content_url, &stored.notify_url)?;
         let mut client = DropboxClient::new(endpoints, &token)?
@@ -128,6 +131,7 @@ impl Engine {
             notify_url: input.endpoints.notify.clone(),
             root: input.root,
             token_ciphertext: self.connections.cipher.encrypt(&input.token)?,
+            needs_reconnect: None,
         };
         let existed = self.store.connection(&input.name).await?.is_some();
         self.store.put_connection(&stored).await?;
@@ -152,6 +156,30 @@ impl Engine {
         }
         self.wake();
         Ok(account)
+    }
+
+    /// Dropbox refused the connection's token: mark it, log the event, stop using it until an
+    /// admin reconnects (`put_connection`). Queued work waits; nothing is dropped.
+    pub async fn mark_needs_reconnect(&self, name: &str, reason: &str) -> Result<(), EngineError> {
+        tracing::error!(connection = %name, %reason, "Dropbox refused the token; connection needs a reconnect");
+        self.store.set_needs_reconnect(name, Some(reason)).await?;
+        self.connections.forget(name);
+        self.store
+            .log(&ferry_store::LogEntry {
+                id: 0,
+                at: 0,
+                connection: name.to_owned(),
+                binding_id: None,
+                record_id: 0,
+                path: String::new(),
+                action: "needs_reconnect".into(),
+                outcome: "failed".into(),
+                bytes: 0,
+                duration_ms: 0,
+                error: Some(reason.to_owned()),
+            })
+            .await?;
+        Ok(())
     }
 
     /// A ready client for a stored connection, and its root folder.

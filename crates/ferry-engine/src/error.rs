@@ -18,6 +18,9 @@ pub enum EngineError {
     /// Input the caller should fix.
     #[error("{0}")]
     Invalid(String),
+    /// Dropbox refused the connection's token; work waits until an admin reconnects it.
+    #[error("connection {0:?} needs to be reconnected: {1}")]
+    NeedsReconnect(String, String),
 }
 
 impl EngineError {
@@ -26,7 +29,9 @@ impl EngineError {
         match self {
             EngineError::Store(e) => e.is_retryable(),
             EngineError::Dropbox(e) => e.is_retryable(),
-            EngineError::UnknownConnection(_) | EngineError::Invalid(_) => false,
+            EngineError::UnknownConnection(_)
+            | EngineError::Invalid(_)
+            | EngineError::NeedsReconnect(..) => false,
         }
     }
 }

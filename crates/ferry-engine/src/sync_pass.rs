@@ -33,11 +33,17 @@ pub struct PassOutcome {
     pub retry_after: Option<Duration>,
     /// In a dry run: what a pass would do, one line per step.
     pub pending: Vec<String>,
+    /// Dropbox refused a token during this pass.
+    #[serde(skip)]
+    pub auth_error: Option<String>,
 }
 
 impl PassOutcome {
     pub(crate) fn failure(&mut self, e: &DropboxError) {
         self.failed += 1;
+        if let DropboxError::Auth(m) = e {
+            self.auth_error = Some(m.clone());
+        }
         if e.is_retryable() || matches!(e, DropboxError::Conflict(_) | DropboxError::NotFound(_)) {
             // A conflict or a vanished file means Dropbox changed under us: re-plan later.
             self.retryable += 1;

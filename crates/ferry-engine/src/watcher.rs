@@ -68,6 +68,13 @@ impl Engine {
                     backoff
                 }
                 Err(EngineError::UnknownConnection(_)) => return,
+                Err(EngineError::NeedsReconnect(..)) => Some(Duration::from_secs(30)),
+                Err(EngineError::Dropbox(DropboxError::Auth(reason))) => {
+                    if let Err(e) = self.mark_needs_reconnect(&connection, &reason).await {
+                        tracing::error!(error = %e, "cannot record the reconnect need");
+                    }
+                    Some(Duration::from_secs(30))
+                }
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(%connection, error = %e, "change watcher failed; retrying");

@@ -91,6 +91,18 @@ impl Engine {
                 format!("{} file(s) failed and will be retried", outcome.retryable),
                 outcome.retry_after,
             ),
+            Err(EngineError::NeedsReconnect(name, reason)) => {
+                // Paused, not failed: try again later, without counting an attempt.
+                let next = now_ms() + 60_000;
+                self.store
+                    .defer_task(
+                        &task,
+                        &format!("connection {name:?} needs a reconnect: {reason}"),
+                        next,
+                    )
+                    .await?;
+                return Ok(true);
+            }
             Err(e) if e.is_retryable() => (e.to_string(), None),
             Err(e) => {
                 // Retrying cannot help until something changes; the change re-queues it.

@@ -53,6 +53,8 @@ CREATE TABLE connections (
     root              TEXT NOT NULL,
     token_ciphertext  BLOB NOT NULL,
     cursor            TEXT,
+    -- Set when Dropbox refused the token: work on this connection waits for a reconnect.
+    needs_reconnect   TEXT,
     updated_at        BIGINT NOT NULL
 );
 

@@ -69,6 +69,8 @@ pub trait Store: Send + Sync + 'static {
     async fn connection(&self, name: &str) -> StoreResult<Option<StoredConnection>>;
     /// All connections, by name.
     async fn connections(&self) -> StoreResult<Vec<StoredConnection>>;
+    /// Marks a connection as needing a reconnect (`Some(reason)`) or clears the mark.
+    async fn set_needs_reconnect(&self, name: &str, reason: Option<&str>) -> StoreResult<()>;
     /// The connection's change cursor (`None` clears it).
     async fn set_connection_cursor(&self, name: &str, cursor: Option<&str>) -> StoreResult<()>;
     /// The connection's change cursor.
@@ -138,6 +140,9 @@ pub trait Store: Send + Sync + 'static {
         next_at_ms: i64,
         dead: bool,
     ) -> StoreResult<()>;
+    /// Puts a task back for `next_at_ms` without counting an attempt (work that waits for
+    /// something outside Ferry, such as a reconnect).
+    async fn defer_task(&self, task: &Task, reason: &str, next_at_ms: i64) -> StoreResult<()>;
     /// Dead-lettered tasks.
     async fn dead_tasks(&self) -> StoreResult<Vec<QueueEntry>>;
     /// Whether a record is queued, and its last error if a pass failed.

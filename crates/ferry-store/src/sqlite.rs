@@ -165,6 +165,7 @@ fn connection_from_row(row: &SqliteRow) -> StoreResult<StoredConnection> {
         notify_url: row.try_get("notify_url")?,
         root: row.try_get("root")?,
         token_ciphertext: row.try_get("token_ciphertext")?,
+        needs_reconnect: row.try_get("needs_reconnect")?,
     })
 }
 
@@ -389,10 +390,11 @@ impl Store for SqliteStore {
 
     async fn put_connection(&self, c: &StoredConnection) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO connections (name, api_url, content_url, notify_url, root, token_ciphertext, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET api_url = excluded.api_url, \
-             content_url = excluded.content_url, notify_url = excluded.notify_url, root = excluded.root, \
-             token_ciphertext = excluded.token_ciphertext, updated_at = excluded.updated_at",
+            "INSERT INTO connections (name, api_url, content_url, notify_url, root, token_ciphertext, \
+             needs_reconnect, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET \
+             api_url = excluded.api_url, content_url = excluded.content_url, notify_url = excluded.notify_url, \
+             root = excluded.root, token_ciphertext = excluded.token_ciphertext, \
+             needs_reconnect = excluded.needs_reconnect, updated_at = excluded.updated_at",
         )
         .bind(&c.name)
         .bind(&c.api_url)
@@ -400,6 +402,7 @@ impl Store for SqliteStore {
         .bind(&c.notify_url)
         .bind(&c.root)
         .bind(&c.token_ciphertext)
+        .bind(&c.needs_reconnect)
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
@@ -489,6 +492,15 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn set_needs_reconnect(&self, name: &str, reason: Option<&str>) -> StoreResult<()> {
+        sqlx::query("UPDATE connections SET needs_reconnect = ? WHERE name = ?")
+            .bind(reason)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn set_connection_cursor(&self, name: &str, cursor: Option<&str>) -> StoreResult<()> {
@@ -881,6 +893,20 @@ impl Store for SqliteStore {
         .bind(task.generation)
         .bind(task.generation)
         .bind(i64::from(dead))
+        .bind(task.generation)
+        .bind(next_at_ms)
+        .bind(task.record_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn defer_task(&self, task: &Task, reason: &str, next_at_ms: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE sync_queue SET claimed_until = NULL, last_error = ?, \
+             next_at = CASE WHEN generation = ? THEN ? ELSE next_at END WHERE record_id = ?",
+        )
+        .bind(reason)
         .bind(task.generation)
         .bind(next_at_ms)
         .bind(task.record_id)

@@ -57,6 +57,8 @@ pub struct StoredConnection {
     pub root: String,
     /// Access token, encrypted by [`crate::SecretCipher`].
     pub token_ciphertext: Vec<u8>,
+    /// Why the connection needs to be reconnected (Dropbox refused its token), if it does.
+    pub needs_reconnect: Option<String>,
 }
 
 /// Where a file stands.

@@ -503,7 +503,9 @@ impl Sim {
             .take(8)
             .map(|e| format!("{} {}: {}", e.action, e.path, e.error.unwrap_or_default()))
             .collect();
-        bail!("no quiescence after 12 rounds; still pending: {pending:?}; last failures: {failed:?}")
+        bail!(
+            "no quiescence after 12 rounds; still pending: {pending:?}; last failures: {failed:?}"
+        )
     }
 
     async fn check(&self) -> anyhow::Result<()> {

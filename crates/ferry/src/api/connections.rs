@@ -62,7 +62,10 @@ pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError
         .connections()
         .await?
         .into_iter()
-        .map(|c| json!({"name": c.name, "root": c.root, "api_url": c.api_url, "content_url": c.content_url}))
+        .map(|c| {
+            json!({"name": c.name, "root": c.root, "api_url": c.api_url, "content_url": c.content_url,
+                   "needs_reconnect": c.needs_reconnect})
+        })
         .collect();
     Ok(Json(json!({"connections": connections})))
 }

@@ -94,6 +94,11 @@ impl From<EngineError> for ApiError {
                 code: "dropbox_unavailable",
                 message: e.to_string(),
             },
+            EngineError::NeedsReconnect(name, reason) => ApiError {
+                status: StatusCode::CONFLICT,
+                code: "needs_reconnect",
+                message: format!("connection {name:?} needs to be reconnected: {reason}"),
+            },
             EngineError::Store(e) => e.into(),
         }
     }

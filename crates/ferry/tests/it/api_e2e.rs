@@ -793,3 +793,105 @@ async fn tokens_are_encrypted_at_rest() {
     assert_eq!(dropbox_files(&stack).await.len(), 1);
     let _ = client_for(&stack.emu.emulator);
 }
+
+/// When Dropbox refuses the token, the connection is marked `needs_reconnect`, the event is
+/// logged, work waits (never dead-lettered or dropped), and reconnecting resumes it.
+#[tokio::test]
+async fn refused_token_pauses_until_reconnect() {
+    let mut stack = Stack::start().await;
+    ticket_rule(&stack, None).await;
+    stack
+        .api
+        .put_json(
+            "/v1/records/ticket/T-12",
+            &json!({"fields": {"title": "x"}}),
+        )
+        .await
+        .unwrap();
+    stack
+        .api
+        .put_bytes("/v1/records/ticket/T-12/attachments/a.txt", b"one".to_vec())
+        .await
+        .unwrap();
+    stack.settle().await;
+
+    // The account's token changes (revoked): same Dropbox, same address, new token.
+    let addr = stack.emu.emulator.addr();
+    let data_dir = stack.emu.dir.path().join("emulator");
+    let old = std::mem::replace(
+        &mut stack.emu.emulator,
+        ferry_emulator::RunningEmulator::start({
+            let mut c = ferry_emulator::EmulatorConfig::new(stack.emu.dir.path().join("scratch"));
+            c.token = Some("placeholder".into());
+            c
+        })
+        .await
+        .unwrap(),
+    );
+    old.shutdown().await;
+    let placeholder = std::mem::replace(
+        &mut stack.emu.emulator,
+        ferry_emulator::RunningEmulator::start({
+            let mut c = ferry_emulator::EmulatorConfig::new(data_dir);
+            c.bind = addr;
+            c.token = Some("a-brand-new-token-0123456789".into());
+            c
+        })
+        .await
+        .expect("emulator restarts on the same port"),
+    );
+    placeholder.shutdown().await;
+
+    stack
+        .api
+        .put_bytes("/v1/records/ticket/T-12/attachments/b.txt", b"two".to_vec())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let listed = loop {
+        let listed = stack.api.get("/v1/connections").await.unwrap();
+        if listed["connections"][0]["needs_reconnect"].is_string() {
+            break listed;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never marked: {listed}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        !listed.to_string().contains("a-brand-new-token"),
+        "no token in the answer"
+    );
+    let state = stack.api.get("/v1/records/ticket/T-12/sync").await.unwrap();
+    assert_eq!(
+        state["queued"],
+        json!(true),
+        "the work waits in the queue: {state}"
+    );
+    assert_eq!(state["queue"]["dead"], json!(false));
+    let log = stack.api.get("/v1/log").await.unwrap();
+    assert!(
+        log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "needs_reconnect"),
+        "{log}"
+    );
+
+    // The admin reconnects with the new token: the waiting work goes through.
+    stack
+        .api
+        .put_json(
+            "/v1/connections/dropbox",
+            &json!({"token": "a-brand-new-token-0123456789", "root": "/Ferry", "base_url": stack.emu.emulator.base_url()}),
+        )
+        .await
+        .unwrap();
+    stack.settle().await;
+    let files = dropbox_files(&stack).await;
+    assert_eq!(files.len(), 2, "{files:?}");
+    let listed = stack.api.get("/v1/connections").await.unwrap();
+    assert!(listed["connections"][0]["needs_reconnect"].is_null());
+}
