@@ -61,6 +61,10 @@ struct FileConfig {
     model: Option<toml::Value>,
     #[serde(default)]
     accounts: Vec<AccountSpec>,
+    #[serde(default)]
+    apps: Option<Vec<crate::AppSpec>>,
+    #[serde(default)]
+    token_lifetime_secs: Option<u64>,
 }
 
 pub(crate) fn apply_file(config: &mut EmulatorConfig, path: &Path) -> Result<(), EmulatorError> {
@@ -79,6 +83,12 @@ pub(crate) fn apply_file(config: &mut EmulatorConfig, path: &Path) -> Result<(),
             .map_err(|e| EmulatorError::Config(format!("{}: [model] {e}", path.display())))?;
     }
     config.accounts.extend(file.accounts);
+    if let Some(apps) = file.apps {
+        config.apps = apps;
+    }
+    if let Some(secs) = file.token_lifetime_secs {
+        config.token_lifetime_secs = secs;
+    }
     Ok(())
 }
 

@@ -7,13 +7,16 @@
 //! the routes, the on-disk layout and the known differences from Dropbox.
 
 mod account;
+mod approot;
 mod blobs;
+mod bulk;
 mod config;
 mod faults;
 mod jobs;
 mod journal;
 mod links;
 mod metadata;
+mod oauth;
 mod paths;
 mod routes_batch;
 mod routes_files;
@@ -39,9 +42,11 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use bulk::{BulkFile, BulkWritten, write_bulk_journal};
 pub use config::{AccountSpec, DEFAULT_QUOTA_BYTES};
 pub use faults::{FaultModel, FaultsHandle};
 pub use journal::JournalError;
+pub use oauth::{ALL_SCOPES, AppSpec};
 
 /// How to start an emulator.
 #[derive(Debug, Clone)]
@@ -65,6 +70,11 @@ pub struct EmulatorConfig {
     /// Serve HTTPS with a self-signed certificate written to `data_dir/tls/cert.pem`
     /// (default: plain HTTP).
     pub tls: bool,
+    /// OAuth apps (default [`AppSpec::defaults`]: `ferry-app`, full Dropbox, and
+    /// `ferry-folder-app`, app folder `/Apps/Ferry`).
+    pub apps: Vec<AppSpec>,
+    /// Lifetime of OAuth access tokens in seconds (default 14,400 = 4 h, as Dropbox).
+    pub token_lifetime_secs: u64,
 }
 
 impl EmulatorConfig {
@@ -79,6 +89,8 @@ impl EmulatorConfig {
             quota_bytes: DEFAULT_QUOTA_BYTES,
             accounts: Vec::new(),
             tls: false,
+            apps: AppSpec::defaults(),
+            token_lifetime_secs: 4 * 3600,
         }
     }
 

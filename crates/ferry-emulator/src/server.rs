@@ -16,10 +16,11 @@ use axum::routing::{any, get};
 use serde_json::Value;
 
 use crate::faults::{self, FaultModel, FaultsHandle};
+use crate::oauth::{self, Grant, OAuth, TokenState};
 use crate::space::Space;
 use crate::wire::{self, ApiError, tag};
 use crate::{
-    AccountInfo, EmulatorConfig, EmulatorError, RouteCalls, routes_batch, routes_files,
+    AccountInfo, EmulatorConfig, EmulatorError, RouteCalls, approot, routes_batch, routes_files,
     routes_search, routes_sharing, routes_users,
 };
 
@@ -74,7 +75,8 @@ fn style(route: &str) -> Option<Style> {
         | "sharing/list_shared_links"
         | "sharing/revoke_shared_link"
         | "users/get_current_account"
-        | "users/get_space_usage" => Style::Rpc,
+        | "users/get_space_usage"
+        | "auth/token/revoke" => Style::Rpc,
         _ => return None,
     })
 }
@@ -126,6 +128,8 @@ pub struct App {
     pub temp_links: Mutex<HashMap<String, TempLink>>,
     /// Served over HTTPS (links we hand out use `https://`).
     pub tls: bool,
+    /// OAuth apps and grants.
+    pub oauth: OAuth,
 }
 
 impl App {
@@ -166,6 +170,10 @@ impl App {
             faults: FaultsHandle::new(config.model.clone()),
             temp_links: Mutex::new(HashMap::new()),
             tls: false,
+            oauth: OAuth::new(
+                config.apps.clone(),
+                std::time::Duration::from_secs(config.token_lifetime_secs),
+            ),
         })
     }
 
@@ -222,6 +230,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/temp/{key}", get(temp_link))
         .route("/temp/{key}/{name}", get(temp_link_named))
         .route("/admin/model", get(admin_get_model).put(admin_put_model))
+        .route(
+            "/oauth2/authorize",
+            get(oauth::authorize_page).post(oauth::authorize_decision),
+        )
+        .route("/oauth2/token", axum::routing::post(oauth::token))
         .fallback(unknown)
         // Slightly above the upload limit so that we, not axum, answer oversized uploads.
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES + 1024 * 1024))
@@ -389,7 +402,14 @@ async fn handle(
         let arg = rpc_arg(content_type.as_deref(), &body)?;
         return routes_files::longpoll(app, arg, &model).await;
     }
-    let space = authenticate(app, &parts.headers, &query)?;
+    let caller = authenticate(app, &parts.headers, &query)?;
+    let space = caller.space;
+    if let Some(grant) = &caller.grant
+        && let Some(scope) = oauth::required_scope(route)
+        && !grant.scopes.iter().any(|s| s == scope)
+    {
+        return Err(ApiError::MissingScope(scope));
+    }
     if model.rate_limit
         && let Err(wait) = space.limiter.take(model.rate_per_sec, model.rate_burst)
     {
@@ -422,16 +442,103 @@ async fn handle(
         model,
         origin: origin(&parts.headers, app.tls),
     };
+    if route == "auth/token/revoke" {
+        if !arg.is_null() {
+            return Err(ApiError::BadArg("expected null, got a value".into()));
+        }
+        // Static account tokens cannot be revoked; OAuth ones (and their family) can.
+        if caller.grant.is_some() {
+            app.oauth.revoke(&caller.token);
+        }
+        return Ok(wire::json(StatusCode::OK, &Value::Null));
+    }
+    let app_folder = caller.grant.as_ref().and_then(|g| g.app_folder.clone());
+    let Some(folder) = app_folder else {
+        return route_call(&cx, route, arg, data, &parts.headers).await;
+    };
+    // App-folder app: root the arguments at /Apps/<name> and make results relative again.
+    let prefix = format!("/Apps/{folder}");
+    ensure_folder(&cx, &prefix).await?;
+    let mut arg = arg;
+    approot::rewrite_arg(route, &mut arg, &prefix);
+    let response = route_call(&cx, route, arg, data, &parts.headers).await?;
+    Ok(relative_response(response, &crate::paths::lower(&prefix)).await)
+}
+
+/// Creates the app folder on first use (Dropbox creates it when the app is linked).
+async fn ensure_folder(cx: &Ctx<'_>, display: &str) -> Result<(), ApiError> {
+    let lower = crate::paths::lower(display);
+    if cx.tree().get(&lower).is_some() {
+        return Ok(());
+    }
+    let lock = cx.lock_writes(&cx.model).await?;
+    let created = {
+        let mut tree = cx.tree();
+        if tree.get(&lower).is_some() {
+            Ok(())
+        } else {
+            tree.create_folder(display, false).map(|_| ())
+        }
+    };
+    lock.release().await;
+    match created {
+        Ok(()) => Ok(()),
+        Err(crate::state::OpError::Io(err)) => Err(err.into()),
+        Err(_) => Err(ApiError::Internal(format!("cannot create {display}"))),
+    }
+}
+
+/// Rewrites the JSON body (and `Dropbox-API-Result`) of a response for an app-folder app.
+async fn relative_response(response: Response, prefix_lower: &str) -> Response {
+    let (mut parts, body) = response.into_parts();
+    if let Some(result) = parts
+        .headers
+        .get("dropbox-api-result")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| serde_json::from_str::<Value>(v).ok())
+    {
+        let mut result = result;
+        approot::rewrite_result(&mut result, prefix_lower);
+        if let Ok(value) = HeaderValue::from_str(&wire::ascii_json(&result)) {
+            parts.headers.insert("dropbox-api-result", value);
+        }
+        return Response::from_parts(parts, body);
+    }
+    let is_json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !is_json {
+        return Response::from_parts(parts, body);
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_RPC_BYTES).await else {
+        return ApiError::Internal("response body".into()).into_response_for("", "");
+    };
+    let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    approot::rewrite_result(&mut value, prefix_lower);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(value.to_string()))
+}
+
+async fn route_call(
+    cx: &Ctx<'_>,
+    route: &str,
+    arg: Value,
+    data: Bytes,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     if route.starts_with("users/") {
-        routes_users::call(&cx, route, arg).await
+        routes_users::call(cx, route, arg).await
     } else if route.starts_with("sharing/") {
-        routes_sharing::call(&cx, route, arg).await
+        routes_sharing::call(cx, route, arg).await
     } else if route.starts_with("files/search") {
-        routes_search::call(&cx, route, arg).await
+        routes_search::call(cx, route, arg).await
     } else if route.contains("batch") {
-        routes_batch::call(&cx, route, arg).await
+        routes_batch::call(cx, route, arg).await
     } else {
-        routes_files::call(&cx, route, arg, data, &parts.headers).await
+        routes_files::call(cx, route, arg, data, headers).await
     }
 }
 
@@ -442,11 +549,18 @@ fn content_type(headers: &HeaderMap) -> Option<String> {
 }
 
 /// `Authorization: Bearer <token>` (or the `authorization` URL parameter).
+/// Who is calling: the account, and for OAuth tokens the grant (scopes, app folder).
+struct Caller<'a> {
+    space: &'a Arc<Space>,
+    grant: Option<Grant>,
+    token: String,
+}
+
 fn authenticate<'a>(
     app: &'a App,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
-) -> Result<&'a Arc<Space>, ApiError> {
+) -> Result<Caller<'a>, ApiError> {
     let value = match headers.get(header::AUTHORIZATION) {
         Some(value) => String::from_utf8_lossy(value.as_bytes()).into_owned(),
         None => match query.get("authorization") {
@@ -469,10 +583,25 @@ fn authenticate<'a>(
             "Invalid authorization value in HTTP header \"Authorization\": \"{value}\".  Expecting \"Bearer <oauth2-access-token>\"."
         )));
     };
-    app.spaces
-        .iter()
-        .find(|s| s.token == token)
-        .ok_or(ApiError::InvalidToken)
+    if let Some(space) = app.spaces.iter().find(|s| s.token == token) {
+        return Ok(Caller {
+            space,
+            grant: None,
+            token: token.to_string(),
+        });
+    }
+    match app.oauth.lookup(token) {
+        Ok(grant) => {
+            let space = app.spaces.get(grant.space).ok_or(ApiError::InvalidToken)?;
+            Ok(Caller {
+                space,
+                grant: Some(grant),
+                token: token.to_string(),
+            })
+        }
+        Err(TokenState::Expired) => Err(ApiError::ExpiredToken),
+        Err(TokenState::Unknown) => Err(ApiError::InvalidToken),
+    }
 }
 
 fn check_content_type(value: &str, allowed: &[&str]) -> Result<(), ApiError> {

@@ -12,6 +12,7 @@ mod bad_input;
 mod batch;
 mod faults;
 mod fuzz;
+mod oauth;
 mod tls;
 
 pub(crate) struct Harness {

@@ -18,6 +18,10 @@ pub enum ApiError {
     BadRequest(String),
     /// 401 `invalid_access_token`.
     InvalidToken,
+    /// 401 `expired_access_token`.
+    ExpiredToken,
+    /// 401 `missing_scope` with the scope the route needs.
+    MissingScope(&'static str),
     /// 404 for a route we do not implement.
     UnknownRoute(String),
     /// 405: wrong HTTP method.
@@ -62,6 +66,20 @@ impl ApiError {
                     HeaderValue::from_static("Bearer realm=\"Dropbox-API\""),
                 );
                 response
+            }
+            ApiError::ExpiredToken => {
+                let error = tagged("expired_access_token", Map::new());
+                let mut response = error_body(StatusCode::UNAUTHORIZED, error);
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"Dropbox-API\""),
+                );
+                response
+            }
+            ApiError::MissingScope(scope) => {
+                let mut fields = Map::new();
+                fields.insert("required_scope".into(), scope.into());
+                error_body(StatusCode::UNAUTHORIZED, tagged("missing_scope", fields))
             }
             ApiError::UnknownRoute(route) => text(
                 StatusCode::NOT_FOUND,
