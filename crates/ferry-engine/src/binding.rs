@@ -271,6 +271,85 @@ impl Engine {
         Ok(())
     }
 
+    /// Reverse sync of one binding: every file in its folder whose content Ferry does not hold
+    /// becomes an attachment (a new version of the attachment it tracked, or a new one), then
+    /// the binding is dropped. Files stay in Dropbox: nothing there is deleted.
+    pub(crate) async fn reverse_binding(
+        &self,
+        record: &Record,
+        binding: &Binding,
+        outcome: &mut PassOutcome,
+    ) -> Result<(), EngineError> {
+        let (client, _root) = self.client(&binding.connection).await?;
+        let rows: Vec<SyncRow> = self
+            .store
+            .sync_rows(record.id)
+            .await?
+            .into_iter()
+            .filter(|r| r.binding_id == Some(binding.id))
+            .collect();
+        let synced: Vec<SyncedFile> = rows.iter().filter_map(synced_file).collect();
+        let placed = RulePlacement {
+            rule: binding.rule_name.clone(),
+            connection: binding.connection.clone(),
+            direction: Direction::Pull,
+            pull_subfolders: true,
+            folder: Vec::new(),
+            local: Vec::new(),
+        };
+        let (remote, _) = match self
+            .remote_tree(&client, binding, Some(&placed), &[], &synced)
+            .await
+        {
+            Ok(tree) => tree,
+            Err(e) => {
+                outcome.failure(&e);
+                return Err(EngineError::Dropbox(e));
+            }
+        };
+        let held: HashSet<String> = self
+            .store
+            .attachments(record.id)
+            .await?
+            .into_iter()
+            .map(|a| a.content_hash)
+            .collect();
+        let cx = Ctx {
+            client: &client,
+            binding,
+            record,
+        };
+        for file in remote.iter().filter(|f| !held.contains(&f.content_hash)) {
+            let started = Instant::now();
+            let tracked = rows
+                .iter()
+                .find(|r| r.rel_lower.as_deref() == Some(file.rel.lower.as_str()))
+                .and_then(|r| r.attachment_id);
+            let result = self.import(&cx, file, tracked).await;
+            let path = abs(&binding.folder_display, &file.rel);
+            self.log_action(
+                binding,
+                record,
+                &path,
+                "reverse_import",
+                result.as_ref().map(|r| r.1).unwrap_or(0),
+                started,
+                result.as_ref().err(),
+            )
+            .await;
+            match result {
+                Ok(_) => outcome.imported += 1,
+                Err(e) => {
+                    // Keep the binding: the next pass tries again before anything else.
+                    outcome.failure(&e);
+                    return Err(EngineError::Dropbox(e));
+                }
+            }
+        }
+        self.store.delete_binding(binding.id).await?;
+        Ok(())
+    }
+
     /// What Dropbox holds under the binding's folder that this binding is concerned with:
     /// files it placed or synced, plus — when it pulls — new files at the top (or in any
     /// subfolder with `pull_subfolders`), minus folders that belong to other bindings.

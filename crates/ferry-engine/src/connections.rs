@@ -132,6 +132,7 @@ impl Engine {
             root: input.root,
             token_ciphertext: self.connections.cipher.encrypt(&input.token)?,
             needs_reconnect: None,
+            disconnecting: false,
         };
         let existed = self.store.connection(&input.name).await?.is_some();
         self.store.put_connection(&stored).await?;
@@ -180,6 +181,35 @@ impl Engine {
             })
             .await?;
         Ok(())
+    }
+
+    /// Disconnects a connection: first every file only Dropbox holds is brought into Ferry
+    /// (reverse sync, ahead of all other work), then its bindings and the connection go.
+    /// Returns how many records are reverse-synced; the connection disappears after the last.
+    pub async fn disconnect(&self, name: &str) -> Result<usize, EngineError> {
+        if self.store.connection(name).await?.is_none() {
+            return Err(EngineError::UnknownConnection(name.to_owned()));
+        }
+        self.store.set_disconnecting(name).await?;
+        let mut ids: Vec<i64> = self
+            .store
+            .bindings_of_connection(name)
+            .await?
+            .iter()
+            .map(|b| b.record_id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            self.store.delete_connection(name).await?;
+            self.connections.forget(name);
+        } else {
+            self.store
+                .enqueue(&ids, ferry_store::Priority::Reverse)
+                .await?;
+            self.wake();
+        }
+        Ok(ids.len())
     }
 
     /// A ready client for a stored connection, and its root folder.

@@ -91,27 +91,50 @@ impl Engine {
                 Err(e) => tracing::warn!(error = %e, "stored rule does not compile"),
             }
         }
-        let connections: HashMap<String, String> = self
-            .store
-            .connections()
-            .await?
+        let stored = self.store.connections().await?;
+        let disconnecting: BTreeSet<String> = stored
+            .iter()
+            .filter(|c| c.disconnecting)
+            .map(|c| c.name.clone())
+            .collect();
+        // Rules on a connection being disconnected place nothing any more.
+        let connections: HashMap<String, String> = stored
             .into_iter()
+            .filter(|c| !c.disconnecting)
             .map(|c| (c.name, c.root))
             .collect();
         let ctx = RuleContext::new(&record, parent.as_ref(), &children, &siblings);
         let placement = place(&ctx, &attachments, &rules, &connections);
 
-        let bindings = self.store.bindings_for_record(id).await?;
+        let mut bindings = self.store.bindings_for_record(id).await?;
+        // Reverse sync first: a binding whose connection goes away, or whose rule now points
+        // at another connection, gives back every file only Dropbox holds before anything else.
+        let mut reversed = Vec::new();
+        for binding in &bindings {
+            let moved = placement
+                .rules
+                .iter()
+                .any(|p| p.rule == binding.rule_name && p.connection != binding.connection);
+            if !dry_run && (moved || disconnecting.contains(&binding.connection)) {
+                self.reverse_binding(&record, binding, &mut outcome).await?;
+                reversed.push(binding.id);
+            }
+        }
+        bindings.retain(|b| !reversed.contains(&b.id));
         let mut names: BTreeSet<&str> = placement.rules.iter().map(|p| p.rule.as_str()).collect();
         names.extend(bindings.iter().map(|b| b.rule_name.as_str()));
-        let mut imported_any = false;
         for name in names {
             let placed: Option<&RulePlacement> = placement.rules.iter().find(|p| p.rule == name);
             let binding = bindings.iter().find(|b| b.rule_name == name).cloned();
-            let before = outcome.imported;
             self.sync_binding(&record, placed, binding, dry_run, &mut outcome)
                 .await?;
-            imported_any |= outcome.imported > before;
+        }
+
+        for name in &disconnecting {
+            if self.store.bindings_of_connection(name).await?.is_empty() {
+                tracing::info!(connection = %name, "disconnected after reverse sync");
+                self.store.delete_connection(name).await?;
+            }
         }
 
         let unplaced: Vec<SyncRow> = placement
@@ -139,7 +162,7 @@ impl Engine {
             return Ok(outcome);
         }
         self.store.replace_unplaced_rows(id, &unplaced).await?;
-        if imported_any {
+        if outcome.imported > 0 {
             // New attachments may belong in this record's other bindings too: one more pass.
             self.store
                 .enqueue(&[id], ferry_store::Priority::Blocking)

@@ -33,10 +33,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Queues every record of a kind (a rule for it changed: back-fill).
-    pub async fn enqueue_kind(&self, kind: &str) -> Result<usize, EngineError> {
+    /// Queues every record of a kind (a rule for it changed: back-fill) at `priority`.
+    pub async fn enqueue_kind(&self, kind: &str, priority: Priority) -> Result<usize, EngineError> {
         let ids = self.store.record_ids_of_kind(kind).await?;
-        self.store.enqueue(&ids, Priority::Normal).await?;
+        self.store.enqueue(&ids, priority).await?;
         self.wake();
         Ok(ids.len())
     }

@@ -55,6 +55,8 @@ CREATE TABLE connections (
     cursor            TEXT,
     -- Set when Dropbox refused the token: work on this connection waits for a reconnect.
     needs_reconnect   TEXT,
+    -- Being disconnected: files only Dropbox holds are brought back, then the row goes.
+    disconnecting     BIGINT NOT NULL DEFAULT 0,
     updated_at        BIGINT NOT NULL
 );
 

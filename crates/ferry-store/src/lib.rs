@@ -3,6 +3,7 @@
 //! Dropbox tokens are encrypted with a [`SecretCipher`] before they reach the database.
 
 mod blobs;
+pub mod bulk;
 mod error;
 mod migrations;
 mod secrets;
@@ -69,6 +70,10 @@ pub trait Store: Send + Sync + 'static {
     async fn connection(&self, name: &str) -> StoreResult<Option<StoredConnection>>;
     /// All connections, by name.
     async fn connections(&self) -> StoreResult<Vec<StoredConnection>>;
+    /// Marks a connection as being disconnected.
+    async fn set_disconnecting(&self, name: &str) -> StoreResult<()>;
+    /// Deletes a connection (its bindings must be gone).
+    async fn delete_connection(&self, name: &str) -> StoreResult<()>;
     /// Marks a connection as needing a reconnect (`Some(reason)`) or clears the mark.
     async fn set_needs_reconnect(&self, name: &str, reason: Option<&str>) -> StoreResult<()>;
     /// The connection's change cursor (`None` clears it).

@@ -166,6 +166,7 @@ fn connection_from_row(row: &SqliteRow) -> StoreResult<StoredConnection> {
         root: row.try_get("root")?,
         token_ciphertext: row.try_get("token_ciphertext")?,
         needs_reconnect: row.try_get("needs_reconnect")?,
+        disconnecting: row.try_get::<i64, _>("disconnecting")? != 0,
     })
 }
 
@@ -394,7 +395,7 @@ impl Store for SqliteStore {
              needs_reconnect, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET \
              api_url = excluded.api_url, content_url = excluded.content_url, notify_url = excluded.notify_url, \
              root = excluded.root, token_ciphertext = excluded.token_ciphertext, \
-             needs_reconnect = excluded.needs_reconnect, updated_at = excluded.updated_at",
+             needs_reconnect = excluded.needs_reconnect, disconnecting = 0, updated_at = excluded.updated_at",
         )
         .bind(&c.name)
         .bind(&c.api_url)
@@ -492,6 +493,22 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn set_disconnecting(&self, name: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE connections SET disconnecting = 1 WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_connection(&self, name: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM connections WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn set_needs_reconnect(&self, name: &str, reason: Option<&str>) -> StoreResult<()> {

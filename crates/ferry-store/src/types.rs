@@ -59,6 +59,8 @@ pub struct StoredConnection {
     pub token_ciphertext: Vec<u8>,
     /// Why the connection needs to be reconnected (Dropbox refused its token), if it does.
     pub needs_reconnect: Option<String>,
+    /// Being disconnected (reverse sync in progress).
+    pub disconnecting: bool,
 }
 
 /// Where a file stands.

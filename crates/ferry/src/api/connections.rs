@@ -54,6 +54,18 @@ pub async fn put(
     })))
 }
 
+/// `DELETE /v1/connections/{name}`: reverse sync (every file only Dropbox holds comes back
+/// into Ferry), then the connection goes. Answers at once; progress shows in `GET /v1/connections`.
+pub async fn remove(
+    State(state): State<ApiState>,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    let records = state.engine.disconnect(&name).await?;
+    Ok(Json(
+        json!({"disconnecting": name, "records_to_bring_back": records}),
+    ))
+}
+
 /// `GET /v1/connections`: names, roots and hosts; never tokens.
 pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let connections: Vec<Value> = state
@@ -64,7 +76,7 @@ pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError
         .into_iter()
         .map(|c| {
             json!({"name": c.name, "root": c.root, "api_url": c.api_url, "content_url": c.content_url,
-                   "needs_reconnect": c.needs_reconnect})
+                   "needs_reconnect": c.needs_reconnect, "disconnecting": c.disconnecting})
         })
         .collect();
     Ok(Json(json!({"connections": connections})))

@@ -63,7 +63,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/rules", get(rules::list))
         .route("/rules/{name}", put(rules::put).delete(rules::remove))
         .route("/connections", get(connections::list))
-        .route("/connections/{name}", put(connections::put))
+        .route(
+            "/connections/{name}",
+            put(connections::put).delete(connections::remove),
+        )
         .route("/status", get(status::show))
         .route("/log", get(status::log))
         .route("/queue/dead", get(status::dead))

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use ferry_core::rules::{CompiledRule, RuleSpec};
 use ferry_core::sync_plan::Direction;
+use ferry_store::Priority;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -54,16 +55,29 @@ pub async fn put(
     CompiledRule::compile(spec.clone())
         .map_err(|e| ApiError::bad_request(format!("invalid rule: {e}")))?;
     let store = state.engine.store();
-    let old_kind = store
+    let old = store
         .rules()
         .await?
         .into_iter()
-        .find(|r| r.name == spec.name)
-        .map(|r| r.record_kind);
+        .find(|r| r.name == spec.name);
     store.put_rule(&spec).await?;
-    let mut queued = state.engine.enqueue_kind(&spec.record_kind).await?;
-    if let Some(old) = old_kind.filter(|k| *k != spec.record_kind) {
-        queued += state.engine.enqueue_kind(&old).await?;
+    // Moving a rule to another connection is reverse sync first: most urgent.
+    let priority = match &old {
+        Some(o) if o.connection != spec.connection => Priority::Reverse,
+        _ => Priority::Normal,
+    };
+    let mut queued = state
+        .engine
+        .enqueue_kind(&spec.record_kind, priority)
+        .await?;
+    if let Some(old_kind) = old
+        .map(|o| o.record_kind)
+        .filter(|k| *k != spec.record_kind)
+    {
+        queued += state
+            .engine
+            .enqueue_kind(&old_kind, Priority::Normal)
+            .await?;
     }
     Ok(Json(json!({"rule": spec, "queued_records": queued})))
 }
@@ -78,6 +92,9 @@ pub async fn remove(
         return Err(ApiError::not_found(format!("no rule named {name:?}")));
     };
     store.delete_rule(&name).await?;
-    let queued = state.engine.enqueue_kind(&rule.record_kind).await?;
+    let queued = state
+        .engine
+        .enqueue_kind(&rule.record_kind, Priority::Normal)
+        .await?;
     Ok(Json(json!({"removed": name, "queued_records": queued})))
 }

@@ -328,3 +328,101 @@ async fn mass_deletion_pauses_until_confirmed() {
     let state = stack.api.get("/v1/records/project/P4/sync").await.unwrap();
     assert!(state["bindings"][0]["paused"].is_null());
 }
+
+/// Moving a rule to another connection, and disconnecting a connection, first bring back
+/// every file only Dropbox holds; nothing is deleted in the old place.
+#[tokio::test]
+async fn reverse_sync_before_moving_and_disconnecting() {
+    let stack = Stack::start().await;
+    let emu = &stack.emu.emulator;
+    stack
+        .api
+        .put_json(
+            "/v1/connections/archive",
+            &json!({"token": emu.token(), "root": "/Archive", "base_url": emu.base_url()}),
+        )
+        .await
+        .unwrap();
+    let rule = |connection: &str| json!({"record_kind": "project", "connection": connection, "folder": "P/{{ record.key }}"});
+    stack
+        .api
+        .put_json("/v1/rules/projects", &rule("dropbox"))
+        .await
+        .unwrap();
+    stack
+        .api
+        .put_json("/v1/records/project/P5", &json!({"fields": {}}))
+        .await
+        .unwrap();
+    stack
+        .api
+        .put_bytes(
+            "/v1/records/project/P5/attachments/spec.pdf",
+            b"spec".to_vec(),
+        )
+        .await
+        .unwrap();
+    stack.settle().await;
+    // Someone drops a file into the (push-only) folder: only Dropbox holds it.
+    let dbx = stack.emu.client();
+    dbx.upload(
+        "/Ferry/P/P5/site.jpg",
+        b"site photo".to_vec().into(),
+        &WriteMode::Add,
+    )
+    .await
+    .unwrap();
+
+    stack
+        .api
+        .put_json("/v1/rules/projects", &rule("archive"))
+        .await
+        .unwrap();
+    stack.settle().await;
+    let record = stack.api.get("/v1/records/project/P5").await.unwrap();
+    let mut got = names(&record);
+    got.sort();
+    assert_eq!(
+        got,
+        vec!["site.jpg", "spec.pdf"],
+        "the Dropbox-only file came back first"
+    );
+    let (moved, _) = dbx.list_all("/Archive/P/P5", false).await.unwrap();
+    assert_eq!(
+        moved.len(),
+        2,
+        "both files pushed to the new target: {moved:?}"
+    );
+    let (old, _) = dbx.list_all("/Ferry/P/P5", false).await.unwrap();
+    assert_eq!(old.len(), 2, "nothing deleted in the old place: {old:?}");
+
+    // Disconnect: a file added meanwhile comes back, then the connection goes.
+    dbx.upload(
+        "/Archive/P/P5/late.txt",
+        b"late".to_vec().into(),
+        &WriteMode::Add,
+    )
+    .await
+    .unwrap();
+    let answer = stack.api.delete("/v1/connections/archive").await.unwrap();
+    assert_eq!(answer["records_to_bring_back"], json!(1));
+    stack.settle().await;
+    let record = stack.api.get("/v1/records/project/P5").await.unwrap();
+    assert!(names(&record).contains(&"late.txt".to_owned()), "{record}");
+    let listed = stack.api.get("/v1/connections").await.unwrap();
+    let left: Vec<&str> = listed["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, vec!["dropbox"]);
+    let log = stack.api.get("/v1/log?record=project/P5").await.unwrap();
+    let reverse: Vec<&Value> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "reverse_import")
+        .collect();
+    assert_eq!(reverse.len(), 2, "{log}");
+}
