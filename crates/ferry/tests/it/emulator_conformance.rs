@@ -910,3 +910,88 @@ async fn python_sdk_over_tls() {
     );
     assert!(stdout.contains(" checks, 0 failed"), "{stdout}");
 }
+
+/// OAuth through the SDK's own `oauth2` module: the authorize URL it builds, the code
+/// exchange with PKCE (it repeats `code_verifier`), expiry as a typed 401, and refresh.
+#[tokio::test]
+async fn sdk_oauth_pkce_expiry_and_refresh() {
+    use dropbox_sdk::oauth2::{Authorization, AuthorizeUrlBuilder, Oauth2Type, PkceCode};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = EmulatorConfig::new(dir.path());
+    config.token_lifetime_secs = 1;
+    let emu = RunningEmulator::start(config).await.expect("emulator");
+    let redirect = "http://localhost:9/cb";
+    let flow = Oauth2Type::PKCE(PkceCode::new());
+    let url = AuthorizeUrlBuilder::new("ferry-app", &flow)
+        .redirect_uri(redirect)
+        .state("xyz")
+        .build();
+    let query = url.query().expect("query").to_owned();
+    let page_url = format!("{}/oauth2/authorize", emu.base_url());
+    let page = reqwest::get(format!("{page_url}?{query}"))
+        .await
+        .expect("consent page");
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    let decided = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(&page_url)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("{query}&decision=allow"))
+        .send()
+        .await
+        .expect("decision");
+    let location = decided.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let code = location
+        .split_once("code=")
+        .and_then(|(_, rest)| rest.split('&').next())
+        .expect("code in the redirect")
+        .to_owned();
+    assert!(location.ends_with("state=xyz"), "{location}");
+
+    let mut auth =
+        Authorization::from_auth_code("ferry-app".into(), flow, code, Some(redirect.into()));
+    let token = auth
+        .obtain_access_token_async(Sdk::new(&emu, None))
+        .await
+        .expect("code exchange");
+    let user = Sdk::new(&emu, Some(&token));
+    users::get_current_account(&user)
+        .await
+        .expect("the token works");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let expired = users::get_current_account(&user).await;
+    assert!(
+        matches!(
+            expired,
+            Err(dropbox_sdk::Error::Authentication(
+                auth::AuthError::ExpiredAccessToken
+            ))
+        ),
+        "{expired:?}"
+    );
+    let refreshed = auth
+        .obtain_access_token_async(Sdk::new(&emu, None))
+        .await
+        .expect("refresh");
+    assert_ne!(refreshed, token);
+    let user = Sdk::new(&emu, Some(&refreshed));
+    users::get_current_account(&user)
+        .await
+        .expect("the refreshed token works");
+    auth::token_revoke(&user).await.expect("revoke");
+    let revoked = users::get_current_account(&user).await;
+    assert!(
+        matches!(
+            revoked,
+            Err(dropbox_sdk::Error::Authentication(
+                auth::AuthError::InvalidAccessToken
+            ))
+        ),
+        "{revoked:?}"
+    );
+}
