@@ -25,61 +25,104 @@ pub struct Staged {
 }
 
 impl DropboxClient {
-    /// Puts `data` into a new upload session and closes it, ready for [`finish_batch`].
-    ///
-    /// [`finish_batch`]: DropboxClient::finish_batch
-    pub async fn stage(&self, data: Bytes) -> Result<Staged, DropboxError> {
-        let chunk = self.chunk_size;
-        let first = data.slice(..chunk.min(data.len()));
-        let single = first.len() == data.len();
-        let start_arg = files::UploadSessionStartArg::default()
-            .with_close(single)
-            .with_content_hash(content_hash(&first));
-        let session_id = self
+    /// Opens an upload session with its first chunk; returns the session id.
+    pub async fn session_start(&self, chunk: Bytes, close: bool) -> Result<String, DropboxError> {
+        let arg = files::UploadSessionStartArg::default()
+            .with_close(close)
+            .with_content_hash(content_hash(&chunk));
+        Ok(self
             .call(|c| {
-                let arg = start_arg.clone();
-                let body = first.clone();
+                let arg = arg.clone();
+                let body = chunk.clone();
                 async move {
                     let r = routes::upload_session_start(&c, &arg, body).await;
                     (r, c.retry_after_secs())
                 }
             })
             .await?
-            .session_id;
-        let mut offset = first.len();
-        while offset < data.len() {
-            let end = (offset + chunk).min(data.len());
-            let part = data.slice(offset..end);
-            let cursor = files::UploadSessionCursor::new(session_id.clone(), offset as u64);
-            let arg = files::UploadSessionAppendArg::new(cursor)
-                .with_close(end == data.len())
-                .with_content_hash(content_hash(&part));
-            let appended = self
-                .call(|c| {
-                    let arg = arg.clone();
-                    let body = part.clone();
-                    async move {
-                        let r = routes::upload_session_append_v2(&c, &arg, body).await;
-                        (r, c.retry_after_secs())
-                    }
-                })
-                .await;
-            match appended {
-                Ok(()) => offset = end,
-                // A lost answer after Dropbox took the data: resume where Dropbox is.
-                Err(DropboxError::IncorrectOffset { correct })
-                    if (correct as usize) <= data.len() =>
-                {
-                    offset = correct as usize;
-                }
-                Err(e) => return Err(e),
+            .session_id)
+    }
+
+    /// Appends a chunk at `offset` (closing the session with the last one).
+    /// [`DropboxError::IncorrectOffset`] says where the session really is.
+    pub async fn session_append(
+        &self,
+        session_id: &str,
+        offset: u64,
+        chunk: Bytes,
+        close: bool,
+    ) -> Result<(), DropboxError> {
+        let cursor = files::UploadSessionCursor::new(session_id.to_owned(), offset);
+        let arg = files::UploadSessionAppendArg::new(cursor)
+            .with_close(close)
+            .with_content_hash(content_hash(&chunk));
+        self.call(|c| {
+            let arg = arg.clone();
+            let body = chunk.clone();
+            async move {
+                let r = routes::upload_session_append_v2(&c, &arg, body).await;
+                (r, c.retry_after_secs())
             }
+        })
+        .await
+    }
+
+    /// Puts `data` into a new upload session and closes it, ready for [`finish_batch`].
+    ///
+    /// [`finish_batch`]: DropboxClient::finish_batch
+    pub async fn stage(&self, data: Bytes) -> Result<Staged, DropboxError> {
+        let first = data.slice(..self.chunk_size.min(data.len()));
+        let single = first.len() == data.len();
+        let session_id = self.session_start(first.clone(), single).await?;
+        if !single {
+            self.stage_rest(&session_id, first.len() as u64, &data, |_| async {})
+                .await?;
         }
         Ok(Staged {
             session_id,
             len: data.len() as u64,
             content_hash: content_hash(&data),
         })
+    }
+
+    /// Appends `data[offset..]` to an open session in chunks and closes it, calling
+    /// `progress(new_offset)` after each chunk (so a caller can persist it and resume after a
+    /// restart). A lost answer is recovered from the offset Dropbox reports.
+    pub async fn stage_rest<F, Fut>(
+        &self,
+        session_id: &str,
+        mut offset: u64,
+        data: &Bytes,
+        mut progress: F,
+    ) -> Result<(), DropboxError>
+    where
+        F: FnMut(u64) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let len = data.len() as u64;
+        loop {
+            let start = usize::try_from(offset.min(len)).unwrap_or(data.len());
+            let end = (start + self.chunk_size).min(data.len());
+            let close = end == data.len();
+            match self
+                .session_append(session_id, offset, data.slice(start..end), close)
+                .await
+            {
+                Ok(()) => offset = end as u64,
+                Err(DropboxError::IncorrectOffset { correct }) if correct <= len => {
+                    offset = correct;
+                    progress(offset).await;
+                    continue;
+                }
+                // Closed already: the data is complete.
+                Err(DropboxError::SessionClosed) if offset >= len => return Ok(()),
+                Err(e) => return Err(e),
+            }
+            progress(offset).await;
+            if close {
+                return Ok(());
+            }
+        }
     }
 
     /// Commits staged uploads (at most [`MAX_BATCH`]) in one call; one result per entry, in

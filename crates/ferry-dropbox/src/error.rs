@@ -27,6 +27,9 @@ pub enum DropboxError {
         /// Where the session really is.
         correct: u64,
     },
+    /// The upload session was already closed (its data is complete).
+    #[error("the upload session is already closed")]
+    SessionClosed,
     /// Rate limit or namespace write lock; retry after the delay.
     #[error("Dropbox asked us to slow down ({reason}); retry after {}s", retry_after.as_secs())]
     RateLimited {
@@ -195,6 +198,7 @@ impl Classify for files::UploadSessionAppendError {
             files::UploadSessionAppendError::NotFound => {
                 DropboxError::NotFound("upload session expired or unknown".into())
             }
+            files::UploadSessionAppendError::Closed => DropboxError::SessionClosed,
             files::UploadSessionAppendError::ContentHashMismatch => {
                 DropboxError::Integrity("Dropbox received different content than was sent".into())
             }

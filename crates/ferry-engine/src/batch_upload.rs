@@ -29,15 +29,12 @@ impl Engine {
         let started = Instant::now();
         let hashes: Vec<String> = uploads.iter().map(|u| u.content_hash.clone()).collect();
         let staged: Vec<Result<Staged, DropboxError>> = futures::stream::iter(hashes)
-            .map(|hash| {
-                let blobs = self.blobs.clone();
-                let client = cx.client.clone();
-                async move {
-                    let data = blobs.get(&hash).await.map_err(|e| {
-                        DropboxError::Other(format!("attachment content unavailable: {e}"))
-                    })?;
-                    client.stage(data).await
-                }
+            .map(|hash| async move {
+                let data = self.blobs.get(&hash).await.map_err(|e| {
+                    DropboxError::Other(format!("attachment content unavailable: {e}"))
+                })?;
+                self.stage_resumable(cx.client, &cx.binding.connection, &hash, data)
+                    .await
             })
             .buffered(self.config.upload_concurrency.max(1))
             .collect()
@@ -114,6 +111,11 @@ impl Engine {
             .await;
             match result {
                 Ok(info) => {
+                    if info.size > self.config.chunk_size as u64 {
+                        self.store
+                            .delete_upload_session(&cx.binding.connection, &u.content_hash)
+                            .await?;
+                    }
                     outcome.uploaded += 1;
                     row.dropbox_id = Some(info.id);
                     row.rev = Some(info.rev);

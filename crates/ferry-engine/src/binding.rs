@@ -597,6 +597,38 @@ impl Engine {
                     UploadMode::Update(rev) => WriteMode::Update(rev),
                 };
                 let result = match self.blobs.get(&content_hash).await {
+                    // Large: a resumable session, then a one-entry commit.
+                    Ok(data) if data.len() > self.config.chunk_size => {
+                        let size = data.len() as u64;
+                        match self
+                            .stage_resumable(cx.client, &cx.binding.connection, &content_hash, data)
+                            .await
+                        {
+                            Ok(staged) => {
+                                let lock = self.commit_lock(&cx.binding.connection);
+                                let _one_commit = lock.lock().await;
+                                let committed = cx
+                                    .client
+                                    .finish_batch(&[(staged, path.clone(), mode.clone())])
+                                    .await
+                                    .and_then(|mut results| {
+                                        results.pop().unwrap_or_else(|| {
+                                            Err(DropboxError::Other("empty batch answer".into()))
+                                        })
+                                    });
+                                if committed.is_ok() {
+                                    self.store
+                                        .delete_upload_session(
+                                            &cx.binding.connection,
+                                            &content_hash,
+                                        )
+                                        .await?;
+                                }
+                                committed.map(|info| (info, size))
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
                     Ok(data) => {
                         let size = data.len() as u64;
                         let lock = self.commit_lock(&cx.binding.connection);

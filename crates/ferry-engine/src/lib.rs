@@ -10,6 +10,7 @@ mod binding;
 mod connections;
 mod error;
 mod placement;
+mod resumable;
 mod sync_pass;
 mod watcher;
 mod worker;

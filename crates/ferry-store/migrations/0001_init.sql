@@ -126,3 +126,13 @@ CREATE TABLE sync_log (
     error        TEXT
 );
 CREATE INDEX sync_log_record ON sync_log(record_id, id);
+
+-- Large uploads in progress, so a restart resumes at the offset Dropbox has.
+CREATE TABLE upload_sessions (
+    connection    TEXT NOT NULL,
+    content_hash  TEXT NOT NULL,
+    session_id    TEXT NOT NULL,
+    upload_offset BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL,
+    PRIMARY KEY (connection, content_hash)
+);

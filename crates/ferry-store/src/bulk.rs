@@ -277,7 +277,9 @@ impl SqliteStore {
                 each(SyncedFileScan {
                     record_id: row.try_get("record_id")?,
                     folder_lower: row.try_get("folder_lower")?,
-                    rel_lower: row.try_get::<Option<String>, _>("rel_lower")?.unwrap_or_default(),
+                    rel_lower: row
+                        .try_get::<Option<String>, _>("rel_lower")?
+                        .unwrap_or_default(),
                     rev: row.try_get("rev")?,
                     content_hash: row
                         .try_get::<Option<String>, _>("content_hash")?
@@ -382,8 +384,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 3630);
-        assert!(scanned.iter().all(|s| s.synced
-            && s.attachment_hash.as_deref() == Some(s.content_hash.as_str())));
+        assert!(
+            scanned
+                .iter()
+                .all(|s| s.synced && s.attachment_hash.as_deref() == Some(s.content_hash.as_str()))
+        );
         let counts = SqliteStore::attachment_counts(&path, "dropbox")
             .await
             .unwrap();

@@ -120,6 +120,23 @@ pub trait Store: Send + Sync + 'static {
     /// Counts of sync rows by state, over all records.
     async fn sync_counts(&self) -> StoreResult<SyncCounts>;
 
+    /// A large upload in progress: session id and the offset Dropbox confirmed.
+    async fn upload_session(
+        &self,
+        connection: &str,
+        content_hash: &str,
+    ) -> StoreResult<Option<(String, u64)>>;
+    /// Records a large upload's progress.
+    async fn save_upload_session(
+        &self,
+        connection: &str,
+        content_hash: &str,
+        session_id: &str,
+        offset: u64,
+    ) -> StoreResult<()>;
+    /// Forgets a finished (or expired) upload session.
+    async fn delete_upload_session(&self, connection: &str, content_hash: &str) -> StoreResult<()>;
+
     /// Appends to the sync log.
     async fn log(&self, entry: &LogEntry) -> StoreResult<()>;
     /// The newest log entries (of one record, if given), newest first.

@@ -789,6 +789,56 @@ impl Store for SqliteStore {
         Ok(counts)
     }
 
+    async fn upload_session(
+        &self,
+        connection: &str,
+        content_hash: &str,
+    ) -> StoreResult<Option<(String, u64)>> {
+        let row = sqlx::query(
+            "SELECT session_id, upload_offset FROM upload_sessions WHERE connection = ? AND content_hash = ?",
+        )
+        .bind(connection)
+        .bind(content_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let offset: i64 = r.try_get("upload_offset")?;
+            Ok((r.try_get("session_id")?, u64::try_from(offset).unwrap_or(0)))
+        })
+        .transpose()
+    }
+
+    async fn save_upload_session(
+        &self,
+        connection: &str,
+        content_hash: &str,
+        session_id: &str,
+        offset: u64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO upload_sessions (connection, content_hash, session_id, upload_offset, updated_at) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (connection, content_hash) DO UPDATE SET \
+             session_id = excluded.session_id, upload_offset = excluded.upload_offset, updated_at = excluded.updated_at",
+        )
+        .bind(connection)
+        .bind(content_hash)
+        .bind(session_id)
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_upload_session(&self, connection: &str, content_hash: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM upload_sessions WHERE connection = ? AND content_hash = ?")
+            .bind(connection)
+            .bind(content_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn log(&self, e: &LogEntry) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO sync_log (at, connection, binding_id, record_id, path, action, outcome, bytes, \

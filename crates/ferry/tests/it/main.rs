@@ -4,6 +4,7 @@ mod api_e2e;
 mod client_emulator;
 mod emulator_conformance;
 mod emulator_restart;
+mod resume;
 mod simulation;
 mod support;
 mod two_way;
