@@ -65,6 +65,8 @@ struct FileConfig {
     apps: Option<Vec<crate::AppSpec>>,
     #[serde(default)]
     token_lifetime_secs: Option<u64>,
+    #[serde(default)]
+    team: Option<crate::TeamSpec>,
 }
 
 pub(crate) fn apply_file(config: &mut EmulatorConfig, path: &Path) -> Result<(), EmulatorError> {
@@ -85,6 +87,9 @@ pub(crate) fn apply_file(config: &mut EmulatorConfig, path: &Path) -> Result<(),
     config.accounts.extend(file.accounts);
     if let Some(apps) = file.apps {
         config.apps = apps;
+    }
+    if file.team.is_some() {
+        config.team = file.team;
     }
     if let Some(secs) = file.token_lifetime_secs {
         config.token_lifetime_secs = secs;

@@ -27,6 +27,7 @@ mod server;
 mod sessions;
 mod space;
 mod state;
+mod team;
 mod tls;
 mod wire;
 
@@ -47,6 +48,7 @@ pub use config::{AccountSpec, DEFAULT_QUOTA_BYTES};
 pub use faults::{FaultModel, FaultsHandle};
 pub use journal::JournalError;
 pub use oauth::{ALL_SCOPES, AppSpec};
+pub use team::TeamSpec;
 
 /// How to start an emulator.
 #[derive(Debug, Clone)]
@@ -75,6 +77,9 @@ pub struct EmulatorConfig {
     pub apps: Vec<AppSpec>,
     /// Lifetime of OAuth access tokens in seconds (default 14,400 = 4 h, as Dropbox).
     pub token_lifetime_secs: u64,
+    /// A team over some of the accounts: a shared root namespace, a team token used with
+    /// `Dropbox-API-Select-User`, and `Dropbox-API-Path-Root` (default: none).
+    pub team: Option<TeamSpec>,
 }
 
 impl EmulatorConfig {
@@ -91,6 +96,7 @@ impl EmulatorConfig {
             tls: false,
             apps: AppSpec::defaults(),
             token_lifetime_secs: 4 * 3600,
+            team: None,
         }
     }
 
@@ -112,6 +118,21 @@ pub struct AccountInfo {
     pub account_id: String,
     /// The numeric root namespace id.
     pub namespace_id: String,
+}
+
+/// The team as seen from outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamInfo {
+    /// The configured name.
+    pub name: String,
+    /// `dbtid:…`.
+    pub team_id: String,
+    /// The team token (use it with `Dropbox-API-Select-User`).
+    pub token: String,
+    /// The shared root namespace's id (for `Dropbox-API-Path-Root`).
+    pub root_namespace_id: String,
+    /// `(account name, team member id)` for every member.
+    pub members: Vec<(String, String)>,
 }
 
 /// `map_err` helper: an I/O error on `path` as [`EmulatorError::DataDir`].
@@ -166,6 +187,7 @@ pub struct RunningEmulator {
     addr: SocketAddr,
     token: String,
     accounts: Vec<AccountInfo>,
+    team: Option<TeamInfo>,
     faults: FaultsHandle,
     cert_path: Option<PathBuf>,
     calls: RouteCalls,
@@ -187,6 +209,17 @@ impl RunningEmulator {
             .unwrap_or_default();
         let calls = app.calls.clone();
         let faults = app.faults.clone();
+        let team = app.team.as_ref().map(|t| TeamInfo {
+            name: t.name.clone(),
+            team_id: t.team_id.clone(),
+            token: t.token.clone(),
+            root_namespace_id: t.root.account.namespace_id.clone(),
+            members: t
+                .members
+                .iter()
+                .map(|m| (m.space.name.clone(), m.member_id.clone()))
+                .collect(),
+        });
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
             .map_err(|source| EmulatorError::Bind {
@@ -230,6 +263,7 @@ impl RunningEmulator {
             addr,
             token,
             accounts,
+            team,
             faults,
             cert_path,
             calls,
@@ -287,6 +321,15 @@ impl RunningEmulator {
                 account.name, account.token
             ));
         }
+        if let Some(team) = &self.team {
+            out.push_str(&format!(
+                "team {} token {} (root namespace {})\n",
+                team.name, team.token, team.root_namespace_id
+            ));
+            for (name, member_id) in &team.members {
+                out.push_str(&format!("  member {name} {member_id}\n"));
+            }
+        }
         if let Some(cert) = &self.cert_path {
             let host = format!("localhost:{}", self.addr.port());
             out.push_str(&format!("certificate {}\n", cert.display()));
@@ -301,6 +344,11 @@ impl RunningEmulator {
             self.base_url()
         ));
         out
+    }
+
+    /// The team, if one is configured.
+    pub fn team(&self) -> Option<&TeamInfo> {
+        self.team.as_ref()
     }
 
     /// The live contention and fault model.

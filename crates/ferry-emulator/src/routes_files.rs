@@ -850,12 +850,6 @@ fn temporary_link(app: &Ctx<'_>, arg: Value) -> Result<Response, ApiError> {
         return Err(lookup_failed("path", LookupErr::NotFile));
     };
     let key = wire::random_token(43);
-    let index = app
-        .app
-        .spaces
-        .iter()
-        .position(|s| std::sync::Arc::ptr_eq(s, app.space))
-        .unwrap_or(0);
     app.app
         .temp_links
         .lock()
@@ -863,7 +857,7 @@ fn temporary_link(app: &Ctx<'_>, arg: Value) -> Result<Response, ApiError> {
         .insert(
             key.clone(),
             TempLink {
-                space: index,
+                space: std::sync::Arc::clone(app.space),
                 content_hash: info.content_hash.clone(),
                 expires: std::time::Instant::now() + TEMP_LINK_LIFETIME,
             },

@@ -16,8 +16,8 @@ pub async fn call(app: &Ctx<'_>, route: &str, arg: Value) -> Result<Response, Ap
     let result = match route {
         "users/get_current_account" => current_account(app),
         "users/get_space_usage" => json!({
-            "used": app.tree().used(),
-            "allocation": {".tag": "individual", "allocated": app.quota},
+            "used": app.user.tree().used(),
+            "allocation": {".tag": "individual", "allocated": app.user.quota},
         }),
         _ => return Err(ApiError::UnknownRoute(route.to_string())),
     };
@@ -26,14 +26,20 @@ pub async fn call(app: &Ctx<'_>, route: &str, arg: Value) -> Result<Response, Ap
 
 /// A `FullAccount` with every field the SDK requires.
 fn current_account(app: &Ctx<'_>) -> Value {
-    let account = &app.account;
+    let user = app.user;
+    let account = &user.account;
     // The primary account keeps the first cut's identity; others are named after themselves.
-    let (surname, email) = if app.name == "default" {
+    let (surname, email) = if user.name == "default" {
         ("Emulator".to_string(), "emulator@ferry.invalid".to_string())
     } else {
-        (app.name.clone(), format!("{}@ferry.invalid", app.name))
+        (user.name.clone(), format!("{}@ferry.invalid", user.name))
     };
-    json!({
+    let team = app
+        .app
+        .team
+        .as_ref()
+        .filter(|t| t.member_of(user).is_some());
+    let mut result = json!({
         "account_id": account.account_id,
         "name": {
             "given_name": "Ferry",
@@ -49,11 +55,16 @@ fn current_account(app: &Ctx<'_>) -> Value {
         "referral_link": "https://www.dropbox.com/referrals/emulator",
         "is_paired": false,
         "account_type": {".tag": "basic"},
-        "root_info": {
-            ".tag": "user",
-            "root_namespace_id": account.namespace_id,
-            "home_namespace_id": account.namespace_id,
-        },
+        "root_info": crate::team::user_root_info(user),
         "country": "US",
-    })
+    });
+    if let Some(team) = team {
+        result["account_type"] = json!({".tag": "business"});
+        result["root_info"] = team.root_info(user);
+        result["team"] = team.account_team();
+        if let Some(member) = team.member_of(user) {
+            result["team_member_id"] = member.member_id.clone().into();
+        }
+    }
+    result
 }

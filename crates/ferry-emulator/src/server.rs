@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::faults::{self, FaultModel, FaultsHandle};
 use crate::oauth::{self, Grant, OAuth, TokenState};
 use crate::space::Space;
+use crate::team::{self, Team};
 use crate::wire::{self, ApiError, tag};
 use crate::{
     AccountInfo, EmulatorConfig, EmulatorError, RouteCalls, approot, routes_batch, routes_files,
@@ -106,10 +107,10 @@ fn is_write(route: &str) -> bool {
 }
 
 /// A file served by a temporary link.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TempLink {
-    /// Index of the account in [`App::spaces`].
-    pub space: usize,
+    /// The namespace holding the file.
+    pub space: Arc<Space>,
     /// The blob.
     pub content_hash: String,
     /// When the link stops working (then 410).
@@ -130,6 +131,8 @@ pub struct App {
     pub tls: bool,
     /// OAuth apps and grants.
     pub oauth: OAuth,
+    /// The team, if configured.
+    pub team: Option<Team>,
 }
 
 impl App {
@@ -164,7 +167,12 @@ impl App {
             }
             spaces.push(Arc::new(space));
         }
+        let team = match &config.team {
+            Some(spec) => Some(Team::open(dir, spec, &spaces)?),
+            None => None,
+        };
         Ok(App {
+            team,
             spaces,
             calls: Arc::new(Mutex::new(HashMap::new())),
             faults: FaultsHandle::new(config.model.clone()),
@@ -190,11 +198,13 @@ impl App {
             .collect()
     }
 
-    /// The account whose cursors carry this journal id.
-    pub fn space_by_journal(&self, journal_id: &str) -> Option<&Arc<Space>> {
+    /// The namespace (an account's, or the team root) whose cursors carry this journal id.
+    pub fn space_by_journal(&self, journal_id: &str) -> Option<Arc<Space>> {
         self.spaces
             .iter()
+            .chain(self.team.as_ref().map(|t| &t.root))
             .find(|s| s.account.journal_id == journal_id)
+            .cloned()
     }
 
     fn count(&self, route: &str) {
@@ -203,13 +213,16 @@ impl App {
     }
 }
 
-/// One request's view: the app, the caller's account, the model in force, and the origin
-/// (`http://host:port`) the client used (for links served by the emulator).
+/// One request's view: the app, the namespace it works on, the caller's account, the model
+/// in force, and the origin (`http://host:port`) the client used (for links we serve).
 pub struct Ctx<'a> {
     /// The whole emulator.
     pub app: &'a App,
-    /// The caller's account.
+    /// The namespace the request works on: the caller's home, or the team root
+    /// (`Dropbox-API-Path-Root`).
     pub space: &'a Arc<Space>,
+    /// The caller's account (for `users/*`).
+    pub user: &'a Arc<Space>,
     /// The fault model for this request.
     pub model: FaultModel,
     /// Scheme, host and port as the client addressed us.
@@ -297,10 +310,7 @@ async fn temp_link(State(app): State<Arc<App>>, Path(key): Path<String>) -> Resp
     if Instant::now() >= link.expires {
         return wire::text(StatusCode::GONE, "This link has expired.".into());
     }
-    let Some(space) = app.spaces.get(link.space) else {
-        return wire::text(StatusCode::NOT_FOUND, "Not Found".into());
-    };
-    match space.blobs.read(&link.content_hash).await {
+    match link.space.blobs.read(&link.content_hash).await {
         Ok(bytes) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/octet-stream")],
@@ -436,9 +446,18 @@ async fn handle(
         }
         Style::Download => (header_arg(&parts.headers, &query)?, Bytes::new()),
     };
+    let namespace = team::path_root(
+        parts
+            .headers
+            .get("dropbox-api-path-root")
+            .map(|v| v.as_bytes()),
+        space,
+        app.team.as_ref(),
+    )?;
     let cx = Ctx {
         app,
-        space,
+        space: &namespace,
+        user: space,
         model,
         origin: origin(&parts.headers, app.tls),
     };
@@ -556,6 +575,21 @@ struct Caller<'a> {
     token: String,
 }
 
+/// The Select-User member for a team token; 400 without the header, 401 for an unknown id.
+fn select_user<'a>(team: &'a Team, headers: &HeaderMap) -> Result<&'a Arc<Space>, ApiError> {
+    let Some(value) = headers.get("dropbox-api-select-user") else {
+        return Err(ApiError::BadRequest(
+            "This API function operates on a single Dropbox account, but the OAuth 2 access token you provided is for an entire Dropbox Business team.  Since your API app key has team member file access permissions, you can operate on a team member's Dropbox by providing the \"Dropbox-API-Select-User\" HTTP header or \"select_user\" URL parameter.".into(),
+        ));
+    };
+    let id = String::from_utf8_lossy(value.as_bytes());
+    team.members
+        .iter()
+        .find(|m| m.member_id == id.trim())
+        .map(|m| &m.space)
+        .ok_or(ApiError::InvalidSelectUser)
+}
+
 fn authenticate<'a>(
     app: &'a App,
     headers: &HeaderMap,
@@ -583,6 +617,15 @@ fn authenticate<'a>(
             "Invalid authorization value in HTTP header \"Authorization\": \"{value}\".  Expecting \"Bearer <oauth2-access-token>\"."
         )));
     };
+    if let Some(team) = &app.team
+        && team.token == token
+    {
+        return Ok(Caller {
+            space: select_user(team, headers)?,
+            grant: None,
+            token: token.to_string(),
+        });
+    }
     if let Some(space) = app.spaces.iter().find(|s| s.token == token) {
         return Ok(Caller {
             space,

@@ -13,6 +13,7 @@ mod batch;
 mod faults;
 mod fuzz;
 mod oauth;
+mod team;
 mod tls;
 
 pub(crate) struct Harness {

@@ -39,6 +39,10 @@ pub enum ApiError {
     TooManyWriteOperations(u64),
     /// 503 (injected fault).
     ServiceUnavailable,
+    /// 422 with a `PathRootError` (bad `Dropbox-API-Path-Root`).
+    PathRoot(Value),
+    /// 401 `invalid_select_user`.
+    InvalidSelectUser,
 }
 
 impl ApiError {
@@ -104,6 +108,11 @@ impl ApiError {
             ApiError::TooManyWriteOperations(secs) => {
                 rate_limited("too_many_write_operations", secs, false)
             }
+            ApiError::PathRoot(error) => error_body(StatusCode::UNPROCESSABLE_ENTITY, error),
+            ApiError::InvalidSelectUser => error_body(
+                StatusCode::UNAUTHORIZED,
+                tagged("invalid_select_user", Map::new()),
+            ),
             ApiError::ServiceUnavailable => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Service Unavailable".to_string(),
