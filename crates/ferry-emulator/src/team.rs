@@ -165,8 +165,14 @@ impl Team {
                 "shared_folder_member_policy": {".tag": "anyone"},
                 "shared_folder_join_policy": {".tag": "from_anyone"},
                 "shared_link_create_policy": {".tag": "default_public"},
+                "group_creation_policy": {".tag": "admins_only"},
+                "shared_folder_link_restriction_policy": {".tag": "anyone"},
+                "enforce_link_password_policy": {".tag": "optional"},
+                "default_link_expiration_days_policy": {".tag": "none"},
+                "shared_link_default_permissions_policy": {".tag": "default"},
             },
             "office_addin_policy": {".tag": "disabled"},
+            "top_level_content_policy": {".tag": "everyone"},
         })
     }
 }

@@ -50,6 +50,10 @@ struct Sdk {
     http: reqwest::Client,
     base: String,
     token: Option<Arc<String>>,
+    /// `Dropbox-API-Path-Root` to send (serialised `PathRoot`).
+    path_root: Option<String>,
+    /// `Dropbox-API-Select-User` to send.
+    select: Option<dropbox_sdk::async_client_trait::TeamSelect>,
     /// The body of the last response (downloads read their content from here).
     last_body: Mutex<Vec<u8>>,
 }
@@ -68,6 +72,8 @@ impl Sdk {
             http: reqwest::Client::new(),
             base: emulator.base_url(),
             token: token.map(|t| Arc::new(t.to_owned())),
+            path_root: None,
+            select: None,
             last_body: Mutex::new(Vec::new()),
         }
     }
@@ -147,6 +153,14 @@ impl HttpClient for Sdk {
 
     fn token(&self) -> Option<Arc<String>> {
         self.token.clone()
+    }
+
+    fn path_root(&self) -> Option<&str> {
+        self.path_root.as_deref()
+    }
+
+    fn team_select(&self) -> Option<&dropbox_sdk::async_client_trait::TeamSelect> {
+        self.select.as_ref()
     }
 }
 
@@ -993,5 +1007,57 @@ async fn sdk_oauth_pkce_expiry_and_refresh() {
             ))
         ),
         "{revoked:?}"
+    );
+}
+
+/// Teams through the SDK's own header support: `team_select()` (Select-User) and
+/// `path_root()` (a serialised `PathRoot`).
+#[tokio::test]
+async fn sdk_team_select_user_and_path_root() {
+    use dropbox_sdk::async_client_trait::TeamSelect;
+    use dropbox_sdk::common::PathRoot;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = EmulatorConfig::new(dir.path());
+    config.accounts = vec![ferry_emulator::AccountSpec::new("bob")];
+    config.team = Some(ferry_emulator::TeamSpec {
+        name: "acme".into(),
+        token: None,
+        members: vec!["default".into(), "bob".into()],
+    });
+    let emu = RunningEmulator::start(config).await.expect("emulator");
+    let team = emu.team().expect("team").clone();
+    let bob_id = team.members[1].1.clone();
+    let mut as_bob = Sdk::new(&emu, Some(&team.token));
+    as_bob.select = Some(TeamSelect::User(bob_id.clone()));
+    let account = users::get_current_account(&as_bob)
+        .await
+        .expect("selected user");
+    assert_eq!(account.team_member_id.as_deref(), Some(bob_id.as_str()));
+    let dropbox_sdk::common::RootInfo::Team(root) = &account.root_info else {
+        panic!("expected a team root, got {:?}", account.root_info)
+    };
+    assert_eq!(root.root_namespace_id, team.root_namespace_id);
+    as_bob.path_root =
+        Some(serde_json::to_string(&PathRoot::Root(team.root_namespace_id.clone())).expect("json"));
+    files::create_folder_v2(&as_bob, &files::CreateFolderArg::new("/Team Folder".into()))
+        .await
+        .expect("write in the team root");
+    let mut me = Sdk::user(&emu);
+    me.path_root = Some(
+        serde_json::to_string(&PathRoot::NamespaceId(team.root_namespace_id.clone()))
+            .expect("json"),
+    );
+    let listed = files::list_folder(&me, &files::ListFolderArg::new(String::new()))
+        .await
+        .expect("other member sees it");
+    assert!(matches!(&listed.entries[..], [files::Metadata::Folder(f)] if f.name == "Team Folder"));
+    me.path_root = Some(serde_json::to_string(&PathRoot::Root("1".into())).expect("json"));
+    let invalid = files::list_folder(&me, &files::ListFolderArg::new(String::new())).await;
+    assert!(
+        matches!(
+            invalid,
+            Err(dropbox_sdk::Error::UnexpectedHttpError { code: 422, .. })
+        ),
+        "{invalid:?}"
     );
 }
