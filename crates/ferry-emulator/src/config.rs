@@ -124,4 +124,24 @@ mod tests {
         std::fs::write(&path, "[model]\nbogus = 1\n").unwrap();
         assert!(config.apply_file(&path).is_err());
     }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("../../../docs/emulator.md");
+        let example = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("emulator.toml");
+        std::fs::write(&path, example).unwrap();
+        let mut config = EmulatorConfig::new(dir.path());
+        config.apply_file(&path).unwrap();
+        assert_eq!(config.token_lifetime_secs, 14400);
+        assert_eq!(config.model.lock_hold_ms, 20);
+        assert_eq!(config.accounts[0].name, "bob");
+        assert_eq!(config.apps[0].key, "my-app");
+        assert_eq!(config.team.as_ref().map(|t| t.members.len()), Some(2));
+    }
 }
