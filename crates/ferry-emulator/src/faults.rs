@@ -42,6 +42,9 @@ pub struct FaultModel {
     pub p_drop_after_commit: f64,
     /// Probability (0–1) that `list_folder/continue` or `longpoll` answers `reset`.
     pub p_cursor_reset: f64,
+    /// Probability (0–1) that one entry of a batch commit fails with the per-entry
+    /// `too_many_write_operations` (the batch itself succeeds; other entries commit).
+    pub p_batch_entry_contention: f64,
     /// Cursors issued longer ago than this are `reset` (`None`: never).
     pub cursor_max_age_secs: Option<u64>,
     /// `backoff` returned by every `list_folder/longpoll` (`None`: none).
@@ -69,6 +72,7 @@ impl Default for FaultModel {
             p_server_error: 0.0,
             p_drop_after_commit: 0.0,
             p_cursor_reset: 0.0,
+            p_batch_entry_contention: 0.0,
             cursor_max_age_secs: None,
             longpoll_backoff_secs: None,
             longpoll_cap_ms: None,
@@ -93,6 +97,7 @@ impl FaultModel {
             ("p_server_error", self.p_server_error),
             ("p_drop_after_commit", self.p_drop_after_commit),
             ("p_cursor_reset", self.p_cursor_reset),
+            ("p_batch_entry_contention", self.p_batch_entry_contention),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("{name} must be within 0..=1, not {p}"));

@@ -63,6 +63,11 @@ fn failure(error: Value) -> Value {
     nested("failure", error)
 }
 
+/// Whether this entry loses the (simulated) per-entry lock race.
+fn contended(cx: &Ctx<'_>) -> bool {
+    crate::faults::roll(cx.model.p_batch_entry_contention)
+}
+
 fn too_many(field: &str, n: usize, max: usize) -> Result<(), ApiError> {
     if n > max {
         return Err(ApiError::BadArg(format!(
@@ -209,6 +214,9 @@ async fn finish_batch(cx: &Ctx<'_>, arg: Value) -> Result<Vec<Value>, ApiError> 
         for (entry, prepared) in arg.entries.iter().zip(prepared) {
             let result = match prepared {
                 Prepared::Failed(error) => failure(error),
+                Prepared::Ready { .. } if contended(cx) => {
+                    failure(tag("too_many_write_operations"))
+                }
                 Prepared::Ready { path, hash, size } => {
                     match commit_in(&mut tree, &path, &entry.commit, hash, size) {
                         Ok(node) => {
@@ -266,6 +274,11 @@ async fn create_folder_batch(cx: &Ctx<'_>, arg: Value) -> Result<Response, ApiEr
                 entries.push(repeated);
                 continue;
             }
+            if contended(cx) {
+                let error = nested("path", tag("too_many_write_operations"));
+                entries.push(failure(error));
+                continue;
+            }
             let entry = match path.and_then(|p| create_folder_op(&mut tree, &p, arg.autorename)) {
                 Ok(node) => {
                     let mut fields = Map::new();
@@ -308,6 +321,10 @@ async fn delete_batch(cx: &Ctx<'_>, arg: Value) -> Result<Response, ApiError> {
     {
         let mut tree = cx.tree();
         for (entry, path) in arg.entries.iter().zip(paths) {
+            if contended(cx) {
+                entries.push(failure(tag("too_many_write_operations")));
+                continue;
+            }
             let result = path.and_then(|p| delete_op(&mut tree, &p, entry.parent_rev.as_deref()));
             entries.push(match result {
                 Ok(node) => {
@@ -355,6 +372,10 @@ async fn move_batch(cx: &Ctx<'_>, arg: Value) -> Result<Response, ApiError> {
     {
         let mut tree = cx.tree();
         for paths in paths {
+            if contended(cx) {
+                entries.push(failure(tag("too_many_write_operations")));
+                continue;
+            }
             let result = paths
                 .and_then(|(from, to)| relocate_op(&mut tree, &from, &to, arg.autorename, false));
             entries.push(match result {

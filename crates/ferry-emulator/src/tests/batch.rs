@@ -504,3 +504,63 @@ async fn temporary_links_are_served() {
         json!({".tag": "path", "path": {".tag": "not_file"}})
     );
 }
+
+#[tokio::test]
+async fn per_entry_lock_contention_in_batches() {
+    let h = Harness::start().await;
+    h.upload("/e/a.txt", b"a").await;
+    let a = session(&h, b"x", true).await;
+    h.emulator
+        .faults()
+        .update(|m| m.p_batch_entry_contention = 1.0);
+    let finished = h
+        .rpc(
+            "files/upload_session/finish_batch_v2",
+            json!({"entries": [finish_entry(&a, 1, "/e/x.txt")]}),
+        )
+        .await
+        .json();
+    assert_eq!(
+        finished["entries"][0],
+        json!({".tag": "failure", "failure": {".tag": "too_many_write_operations"}})
+    );
+    let folders = h
+        .rpc("files/create_folder_batch", json!({"paths": ["/e/f"]}))
+        .await
+        .json();
+    assert_eq!(
+        folders["entries"][0]["failure"],
+        json!({".tag": "path", "path": {".tag": "too_many_write_operations"}})
+    );
+    let launch = h
+        .rpc(
+            "files/delete_batch",
+            json!({"entries": [{"path": "/e/a.txt"}]}),
+        )
+        .await
+        .json();
+    let status = h
+        .rpc(
+            "files/delete_batch/check",
+            json!({"async_job_id": launch["async_job_id"]}),
+        )
+        .await
+        .json();
+    assert_eq!(
+        status["entries"][0]["failure"],
+        json!({".tag": "too_many_write_operations"})
+    );
+    // Nothing was applied; the session is still there for a retry.
+    h.emulator
+        .faults()
+        .update(|m| m.p_batch_entry_contention = 0.0);
+    assert_eq!(h.metadata("/e/a.txt").await.status, StatusCode::OK);
+    let retried = h
+        .rpc(
+            "files/upload_session/finish_batch_v2",
+            json!({"entries": [finish_entry(&a, 1, "/e/x.txt")]}),
+        )
+        .await
+        .json();
+    assert_eq!(retried["entries"][0][".tag"], "success");
+}

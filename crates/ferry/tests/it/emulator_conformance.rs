@@ -410,6 +410,58 @@ async fn sdk_sessions_and_batches() {
         other => panic!("expected complete, got {other:?}"),
     }
 
+    // Per-entry lock contention parses as the SDK's typed per-entry errors.
+    emu.faults().update(|m| m.p_batch_entry_contention = 1.0);
+    let id = files::upload_session_start(
+        &sdk,
+        &files::UploadSessionStartArg::default().with_close(true),
+        Bytes::from_static(b"c"),
+    )
+    .await
+    .expect("start")
+    .session_id;
+    let contended = files::upload_session_finish_batch_v2(
+        &sdk,
+        &files::UploadSessionFinishBatchArg::new(vec![files::UploadSessionFinishArg::new(
+            files::UploadSessionCursor::new(id, 1),
+            files::CommitInfo::new("/batch/c.txt".into()),
+        )]),
+    )
+    .await
+    .expect("finish_batch_v2");
+    assert!(matches!(
+        &contended.entries[0],
+        files::UploadSessionFinishBatchResultEntry::Failure(
+            files::UploadSessionFinishError::TooManyWriteOperations
+        )
+    ));
+    let launch = files::move_batch_v2(
+        &sdk,
+        &files::MoveBatchArg::new(vec![files::RelocationPath::new(
+            "/batch/v1.txt".into(),
+            "/batch/v1-moved.txt".into(),
+        )]),
+    )
+    .await
+    .expect("move_batch_v2");
+    let files::RelocationBatchV2Launch::AsyncJobId(job) = launch else {
+        panic!("expected async")
+    };
+    let files::RelocationBatchV2JobStatus::Complete(result) =
+        files::move_batch_check_v2(&sdk, &poll(&job))
+            .await
+            .expect("check")
+    else {
+        panic!("expected complete")
+    };
+    assert!(matches!(
+        &result.entries[0],
+        files::RelocationBatchResultEntry::Failure(
+            files::RelocationBatchErrorEntry::TooManyWriteOperations
+        )
+    ));
+    emu.faults().update(|m| m.p_batch_entry_contention = 0.0);
+
     // Concurrent session: blocks in any order, then close.
     let id = files::upload_session_start(
         &sdk,
