@@ -4,6 +4,7 @@
 pub mod api;
 pub mod api_client;
 pub mod app;
+pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod simulate;

@@ -1,4 +1,4 @@
-//! The `ferry` command: `demo`, `serve`, `emulator`. Thin: parses flags and calls the library.
+//! The `ferry` command: `demo`, `serve`, `simulate`, `bench`, `emulator`. Thin: parses flags and calls the library.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -72,6 +72,39 @@ enum Command {
         /// Seeds run at the same time.
         #[arg(long, default_value_t = 4)]
         parallel: usize,
+    },
+    /// Runs the benchmarks (docs/benchmarks.md): every figure beside a baseline measured in
+    /// the same run, against the in-process emulator with its default contention model.
+    Bench {
+        /// Small sizes (seconds): proves every scenario runs; the figures mean little.
+        #[arg(long)]
+        quick: bool,
+        /// Write the report (a JSON list of figures) to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Run only this scenario (repeatable): small-files, large-files, latency, scale,
+        /// content-hash.
+        #[arg(long, value_name = "SCENARIO")]
+        only: Vec<ferry::bench::Scenario>,
+        /// Where test files and temporary state go (the large-file scenario needs ~5 GiB).
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+        /// Records in the scale scenario (10 files each; default 100000, 200 with --quick).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        scale_records: Option<u64>,
+        /// Seconds the engine's full reconciliation may take before it is reported unfinished.
+        #[arg(long, value_name = "SECS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
+        scale_timeout: u64,
+        /// Change an emulator knob for exploration (e.g. `--set latency_ms=50`); the
+        /// documented figures use none.
+        #[arg(long = "set", value_name = "KNOB=VALUE")]
+        settings: Vec<String>,
+        /// Internal: run one part of the scale scenario in this (child) process.
+        #[arg(long, hide = true, value_name = "MODE")]
+        scale_child: Option<String>,
+        /// Internal: the scale scenario's directory.
+        #[arg(long, hide = true, value_name = "DIR")]
+        scale_dir: Option<PathBuf>,
     },
     /// Runs the Dropbox API emulator alone.
     Emulator {
@@ -213,6 +246,41 @@ async fn run(command: Command) -> anyhow::Result<bool> {
                 report.failures.len()
             );
             Ok(report.failures.is_empty())
+        }
+        Command::Bench {
+            quick,
+            json,
+            only,
+            work_dir,
+            scale_records,
+            scale_timeout,
+            settings,
+            scale_child,
+            scale_dir,
+        } => {
+            init_tracing("error");
+            let timeout = std::time::Duration::from_secs(scale_timeout);
+            if let Some(mode) = scale_child {
+                let dir = scale_dir.context("--scale-child needs --scale-dir")?;
+                ferry::bench::run_scale_child(ferry::bench::ScaleChildArgs { mode, dir, timeout })
+                    .await?;
+                return Ok(true);
+            }
+            let mut options = ferry::bench::BenchOptions::new();
+            options.quick = quick;
+            options.json = json;
+            options.only = only;
+            if let Some(dir) = work_dir {
+                options.work_dir = dir;
+            }
+            options.scale_records = scale_records
+                .map(usize::try_from)
+                .transpose()
+                .context("--scale-records is too large")?;
+            options.scale_timeout = timeout;
+            options.model_settings = settings;
+            ferry::bench::run(options).await?;
+            Ok(true)
         }
         Command::Emulator {
             port,

@@ -1,0 +1,523 @@
+//! Scenario 4: scale. 100,000 records × 10 files, all synced, generated directly into the
+//! store (`SqliteStore::bulk_load_synced`) and the emulator (`write_bulk_journal`), then a
+//! full reconciliation that finds no change. Each measured part runs in a child process
+//! (`ferry bench --scale-child MODE`), so its peak RSS (`VmHWM`) is its own and not the
+//! emulator's:
+//! - `engine`: what Ferry does today — `Engine::reconcile_all` queues every bound record and
+//!   the workers run a pass per record (one `list_folder` of its folder each);
+//! - `listing`: a reconciliation built in this module only, as a proposal for the engine:
+//!   one recursive listing of the connection root compared against the store's synced tree
+//!   in one streaming query; only records that differ would get a pass;
+//! - `idle`: the same process opening the store and the engine and doing nothing (the RSS
+//!   baseline).
+//!
+//! The time baseline is a bare client listing the whole tree once.
+
+use super::{Ctx, Figure, Goal, Noise, Progress, client_for, heading, peak_rss_bytes, show};
+use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
+use ferry_core::content_hash::content_hash;
+use ferry_core::names::dropbox_lower;
+use ferry_dropbox::Entry;
+use ferry_emulator::{BulkFile as EmuFile, RunningEmulator, write_bulk_journal};
+use ferry_engine::{Engine, EngineConfig};
+use ferry_store::bulk::{BulkBinding, BulkFile, BulkRecord};
+use ferry_store::{BlobStore, SecretCipher, SqliteStore, Store};
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncBufReadExt;
+
+const FILES_PER_RECORD: usize = 10;
+const FILE_SIZE: usize = 1024;
+const ROOT: &str = "/Bench";
+
+/// Arguments of a scale child process (`ferry bench --scale-child MODE ...`).
+#[derive(Debug, Clone)]
+pub struct ScaleChildArgs {
+    /// `idle`, `engine` or `listing`.
+    pub mode: String,
+    /// The scenario's directory (store, blobs, key).
+    pub dir: PathBuf,
+    /// Longest the reconciliation may run.
+    pub timeout: Duration,
+}
+
+pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<Vec<Figure>> {
+    let records =
+        ctx.options
+            .scale_records
+            .unwrap_or(if ctx.options.quick { 200 } else { 100_000 });
+    let files = records * FILES_PER_RECORD;
+    heading(&format!(
+        "4. Scale: {records} records × {FILES_PER_RECORD} files = {files} synced entries, then a full reconciliation that finds no change"
+    ));
+    let dir = tempfile::Builder::new()
+        .prefix("ferry-bench-scale-")
+        .tempdir_in(&ctx.options.work_dir)
+        .with_context(|| format!("temp dir in {}", ctx.options.work_dir.display()))?;
+    let emulator = generate(ctx, dir.path(), records).await?;
+
+    // Baseline: a bare client reads the whole tree once.
+    let client = client_for(&emulator)?;
+    let mut progress = Progress::new(
+        "baseline: one client lists the whole tree",
+        (files + records) as u64,
+    );
+    let started = Instant::now();
+    let mut page = client.list_folder(ROOT, true).await?;
+    let mut seen = page.entries.len() as u64;
+    while page.has_more {
+        page = client.list_folder_continue(&page.cursor).await?;
+        seen += page.entries.len() as u64;
+        progress.set(seen);
+    }
+    let list_secs = started.elapsed().as_secs_f64();
+    progress.finish();
+
+    let timeout = ctx.options.scale_timeout;
+    let idle = child(dir.path(), "idle", timeout, 1).await?;
+    let engine = child(dir.path(), "engine", timeout, records as u64).await?;
+    let listing = child(dir.path(), "listing", timeout, files as u64).await?;
+    emulator.shutdown().await;
+
+    let mib = |v: &Value| v["peak_rss_bytes"].as_f64().unwrap_or(0.0) / (1024.0 * 1024.0);
+    let secs = |v: &Value| v["seconds"].as_f64().unwrap_or(0.0);
+    let idle_rss = mib(&idle);
+    let finished = engine["finished"].as_bool().unwrap_or(false);
+    let engine_name = if finished {
+        "scale.reconcile_engine.seconds".to_owned()
+    } else {
+        let done = engine["reconciled"].as_f64().unwrap_or(0.0);
+        println!(
+            "  (the engine's reconciliation did not finish within {} s: {done} of {records} records; the figure is projected linearly)",
+            timeout.as_secs()
+        );
+        "scale.reconcile_engine.seconds_projected".to_owned()
+    };
+    let engine_secs = if finished {
+        secs(&engine)
+    } else {
+        let done = engine["reconciled"].as_f64().unwrap_or(0.0).max(1.0);
+        secs(&engine) * records as f64 / done
+    };
+    println!(
+        "  (engine: {} passes retried, {} dead-lettered; listing: {} pages, {} untracked files)",
+        engine["retrying"], engine["dead"], listing["pages"], listing["untracked"]
+    );
+    let list_baseline = Some(("scale.list_whole_tree_bare_client.seconds", list_secs));
+    let rss_baseline = Some(("scale.idle_engine.peak_rss", idle_rss));
+    let figures = vec![
+        Figure::new(
+            engine_name,
+            engine_secs,
+            "s",
+            list_baseline,
+            Some(Goal::Below(60.0)),
+        ),
+        Figure::new(
+            "scale.reconcile_engine.peak_rss",
+            mib(&engine),
+            "MiB",
+            rss_baseline,
+            Some(Goal::Below(512.0)),
+        ),
+        Figure::new(
+            "scale.reconcile_engine.changes_found",
+            engine["changes"].as_f64().unwrap_or(-1.0),
+            "count",
+            None,
+            Some(Goal::AtMost(0.0)),
+        ),
+        Figure::new(
+            "scale.reconcile_listing.seconds",
+            secs(&listing),
+            "s",
+            list_baseline,
+            Some(Goal::Below(60.0)),
+        ),
+        Figure::new(
+            "scale.reconcile_listing.peak_rss",
+            mib(&listing),
+            "MiB",
+            rss_baseline,
+            Some(Goal::Below(512.0)),
+        ),
+        Figure::new(
+            "scale.reconcile_listing.records_flagged",
+            listing["flagged"].as_f64().unwrap_or(-1.0),
+            "count",
+            None,
+            Some(Goal::AtMost(0.0)),
+        ),
+    ];
+    show(&figures);
+    Ok(figures)
+}
+
+fn key(i: usize) -> String {
+    format!("R{i:06}")
+}
+
+/// Writes the emulator's journal and the store directly, starts the emulator and checks
+/// that a pass over a few records has nothing to do.
+async fn generate(ctx: &Ctx, dir: &Path, records: usize) -> anyhow::Result<RunningEmulator> {
+    let started = Instant::now();
+    let mut noise = Noise::new(4);
+    let contents: Vec<Vec<u8>> = (0..FILES_PER_RECORD)
+        .map(|_| noise.bytes(FILE_SIZE))
+        .collect();
+    let hashes: Vec<String> = contents.iter().map(|c| content_hash(c)).collect();
+    let folder = |i: usize| format!("{ROOT}/Scale/{}", key(i));
+    let name = |j: usize| format!("file-{j:02}.dat");
+
+    println!("  generating the emulator's journal ...");
+    let emu_files: Vec<EmuFile> = (0..records)
+        .flat_map(|i| {
+            let hashes = &hashes;
+            (0..FILES_PER_RECORD).map(move |j| EmuFile {
+                path: format!("{}/{}", folder(i), name(j)),
+                content_hash: hashes[j].clone(),
+                size: FILE_SIZE as u64,
+            })
+        })
+        .collect();
+    let written = tokio::task::spawn_blocking({
+        let emu_dir = dir.join("emulator");
+        let contents = contents.clone();
+        move || {
+            let refs: Vec<&[u8]> = contents.iter().map(Vec::as_slice).collect();
+            write_bulk_journal(&emu_dir, &emu_files, &refs)
+        }
+    })
+    .await??;
+    let replay = Instant::now();
+    let (_, emulator) = {
+        let mut config = ferry_emulator::EmulatorConfig::new(dir.join("emulator"));
+        config.model = ctx.model.clone();
+        let emulator = RunningEmulator::start(config)
+            .await
+            .context("cannot start the emulator on the generated journal")?;
+        ((), emulator)
+    };
+    println!(
+        "  (emulator replayed its journal in {:.1} s)",
+        replay.elapsed().as_secs_f64()
+    );
+
+    // Ferry: the connection and the rule, through the REST API of an app on the same data
+    // directory (database, blobs and key where the child processes look for them).
+    let db = dir.join("ferry.db");
+    {
+        let config = crate::config::Config {
+            data_dir: dir.to_path_buf(),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..crate::config::Config::default()
+        };
+        let app = crate::app::RunningApp::start(&config).await?;
+        let api = crate::api_client::ApiClient::new(app.base_url(), app.api_key().clone());
+        api.put_json(
+            "/v1/connections/dropbox",
+            &json!({"token": emulator.token(), "root": ROOT, "base_url": emulator.base_url()}),
+        )
+        .await?;
+        api.put_json(
+            "/v1/rules/scale",
+            &json!({"record_kind": "item", "connection": "dropbox", "folder": "Scale/{{ record.key }}"}),
+        )
+        .await?;
+        app.shutdown().await;
+    }
+    let blobs = BlobStore::local(&dir.join("blobs"))?;
+    for c in &contents {
+        blobs.put(Bytes::from(c.clone())).await?;
+    }
+    let bulk: Vec<BulkRecord> = (0..records)
+        .map(|i| {
+            let folder_display = folder(i);
+            BulkRecord {
+                kind: "item".into(),
+                key: key(i),
+                fields: json!({"n": i}),
+                binding: BulkBinding {
+                    rule_name: "scale".into(),
+                    connection: "dropbox".into(),
+                    folder_lower: dropbox_lower(&folder_display),
+                    folder_display,
+                },
+                files: (0..FILES_PER_RECORD)
+                    .map(|j| {
+                        let w = &written[i * FILES_PER_RECORD + j];
+                        BulkFile {
+                            name: name(j),
+                            tags: Vec::new(),
+                            content_hash: hashes[j].clone(),
+                            size: FILE_SIZE as u64,
+                            rel_display: name(j),
+                            rel_lower: dropbox_lower(&name(j)),
+                            dropbox_id: w.id.clone(),
+                            rev: w.rev.clone(),
+                        }
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    drop(written);
+    let mut progress = Progress::new("loading the store", records as u64);
+    SqliteStore::bulk_load_synced(&db, &bulk, |n| progress.set(n)).await?;
+    progress.finish();
+    drop(bulk);
+
+    // The generated state must be "all synced": a dry run over some records plans nothing.
+    let store = Arc::new(SqliteStore::open(&db).await?);
+    let engine = Engine::new(
+        Arc::clone(&store) as Arc<dyn Store>,
+        blobs,
+        SecretCipher::load_or_create(&dir.join("secret.key"))?,
+        EngineConfig::default(),
+    );
+    for i in [0, records / 2, records - 1] {
+        let record = store
+            .record("item", &key(i))
+            .await?
+            .ok_or_else(|| anyhow!("generated record {} is missing", key(i)))?;
+        let pending = engine.pending_actions(record.id).await?;
+        if !pending.is_empty() {
+            bail!(
+                "generated state is not synced: {} would do {pending:?}",
+                key(i)
+            );
+        }
+    }
+    println!("  (generated in {:.1} s)", started.elapsed().as_secs_f64());
+    Ok(emulator)
+}
+
+/// Runs `ferry bench --scale-child MODE` and relays its progress; returns its result.
+async fn child(dir: &Path, mode: &str, timeout: Duration, total: u64) -> anyhow::Result<Value> {
+    let exe = std::env::current_exe().context("cannot find the ferry executable")?;
+    let mut command = tokio::process::Command::new(&exe);
+    command
+        .arg("bench")
+        .arg("--scale-child")
+        .arg(mode)
+        .arg("--scale-dir")
+        .arg(dir)
+        .arg("--scale-timeout")
+        .arg(timeout.as_secs().to_string())
+        .stdout(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let mut process = command
+        .spawn()
+        .with_context(|| format!("cannot start {}", exe.display()))?;
+    let stdout = process
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("no stdout from the child"))?;
+    let label = match mode {
+        "engine" => "engine: reconcile_all + workers (records)",
+        "listing" => "listing reconciliation (files compared)",
+        _ => "idle engine process",
+    };
+    let mut progress = Progress::new(label, total);
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut result = None;
+    while let Some(line) = lines.next_line().await? {
+        if let Some(rest) = line.strip_prefix("progress ") {
+            if let Some(done) = rest.split_whitespace().next().and_then(|d| d.parse().ok()) {
+                progress.set(done);
+            }
+        } else if let Some(rest) = line.strip_prefix("result ") {
+            result = Some(serde_json::from_str::<Value>(rest)?);
+        } else {
+            println!("  [{mode}] {line}");
+        }
+    }
+    let status = process.wait().await?;
+    progress.finish();
+    if !status.success() {
+        bail!("the {mode} child process failed ({status})");
+    }
+    result.ok_or_else(|| anyhow!("the {mode} child process reported nothing"))
+}
+
+/// The child process: opens the scenario's store and runs one mode; prints `progress D T`
+/// lines and one `result {json}` line.
+pub async fn run_scale_child(args: ScaleChildArgs) -> anyhow::Result<()> {
+    let db = args.dir.join("ferry.db");
+    let store = Arc::new(SqliteStore::open(&db).await?);
+    let engine = Engine::new(
+        Arc::clone(&store) as Arc<dyn Store>,
+        BlobStore::local(&args.dir.join("blobs"))?,
+        SecretCipher::load_or_create(&args.dir.join("secret.key"))?,
+        EngineConfig::default(),
+    );
+    let mut result = match args.mode.as_str() {
+        "idle" => {
+            engine.client("dropbox").await?;
+            json!({"seconds": 0.0})
+        }
+        "engine" => reconcile_engine(&engine, args.timeout).await?,
+        "listing" => reconcile_listing(&engine, &db, args.timeout).await?,
+        other => bail!("unknown --scale-child mode {other:?} (idle, engine, listing)"),
+    };
+    result["peak_rss_bytes"] = json!(peak_rss_bytes());
+    println!("result {result}");
+    Ok(())
+}
+
+/// Today's full reconciliation: every bound record queued, the workers run a pass each.
+async fn reconcile_engine(engine: &Arc<Engine>, timeout: Duration) -> anyhow::Result<Value> {
+    let store = engine.store();
+    let last_log = store
+        .log_entries(None, 1)
+        .await?
+        .first()
+        .map_or(0, |e| e.id);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let started = Instant::now();
+    let total = engine.reconcile_all().await? as u64;
+    let workers = engine.spawn_workers(stopped);
+    let mut finished = false;
+    let mut stats;
+    loop {
+        stats = store.queue_stats().await?;
+        println!("progress {} {total}", total.saturating_sub(stats.queued));
+        if stats.queued == 0 {
+            finished = true;
+            break;
+        }
+        if started.elapsed() > timeout {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let _ = stop.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
+    let changes = store
+        .log_entries(None, 10_000)
+        .await?
+        .iter()
+        .filter(|e| e.id > last_log)
+        .count();
+    Ok(json!({
+        "seconds": seconds,
+        "finished": finished,
+        "reconciled": total.saturating_sub(stats.queued),
+        "total": total,
+        "retrying": stats.retrying,
+        "dead": stats.dead,
+        "changes": changes,
+    }))
+}
+
+/// A 64-bit fingerprint of the concatenation of `parts` (the same bytes give the same
+/// fingerprint however they are split).
+fn fingerprint(parts: &[&str]) -> u64 {
+    let mut h = DefaultHasher::new();
+    for p in parts {
+        h.write(p.as_bytes());
+    }
+    h.finish()
+}
+
+/// The proposed reconciliation: one recursive listing of the connection root against the
+/// store's synced tree (fingerprints only, so memory stays small); counts the records a
+/// pass would be needed for.
+async fn reconcile_listing(
+    engine: &Arc<Engine>,
+    db: &Path,
+    timeout: Duration,
+) -> anyhow::Result<Value> {
+    let (client, root) = engine.client("dropbox").await?;
+    let started = Instant::now();
+    let mut expected: HashMap<u64, (u64, i64)> = HashMap::new();
+    let mut folders: HashMap<u64, i64> = HashMap::new();
+    let mut flagged: HashSet<i64> = HashSet::new();
+    let mut linked: HashMap<i64, u64> = HashMap::new();
+    SqliteStore::scan_synced_files(db, "dropbox", |s| {
+        let path = fingerprint(&[&s.folder_lower, "/", &s.rel_lower]);
+        expected.insert(
+            path,
+            (fingerprint(&[&s.rev, " ", &s.content_hash]), s.record_id),
+        );
+        folders.insert(fingerprint(&[&s.folder_lower]), s.record_id);
+        match &s.attachment_hash {
+            Some(h) if s.synced && *h == s.content_hash => {
+                *linked.entry(s.record_id).or_default() += 1;
+            }
+            // The app changed or removed the attachment since.
+            _ => {
+                flagged.insert(s.record_id);
+            }
+        }
+    })
+    .await?;
+    // Attachments added since (more attachments than synced rows linking them).
+    for (record, n) in SqliteStore::attachment_counts(db, "dropbox").await? {
+        if linked.get(&record).copied().unwrap_or(0) != n {
+            flagged.insert(record);
+        }
+    }
+    let total = expected.len() as u64;
+    let mut compared = 0u64;
+    let mut untracked = 0u64;
+    let mut pages = 1u64;
+    let mut page = client.list_folder(&root, true).await?;
+    loop {
+        for entry in &page.entries {
+            let Entry::File(f) = entry else { continue };
+            let path = fingerprint(&[&f.path_lower]);
+            let hash = f.content_hash.as_deref().unwrap_or("");
+            match expected.remove(&path) {
+                Some((state, record)) => {
+                    compared += 1;
+                    if state != fingerprint(&[&f.rev, " ", hash]) {
+                        flagged.insert(record);
+                    }
+                }
+                None => {
+                    // A file Ferry does not track: the binding whose folder holds it decides.
+                    untracked += 1;
+                    let mut p = f.path_lower.as_str();
+                    while let Some(i) = p.rfind('/') {
+                        p = &p[..i];
+                        if let Some(record) = folders.get(&fingerprint(&[p])) {
+                            flagged.insert(*record);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        println!("progress {compared} {total}");
+        if !page.has_more {
+            break;
+        }
+        if started.elapsed() > timeout {
+            bail!("the listing reconciliation did not finish within {timeout:?}");
+        }
+        page = client.list_folder_continue(&page.cursor).await?;
+        pages += 1;
+    }
+    // Synced files Dropbox no longer has.
+    for (_, record) in expected.values() {
+        flagged.insert(*record);
+    }
+    Ok(json!({
+        "seconds": started.elapsed().as_secs_f64(),
+        "finished": true,
+        "compared": compared,
+        "untracked": untracked,
+        "pages": pages,
+        "flagged": flagged.len(),
+    }))
+}
