@@ -54,7 +54,8 @@ impl DropboxClient {
                 http,
                 http_long,
                 endpoints,
-                token: Arc::new(token.expose().to_owned()),
+                token: std::sync::RwLock::new(Arc::new(token.expose().to_owned())),
+                refresh: None,
                 injector: None,
             }),
             chunk_size: DEFAULT_CHUNK_SIZE,
@@ -74,13 +75,38 @@ impl DropboxClient {
         self
     }
 
+    /// A client for an OAuth connection: gets its first access token from the refresh token
+    /// now, and a new one whenever Dropbox says it expired.
+    pub async fn with_refresh(
+        endpoints: Endpoints,
+        refresh: crate::Refresh,
+    ) -> Result<Self, DropboxError> {
+        let client = DropboxClient::new(endpoints, &Secret::new(""))?;
+        let token = refresh
+            .access_token(&client.transport.http, &client.transport.endpoints)
+            .await?;
+        let transport = Transport {
+            http: client.transport.http.clone(),
+            http_long: client.transport.http_long.clone(),
+            endpoints: client.transport.endpoints.clone(),
+            token: std::sync::RwLock::new(Arc::new(token)),
+            refresh: Some(refresh),
+            injector: None,
+        };
+        Ok(DropboxClient {
+            transport: Arc::new(transport),
+            ..client
+        })
+    }
+
     /// Injects faults into every call (deterministic simulation only).
     pub fn with_injector(mut self, injector: Arc<dyn crate::FaultInjector>) -> Self {
         let transport = Transport {
             http: self.transport.http.clone(),
             http_long: self.transport.http_long.clone(),
             endpoints: self.transport.endpoints.clone(),
-            token: Arc::clone(&self.transport.token),
+            token: std::sync::RwLock::new(self.transport.current_token()),
+            refresh: self.transport.refresh.clone(),
             injector: Some(injector),
         };
         self.transport = Arc::new(transport);

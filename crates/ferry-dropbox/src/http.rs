@@ -17,8 +17,21 @@ pub(crate) struct Transport {
     /// For long-poll only: waits up to 480 s plus Dropbox's jitter.
     pub(crate) http_long: reqwest::Client,
     pub(crate) endpoints: Endpoints,
-    pub(crate) token: Arc<String>,
+    pub(crate) token: std::sync::RwLock<Arc<String>>,
+    /// Set for OAuth connections: how to get a new access token when one expires.
+    pub(crate) refresh: Option<crate::oauth::Refresh>,
     pub(crate) injector: Option<Arc<dyn crate::FaultInjector>>,
+}
+
+impl Transport {
+    pub(crate) fn current_token(&self) -> Arc<String> {
+        Arc::clone(
+            &self
+                .token
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
 }
 
 /// One call's view of the transport. A fresh one per call lets us report that call's own
@@ -170,8 +183,35 @@ impl HttpClient for FerryHttpClient {
     }
 
     fn token(&self) -> Option<Arc<String>> {
-        self.authenticated
-            .then(|| Arc::clone(&self.transport.token))
+        self.authenticated.then(|| self.transport.current_token())
+    }
+
+    /// Called by the SDK when Dropbox says the access token expired: refresh it (once per
+    /// expired token, however many calls noticed) and let the SDK retry.
+    async fn update_token(&self, old_token: Arc<String>) -> Result<bool, dropbox_sdk::Error> {
+        let Some(refresh) = &self.transport.refresh else {
+            return Ok(false);
+        };
+        if *self.transport.current_token() != *old_token {
+            return Ok(true);
+        }
+        let fresh = refresh
+            .access_token(&self.transport.http, &self.transport.endpoints)
+            .await
+            .map_err(|e| match e {
+                crate::DropboxError::Auth(_) => dropbox_sdk::Error::Authentication(
+                    dropbox_sdk::auth::AuthError::InvalidAccessToken,
+                ),
+                other => dropbox_sdk::Error::HttpClient(Box::new(std::io::Error::other(
+                    other.to_string(),
+                ))),
+            })?;
+        *self
+            .transport
+            .token
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
+        Ok(true)
     }
 }
 

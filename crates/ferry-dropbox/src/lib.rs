@@ -11,6 +11,7 @@ mod endpoints;
 mod error;
 mod faults;
 mod http;
+mod oauth;
 mod types;
 
 pub use batch::{MAX_BATCH, Staged};
@@ -18,4 +19,5 @@ pub use client::{DEFAULT_CHUNK_SIZE, DropboxClient};
 pub use endpoints::Endpoints;
 pub use error::DropboxError;
 pub use faults::{FaultInjector, Injected};
+pub use oauth::Refresh;
 pub use types::{AccountInfo, Entry, FileInfo, FolderInfo, ListPage, WriteMode};

@@ -2,18 +2,27 @@
 
 use crate::{Engine, EngineError};
 use ferry_core::secret::Secret;
-use ferry_dropbox::{AccountInfo, DropboxClient, Endpoints};
+use ferry_dropbox::{AccountInfo, DropboxClient, DropboxError, Endpoints, Refresh};
 use ferry_store::{SecretCipher, Store, StoredConnection};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+
+/// How Ferry authenticates to a Dropbox account.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// A long-lived (or pasted) access token.
+    Token(Secret),
+    /// An OAuth refresh token: access tokens are refreshed when they expire.
+    Refresh(Refresh),
+}
 
 /// What an admin gives to connect a Dropbox account.
 #[derive(Debug, Clone)]
 pub struct ConnectionInput {
     /// Name rules refer to.
     pub name: String,
-    /// Access token.
-    pub token: Secret,
+    /// Token or refresh token.
+    pub credentials: Credentials,
     /// Folder the rules' paths are under (`""` for the account root, else `/Folder`).
     pub root: String,
     /// Dropbox hosts (the real ones, or an emulator).
@@ -63,9 +72,20 @@ impl Connections {
         if let Some(reason) = stored.needs_reconnect {
             return Err(EngineError::NeedsReconnect(name.to_owned(), reason));
         }
-        let token = self.cipher.decrypt(&stored.token_ciphertext)?;
         let endpoints = Endpoints::new(&stored.api_url, &stored.content_url, &stored.notify_url)?;
-        let mut client = DropboxClient::new(endpoints, &token)?
+        let credentials = match (&stored.refresh_ciphertext, &stored.app_key) {
+            (Some(refresh), Some(app_key)) => Credentials::Refresh(Refresh {
+                refresh_token: self.cipher.decrypt(refresh)?,
+                app_key: app_key.clone(),
+                app_secret: match &stored.app_secret_ciphertext {
+                    Some(secret) => Some(self.cipher.decrypt(secret)?),
+                    None => None,
+                },
+            }),
+            _ => Credentials::Token(self.cipher.decrypt(&stored.token_ciphertext)?),
+        };
+        let mut client = build_client(endpoints, &credentials)
+            .await?
             .with_chunk_size(self.chunk_size)
             .with_max_attempts(self.attempts);
         if let Some(injector) = &self.injector {
@@ -84,6 +104,18 @@ impl Connections {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(name);
+    }
+}
+
+async fn build_client(
+    endpoints: Endpoints,
+    credentials: &Credentials,
+) -> Result<DropboxClient, DropboxError> {
+    match credentials {
+        Credentials::Token(token) => DropboxClient::new(endpoints, token),
+        Credentials::Refresh(refresh) => {
+            DropboxClient::with_refresh(endpoints, refresh.clone()).await
+        }
     }
 }
 
@@ -121,7 +153,7 @@ impl Engine {
             ));
         }
         validate_root(&input.root)?;
-        let client = DropboxClient::new(input.endpoints.clone(), &input.token)?;
+        let client = build_client(input.endpoints.clone(), &input.credentials).await?;
         let account = client.current_account().await?;
         crate::watcher::ensure_folder(&client, &input.root).await?;
         let stored = StoredConnection {
@@ -130,7 +162,25 @@ impl Engine {
             content_url: input.endpoints.content.clone(),
             notify_url: input.endpoints.notify.clone(),
             root: input.root,
-            token_ciphertext: self.connections.cipher.encrypt(&input.token)?,
+            token_ciphertext: match &input.credentials {
+                Credentials::Token(token) => self.connections.cipher.encrypt(token)?,
+                Credentials::Refresh(_) => Vec::new(),
+            },
+            refresh_ciphertext: match &input.credentials {
+                Credentials::Refresh(r) => Some(self.connections.cipher.encrypt(&r.refresh_token)?),
+                Credentials::Token(_) => None,
+            },
+            app_key: match &input.credentials {
+                Credentials::Refresh(r) => Some(r.app_key.clone()),
+                Credentials::Token(_) => None,
+            },
+            app_secret_ciphertext: match &input.credentials {
+                Credentials::Refresh(Refresh {
+                    app_secret: Some(secret),
+                    ..
+                }) => Some(self.connections.cipher.encrypt(secret)?),
+                _ => None,
+            },
             needs_reconnect: None,
             disconnecting: false,
         };
@@ -212,9 +262,16 @@ impl Engine {
         Ok(ids.len())
     }
 
-    /// A ready client for a stored connection, and its root folder.
+    /// A ready client for a stored connection, and its root folder. A refresh token Dropbox
+    /// refuses marks the connection `needs_reconnect`.
     pub async fn client(&self, name: &str) -> Result<(DropboxClient, String), EngineError> {
-        self.connections.client(name).await
+        match self.connections.client(name).await {
+            Err(EngineError::Dropbox(DropboxError::Auth(reason))) => {
+                self.mark_needs_reconnect(name, &reason).await?;
+                Err(EngineError::NeedsReconnect(name.to_owned(), reason))
+            }
+            other => other,
+        }
     }
 }
 

@@ -16,7 +16,7 @@ mod watcher;
 mod worker;
 
 pub use backoff::backoff_delay;
-pub use connections::ConnectionInput;
+pub use connections::{ConnectionInput, Credentials};
 pub use error::EngineError;
 pub use sync_pass::PassOutcome;
 

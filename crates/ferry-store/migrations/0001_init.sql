@@ -52,6 +52,10 @@ CREATE TABLE connections (
     notify_url        TEXT NOT NULL,
     root              TEXT NOT NULL,
     token_ciphertext  BLOB NOT NULL,
+    -- OAuth connections: refresh token and app secret (encrypted), app key.
+    refresh_ciphertext     BLOB,
+    app_key                TEXT,
+    app_secret_ciphertext  BLOB,
     cursor            TEXT,
     -- Set when Dropbox refused the token: work on this connection waits for a reconnect.
     needs_reconnect   TEXT,

@@ -165,6 +165,9 @@ fn connection_from_row(row: &SqliteRow) -> StoreResult<StoredConnection> {
         notify_url: row.try_get("notify_url")?,
         root: row.try_get("root")?,
         token_ciphertext: row.try_get("token_ciphertext")?,
+        refresh_ciphertext: row.try_get("refresh_ciphertext")?,
+        app_key: row.try_get("app_key")?,
+        app_secret_ciphertext: row.try_get("app_secret_ciphertext")?,
         needs_reconnect: row.try_get("needs_reconnect")?,
         disconnecting: row.try_get::<i64, _>("disconnecting")? != 0,
     })
@@ -392,9 +395,12 @@ impl Store for SqliteStore {
     async fn put_connection(&self, c: &StoredConnection) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO connections (name, api_url, content_url, notify_url, root, token_ciphertext, \
-             needs_reconnect, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET \
+             refresh_ciphertext, app_key, app_secret_ciphertext, needs_reconnect, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET \
              api_url = excluded.api_url, content_url = excluded.content_url, notify_url = excluded.notify_url, \
              root = excluded.root, token_ciphertext = excluded.token_ciphertext, \
+             refresh_ciphertext = excluded.refresh_ciphertext, app_key = excluded.app_key, \
+             app_secret_ciphertext = excluded.app_secret_ciphertext, \
              needs_reconnect = excluded.needs_reconnect, disconnecting = 0, updated_at = excluded.updated_at",
         )
         .bind(&c.name)
@@ -403,6 +409,9 @@ impl Store for SqliteStore {
         .bind(&c.notify_url)
         .bind(&c.root)
         .bind(&c.token_ciphertext)
+        .bind(&c.refresh_ciphertext)
+        .bind(&c.app_key)
+        .bind(&c.app_secret_ciphertext)
         .bind(&c.needs_reconnect)
         .bind(now_ms())
         .execute(&self.pool)

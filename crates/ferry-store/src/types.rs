@@ -55,8 +55,14 @@ pub struct StoredConnection {
     pub notify_url: String,
     /// Folder all rule paths are under (`""` or `/Something`).
     pub root: String,
-    /// Access token, encrypted by [`crate::SecretCipher`].
+    /// Access token, encrypted by [`crate::SecretCipher`] (empty for OAuth connections).
     pub token_ciphertext: Vec<u8>,
+    /// OAuth refresh token, encrypted.
+    pub refresh_ciphertext: Option<Vec<u8>>,
+    /// OAuth app key.
+    pub app_key: Option<String>,
+    /// OAuth app secret, encrypted (`None` for PKCE apps).
+    pub app_secret_ciphertext: Option<Vec<u8>>,
     /// Why the connection needs to be reconnected (Dropbox refused its token), if it does.
     pub needs_reconnect: Option<String>,
     /// Being disconnected (reverse sync in progress).

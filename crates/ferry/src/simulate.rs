@@ -151,7 +151,7 @@ impl Sim {
         engine
             .put_connection(ConnectionInput {
                 name: "dropbox".into(),
-                token: Secret::new(emulator.token()),
+                credentials: ferry_engine::Credentials::Token(Secret::new(emulator.token())),
                 root: ROOT.into(),
                 endpoints: Endpoints::single(&emulator.base_url())?,
             })

@@ -7,7 +7,8 @@ use axum::Json;
 use axum::extract::State;
 use ferry_core::secret::Secret;
 use ferry_dropbox::Endpoints;
-use ferry_engine::ConnectionInput;
+use ferry_dropbox::Refresh;
+use ferry_engine::{ConnectionInput, Credentials};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -15,8 +16,18 @@ use serde_json::{Value, json};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionBody {
-    /// Dropbox access token.
-    token: String,
+    /// Dropbox access token (or use `refresh_token` + `app_key`).
+    #[serde(default)]
+    token: Option<String>,
+    /// OAuth refresh token: access tokens are then refreshed as they expire.
+    #[serde(default)]
+    refresh_token: Option<String>,
+    /// The Dropbox app key the refresh token belongs to.
+    #[serde(default)]
+    app_key: Option<String>,
+    /// The app secret (leave out for PKCE apps).
+    #[serde(default)]
+    app_secret: Option<String>,
     /// Root folder for rule paths (`""` = whole Dropbox / app folder).
     #[serde(default)]
     root: String,
@@ -31,9 +42,35 @@ pub async fn put(
     PathParams(name): PathParams<String>,
     JsonBody(body): JsonBody<ConnectionBody>,
 ) -> Result<Json<Value>, ApiError> {
-    if body.token.trim().is_empty() {
-        return Err(ApiError::bad_request("token must not be empty"));
-    }
+    let nonempty = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let credentials = match (
+        nonempty(&body.token),
+        nonempty(&body.refresh_token),
+        nonempty(&body.app_key),
+    ) {
+        (Some(token), None, _) => Credentials::Token(Secret::new(token)),
+        (None, Some(refresh), Some(app_key)) => Credentials::Refresh(Refresh {
+            refresh_token: Secret::new(refresh),
+            app_key,
+            app_secret: nonempty(&body.app_secret).map(Secret::new),
+        }),
+        (None, Some(_), None) => return Err(ApiError::bad_request("refresh_token needs app_key")),
+        (Some(_), Some(_), _) => {
+            return Err(ApiError::bad_request(
+                "give either token or refresh_token, not both",
+            ));
+        }
+        (None, None, _) => {
+            return Err(ApiError::bad_request(
+                "token (or refresh_token and app_key) must not be empty",
+            ));
+        }
+    };
     let endpoints = match &body.base_url {
         Some(base) => Endpoints::single(base).map_err(|e| ApiError::bad_request(e.to_string()))?,
         None => Endpoints::dropbox(),
@@ -42,7 +79,7 @@ pub async fn put(
         .engine
         .put_connection(ConnectionInput {
             name: name.clone(),
-            token: Secret::new(body.token.trim()),
+            credentials,
             root: body.root.clone(),
             endpoints,
         })

@@ -64,7 +64,7 @@ async fn large_upload_resumes_after_a_crash() {
     first
         .put_connection(ConnectionInput {
             name: "dropbox".into(),
-            token: Secret::new(emu.emulator.token()),
+            credentials: ferry_engine::Credentials::Token(Secret::new(emu.emulator.token())),
             root: "/Ferry".into(),
             endpoints: Endpoints::single(&emu.emulator.base_url()).unwrap(),
         })

@@ -19,8 +19,14 @@ pub struct Emu {
 
 impl Emu {
     pub async fn start() -> Emu {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut EmulatorConfig)) -> Emu {
         let dir = tempfile::tempdir().expect("temp dir");
-        let emulator = RunningEmulator::start(EmulatorConfig::new(dir.path().join("emulator")))
+        let mut config = EmulatorConfig::new(dir.path().join("emulator"));
+        tweak(&mut config);
+        let emulator = RunningEmulator::start(config)
             .await
             .expect("emulator starts");
         Emu { dir, emulator }
@@ -54,7 +60,10 @@ impl Stack {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Stack {
-        let emu = Emu::start().await;
+        Self::start_on(Emu::start().await, tweak).await
+    }
+
+    pub async fn start_on(emu: Emu, tweak: impl FnOnce(&mut Config)) -> Stack {
         let mut config = Config {
             data_dir: emu.dir.path().join("ferry"),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
