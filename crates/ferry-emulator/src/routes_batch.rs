@@ -132,7 +132,6 @@ async fn start_batch(cx: &Ctx<'_>, arg: Value) -> Result<Response, ApiError> {
             )));
         }
     };
-    let _guard = cx.sessions.lock().await;
     let mut ids = Vec::new();
     for _ in 0..arg.num_sessions {
         let id = cx
@@ -172,7 +171,6 @@ async fn finish_batch(cx: &Ctx<'_>, arg: Value) -> Result<Vec<Value>, ApiError> 
     too_many("entries", arg.entries.len(), MAX_BATCH)?;
     let mut prepared = Vec::with_capacity(arg.entries.len());
     {
-        let _guard = cx.sessions.lock().await;
         for (i, entry) in arg.entries.iter().enumerate() {
             let malformed = || ApiError::route(nested("path", write_error(WriteErr::Malformed)));
             let path = match entry

@@ -261,10 +261,7 @@ async fn upload(app: &Ctx<'_>, arg: Value, body: Bytes) -> Result<Response, ApiE
         Err(err) => {
             // Like Dropbox, keep the data in a closed session so the commit can be retried
             // with upload_session/finish.
-            let session = {
-                let _guard = app.sessions.lock().await;
-                app.sessions.start(&body, true).await?
-            };
+            let session = { app.sessions.start(&body, true).await? };
             let reason = match err {
                 OpError::Write(err) => write_error(err),
                 _ => write_error(WriteErr::Malformed),
@@ -299,7 +296,6 @@ async fn session_start(app: &Ctx<'_>, arg: Value, body: Bytes) -> Result<Respons
         .as_ref()
         .is_some_and(|VoidUnion(kind)| kind == "concurrent");
     content_hash_checked(arg.content_hash.as_deref(), &body)?;
-    let _guard = app.sessions.lock().await;
     let session_id = app
         .sessions
         .start_typed(&body, arg.close, concurrent)
@@ -326,7 +322,6 @@ struct SessionAppendArg {
 async fn session_append(app: &Ctx<'_>, arg: Value, body: Bytes) -> Result<Response, ApiError> {
     let arg: SessionAppendArg = from_arg(arg)?;
     content_hash_checked(arg.content_hash.as_deref(), &body)?;
-    let _guard = app.sessions.lock().await;
     app.sessions
         .append(&arg.cursor.session_id, arg.cursor.offset, &body, arg.close)
         .await
@@ -350,7 +345,6 @@ async fn session_finish(app: &Ctx<'_>, arg: Value, body: Bytes) -> Result<Respon
     })?;
     content_hash_checked(arg.content_hash.as_deref(), &body)?;
     let id = &arg.cursor.session_id;
-    let _guard = app.sessions.lock().await;
     app.sessions
         .prepare_finish(id, arg.cursor.offset, &body, false)
         .await

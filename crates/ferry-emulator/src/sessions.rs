@@ -4,6 +4,7 @@
 //! before each append, so a crash between the two steps loses nothing that was acknowledged.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
@@ -94,11 +95,13 @@ fn refused<T>(err: SessionErr) -> Result<T, SessionFailure> {
     Err(SessionFailure::Refused(err))
 }
 
-/// The session directory. Callers serialise operations with [`Sessions::lock`].
+/// The session directory. Each session has its own lock (taken inside these methods), so
+/// different sessions upload in parallel; appends to one concurrent session write their data
+/// in parallel too and only serialise the metadata update.
 #[derive(Debug)]
 pub struct Sessions {
     dir: PathBuf,
-    lock: tokio::sync::Mutex<()>,
+    locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Sessions {
@@ -107,13 +110,17 @@ impl Sessions {
         std::fs::create_dir_all(&dir)?;
         Ok(Self {
             dir,
-            lock: tokio::sync::Mutex::new(()),
+            locks: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
-    /// Serialises session operations (held across the file I/O of one request).
-    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.lock.lock().await
+    /// The lock of one session.
+    async fn lock_id(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(locks.entry(id.to_string()).or_default())
+        };
+        lock.lock_owned().await
     }
 
     /// The data file of a session (for hashing at finish).
@@ -195,7 +202,6 @@ impl Sessions {
     async fn append_concurrent(
         &self,
         id: &str,
-        mut meta: SessionMeta,
         offset: u64,
         data: &[u8],
         close: bool,
@@ -212,9 +218,13 @@ impl Sessions {
         }
         // Parallel appends may land after the closing one: they may still fill gaps below the
         // closed length, nothing beyond it.
-        if meta.closed && (close || meta.length.is_none_or(|length| end > length)) {
+        let beyond_close = |meta: &SessionMeta| {
+            meta.closed && (close || meta.length.is_none_or(|length| end > length))
+        };
+        if beyond_close(&self.read_meta(id).await?) {
             return refused(SessionErr::Closed);
         }
+        // The data goes in without the session lock (appends cover disjoint blocks).
         if !data.is_empty() {
             use tokio::io::AsyncSeekExt;
             let mut file = tokio::fs::OpenOptions::new()
@@ -224,6 +234,13 @@ impl Sessions {
             file.seek(std::io::SeekFrom::Start(offset)).await?;
             file.write_all(data).await?;
             file.flush().await?;
+        }
+        let _lock = self.lock_id(id).await;
+        let mut meta = self.read_meta(id).await?;
+        if beyond_close(&meta) {
+            return refused(SessionErr::Closed);
+        }
+        if !data.is_empty() {
             meta.ranges.push((offset, end));
         }
         meta.offset = meta.offset.max(end);
@@ -243,10 +260,22 @@ impl Sessions {
         data: &[u8],
         close: bool,
     ) -> Result<u64, SessionFailure> {
-        let mut meta = self.read_meta(id).await?;
-        if meta.concurrent {
-            return self.append_concurrent(id, meta, offset, data, close).await;
+        if self.read_meta(id).await?.concurrent {
+            return self.append_concurrent(id, offset, data, close).await;
         }
+        let _lock = self.lock_id(id).await;
+        self.append_sequential(id, offset, data, close).await
+    }
+
+    /// A sequential append; the caller holds the session's lock.
+    async fn append_sequential(
+        &self,
+        id: &str,
+        offset: u64,
+        data: &[u8],
+        close: bool,
+    ) -> Result<u64, SessionFailure> {
+        let mut meta = self.read_meta(id).await?;
         if meta.closed {
             return Err(SessionFailure::Refused(SessionErr::Closed));
         }
@@ -289,6 +318,8 @@ impl Sessions {
         data: &[u8],
         batch: bool,
     ) -> Result<u64, SessionFailure> {
+        self.read_meta(id).await?;
+        let _lock = self.lock_id(id).await;
         let meta = self.read_meta(id).await?;
         if meta.concurrent {
             if !data.is_empty() {
@@ -331,12 +362,14 @@ impl Sessions {
             return Ok(meta.offset);
         }
         // Keep the session open: if the commit fails the client retries with the new offset.
-        self.append(id, offset, data, false).await
+        self.append_sequential(id, offset, data, false).await
     }
 
     /// Forgets a finished session.
     pub async fn remove(&self, id: &str) {
         let _ = tokio::fs::remove_file(self.meta_path(id)).await;
         let _ = tokio::fs::remove_file(self.data_path(id)).await;
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.remove(id);
     }
 }

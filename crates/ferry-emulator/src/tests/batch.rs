@@ -564,3 +564,54 @@ async fn per_entry_lock_contention_in_batches() {
         .json();
     assert_eq!(retried["entries"][0][".tag"], "success");
 }
+
+#[tokio::test]
+async fn concurrent_session_appends_in_parallel() {
+    let h = Harness::start().await;
+    const BLOCK: usize = 4 << 20;
+    let id = h
+        .upload_to(
+            "files/upload_session/start",
+            json!({"session_type": "concurrent"}),
+            b"",
+        )
+        .await
+        .json()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let append = |offset: usize, data: Vec<u8>, close: bool| {
+        let (h, id) = (&h, &id);
+        async move {
+            h.upload_to(
+                "files/upload_session/append_v2",
+                json!({"cursor": {"session_id": id, "offset": offset}, "close": close}),
+                &data,
+            )
+            .await
+        }
+    };
+    let (a, b, c, d) = tokio::join!(
+        append(0, vec![1; BLOCK], false),
+        append(BLOCK, vec![2; BLOCK], false),
+        append(2 * BLOCK, vec![3; BLOCK], false),
+        append(3 * BLOCK, b"end".to_vec(), true),
+    );
+    for reply in [a, b, c, d] {
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    }
+    let done = h
+        .upload_to(
+            "files/upload_session/finish",
+            json!({"cursor": {"session_id": id, "offset": 3 * BLOCK + 3}, "commit": {"path": "/par.bin"}}),
+            b"",
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    let body = h.download("/par.bin", None).await.body;
+    assert_eq!(body.len(), 3 * BLOCK + 3);
+    assert!(body[..BLOCK].iter().all(|b| *b == 1));
+    assert!(body[BLOCK..2 * BLOCK].iter().all(|b| *b == 2));
+    assert!(body[2 * BLOCK..3 * BLOCK].iter().all(|b| *b == 3));
+    assert_eq!(&body[3 * BLOCK..], b"end");
+}
