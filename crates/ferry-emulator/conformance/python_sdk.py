@@ -23,13 +23,19 @@ import threading
 import time
 import traceback
 
+import re
+import urllib.parse
+
 import dropbox
 import requests
-from dropbox import exceptions, files, sharing
+from dropbox import common, exceptions, files, sharing
 
 TOKEN = os.environ["FERRY_EMU_TOKEN"]
 CERT = os.environ["FERRY_EMU_CERT"]
 ADMIN = os.environ["FERRY_EMU_ADMIN"]
+TEAM_TOKEN = os.environ["FERRY_EMU_TEAM_TOKEN"]
+TEAM_MEMBER = os.environ["FERRY_EMU_TEAM_MEMBER"]
+TEAM_ROOT = os.environ["FERRY_EMU_TEAM_ROOT"]
 
 dbx = dropbox.Dropbox(TOKEN, ca_certs=CERT, max_retries_on_error=0)
 
@@ -289,6 +295,62 @@ def _():
         assert e.backoff == 5, e.backoff
     finally:
         set_model(rate_per_sec=200.0, rate_burst=1000)
+
+
+@check("OAuth: PKCE no-redirect flow, consent page, code exchange, refresh")
+def _():
+    flow = dropbox.DropboxOAuth2FlowNoRedirect(
+        "ferry-app", use_pkce=True, token_access_type="offline", ca_certs=CERT
+    )
+    url = urllib.parse.urlsplit(flow.start())
+    params = dict(urllib.parse.parse_qsl(url.query))
+    page = requests.get(
+        "https://%s/oauth2/authorize" % os.environ["DROPBOX_API_HOST"],
+        params=params, verify=CERT, timeout=10,
+    )
+    assert page.status_code == 200 and "Allow" in page.text
+    params["decision"] = "allow"
+    shown = requests.post(
+        "https://%s/oauth2/authorize" % os.environ["DROPBOX_API_HOST"],
+        data=params, verify=CERT, timeout=10,
+    )
+    code = re.search(r'<code id="code">([^<]+)</code>', shown.text).group(1)
+    result = flow.finish(code)
+    assert result.access_token.startswith("sl.") and result.refresh_token
+    user = dropbox.Dropbox(
+        oauth2_access_token=result.access_token,
+        oauth2_refresh_token=result.refresh_token,
+        app_key="ferry-app",
+        ca_certs=CERT,
+    )
+    first = user.users_get_current_account().account_id
+    user.refresh_access_token()
+    assert user._oauth2_access_token != result.access_token
+    assert user.users_get_current_account().account_id == first
+
+
+@check("teams: as_user (Select-User) and with_path_root (team root)")
+def _():
+    team = dropbox.DropboxTeam(TEAM_TOKEN, ca_certs=CERT, max_retries_on_error=0)
+    member = team.as_user(TEAM_MEMBER)
+    account = member.users_get_current_account()
+    assert account.team_member_id == TEAM_MEMBER
+    assert account.root_info.root_namespace_id == TEAM_ROOT
+    shared = member.with_path_root(common.PathRoot.root(TEAM_ROOT))
+    shared.files_create_folder_v2("/Team Space")
+    mine = dbx.with_path_root(common.PathRoot.namespace_id(TEAM_ROOT))
+    names = [e.name for e in mine.files_list_folder("").entries]
+    assert names == ["Team Space"], names
+    try:
+        dbx.with_path_root(common.PathRoot.root("1")).files_list_folder("")
+        raise AssertionError("a wrong root must fail")
+    except exceptions.PathRootError as e:
+        assert e.error.is_invalid_root(), e.error
+    try:
+        team.as_user("dbmid:nobody").users_get_current_account()
+        raise AssertionError("unknown member")
+    except exceptions.AuthError as e:
+        assert e.error.is_invalid_select_user()
 
 
 failed = [name for name, error in RESULTS if error]

@@ -947,7 +947,14 @@ async fn python_sdk_over_tls() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = EmulatorConfig::new(dir.path());
     config.tls = true;
+    config.accounts = vec![ferry_emulator::AccountSpec::new("bob")];
+    config.team = Some(ferry_emulator::TeamSpec {
+        name: "acme".into(),
+        token: None,
+        members: vec!["default".into(), "bob".into()],
+    });
     let emu = RunningEmulator::start(config).await.expect("emulator");
+    let team = emu.team().expect("team").clone();
     let host = format!("localhost:{}", emu.addr().port());
     let cert = emu.cert_path().expect("certificate").to_path_buf();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -958,6 +965,10 @@ async fn python_sdk_over_tls() {
         .env("DROPBOX_API_HOST", &host)
         .env("DROPBOX_API_CONTENT_HOST", &host)
         .env("DROPBOX_API_NOTIFY_HOST", &host)
+        .env("DROPBOX_WEB_HOST", &host)
+        .env("FERRY_EMU_TEAM_TOKEN", &team.token)
+        .env("FERRY_EMU_TEAM_MEMBER", &team.members[1].1)
+        .env("FERRY_EMU_TEAM_ROOT", &team.root_namespace_id)
         .env("FERRY_EMU_TOKEN", emu.token())
         // The SDK posts with `verify=True`, so requests takes the CA bundle from here; its own
         // `ca_certs` argument alone is not enough with current `requests`.
@@ -975,6 +986,8 @@ async fn python_sdk_over_tls() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains(" checks, 0 failed"), "{stdout}");
+    let passed = stdout.lines().filter(|l| l.starts_with("ok   ")).count();
+    assert!(passed >= 14, "only {passed} checks ran:\n{stdout}");
 }
 
 /// OAuth through the SDK's own `oauth2` module: the authorize URL it builds, the code
