@@ -188,6 +188,8 @@ pub struct RunningEmulator {
     token: String,
     accounts: Vec<AccountInfo>,
     team: Option<TeamInfo>,
+    /// `key (full Dropbox | /Apps/<name>)` per OAuth app, for the banner.
+    apps: Vec<String>,
     faults: FaultsHandle,
     cert_path: Option<PathBuf>,
     calls: RouteCalls,
@@ -264,6 +266,18 @@ impl RunningEmulator {
             token,
             accounts,
             team,
+            apps: config
+                .apps
+                .iter()
+                .map(|a| {
+                    let access = if a.app_folder {
+                        format!("/Apps/{}", a.name)
+                    } else {
+                        "full Dropbox".into()
+                    };
+                    format!("{} ({access})", a.key)
+                })
+                .collect(),
             faults,
             cert_path,
             calls,
@@ -339,6 +353,11 @@ impl RunningEmulator {
                 cert.display()
             ));
         }
+        out.push_str(&format!(
+            "OAuth: {}/oauth2/authorize, apps {}\n",
+            self.base_url(),
+            self.apps.join(", ")
+        ));
         out.push_str(&format!(
             "fault model: {}/admin/model (GET, PUT)\n",
             self.base_url()
