@@ -19,6 +19,58 @@ pub(crate) struct PlannedUpload {
 }
 
 impl Engine {
+    /// Logs an upload's outcome and saves what Dropbox confirmed (or the error) in the file's
+    /// sync row.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn record_upload(
+        &self,
+        cx: &Ctx<'_>,
+        rows: &[SyncRow],
+        attachment_id: i64,
+        rel: &RelPath,
+        result: Result<ferry_dropbox::FileInfo, DropboxError>,
+        started: Instant,
+        outcome: &mut PassOutcome,
+    ) -> Result<(), EngineError> {
+        let path = abs(&cx.binding.folder_display, rel);
+        let mut row = rows
+            .iter()
+            .find(|r| r.rel_lower.as_deref() == Some(rel.lower.as_str()))
+            .cloned()
+            .unwrap_or_else(|| cx.new_row(rel));
+        row.attachment_id = Some(attachment_id);
+        row.rel_display = Some(rel.display.clone());
+        let bytes = result.as_ref().map(|i| i.size).unwrap_or(0);
+        self.log_action(
+            cx.binding,
+            cx.record,
+            &path,
+            "upload",
+            bytes,
+            started,
+            result.as_ref().err(),
+        )
+        .await;
+        match result {
+            Ok(info) => {
+                outcome.uploaded += 1;
+                row.dropbox_id = Some(info.id);
+                row.rev = Some(info.rev);
+                row.content_hash = info.content_hash;
+                row.state = SyncState::Synced;
+                row.last_error = None;
+            }
+            Err(e) => {
+                outcome.failure(&e);
+                row.state = SyncState::Failed;
+                row.last_error = Some(crate::binding::describe(&e));
+            }
+        }
+        self.store.save_sync_row(&row).await?;
+        Ok(())
+    }
+
+    /// Stages and commits several uploads (or one large one) in batches.
     pub(crate) async fn upload_batch(
         &self,
         cx: &Ctx<'_>,
@@ -90,46 +142,16 @@ impl Engine {
         }
         for (u, result) in uploads.into_iter().zip(results) {
             let result = result.unwrap_or_else(|| Err(DropboxError::Other("not committed".into())));
-            let path = abs(&cx.binding.folder_display, &u.rel);
-            let mut row = rows
-                .iter()
-                .find(|r| r.rel_lower.as_deref() == Some(u.rel.lower.as_str()))
-                .cloned()
-                .unwrap_or_else(|| cx.new_row(&u.rel));
-            row.attachment_id = Some(u.attachment_id);
-            row.rel_display = Some(u.rel.display.clone());
-            let bytes = result.as_ref().map(|i| i.size).unwrap_or(0);
-            self.log_action(
-                cx.binding,
-                cx.record,
-                &path,
-                "upload",
-                bytes,
-                started,
-                result.as_ref().err(),
-            )
-            .await;
-            match result {
-                Ok(info) => {
-                    if info.size > self.config.chunk_size as u64 {
-                        self.store
-                            .delete_upload_session(&cx.binding.connection, &u.content_hash)
-                            .await?;
-                    }
-                    outcome.uploaded += 1;
-                    row.dropbox_id = Some(info.id);
-                    row.rev = Some(info.rev);
-                    row.content_hash = info.content_hash;
-                    row.state = SyncState::Synced;
-                    row.last_error = None;
-                }
-                Err(e) => {
-                    outcome.failure(&e);
-                    row.state = SyncState::Failed;
-                    row.last_error = Some(crate::binding::describe(&e));
-                }
+            if result
+                .as_ref()
+                .is_ok_and(|info| info.size > self.config.chunk_size as u64)
+            {
+                self.store
+                    .delete_upload_session(&cx.binding.connection, &u.content_hash)
+                    .await?;
             }
-            self.store.save_sync_row(&row).await?;
+            self.record_upload(cx, rows, u.attachment_id, &u.rel, result, started, outcome)
+                .await?;
         }
         Ok(())
     }

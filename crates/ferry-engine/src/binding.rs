@@ -13,7 +13,7 @@ use ferry_core::sync_plan::{
 };
 use ferry_dropbox::{DropboxClient, DropboxError, Entry, WriteMode};
 use ferry_store::{AttachmentInput, Binding, LogEntry, SyncRow, SyncState};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 /// The absolute Dropbox path of `rel` inside `folder`.
@@ -235,7 +235,24 @@ impl Engine {
         for action in preserve {
             self.execute(&cx, &rows, action, outcome).await?;
         }
-        if uploads.len() >= 2 {
+        // Several uploads, or a large one (resumable session), go through the batch path.
+        let sizes: HashMap<String, u64> = self
+            .store
+            .attachments(record.id)
+            .await?
+            .into_iter()
+            .map(|a| (a.content_hash, a.size))
+            .collect();
+        let large = |hash: &str| {
+            sizes
+                .get(hash)
+                .is_some_and(|s| *s > self.config.chunk_size as u64)
+        };
+        let batched = uploads.len() >= 2
+            || uploads
+                .iter()
+                .any(|a| matches!(a, Action::Upload { content_hash, .. } if large(content_hash)));
+        if batched {
             let planned = uploads
                 .into_iter()
                 .filter_map(|a| match a {
@@ -589,86 +606,22 @@ impl Engine {
                 mode,
             } => {
                 let path = abs(folder, &rel);
-                let mut row = row_for(&rel).unwrap_or_else(|| cx.new_row(&rel));
-                row.attachment_id = Some(attachment_id);
-                row.rel_display = Some(rel.display.clone());
                 let mode = match mode {
                     UploadMode::Add => WriteMode::Add,
                     UploadMode::Update(rev) => WriteMode::Update(rev),
                 };
                 let result = match self.blobs.get(&content_hash).await {
-                    // Large: a resumable session, then a one-entry commit.
-                    Ok(data) if data.len() > self.config.chunk_size => {
-                        let size = data.len() as u64;
-                        match self
-                            .stage_resumable(cx.client, &cx.binding.connection, &content_hash, data)
-                            .await
-                        {
-                            Ok(staged) => {
-                                let lock = self.commit_lock(&cx.binding.connection);
-                                let _one_commit = lock.lock().await;
-                                let committed = cx
-                                    .client
-                                    .finish_batch(&[(staged, path.clone(), mode.clone())])
-                                    .await
-                                    .and_then(|mut results| {
-                                        results.pop().unwrap_or_else(|| {
-                                            Err(DropboxError::Other("empty batch answer".into()))
-                                        })
-                                    });
-                                if committed.is_ok() {
-                                    self.store
-                                        .delete_upload_session(
-                                            &cx.binding.connection,
-                                            &content_hash,
-                                        )
-                                        .await?;
-                                }
-                                committed.map(|info| (info, size))
-                            }
-                            Err(e) => Err(e),
-                        }
-                    }
                     Ok(data) => {
-                        let size = data.len() as u64;
                         let lock = self.commit_lock(&cx.binding.connection);
                         let _one_commit = lock.lock().await;
-                        cx.client
-                            .upload(&path, data, &mode)
-                            .await
-                            .map(|info| (info, size))
+                        cx.client.upload(&path, data, &mode).await
                     }
                     Err(e) => Err(DropboxError::Other(format!(
                         "attachment content unavailable: {e}"
                     ))),
                 };
-                let bytes = result.as_ref().map(|(_, s)| *s).unwrap_or(0);
-                self.log_action(
-                    cx.binding,
-                    cx.record,
-                    &path,
-                    "upload",
-                    bytes,
-                    started,
-                    result.as_ref().err(),
-                )
-                .await;
-                match result {
-                    Ok((info, _)) => {
-                        outcome.uploaded += 1;
-                        row.dropbox_id = Some(info.id);
-                        row.rev = Some(info.rev);
-                        row.content_hash = info.content_hash;
-                        row.state = SyncState::Synced;
-                        row.last_error = None;
-                    }
-                    Err(e) => {
-                        outcome.failure(&e);
-                        row.state = SyncState::Failed;
-                        row.last_error = Some(describe(&e));
-                    }
-                }
-                self.store.save_sync_row(&row).await?;
+                self.record_upload(cx, rows, attachment_id, &rel, result, started, outcome)
+                    .await?;
             }
             Action::DeleteRemote { row_id, rel, rev } => {
                 let path = abs(folder, &rel);
