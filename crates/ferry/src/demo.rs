@@ -190,8 +190,14 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
         Endpoints::single(&emulator.base_url())?,
         &Secret::new(emulator.token()),
     )?;
-    let before = client.list_all("", true).await?.0.len();
-    println!("   not ready for production yet: {before} entries in Dropbox");
+    let before = client
+        .list_all("", true)
+        .await?
+        .0
+        .iter()
+        .filter(|e| matches!(e, ferry_dropbox::Entry::File(_)))
+        .count();
+    println!("   not ready for production yet: {before} files in Dropbox");
 
     println!("4. Marking order 1001 ready for production");
     api.put_json(
