@@ -201,6 +201,24 @@ pub enum Action {
         /// The sync row.
         row_id: i64,
     },
+    /// Someone renamed or moved the file in Dropbox (same id, same content): follow it in
+    /// the app — the attachment takes the new name and place.
+    RenameLocal {
+        /// The attachment.
+        attachment_id: i64,
+        /// Its sync row.
+        row_id: i64,
+        /// Where the file is now.
+        to: RelPath,
+    },
+    /// Someone renamed a file of a push-only binding in Dropbox: put it back where the app
+    /// says (one move, no re-upload).
+    MoveRemote {
+        /// Where it is now.
+        from: RelPath,
+        /// Where it belongs.
+        to: RelPath,
+    },
 }
 
 /// The result of planning one binding.
@@ -240,6 +258,66 @@ pub fn conflicted_copy(rel: &RelPath, label: &str, taken: &BTreeSet<String>) -> 
     }
 }
 
+/// Finds synced files that Dropbox now holds under another name (same id, same content,
+/// nothing tracked at the new name) and returns the rename actions plus the trees as they
+/// are after them.
+fn follow_renames(
+    local: &[LocalFile],
+    remote: &[RemoteFile],
+    synced: &[SyncedFile],
+    direction: Direction,
+) -> (
+    Vec<Action>,
+    Vec<LocalFile>,
+    Vec<RemoteFile>,
+    Vec<SyncedFile>,
+) {
+    let mut local = local.to_vec();
+    let mut remote = remote.to_vec();
+    let mut synced = synced.to_vec();
+    let mut actions = Vec::new();
+    let remote_keys: BTreeSet<String> = remote.iter().map(|f| f.rel.lower.clone()).collect();
+    let synced_keys: BTreeSet<String> = synced.iter().map(|f| f.rel.lower.clone()).collect();
+    let local_keys: BTreeSet<String> = local.iter().map(|f| f.rel.lower.clone()).collect();
+    for sf_slot in synced.iter_mut() {
+        let sf = sf_slot.clone();
+        if remote_keys.contains(&sf.rel.lower) {
+            continue;
+        }
+        let Some(ri) = remote.iter().position(|f| {
+            f.id == sf.dropbox_id
+                && f.content_hash == sf.content_hash
+                && !synced_keys.contains(&f.rel.lower)
+                && !local_keys.contains(&f.rel.lower)
+        }) else {
+            continue;
+        };
+        let Some(li) = local.iter().position(|f| f.rel.lower == sf.rel.lower) else {
+            continue;
+        };
+        if local[li].content_hash != sf.content_hash {
+            continue; // Changed in the app too: planned as a delete plus a new file.
+        }
+        let new_rel = remote[ri].rel.clone();
+        if direction.pulls() {
+            actions.push(Action::RenameLocal {
+                attachment_id: local[li].attachment_id,
+                row_id: sf.row_id,
+                to: new_rel.clone(),
+            });
+            local[li].rel = new_rel.clone();
+            sf_slot.rel = new_rel;
+        } else {
+            actions.push(Action::MoveRemote {
+                from: new_rel,
+                to: sf.rel.clone(),
+            });
+            remote[ri].rel = sf.rel.clone();
+        }
+    }
+    (actions, local, remote, synced)
+}
+
 /// Plans one binding. `local` and `remote` must have unique `rel.lower` keys.
 pub fn plan(
     local: &[LocalFile],
@@ -247,6 +325,10 @@ pub fn plan(
     synced: &[SyncedFile],
     options: &PlanOptions,
 ) -> Plan {
+    // Renames in Dropbox, recognised by id: followed (pull, both) or undone (push); the trees
+    // are then planned as if the file were where it ends up.
+    let (renames, local, remote, synced) = follow_renames(local, remote, synced, options.direction);
+    let (local, remote, synced) = (&local[..], &remote[..], &synced[..]);
     let l: BTreeMap<&str, &LocalFile> = local.iter().map(|f| (f.rel.lower.as_str(), f)).collect();
     let r: BTreeMap<&str, &RemoteFile> = remote.iter().map(|f| (f.rel.lower.as_str(), f)).collect();
     let s: BTreeMap<&str, &SyncedFile> = synced.iter().map(|f| (f.rel.lower.as_str(), f)).collect();
@@ -433,8 +515,10 @@ pub fn plan(
             ),
         };
     }
-    // Preserve human versions first, then write, then delete, then bookkeeping.
-    let mut actions = preserve;
+    // Renames first (they put files where the rest of the plan expects them), then preserve
+    // human versions, then write, then delete, then bookkeeping.
+    let mut actions = renames;
+    actions.extend(preserve);
     actions.extend(writes);
     actions.extend(destructive);
     actions.extend(bookkeeping);

@@ -272,6 +272,64 @@ fn delete_versus_edit_keeps_the_edit() {
 }
 
 #[test]
+fn renames_in_dropbox_are_followed_or_undone() {
+    let s = [synced(9, 1, "a.pdf", "id:1", "r1", "h")];
+    let moved = [remote("id:1", "sub/b.pdf", "r1", "h")];
+    // Two-way: the attachment follows, nothing is archived or imported.
+    let p = run(plan(
+        &[local(1, "a.pdf", "h")],
+        &moved,
+        &s,
+        &opts(Direction::Both),
+    ));
+    assert_eq!(
+        p,
+        vec![Action::RenameLocal {
+            attachment_id: 1,
+            row_id: 9,
+            to: rel("sub/b.pdf")
+        }]
+    );
+    // Push-only: the file is moved back, no re-upload.
+    let p = run(plan(
+        &[local(1, "a.pdf", "h")],
+        &moved,
+        &s,
+        &opts(Direction::Push),
+    ));
+    assert_eq!(
+        p,
+        vec![Action::MoveRemote {
+            from: rel("sub/b.pdf"),
+            to: rel("a.pdf")
+        }]
+    );
+    // Renamed and edited in Dropbox: not a plain rename (delete + new file, nothing lost).
+    let edited = [remote("id:1", "b.pdf", "r2", "h2")];
+    let p = run(plan(
+        &[local(1, "a.pdf", "h")],
+        &edited,
+        &s,
+        &opts(Direction::Both),
+    ));
+    assert!(
+        p.iter().any(|a| matches!(a, Action::Import { .. })),
+        "{p:?}"
+    );
+    // Many renames are not deletions: the brake does not fire.
+    let s: Vec<SyncedFile> = (0..6)
+        .map(|i| synced(i, i, &format!("f{i}"), &format!("id:{i}"), "r", "h"))
+        .collect();
+    let l: Vec<LocalFile> = (0..6).map(|i| local(i, &format!("f{i}"), "h")).collect();
+    let r: Vec<RemoteFile> = (0..6)
+        .map(|i| remote(&format!("id:{i}"), &format!("renamed {i}"), "r", "h"))
+        .collect();
+    let p = run(plan(&l, &r, &s, &opts(Direction::Both)));
+    assert_eq!(p.len(), 6);
+    assert!(p.iter().all(|a| matches!(a, Action::RenameLocal { .. })));
+}
+
+#[test]
 fn mass_deletion_brake() {
     let s: Vec<SyncedFile> = (0..10)
         .map(|i| synced(i, i, &format!("f{i}"), &format!("id:{i}"), "r", "h"))
@@ -471,6 +529,37 @@ impl World {
                 );
             }
             Action::Forget { row_id } => self.synced.retain(|_, s| s.row_id != *row_id),
+            Action::RenameLocal {
+                attachment_id,
+                row_id,
+                to,
+            } => {
+                let k = self
+                    .local
+                    .iter()
+                    .find(|(_, v)| v.0 == *attachment_id)
+                    .map(|(k, _)| k.clone())
+                    .expect("rename: exists");
+                let v = self.local.remove(&k).unwrap();
+                self.local.insert(to.lower.clone(), v);
+                let old = self
+                    .synced
+                    .iter()
+                    .find(|(_, s)| s.row_id == *row_id)
+                    .map(|(k, _)| k.clone())
+                    .expect("rename: synced");
+                let mut s = self.synced.remove(&old).unwrap();
+                s.rel = to.clone();
+                self.synced.insert(to.lower.clone(), s);
+            }
+            Action::MoveRemote { from, to } => {
+                let f = self
+                    .remote
+                    .remove(&from.lower)
+                    .expect("move: source exists");
+                assert!(!self.remote.contains_key(&to.lower), "move target free");
+                self.remote.insert(to.lower.clone(), f);
+            }
         }
     }
 

@@ -402,6 +402,8 @@ impl Engine {
             .map(|l| l.rel.lower.as_str())
             .chain(synced.iter().map(|s| s.rel.lower.as_str()))
             .collect();
+        // Files the binding tracks, wherever they went (a rename in Dropbox keeps the id).
+        let tracked_ids: HashSet<&str> = synced.iter().map(|s| s.dropbox_id.as_str()).collect();
         let pulls = placed.is_some_and(|p| p.direction.pulls());
         let subfolders = placed.is_some_and(|p| p.pull_subfolders);
         let depth = binding.folder_display.split('/').count();
@@ -419,7 +421,8 @@ impl Engine {
             }
             let rel = RelPath::new(parts[depth..].join("/"));
             occupied.insert(rel.lower.clone());
-            let is_known = known.contains(rel.lower.as_str());
+            let is_known =
+                known.contains(rel.lower.as_str()) || tracked_ids.contains(f.id.as_str());
             let wanted = is_known || (pulls && !shared && (subfolders || !rel.lower.contains('/')));
             if wanted {
                 out.push(RemoteFile {
@@ -726,6 +729,57 @@ impl Engine {
                 self.store.save_sync_row(&row).await?;
             }
             Action::Forget { row_id } => self.store.delete_sync_row(row_id).await?,
+            Action::RenameLocal {
+                attachment_id,
+                row_id,
+                to,
+            } => {
+                let taken: HashSet<String> = self
+                    .store
+                    .attachments(cx.record.id)
+                    .await?
+                    .into_iter()
+                    .filter(|a| a.id != attachment_id)
+                    .map(|a| dropbox_lower(&a.name))
+                    .collect();
+                let file_name = to.display.rsplit('/').next().unwrap_or(&to.display);
+                let name = unique_name(file_name, &taken);
+                self.store
+                    .rename_attachment(attachment_id, &name, &to.display)
+                    .await?;
+                if let Some(mut row) = rows.iter().find(|r| r.id == row_id).cloned() {
+                    row.rel_display = Some(to.display.clone());
+                    row.rel_lower = Some(to.lower.clone());
+                    self.store.save_sync_row(&row).await?;
+                }
+                self.log_action(
+                    cx.binding,
+                    cx.record,
+                    &abs(folder, &to),
+                    "rename_local",
+                    0,
+                    started,
+                    None,
+                )
+                .await;
+            }
+            Action::MoveRemote { from, to } => {
+                let path = abs(folder, &from);
+                let result = cx.client.move_entry(&path, &abs(folder, &to)).await;
+                self.log_action(
+                    cx.binding,
+                    cx.record,
+                    &path,
+                    "move_back",
+                    0,
+                    started,
+                    result.as_ref().err(),
+                )
+                .await;
+                if let Err(e) = result {
+                    outcome.failure(&e);
+                }
+            }
         }
         Ok(())
     }

@@ -45,6 +45,13 @@ pub trait Store: Send + Sync + 'static {
     async fn put_attachment(&self, input: &AttachmentInput) -> StoreResult<Upserted<Attachment>>;
     /// Removes an attachment; false if there was none by that name.
     async fn remove_attachment(&self, record_id: RecordId, name: &str) -> StoreResult<bool>;
+    /// Renames an attachment and records where it sits in Dropbox; false if it does not exist.
+    async fn rename_attachment(
+        &self,
+        attachment_id: AttachmentId,
+        name: &str,
+        origin_path: &str,
+    ) -> StoreResult<bool>;
     /// Moves an attachment to the archive (content kept); false if it does not exist.
     async fn archive_attachment(
         &self,

@@ -437,6 +437,24 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn rename_attachment(
+        &self,
+        attachment_id: AttachmentId,
+        name: &str,
+        origin_path: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE attachments SET name = ?, origin_path = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(name)
+        .bind(origin_path)
+        .bind(now_ms())
+        .bind(attachment_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn archive_attachment(
         &self,
         attachment_id: AttachmentId,

@@ -426,3 +426,59 @@ async fn reverse_sync_before_moving_and_disconnecting() {
         .collect();
     assert_eq!(reverse.len(), 2, "{log}");
 }
+
+/// Renaming a file in Dropbox renames the attachment (same id, same content): nothing is
+/// archived, imported again or uploaded again.
+#[tokio::test]
+async fn dropbox_rename_renames_the_attachment() {
+    let stack = Stack::start().await;
+    project_rule(&stack, json!({})).await;
+    stack
+        .api
+        .put_json("/v1/records/project/P6", &json!({"fields": {}}))
+        .await
+        .unwrap();
+    stack
+        .api
+        .put_bytes(
+            "/v1/records/project/P6/attachments/draft.pdf",
+            b"plan".to_vec(),
+        )
+        .await
+        .unwrap();
+    stack.settle().await;
+    let transfers = stack.emu.emulator.route_calls("files/upload")
+        + stack.emu.emulator.route_calls("files/download");
+    stack
+        .emu
+        .client()
+        .move_entry(
+            "/Ferry/Projects/P6/draft.pdf",
+            "/Ferry/Projects/P6/Final plan.pdf",
+        )
+        .await
+        .unwrap();
+    let record = eventually(&stack, "/v1/records/project/P6", |r| {
+        names(r) == vec!["Final plan.pdf"]
+    })
+    .await;
+    assert_eq!(
+        record["attachments"][0]["content_hash"],
+        json!(content_hash(b"plan"))
+    );
+    let archive = stack
+        .api
+        .get("/v1/records/project/P6/archive")
+        .await
+        .unwrap();
+    assert!(
+        archive["archived"].as_array().unwrap().is_empty(),
+        "{archive}"
+    );
+    assert_eq!(
+        stack.emu.emulator.route_calls("files/upload")
+            + stack.emu.emulator.route_calls("files/download"),
+        transfers,
+        "no content moved"
+    );
+}
