@@ -225,7 +225,20 @@ async fn run(command: Command) -> anyhow::Result<bool> {
                 None => (0..seeds).collect(),
             };
             let started = std::time::Instant::now();
-            let report = ferry::simulate::run_seeds(list, steps, parallel).await;
+            // In chunks, so a long run shows progress (and partial results if stopped).
+            let mut report = ferry::simulate::Report::default();
+            for chunk in list.chunks(1000) {
+                let part = ferry::simulate::run_seeds(chunk.to_vec(), steps, parallel).await;
+                report.merge(part);
+                if list.len() > 1000 {
+                    println!(
+                        "... {} seeds, {} failed, {:.0} s",
+                        report.seeds,
+                        report.failures.len(),
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+            }
             let t = &report.totals;
             println!(
                 "{} seeds in {:.1} s: {} app ops, {} Dropbox ops, {} engine steps, {} faults injected, {} crashes",

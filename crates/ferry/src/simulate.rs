@@ -619,6 +619,20 @@ pub struct Report {
     pub totals: SeedStats,
 }
 
+impl Report {
+    /// Adds another run's results.
+    pub fn merge(&mut self, other: Report) {
+        self.seeds += other.seeds;
+        self.failures.extend(other.failures);
+        let (t, o) = (&mut self.totals, other.totals);
+        t.app_ops += o.app_ops;
+        t.dropbox_ops += o.dropbox_ops;
+        t.engine_steps += o.engine_steps;
+        t.faults += o.faults;
+        t.crashes += o.crashes;
+    }
+}
+
 /// Runs `seeds`, `parallel` at a time.
 pub async fn run_seeds(seeds: Vec<u64>, steps: u32, parallel: usize) -> Report {
     let mut report = Report::default();
