@@ -65,7 +65,8 @@ def check(name):
 
 
 def set_model(**knobs):
-    r = requests.put(ADMIN, data=json.dumps(knobs), verify=CERT, timeout=10)
+    r = requests.put(ADMIN, data=json.dumps(knobs), verify=CERT, timeout=10,
+                     headers={"Authorization": "Bearer " + TOKEN})
     r.raise_for_status()
 
 

@@ -275,7 +275,21 @@ async fn admin_get_model(State(app): State<Arc<App>>) -> Response {
 }
 
 /// `PUT /admin/model`: a JSON object with the knobs to change; answers the new model.
-async fn admin_put_model(State(app): State<Arc<App>>, body: Bytes) -> Response {
+/// Changing state needs the primary account's token (`Authorization: Bearer <token>`).
+async fn admin_put_model(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let primary = app.spaces.first().map(|s| s.token.as_str());
+    if presented.is_none() || presented != primary {
+        return wire::text(
+            StatusCode::UNAUTHORIZED,
+            "PUT /admin/model needs \"Authorization: Bearer <token of the primary account>\""
+                .to_string(),
+        );
+    }
     let patch: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return wire::text(StatusCode::BAD_REQUEST, format!("not JSON: {e}")),

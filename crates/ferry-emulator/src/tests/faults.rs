@@ -93,9 +93,20 @@ async fn admin_endpoint_reads_and_patches_the_model() {
     let current: Value = h.http.get(&url).send().await.unwrap().json().await.unwrap();
     assert_eq!(current["write_lock"], true);
     assert_eq!(current["lock_hold_ms"], FaultModel::default().lock_hold_ms);
+    // Changing the model needs the primary account's token.
+    let anonymous = h
+        .http
+        .put(&url)
+        .body(json!({"p_server_error": 1.0}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(h.emulator.faults().model().p_server_error, 0.0);
     let patched = h
         .http
         .put(&url)
+        .bearer_auth(h.emulator.token())
         .body(json!({"p_server_error": 1.0, "latency_ms": 1}).to_string())
         .send()
         .await
@@ -107,6 +118,7 @@ async fn admin_endpoint_reads_and_patches_the_model() {
     let bad = h
         .http
         .put(&url)
+        .bearer_auth(h.emulator.token())
         .body(json!({"p_server_error": 7}).to_string())
         .send()
         .await
@@ -115,6 +127,7 @@ async fn admin_endpoint_reads_and_patches_the_model() {
     let unknown = h
         .http
         .put(&url)
+        .bearer_auth(h.emulator.token())
         .body(json!({"nope": 1}).to_string())
         .send()
         .await
