@@ -131,7 +131,13 @@ impl DropboxClient {
             match result {
                 Ok(value) => return Ok(value),
                 Err(e) => {
-                    let err = DropboxError::from_sdk(e, retry_after);
+                    let err = match DropboxError::from_sdk(e, retry_after) {
+                        // Without a refresh token nothing will renew it: reconnect.
+                        DropboxError::TokenExpired if self.transport.refresh.is_none() => {
+                            DropboxError::Auth("the access token expired".into())
+                        }
+                        other => other,
+                    };
                     if !err.is_retryable() || attempt >= self.max_attempts {
                         return Err(err);
                     }

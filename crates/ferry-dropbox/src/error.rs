@@ -38,6 +38,9 @@ pub enum DropboxError {
         /// How long to wait.
         retry_after: Duration,
     },
+    /// The access token expired; a client with a refresh token gets a new one on the next try.
+    #[error("the Dropbox access token expired")]
+    TokenExpired,
     /// The token is invalid, expired or revoked, or lacks a scope.
     #[error("Dropbox rejected the access token: {0}")]
     Auth(String),
@@ -67,6 +70,7 @@ impl DropboxError {
         matches!(
             self,
             DropboxError::RateLimited { .. }
+                | DropboxError::TokenExpired
                 | DropboxError::Server(_)
                 | DropboxError::Transport(_)
                 | DropboxError::Integrity(_)
@@ -93,6 +97,9 @@ impl DropboxError {
             }
             E2::UnexpectedResponse(msg) => DropboxError::Other(msg),
             E2::BadRequest(msg) => DropboxError::BadRequest(msg),
+            E2::Authentication(dropbox_sdk::auth::AuthError::ExpiredAccessToken) => {
+                DropboxError::TokenExpired
+            }
             E2::Authentication(auth) => DropboxError::Auth(format!("{auth}")),
             E2::RateLimited {
                 reason,

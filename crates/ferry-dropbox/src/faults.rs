@@ -15,6 +15,10 @@ pub enum Injected {
     DropAfterApply,
     /// The call never returns (the simulation drops the pass: a crash between two steps).
     Hang,
+    /// `list_folder/continue` answers `reset`: the cursor is no longer valid.
+    CursorReset,
+    /// Dropbox answers 401 `expired_access_token` (an OAuth client refreshes and retries).
+    TokenExpired,
 }
 
 /// Decides the fate of each call; `route` is e.g. `files/upload`.

@@ -122,6 +122,18 @@ impl HttpClient for FerryHttpClient {
                 ));
             }
             crate::Injected::Hang => std::future::pending::<()>().await,
+            crate::Injected::CursorReset => {
+                return Ok(canned(
+                    409,
+                    r#"{"error_summary": "reset/..", "error": {".tag": "reset"}}"#,
+                ));
+            }
+            crate::Injected::TokenExpired => {
+                return Ok(canned(
+                    401,
+                    r#"{"error_summary": "expired_access_token/", "error": {".tag": "expired_access_token"}}"#,
+                ));
+            }
         }
         let response = request
             .send()

@@ -63,7 +63,7 @@ struct SimInjector {
 }
 
 impl FaultInjector for SimInjector {
-    fn decide(&self, _route: &str) -> Injected {
+    fn decide(&self, route: &str) -> Injected {
         if !self.enabled.load(Ordering::SeqCst) {
             return Injected::Nothing;
         }
@@ -73,10 +73,12 @@ impl FaultInjector for SimInjector {
             .unwrap_or_else(PoisonError::into_inner)
             .r#gen();
         let injected = match roll {
+            r if r < 0.05 && route == "files/list_folder/continue" => Injected::CursorReset,
             r if r < 0.04 => Injected::ServerError,
             r if r < 0.07 => Injected::RateLimited,
             r if r < 0.10 => Injected::DropAfterApply,
             r if r < 0.115 => Injected::Hang,
+            r if r < 0.13 => Injected::TokenExpired,
             _ => Injected::Nothing,
         };
         if injected != Injected::Nothing {
@@ -87,6 +89,68 @@ impl FaultInjector for SimInjector {
         }
         injected
     }
+}
+
+/// The simulation's one rule.
+fn sim_rule(direction: Direction, prefix: &str) -> ferry_core::rules::RuleSpec {
+    ferry_core::rules::RuleSpec {
+        name: "jobs".into(),
+        record_kind: "job".into(),
+        connection: "dropbox".into(),
+        condition: Some("record.fields.active".into()),
+        folder: format!("{prefix}/{{{{ record.fields.folder }}}}"),
+        file_path: None,
+        file_filter: None,
+        direction,
+        pull_subfolders: false,
+    }
+}
+
+/// A refresh token from the emulator's consent page (Allow) and code exchange.
+async fn oauth_refresh_token(base: &str) -> anyhow::Result<String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let redirect = "http://127.0.0.1:9/callback";
+    let allowed = http
+        .post(format!("{base}/oauth2/authorize"))
+        .form(&[
+            ("response_type", "code"),
+            ("client_id", "ferry-app"),
+            ("redirect_uri", redirect),
+            ("token_access_type", "offline"),
+            ("decision", "allow"),
+        ])
+        .send()
+        .await?;
+    let location = allowed
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| anyhow!("the consent page did not redirect"))?;
+    let code = location
+        .split("code=")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .ok_or_else(|| anyhow!("no code in {location}"))?
+        .to_owned();
+    let tokens: serde_json::Value = http
+        .post(format!("{base}/oauth2/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect),
+            ("client_id", "ferry-app"),
+            ("client_secret", "ferry-secret"),
+        ])
+        .send()
+        .await?
+        .json()
+        .await?;
+    tokens["refresh_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("no refresh token: {tokens}"))
 }
 
 struct Sim {
@@ -101,6 +165,8 @@ struct Sim {
     engine: Arc<Engine>,
     records: Vec<(String, i64)>,
     direction: Direction,
+    /// The rule's top folder ("Jobs" or "Work"); a rule change switches it.
+    prefix: &'static str,
     counter: u64,
     /// Versions someone wrote that must survive: content hash → where it was written.
     at_risk: BTreeMap<String, String>,
@@ -151,7 +217,12 @@ impl Sim {
         engine
             .put_connection(ConnectionInput {
                 name: "dropbox".into(),
-                credentials: ferry_engine::Credentials::Token(Secret::new(emulator.token())),
+                // Through OAuth, so that injected token expiry exercises real refreshes.
+                credentials: ferry_engine::Credentials::Refresh(ferry_dropbox::Refresh {
+                    refresh_token: Secret::new(oauth_refresh_token(&emulator.base_url()).await?),
+                    app_key: "ferry-app".into(),
+                    app_secret: Some(Secret::new("ferry-secret")),
+                }),
                 root: ROOT.into(),
                 endpoints: Endpoints::single(&emulator.base_url())?,
             })
@@ -161,19 +232,7 @@ impl Sim {
             1 => Direction::Pull,
             _ => Direction::Both,
         };
-        store
-            .put_rule(&ferry_core::rules::RuleSpec {
-                name: "jobs".into(),
-                record_kind: "job".into(),
-                connection: "dropbox".into(),
-                condition: Some("record.fields.active".into()),
-                folder: "Jobs/{{ record.fields.folder }}".into(),
-                file_path: None,
-                file_filter: None,
-                direction,
-                pull_subfolders: false,
-            })
-            .await?;
+        store.put_rule(&sim_rule(direction, "Jobs")).await?;
         let mut sim = Sim {
             rng,
             _dir: temp,
@@ -186,6 +245,7 @@ impl Sim {
             engine,
             records: Vec::new(),
             direction,
+            prefix: "Jobs",
             counter: 0,
             at_risk: BTreeMap::new(),
             superseded: BTreeSet::new(),
@@ -218,7 +278,7 @@ impl Sim {
         };
         Ok(r.fields["folder"]
             .as_str()
-            .map(|f| format!("{ROOT}/Jobs/{f}")))
+            .map(|f| format!("{ROOT}/{}/{f}", self.prefix)))
     }
 
     /// The content currently at `path` in Dropbox, if a file.
@@ -233,7 +293,32 @@ impl Sim {
         self.stats.app_ops += 1;
         let (key, id) = self.records[self.rng.gen_range(0..self.records.len())].clone();
         let attachments = self.store.attachments(id).await?;
-        match self.rng.gen_range(0..10) {
+        match self.rng.gen_range(0..11) {
+            10 => {
+                // The admin edits the rule: another direction, or another top folder.
+                if self.rng.gen_bool(0.5) {
+                    self.direction = match self.rng.gen_range(0..3) {
+                        0 => Direction::Push,
+                        1 => Direction::Pull,
+                        _ => Direction::Both,
+                    };
+                } else {
+                    self.prefix = if self.prefix == "Jobs" {
+                        "Work"
+                    } else {
+                        "Jobs"
+                    };
+                }
+                self.store
+                    .put_rule(&sim_rule(self.direction, self.prefix))
+                    .await?;
+                self.engine.enqueue_kind("job", Priority::Normal).await?;
+                self.trace.push(format!(
+                    "admin: rule now {:?} under {}",
+                    self.direction, self.prefix
+                ));
+                return Ok(());
+            }
             0..=5 => {
                 let name = NAMES[self.rng.gen_range(0..NAMES.len())].to_owned();
                 let old = attachments.iter().find(|a| a.name == name);
