@@ -106,7 +106,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Binding>>;
     /// All bindings of a connection.
     async fn bindings_of_connection(&self, connection: &str) -> StoreResult<Vec<Binding>>;
-    /// Records that have at least one binding (for the periodic full reconciliation).
+    /// Records that have at least one binding, least recently checked first (for the periodic
+    /// full reconciliation).
     async fn bound_record_ids(&self) -> StoreResult<Vec<RecordId>>;
     /// Whether some sync row already agrees on this Dropbox file revision (our own write).
     async fn knows_revision(&self, dropbox_id: &str, rev: &str) -> StoreResult<bool>;
@@ -153,8 +154,8 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<LogEntry>>;
 
-    /// Queues records for a pass, due now. A queued record is queued once, at the most
-    /// urgent priority it was queued with.
+    /// Queues records for a pass, due now, in the given order. A queued record is queued once,
+    /// at the most urgent priority it was queued with.
     async fn enqueue(&self, record_ids: &[RecordId], priority: Priority) -> StoreResult<()>;
     /// Claims the most urgent due task for `lease_ms`, if any (FIFO within a priority).
     async fn claim_task(&self, now_ms: i64, lease_ms: i64) -> StoreResult<Option<Task>>;

@@ -637,7 +637,10 @@ impl Store for SqliteStore {
 
     async fn bound_record_ids(&self) -> StoreResult<Vec<RecordId>> {
         Ok(
-            sqlx::query_scalar("SELECT DISTINCT record_id FROM bindings ORDER BY record_id")
+            // Least recently checked first: every pass touches its bindings' `updated_at`.
+            sqlx::query_scalar(
+                "SELECT record_id FROM bindings GROUP BY record_id ORDER BY MIN(updated_at), record_id",
+            )
                 .fetch_all(&self.pool)
                 .await?,
         )
@@ -912,7 +915,8 @@ impl Store for SqliteStore {
     async fn enqueue(&self, record_ids: &[RecordId], priority: Priority) -> StoreResult<()> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
-        for id in record_ids {
+        // The order of `record_ids` is kept (FIFO by `enqueued_at`): all are due now.
+        for (position, id) in (0i64..).zip(record_ids) {
             sqlx::query(
                 "INSERT INTO sync_queue (record_id, priority, generation, attempts, next_at, enqueued_at, dead) \
                  VALUES (?, ?, 1, 0, ?, ?, 0) ON CONFLICT (record_id) DO UPDATE SET \
@@ -922,7 +926,7 @@ impl Store for SqliteStore {
             .bind(id)
             .bind(priority as i64)
             .bind(now)
-            .bind(now)
+            .bind(now + position)
             .execute(&mut *tx)
             .await?;
         }
