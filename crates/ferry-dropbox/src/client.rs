@@ -291,6 +291,24 @@ impl DropboxClient {
         Ok((info, Bytes::from(body)))
     }
 
+    /// Downloads a file as a stream: the metadata, and the body as it arrives. Not retried
+    /// (a stream cannot be replayed); the caller checks the content hash at the end.
+    pub async fn download_stream(
+        &self,
+        path: &str,
+    ) -> Result<(FileInfo, Box<dyn futures::AsyncRead + Send + Unpin>), DropboxError> {
+        check_path(path)?;
+        let arg = files::DownloadArg::new(path.to_owned());
+        let client = FerryHttpClient::new(Arc::clone(&self.transport));
+        let result = routes::download(&client, &arg, None, None)
+            .await
+            .map_err(|e| DropboxError::from_sdk(e, client.retry_after_secs()))?;
+        let body = result
+            .body
+            .ok_or_else(|| DropboxError::Other("download without a body".into()))?;
+        Ok((file_info(result.result), body))
+    }
+
     /// Metadata of a file or folder.
     pub async fn metadata(&self, path: &str) -> Result<Entry, DropboxError> {
         check_path(path)?;

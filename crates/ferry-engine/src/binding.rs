@@ -13,6 +13,7 @@ use ferry_core::sync_plan::{
 };
 use ferry_dropbox::{DropboxClient, DropboxError, Entry, WriteMode};
 use ferry_store::{AttachmentInput, Binding, LogEntry, SyncRow, SyncState};
+use futures::AsyncReadExt;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
@@ -794,9 +795,10 @@ impl Engine {
         attachment_id: Option<i64>,
     ) -> Result<(i64, u64), DropboxError> {
         let store_err = |e: ferry_store::StoreError| DropboxError::Other(format!("store: {e}"));
-        let (info, data) = cx
+        // Streamed into the blob store: memory stays bounded whatever the file's size.
+        let (info, mut body) = cx
             .client
-            .download(&abs(&cx.binding.folder_display, &remote.rel))
+            .download_stream(&abs(&cx.binding.folder_display, &remote.rel))
             .await?;
         if info.content_hash.as_deref() != Some(remote.content_hash.as_str()) {
             // Changed since it was listed: the next pass sees the new version.
@@ -804,8 +806,22 @@ impl Engine {
                 "the file changed in Dropbox while it was imported".into(),
             ));
         }
-        let size = data.len() as u64;
-        let hash = self.blobs.put(data).await.map_err(store_err)?;
+        let mut writer = self.blobs.writer().await.map_err(store_err)?;
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let n = body
+                .read(&mut buffer)
+                .await
+                .map_err(|e| DropboxError::Transport(format!("download interrupted: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            writer.write(&buffer[..n]).await.map_err(store_err)?;
+        }
+        let (hash, size) = writer
+            .finish(Some(&remote.content_hash))
+            .await
+            .map_err(|e| DropboxError::Integrity(e.to_string()))?;
         let attachments = self
             .store
             .attachments(cx.record.id)

@@ -5,10 +5,10 @@
 
 use crate::{StoreError, StoreResult};
 use bytes::Bytes;
-use ferry_core::content_hash::{content_hash, is_content_hash};
+use ferry_core::content_hash::{ContentHasher, content_hash, is_content_hash};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, PutPayload};
+use object_store::{ObjectStore, PutPayload, WriteMultipart};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -52,9 +52,81 @@ impl BlobStore {
         Ok(hash)
     }
 
+    /// Starts writing content of unknown size piece by piece (a download streaming in); the
+    /// content hash is computed on the way and the blob is addressed by it at the end.
+    pub async fn writer(&self) -> StoreResult<BlobWriter> {
+        let temp = ObjectPath::from(format!("incoming/{}", random_name()));
+        let upload = self.inner.put_multipart(&temp).await?;
+        Ok(BlobWriter {
+            store: self.clone(),
+            temp,
+            upload: WriteMultipart::new(upload),
+            hasher: ContentHasher::new(),
+            len: 0,
+        })
+    }
+
     /// Reads content by hash.
     pub async fn get(&self, hash: &str) -> StoreResult<Bytes> {
         let key = Self::key(hash)?;
         Ok(self.inner.get(&key).await?.bytes().await?)
+    }
+}
+
+fn random_name() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..24)
+        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.gen_range(0..36)]))
+        .collect()
+}
+
+/// Content being written to the blob store in pieces; see [`BlobStore::writer`].
+pub struct BlobWriter {
+    store: BlobStore,
+    temp: ObjectPath,
+    upload: WriteMultipart,
+    hasher: ContentHasher,
+    len: u64,
+}
+
+impl std::fmt::Debug for BlobWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobWriter")
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl BlobWriter {
+    /// Appends a piece (waits while the store catches up, so memory stays bounded).
+    pub async fn write(&mut self, piece: &[u8]) -> StoreResult<()> {
+        self.upload.wait_for_capacity(4).await?;
+        self.hasher.update(piece);
+        self.upload.write(piece);
+        self.len += piece.len() as u64;
+        Ok(())
+    }
+
+    /// Finishes: returns the content hash and size. The blob is kept only if the content is
+    /// what the caller expected (`expected_hash`), else it is dropped and an error returned.
+    pub async fn finish(self, expected_hash: Option<&str>) -> StoreResult<(String, u64)> {
+        let hash = self.hasher.finish();
+        self.upload.finish().await?;
+        let inner = &self.store.inner;
+        if expected_hash.is_some_and(|expected| expected != hash) {
+            let _ = inner.delete(&self.temp).await;
+            return Err(StoreError::Corrupt(format!(
+                "content arrived with hash {hash}, expected {}",
+                expected_hash.unwrap_or_default()
+            )));
+        }
+        let key = BlobStore::key(&hash)?;
+        if inner.head(&key).await.is_ok() {
+            let _ = inner.delete(&self.temp).await;
+        } else {
+            inner.rename(&self.temp, &key).await?;
+        }
+        Ok((hash, self.len))
     }
 }

@@ -12,7 +12,7 @@ mod sqlite;
 mod sqlite_tests;
 mod types;
 
-pub use blobs::BlobStore;
+pub use blobs::{BlobStore, BlobWriter};
 pub use error::StoreError;
 pub use secrets::{SecretCipher, write_private_file};
 pub use sqlite::SqliteStore;
