@@ -113,7 +113,7 @@ CREATE TABLE sync_queue (
     dead           BIGINT NOT NULL,
     last_error     TEXT
 );
-CREATE INDEX sync_queue_due ON sync_queue(dead, priority, next_at, enqueued_at);
+CREATE INDEX sync_queue_due ON sync_queue(dead, priority, next_at, enqueued_at, record_id);
 
 -- Every executed action.
 CREATE TABLE sync_log (
