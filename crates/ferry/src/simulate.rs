@@ -106,8 +106,9 @@ fn sim_rule(direction: Direction, prefix: &str) -> ferry_core::rules::RuleSpec {
     }
 }
 
-/// A refresh token from the emulator's consent page (Allow) and code exchange.
-async fn oauth_refresh_token(base: &str) -> anyhow::Result<String> {
+/// A refresh token for the emulator's `ferry-app` (full Dropbox), obtained the way a person
+/// would: Allow on the consent page, then the code exchange. Used by the simulation and tests.
+pub async fn oauth_refresh_token(base: &str) -> anyhow::Result<String> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;

@@ -5,64 +5,6 @@ use crate::support::{Emu, Stack};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// The consent page's Allow, then the code exchange: a real refresh token from the emulator.
-async fn refresh_token_for(emu: &Emu) -> String {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let base = emu.emulator.base_url();
-    let redirect = "http://127.0.0.1:9/callback";
-    let allowed = http
-        .post(format!("{base}/oauth2/authorize"))
-        .form(&[
-            ("response_type", "code"),
-            ("client_id", "ferry-app"),
-            ("redirect_uri", redirect),
-            ("state", "s-1"),
-            ("token_access_type", "offline"),
-            ("decision", "allow"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let location = allowed
-        .headers()
-        .get("location")
-        .expect("redirect")
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(location.contains("state=s-1"), "{location}");
-    let code = location
-        .split("code=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_owned();
-    let tokens: Value = http
-        .post(format!("{base}/oauth2/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", redirect),
-            ("client_id", "ferry-app"),
-            ("client_secret", "ferry-secret"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    tokens["refresh_token"]
-        .as_str()
-        .expect("refresh token")
-        .to_owned()
-}
-
 async fn files_in(emu: &Emu, folder: &str) -> usize {
     emu.client()
         .list_all(folder, true)
@@ -81,7 +23,9 @@ async fn files_in(emu: &Emu, folder: &str) -> usize {
 #[tokio::test]
 async fn tokens_refresh_and_revocation_needs_reconnect() {
     let emu = Emu::start_with(|c| c.token_lifetime_secs = 1).await;
-    let refresh = refresh_token_for(&emu).await;
+    let refresh = ferry::simulate::oauth_refresh_token(&emu.emulator.base_url())
+        .await
+        .expect("a refresh token from the consent flow");
     let stack = Stack::start_on(emu, |_| {}).await;
     let base = stack.emu.emulator.base_url();
     stack
