@@ -342,6 +342,37 @@ impl Tree {
         Ok((changes, display))
     }
 
+    /// Where a new or moved item goes: creates missing parents (their journal entries are
+    /// returned), then answers the target's display path — or, when something is already
+    /// there, a conflict, or with `autorename` the first free name.
+    fn place(
+        &self,
+        target: &str,
+        autorename: bool,
+        is_file: bool,
+    ) -> Result<(Vec<JournalEntry>, String), OpError> {
+        let components: Vec<&str> = target.split('/').skip(1).collect();
+        let Some((name, parents)) = components.split_last() else {
+            return Err(WriteErr::Malformed.into());
+        };
+        let (changes, parent) = self.ensure_parents(parents)?;
+        let display = format!("{parent}/{name}");
+        let Some(existing) = self.nodes.get(&paths::lower(&display)) else {
+            return Ok((changes, display));
+        };
+        if !autorename {
+            let kind = if existing.file.is_some() {
+                Conflict::File
+            } else {
+                Conflict::Folder
+            };
+            return Err(WriteErr::Conflict(kind).into());
+        }
+        let taken = paths::file_name(&existing.display);
+        let free = self.free_name(&parent, taken, is_file, false);
+        Ok((changes, format!("{parent}/{free}")))
+    }
+
     /// A name under `parent` that nothing occupies, derived from the name in the way (so
     /// its casing wins): `stem (1).ext`, `stem (2).ext`, … or, for
     /// update conflicts, `stem (conflicted copy).ext`, `stem (conflicted copy 2).ext`, ….
@@ -452,24 +483,7 @@ impl Tree {
 
     /// Creates a folder (and missing parents).
     pub fn create_folder(&mut self, target: &str, autorename: bool) -> Result<Node, OpError> {
-        let components: Vec<&str> = target.split('/').skip(1).collect();
-        let Some((name, parents)) = components.split_last() else {
-            return Err(WriteErr::Malformed.into());
-        };
-        let (mut changes, parent) = self.ensure_parents(parents)?;
-        let mut display = format!("{parent}/{name}");
-        if let Some(existing) = self.nodes.get(&paths::lower(&display)) {
-            if !autorename {
-                let kind = if existing.file.is_some() {
-                    Conflict::File
-                } else {
-                    Conflict::Folder
-                };
-                return Err(WriteErr::Conflict(kind).into());
-            }
-            let taken = paths::file_name(&existing.display);
-            display = format!("{parent}/{}", self.free_name(&parent, taken, false, false));
-        }
+        let (mut changes, display) = self.place(target, autorename, false)?;
         let node = Node {
             display,
             id: new_id(),
@@ -605,25 +619,7 @@ impl Tree {
         {
             return Err(OpError::MoveIntoItself);
         }
-        let components: Vec<&str> = target.split('/').skip(1).collect();
-        let Some((name, parents)) = components.split_last() else {
-            return Err(WriteErr::Malformed.into());
-        };
-        let (mut changes, parent) = self.ensure_parents(parents)?;
-        let mut display = format!("{parent}/{name}");
-        if let Some(existing) = self.nodes.get(&paths::lower(&display)) {
-            if !autorename {
-                let kind = if existing.file.is_some() {
-                    Conflict::File
-                } else {
-                    Conflict::Folder
-                };
-                return Err(WriteErr::Conflict(kind).into());
-            }
-            let taken = paths::file_name(&existing.display);
-            let free = self.free_name(&parent, taken, source.file.is_some(), false);
-            display = format!("{parent}/{free}");
-        }
+        let (mut changes, display) = self.place(target, autorename, source.file.is_some())?;
         let subtree: Vec<Node> = std::iter::once(from.to_string())
             .chain(self.descendants(from))
             .filter_map(|key| self.nodes.get(&key).cloned())
