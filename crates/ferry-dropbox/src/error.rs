@@ -214,6 +214,34 @@ impl Classify for files::UploadSessionAppendError {
     }
 }
 
+impl Classify for files::UploadSessionAppendBatchError {
+    fn classify(self) -> DropboxError {
+        match self {
+            files::UploadSessionAppendBatchError::ContentHashMismatch => {
+                DropboxError::Integrity("Dropbox received different content than was sent".into())
+            }
+            other => DropboxError::Other(other.to_string()),
+        }
+    }
+}
+
+impl Classify for files::UploadSessionAppendBatchEntryError {
+    fn classify(self) -> DropboxError {
+        match self {
+            files::UploadSessionAppendBatchEntryError::IncorrectOffset(o) => {
+                DropboxError::IncorrectOffset {
+                    correct: o.correct_offset,
+                }
+            }
+            files::UploadSessionAppendBatchEntryError::NotFound => {
+                DropboxError::NotFound("upload session expired or unknown".into())
+            }
+            files::UploadSessionAppendBatchEntryError::Closed => DropboxError::SessionClosed,
+            other => DropboxError::Other(other.to_string()),
+        }
+    }
+}
+
 impl Classify for files::UploadSessionFinishError {
     fn classify(self) -> DropboxError {
         match self {

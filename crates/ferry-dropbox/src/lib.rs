@@ -14,7 +14,7 @@ mod http;
 mod oauth;
 mod types;
 
-pub use batch::{MAX_BATCH, Staged};
+pub use batch::{MAX_APPEND_BATCH, MAX_APPEND_BATCH_BYTES, MAX_BATCH, Staged};
 pub use client::{DEFAULT_CHUNK_SIZE, DropboxClient};
 pub use endpoints::Endpoints;
 pub use error::DropboxError;

@@ -34,6 +34,7 @@ pub async fn call(
         "files/upload" => upload(app, arg, body).await,
         "files/upload_session/start" => session_start(app, arg, body).await,
         "files/upload_session/append_v2" => session_append(app, arg, body).await,
+        "files/upload_session/append_batch" => session_append_batch(app, arg, body).await,
         "files/upload_session/finish" => session_finish(app, arg, body).await,
         "files/download" => download(app, arg, headers).await,
         "files/get_metadata" => get_metadata(app, arg),
@@ -152,6 +153,15 @@ pub(crate) fn content_hash_checked(
         Some(expected) if expected != actual => Err(ApiError::route(tag("content_hash_mismatch"))),
         _ => Ok(actual),
     }
+}
+
+/// Checks `data` against an optional content hash; without one nothing is hashed (session
+/// chunks are checked as a whole when the session is committed).
+fn content_hash_if_given(expected: Option<&str>, data: &[u8]) -> Result<(), ApiError> {
+    if expected.is_some() {
+        content_hash_checked(expected, data)?;
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -295,7 +305,7 @@ async fn session_start(app: &Ctx<'_>, arg: Value, body: Bytes) -> Result<Respons
         .session_type
         .as_ref()
         .is_some_and(|VoidUnion(kind)| kind == "concurrent");
-    content_hash_checked(arg.content_hash.as_deref(), &body)?;
+    content_hash_if_given(arg.content_hash.as_deref(), &body)?;
     let session_id = app
         .sessions
         .start_typed(&body, arg.close, concurrent)
@@ -321,12 +331,78 @@ struct SessionAppendArg {
 
 async fn session_append(app: &Ctx<'_>, arg: Value, body: Bytes) -> Result<Response, ApiError> {
     let arg: SessionAppendArg = from_arg(arg)?;
-    content_hash_checked(arg.content_hash.as_deref(), &body)?;
+    content_hash_if_given(arg.content_hash.as_deref(), &body)?;
     app.sessions
         .append(&arg.cursor.session_id, arg.cursor.offset, &body, arg.close)
         .await
         .map_err(|err| session_failure(err, |e| e))?;
     ok(&Value::Null)
+}
+
+/// Sessions one `append_batch` call may append to.
+const MAX_APPEND_BATCH: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+struct AppendBatchEntry {
+    cursor: SessionCursor,
+    length: u64,
+    #[serde(default)]
+    close: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct AppendBatchArg {
+    entries: Vec<AppendBatchEntry>,
+    #[serde(default)]
+    content_hash: Option<String>,
+}
+
+/// `upload_session/append_batch`: the body is the entries' pieces, concatenated in order.
+/// Entries succeed or fail one by one (`UploadSessionAppendBatchEntryError`); a body that does
+/// not add up to the declared lengths fails the whole call (`length_mismatch`).
+async fn session_append_batch(
+    app: &Ctx<'_>,
+    arg: Value,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let arg: AppendBatchArg = from_arg(arg)?;
+    if arg.entries.len() > MAX_APPEND_BATCH {
+        return Err(ApiError::BadArg(format!(
+            "entries: list has {} items, more than the maximum of {MAX_APPEND_BATCH}",
+            arg.entries.len()
+        )));
+    }
+    let declared = arg
+        .entries
+        .iter()
+        .try_fold(0u64, |sum, e| sum.checked_add(e.length));
+    if declared != Some(body.len() as u64) {
+        return Err(ApiError::route(tag("length_mismatch")));
+    }
+    content_hash_if_given(arg.content_hash.as_deref(), &body)?;
+    let mut results = Vec::with_capacity(arg.entries.len());
+    let mut at = 0usize;
+    for entry in &arg.entries {
+        // Lengths add up to the body's length, so each fits in usize.
+        let end = at + usize::try_from(entry.length).unwrap_or(0);
+        let piece = &body[at..end];
+        at = end;
+        let appended = app
+            .sessions
+            .append(
+                &entry.cursor.session_id,
+                entry.cursor.offset,
+                piece,
+                entry.close,
+            )
+            .await;
+        results.push(match appended {
+            Ok(_) => tag("success"),
+            Err(SessionFailure::Refused(err)) => nested("failure", session_error(err)),
+            Err(SessionFailure::Io(err)) => return Err(err.into()),
+        });
+    }
+    ok(&json!({ "entries": results }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -343,7 +419,7 @@ async fn session_finish(app: &Ctx<'_>, arg: Value, body: Bytes) -> Result<Respon
     let path = arg.commit.parse("commit.", || {
         ApiError::route(nested("path", write_error(WriteErr::Malformed)))
     })?;
-    content_hash_checked(arg.content_hash.as_deref(), &body)?;
+    content_hash_if_given(arg.content_hash.as_deref(), &body)?;
     let id = &arg.cursor.session_id;
     app.sessions
         .prepare_finish(id, arg.cursor.offset, &body, false)

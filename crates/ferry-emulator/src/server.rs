@@ -48,6 +48,7 @@ fn style(route: &str) -> Option<Style> {
         "files/upload"
         | "files/upload_session/start"
         | "files/upload_session/append_v2"
+        | "files/upload_session/append_batch"
         | "files/upload_session/finish" => Style::Upload,
         "files/download" => Style::Download,
         "files/get_metadata"
@@ -568,7 +569,7 @@ async fn route_call(
         routes_sharing::call(cx, route, arg).await
     } else if route.starts_with("files/search") {
         routes_search::call(cx, route, arg).await
-    } else if route.contains("batch") {
+    } else if route.contains("batch") && route != "files/upload_session/append_batch" {
         routes_batch::call(cx, route, arg).await
     } else {
         routes_files::call(cx, route, arg, data, headers).await

@@ -677,6 +677,10 @@ impl Tree {
     /// One page of the initial listing of `scope` (current state, parents before children):
     /// entries after `after`, at most `limit`. Returns the entries, the last key returned
     /// and whether more remain.
+    ///
+    /// Pages walk the key-ordered maps from `after` onwards (byte order of the lowercased
+    /// path, in which a folder precedes everything below it), so a page costs its own size,
+    /// not the size of the listed scope.
     pub fn list(
         &self,
         scope: &str,
@@ -685,42 +689,52 @@ impl Tree {
         after: Option<&str>,
         limit: usize,
     ) -> (Vec<Value>, Option<String>, bool) {
+        use std::ops::Bound;
         let prefix = format!("{scope}/");
-        let mut keys: Vec<(&String, Option<&Node>, Option<&String>)> = Vec::new();
+        let mut taken: Vec<(&String, Option<&Node>, Option<&String>)> = Vec::new();
+        // A recursive listing of a folder starts with the folder itself.
         if recursive
+            && after.is_none()
             && !scope.is_empty()
             && let Some((key, node)) = self.nodes.get_key_value(scope)
         {
-            keys.push((key, Some(node), None));
+            taken.push((key, Some(node), None));
         }
-        for (key, node) in self.nodes.range(prefix.clone()..) {
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            if Self::in_scope(scope, recursive, key) {
-                keys.push((key, Some(node), None));
-            }
-        }
-        if include_deleted {
-            for (key, display) in self.tombstones.range(prefix.clone()..) {
-                if !key.starts_with(&prefix) {
-                    break;
-                }
-                if Self::in_scope(scope, recursive, key) {
-                    keys.push((key, None, Some(display)));
-                }
-            }
-        }
-        keys.sort_by(|a, b| paths::listing_order(a.0, b.0));
-        let start = match after {
-            Some(after) => keys.partition_point(|k| {
-                paths::listing_order(k.0, after) != std::cmp::Ordering::Greater
-            }),
-            None => 0,
+        let from = match after {
+            Some(after) if after != scope => Bound::Excluded(after.to_owned()),
+            _ => Bound::Included(prefix.clone()),
         };
-        let page = &keys[start..];
-        let taken = &page[..page.len().min(limit)];
-        let has_more = page.len() > taken.len();
+        // Everything below the scope shares its prefix; a flat listing keeps direct children.
+        let wanted = |key: &String| recursive || paths::parent(key) == scope;
+        let mut nodes = self
+            .nodes
+            .range((from.clone(), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| wanted(k))
+            .map(|(k, n)| (k, Some(n), None))
+            .peekable();
+        let mut tombstones = self
+            .tombstones
+            .range((from, Bound::Unbounded))
+            .take_while(|(k, _)| include_deleted && k.starts_with(&prefix))
+            .filter(|(k, _)| wanted(k))
+            .map(|(k, d)| (k, None, Some(d)))
+            .peekable();
+        // Merge the two ordered streams, one more than a page to learn whether more remain.
+        while taken.len() <= limit {
+            let next = match (nodes.peek(), tombstones.peek()) {
+                (Some(n), Some(t)) if t.0 < n.0 => tombstones.next(),
+                (Some(_), _) => nodes.next(),
+                (None, Some(_)) => tombstones.next(),
+                (None, None) => None,
+            };
+            match next {
+                Some(item) => taken.push(item),
+                None => break,
+            }
+        }
+        let has_more = taken.len() > limit;
+        taken.truncate(limit);
         let entries = taken
             .iter()
             .map(|(_, node, deleted)| match (node, deleted) {

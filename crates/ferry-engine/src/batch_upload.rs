@@ -1,5 +1,8 @@
-//! A binding's uploads, batched: content staged into closed upload sessions in parallel,
-//! then committed with `finish_batch_v2` (≤ 1000 per call), one commit per connection at a time.
+//! A binding's uploads, batched: content staged into closed upload sessions, then committed
+//! with `finish_batch_v2` (≤ 1000 per call), one commit per connection at a time. Small files
+//! are staged many per request (`start_batch` + `append_batch`), so a record's hundred files
+//! cost three requests, not a hundred; large files go through resumable sessions, several
+//! files at once.
 
 use crate::binding::{Ctx, abs};
 use crate::sync_pass::PassOutcome;
@@ -15,6 +18,7 @@ pub(crate) struct PlannedUpload {
     pub(crate) attachment_id: i64,
     pub(crate) rel: RelPath,
     pub(crate) content_hash: String,
+    pub(crate) size: u64,
     pub(crate) mode: UploadMode,
 }
 
@@ -70,6 +74,69 @@ impl Engine {
         Ok(())
     }
 
+    /// Stages every upload; one result per upload, in order.
+    async fn stage_all(
+        &self,
+        cx: &Ctx<'_>,
+        uploads: &[PlannedUpload],
+    ) -> Vec<Result<Staged, DropboxError>> {
+        let chunk = self.config.chunk_size as u64;
+        let (small, large): (Vec<usize>, Vec<usize>) =
+            (0..uploads.len()).partition(|i| uploads[*i].size <= chunk);
+        let unavailable = |e: ferry_store::StoreError| {
+            DropboxError::Other(format!("attachment content unavailable: {e}"))
+        };
+        let stage_small = async {
+            let contents: Vec<Result<bytes::Bytes, DropboxError>> =
+                futures::stream::iter(small.clone())
+                    .map(|i| async move {
+                        self.blobs
+                            .get(&uploads[i].content_hash)
+                            .await
+                            .map_err(unavailable)
+                    })
+                    .buffered(16)
+                    .collect()
+                    .await;
+            let (loaded, missing): (Vec<_>, Vec<_>) =
+                small.iter().zip(contents).partition(|(_, c)| c.is_ok());
+            let loaded: Vec<(usize, bytes::Bytes)> = loaded
+                .into_iter()
+                .filter_map(|(i, c)| c.ok().map(|c| (*i, c)))
+                .collect();
+            let bodies: Vec<bytes::Bytes> = loaded.iter().map(|(_, c)| c.clone()).collect();
+            let staged = cx.client.stage_many(&bodies).await;
+            let mut out: Vec<(usize, Result<Staged, DropboxError>)> =
+                loaded.iter().map(|(i, _)| *i).zip(staged).collect();
+            out.extend(
+                missing
+                    .into_iter()
+                    .filter_map(|(i, c)| c.err().map(|e| (*i, Err(e)))),
+            );
+            out
+        };
+        let stage_large = futures::stream::iter(large)
+            .map(|i| async move {
+                let u = &uploads[i];
+                let staged = self
+                    .stage_resumable(cx.client, &cx.binding.connection, &u.content_hash, u.size)
+                    .await;
+                (i, staged)
+            })
+            .buffered(self.config.upload_concurrency.max(1))
+            .collect::<Vec<_>>();
+        let (small, large) = futures::join!(stage_small, stage_large);
+        let mut results: Vec<Option<Result<Staged, DropboxError>>> =
+            uploads.iter().map(|_| None).collect();
+        for (i, staged) in small.into_iter().chain(large) {
+            results[i] = Some(staged);
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(DropboxError::Other("not staged".into()))))
+            .collect()
+    }
+
     /// Stages and commits several uploads (or one large one) in batches.
     pub(crate) async fn upload_batch(
         &self,
@@ -79,18 +146,7 @@ impl Engine {
         outcome: &mut PassOutcome,
     ) -> Result<(), EngineError> {
         let started = Instant::now();
-        let hashes: Vec<String> = uploads.iter().map(|u| u.content_hash.clone()).collect();
-        let staged: Vec<Result<Staged, DropboxError>> = futures::stream::iter(hashes)
-            .map(|hash| async move {
-                let data = self.blobs.get(&hash).await.map_err(|e| {
-                    DropboxError::Other(format!("attachment content unavailable: {e}"))
-                })?;
-                self.stage_resumable(cx.client, &cx.binding.connection, &hash, data)
-                    .await
-            })
-            .buffered(self.config.upload_concurrency.max(1))
-            .collect()
-            .await;
+        let staged = self.stage_all(cx, &uploads).await;
         let mut results: Vec<Option<Result<ferry_dropbox::FileInfo, DropboxError>>> =
             staged.iter().map(|_| None).collect();
         let ready: Vec<(usize, Staged)> = staged

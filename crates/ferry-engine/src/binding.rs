@@ -263,6 +263,7 @@ impl Engine {
                         content_hash,
                         mode,
                     } => Some(PlannedUpload {
+                        size: sizes.get(&content_hash).copied().unwrap_or(0),
                         attachment_id,
                         rel,
                         content_hash,

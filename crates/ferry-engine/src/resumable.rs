@@ -1,23 +1,27 @@
 //! Large uploads that survive a restart: the session id and the offset Dropbox confirmed are
-//! saved after every chunk, and a new attempt continues from there.
+//! saved after every chunk, and a new attempt continues from there. Chunks are read from the
+//! blob store one at a time (the next while the current one is sent), never the whole file,
+//! and the file is not hashed again: its blob is addressed by its content hash.
 
 use crate::Engine;
-use bytes::Bytes;
 use ferry_dropbox::{DropboxClient, DropboxError, Staged};
 
 impl Engine {
-    /// Stages `data` for a commit. Small content goes in one request; larger content resumes
-    /// a persisted session when there is one (an expired session starts over).
+    /// Stages the blob `content_hash` (`size` bytes, more than one chunk) for a commit,
+    /// resuming a persisted session when there is one (an expired session starts over).
     pub(crate) async fn stage_resumable(
         &self,
         client: &DropboxClient,
         connection: &str,
         content_hash: &str,
-        data: Bytes,
+        size: u64,
     ) -> Result<Staged, DropboxError> {
-        if data.len() <= self.config.chunk_size {
-            return client.stage(data).await;
-        }
+        let read = |offset: u64, len: usize| async move {
+            self.blobs
+                .get_range(content_hash, offset, len)
+                .await
+                .map_err(|e| DropboxError::Other(format!("attachment content unavailable: {e}")))
+        };
         let store_err = |e: ferry_store::StoreError| DropboxError::Other(format!("store: {e}"));
         let persisted = self
             .store
@@ -39,8 +43,8 @@ impl Engine {
                     saved
                 }
                 None => {
-                    let first = data.slice(..self.config.chunk_size);
-                    let id = client.session_start(first.clone(), false).await?;
+                    let first = read(0, self.config.chunk_size).await?;
+                    let id = client.session_start(first.clone(), false, false).await?;
                     self.store
                         .save_upload_session(connection, content_hash, &id, first.len() as u64)
                         .await
@@ -50,7 +54,7 @@ impl Engine {
             };
             let store = std::sync::Arc::clone(&self.store);
             let staged = client
-                .stage_rest(&session_id, offset, &data, |offset| {
+                .stage_rest(&session_id, offset, size, read, |offset| {
                     let store = std::sync::Arc::clone(&store);
                     let (connection, hash, id) = (
                         connection.to_owned(),
@@ -72,7 +76,7 @@ impl Engine {
                 Ok(()) => {
                     return Ok(Staged {
                         session_id,
-                        len: data.len() as u64,
+                        len: size,
                         content_hash: content_hash.to_owned(),
                     });
                 }

@@ -71,6 +71,17 @@ impl BlobStore {
         let key = Self::key(hash)?;
         Ok(self.inner.get(&key).await?.bytes().await?)
     }
+
+    /// Reads at most `len` bytes of content from `offset` (fewer at the end of the blob).
+    pub async fn get_range(&self, hash: &str, offset: u64, len: usize) -> StoreResult<Bytes> {
+        let key = Self::key(hash)?;
+        let size = self.inner.head(&key).await?.size;
+        let end = offset.saturating_add(len as u64).min(size);
+        if offset >= end {
+            return Ok(Bytes::new());
+        }
+        Ok(self.inner.get_range(&key, offset..end).await?)
+    }
 }
 
 fn random_name() -> String {

@@ -615,3 +615,82 @@ async fn concurrent_session_appends_in_parallel() {
     assert!(body[2 * BLOCK..3 * BLOCK].iter().all(|b| *b == 3));
     assert_eq!(&body[3 * BLOCK..], b"end");
 }
+
+#[tokio::test]
+async fn append_batch_fills_many_sessions_in_one_request() {
+    let h = Harness::start().await;
+    let ids = h
+        .rpc(
+            "files/upload_session/start_batch",
+            json!({"num_sessions": 3}),
+        )
+        .await
+        .json();
+    let id = |i: usize| ids["session_ids"][i].as_str().unwrap().to_string();
+    let body = b"onetwothree";
+    let append = h
+        .upload_to(
+            "files/upload_session/append_batch",
+            json!({"entries": [
+                {"cursor": {"session_id": id(0), "offset": 0}, "length": 3, "close": true},
+                {"cursor": {"session_id": id(1), "offset": 0}, "length": 3, "close": true},
+                // Wrong offset: this entry alone fails, with where the session really is.
+                {"cursor": {"session_id": id(2), "offset": 7}, "length": 5, "close": true},
+            ]}),
+            body,
+        )
+        .await;
+    assert_eq!(append.status, StatusCode::OK, "{}", append.text());
+    let entries = append.json()["entries"].clone();
+    assert_eq!(entries[0], json!({".tag": "success"}));
+    assert_eq!(entries[1], json!({".tag": "success"}));
+    assert_eq!(
+        entries[2],
+        json!({".tag": "failure", "failure": {".tag": "incorrect_offset", "correct_offset": 0}})
+    );
+    // Applying it again: the closed sessions say so, nothing is appended twice.
+    let again = h
+        .upload_to(
+            "files/upload_session/append_batch",
+            json!({"entries": [
+                {"cursor": {"session_id": id(0), "offset": 0}, "length": 3, "close": true},
+            ]}),
+            b"one",
+        )
+        .await;
+    assert_eq!(
+        again.json()["entries"][0],
+        json!({".tag": "failure", "failure": {".tag": "closed"}})
+    );
+    // Lengths that do not add up to the body fail the whole call.
+    let short = h
+        .upload_to(
+            "files/upload_session/append_batch",
+            json!({"entries": [
+                {"cursor": {"session_id": id(2), "offset": 0}, "length": 9, "close": true},
+            ]}),
+            b"five!",
+        )
+        .await;
+    assert_eq!(short.route_error(), json!({".tag": "length_mismatch"}));
+    // The two filled sessions commit with exactly their pieces.
+    let finished = h
+        .rpc(
+            "files/upload_session/finish_batch_v2",
+            json!({"entries": [
+                {"cursor": {"session_id": id(0), "offset": 3}, "commit": {"path": "/one.txt"}},
+                {"cursor": {"session_id": id(1), "offset": 3}, "commit": {"path": "/two.txt"}},
+            ]}),
+        )
+        .await
+        .json();
+    assert_eq!(finished["entries"][0]["size"], 3);
+    assert_eq!(
+        finished["entries"][1]["content_hash"],
+        ferry_core::content_hash::content_hash(b"two")
+    );
+    assert_eq!(
+        h.emulator.route_calls("files/upload_session/append_batch"),
+        3
+    );
+}

@@ -137,13 +137,19 @@ async fn idempotent_and_resyncs_changes() {
         .await
         .unwrap();
     stack.settle().await;
-    // Content transfers: single uploads, or files staged for a batch commit.
+    // Requests that carry content: single uploads, session starts, or small files staged
+    // together in one append_batch.
     let uploads = || {
         stack.emu.emulator.route_calls("files/upload")
             + stack.emu.emulator.route_calls("files/upload_session/start")
+            + stack
+                .emu
+                .emulator
+                .route_calls("files/upload_session/append_batch")
     };
     let before = uploads();
-    assert_eq!(before, 2);
+    // Two files: one request each, or both in one batch if the pass saw them together.
+    assert!((1..=2).contains(&before), "{before} content requests");
 
     // Same record, same content: nothing changes, nothing is uploaded, even on a forced pass.
     let same = api

@@ -150,6 +150,64 @@ async fn multi_chunk_upload_session() {
     assert_eq!(content_hash(&body), content_hash(&data));
 }
 
+/// Many small files: two requests stage them all (start_batch + append_batch), one commits
+/// them; a file larger than a chunk goes through its own session, read chunk by chunk.
+#[tokio::test]
+async fn small_files_staged_together_large_ones_chunked() {
+    let emu = Emu::start().await;
+    let client = emu.client().with_chunk_size(1024);
+    let contents: Vec<Bytes> = (0..5).map(|i| Bytes::from(varied(100 + i * 200))).collect();
+    let staged: Vec<_> = client
+        .stage_many(&contents)
+        .await
+        .into_iter()
+        .map(|s| s.expect("staged"))
+        .collect();
+    assert_eq!(
+        emu.emulator.route_calls("files/upload_session/start_batch"),
+        1
+    );
+    assert_eq!(
+        emu.emulator
+            .route_calls("files/upload_session/append_batch"),
+        1
+    );
+    let big = Bytes::from(varied(3000));
+    let large = client.stage(big.clone()).await.expect("staged");
+    assert_eq!(
+        emu.emulator.route_calls("files/upload_session/append_v2"),
+        2
+    );
+
+    let mut entries: Vec<_> = staged
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| (s, format!("/many/f{i}.bin"), WriteMode::Add))
+        .collect();
+    entries.push((large, "/many/big.bin".to_owned(), WriteMode::Add));
+    let committed = client.finish_batch(&entries).await.expect("one commit");
+    for (result, (_, path, _)) in committed.iter().zip(&entries) {
+        let info = result.as_ref().unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(&info.path_display, path);
+    }
+    for (i, content) in contents.iter().enumerate() {
+        let (_, body) = client.download(&format!("/many/f{i}.bin")).await.unwrap();
+        assert!(body == *content, "file {i} differs");
+    }
+    let (_, body) = client.download("/many/big.bin").await.unwrap();
+    assert!(body == big, "the large file differs");
+    // A content larger than a chunk is refused by stage_many, not sent.
+    let refused = client.stage_many(&[big]).await;
+    assert!(matches!(
+        refused[0],
+        Err(DropboxError::Other(_) | DropboxError::Server(_))
+    ));
+    assert_eq!(
+        emu.emulator.route_calls("files/upload_session/start_batch"),
+        1
+    );
+}
+
 /// A file exactly the chunk size still goes in one `files/upload`; one byte more uses a session.
 #[tokio::test]
 async fn chunk_size_threshold() {
