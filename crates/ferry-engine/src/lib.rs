@@ -10,6 +10,7 @@ mod binding;
 mod connections;
 mod error;
 mod placement;
+mod reconcile;
 mod resumable;
 mod sync_pass;
 mod watcher;
@@ -18,6 +19,7 @@ mod worker;
 pub use backoff::backoff_delay;
 pub use connections::{ConnectionInput, Credentials};
 pub use error::EngineError;
+pub use reconcile::ReconcileReport;
 pub use sync_pass::PassOutcome;
 
 use ferry_store::{BlobStore, SecretCipher, Store};

@@ -42,14 +42,6 @@ impl Engine {
         Ok(tasks)
     }
 
-    /// Queues every bound record: each pass re-reads its folder, so anything missed is found.
-    pub async fn reconcile_all(&self) -> Result<usize, EngineError> {
-        let ids = self.store.bound_record_ids().await?;
-        self.store.enqueue(&ids, Priority::Normal).await?;
-        self.wake();
-        Ok(ids.len())
-    }
-
     pub(crate) fn spawn_watcher(
         self: &Arc<Self>,
         connection: String,
@@ -136,11 +128,12 @@ impl Engine {
         }
         ensure_folder(client, root).await?;
         let cursor = client.latest_cursor(root, true).await?;
+        // Changes before this cursor are not in it: a reconciliation covers them. The cursor
+        // is saved only once that is done, so a failure here repeats it.
+        self.reconcile_connection(connection).await?;
         self.store
             .set_connection_cursor(connection, Some(&cursor))
             .await?;
-        // Changes before this cursor are not in it: a full pass covers them.
-        self.reconcile_connection(connection).await?;
         Ok(cursor)
     }
 
@@ -195,22 +188,6 @@ impl Engine {
         // The next round takes a fresh cursor and reconciles the connection's records.
         tracing::warn!(%connection, "Dropbox reset the change cursor; reconciling");
         self.store.set_connection_cursor(connection, None).await?;
-        Ok(())
-    }
-
-    /// Queues every record bound on one connection.
-    async fn reconcile_connection(&self, connection: &str) -> Result<(), EngineError> {
-        let mut ids: Vec<i64> = self
-            .store
-            .bindings_of_connection(connection)
-            .await?
-            .iter()
-            .map(|b| b.record_id)
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        self.store.enqueue(&ids, Priority::Normal).await?;
-        self.wake();
         Ok(())
     }
 }

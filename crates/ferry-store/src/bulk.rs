@@ -4,10 +4,8 @@
 //! any [`SqliteStore`] open on it.
 
 use crate::{SqliteStore, StoreError, StoreResult};
-use ferry_core::model::RecordId;
-use futures::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{Connection, Row, SqliteConnection};
+use sqlx::{Connection, SqliteConnection};
 use std::path::Path;
 use std::time::Duration;
 
@@ -73,25 +71,6 @@ pub struct BulkLoaded {
     pub records: u64,
     /// Attachments (and as many synced rows).
     pub files: u64,
-}
-
-/// One synced file of a connection, with the attachment it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyncedFileScan {
-    /// The record.
-    pub record_id: RecordId,
-    /// The binding's folder (comparison key).
-    pub folder_lower: String,
-    /// The file's path inside it (comparison key).
-    pub rel_lower: String,
-    /// Revision both sides agreed on.
-    pub rev: String,
-    /// Content hash both sides agreed on.
-    pub content_hash: String,
-    /// Content hash of the linked attachment now (`None`: no attachment any more).
-    pub attachment_hash: Option<String>,
-    /// Whether the row is in the `synced` state.
-    pub synced: bool,
 }
 
 fn now_ms() -> i64 {
@@ -252,71 +231,6 @@ impl SqliteStore {
         conn.close().await?;
         Ok(loaded)
     }
-
-    /// Streams every file of `connection` that has a synced revision, with the content hash
-    /// of its attachment now, in one query (nothing is held in memory). Returns how many.
-    pub async fn scan_synced_files(
-        path: &Path,
-        connection: &str,
-        mut each: impl FnMut(SyncedFileScan),
-    ) -> StoreResult<u64> {
-        let mut conn = connect(path).await?;
-        let mut count = 0u64;
-        {
-            let mut rows = sqlx::query(
-                "SELECT s.record_id, b.folder_lower, s.rel_lower, s.rev, s.content_hash, s.state, \
-                 a.content_hash AS attachment_hash FROM sync_files s \
-                 JOIN bindings b ON b.id = s.binding_id \
-                 LEFT JOIN attachments a ON a.id = s.attachment_id \
-                 WHERE b.connection = ? AND s.rev IS NOT NULL",
-            )
-            .bind(connection)
-            .fetch(&mut conn);
-            while let Some(row) = rows.try_next().await? {
-                let state: String = row.try_get("state")?;
-                each(SyncedFileScan {
-                    record_id: row.try_get("record_id")?,
-                    folder_lower: row.try_get("folder_lower")?,
-                    rel_lower: row
-                        .try_get::<Option<String>, _>("rel_lower")?
-                        .unwrap_or_default(),
-                    rev: row.try_get("rev")?,
-                    content_hash: row
-                        .try_get::<Option<String>, _>("content_hash")?
-                        .unwrap_or_default(),
-                    attachment_hash: row.try_get("attachment_hash")?,
-                    synced: state == "synced",
-                });
-                count += 1;
-            }
-        }
-        conn.close().await?;
-        Ok(count)
-    }
-
-    /// For every record bound on `connection`: how many attachments it has now (in record
-    /// id order). Compared with the synced rows, this finds attachments added since.
-    pub async fn attachment_counts(
-        path: &Path,
-        connection: &str,
-    ) -> StoreResult<Vec<(RecordId, u64)>> {
-        let mut conn = connect(path).await?;
-        let rows = sqlx::query(
-            "SELECT a.record_id, COUNT(*) AS n FROM attachments a \
-             WHERE a.record_id IN (SELECT record_id FROM bindings WHERE connection = ?) \
-             GROUP BY a.record_id ORDER BY a.record_id",
-        )
-        .bind(connection)
-        .fetch_all(&mut conn)
-        .await?;
-        conn.close().await?;
-        rows.iter()
-            .map(|r| {
-                let n: i64 = r.try_get("n")?;
-                Ok((r.try_get("record_id")?, u64::try_from(n).unwrap_or(0)))
-            })
-            .collect()
-    }
 }
 
 #[cfg(test)]
@@ -380,7 +294,8 @@ mod tests {
         assert_eq!(store.sync_counts().await.unwrap().synced, 3630);
 
         let mut scanned = Vec::new();
-        let n = SqliteStore::scan_synced_files(&path, "dropbox", |s| scanned.push(s))
+        let n = store
+            .scan_synced_files("dropbox", &mut |s| scanned.push(s))
             .await
             .unwrap();
         assert_eq!(n, 3630);
@@ -389,10 +304,5 @@ mod tests {
                 .iter()
                 .all(|s| s.synced && s.attachment_hash.as_deref() == Some(s.content_hash.as_str()))
         );
-        let counts = SqliteStore::attachment_counts(&path, "dropbox")
-            .await
-            .unwrap();
-        assert_eq!(counts.len(), 1210);
-        assert!(counts.iter().all(|(_, n)| *n == 3));
     }
 }

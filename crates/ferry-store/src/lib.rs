@@ -43,7 +43,8 @@ pub trait Store: Send + Sync + 'static {
     async fn attachments(&self, record_id: RecordId) -> StoreResult<Vec<Attachment>>;
     /// Adds or replaces an attachment by name; `changed` is false when content and tags match.
     async fn put_attachment(&self, input: &AttachmentInput) -> StoreResult<Upserted<Attachment>>;
-    /// Removes an attachment; false if there was none by that name.
+    /// Removes an attachment (and dates the change on its record); false if there was none
+    /// by that name.
     async fn remove_attachment(&self, record_id: RecordId, name: &str) -> StoreResult<bool>;
     /// Renames an attachment and records where it sits in Dropbox; false if it does not exist.
     async fn rename_attachment(
@@ -109,6 +110,17 @@ pub trait Store: Send + Sync + 'static {
     /// Records that have at least one binding, least recently checked first (for the periodic
     /// full reconciliation).
     async fn bound_record_ids(&self) -> StoreResult<Vec<RecordId>>;
+    /// Streams every file of `connection` that has a synced revision, with the content hash
+    /// of its attachment now, in one query (nothing is held in memory). Returns how many.
+    async fn scan_synced_files(
+        &self,
+        connection: &str,
+        each: &mut (dyn FnMut(SyncedFileScan) + Send),
+    ) -> StoreResult<u64>;
+    /// Records bound on `connection` that need a pass whatever Dropbox holds: the record, one
+    /// of its attachments or its rule changed after the binding's last pass, the rule is gone,
+    /// or one of its files is not in the `synced` state.
+    async fn records_changed_since_pass(&self, connection: &str) -> StoreResult<Vec<RecordId>>;
     /// Whether some sync row already agrees on this Dropbox file revision (our own write).
     async fn knows_revision(&self, dropbox_id: &str, rev: &str) -> StoreResult<bool>;
     /// Inserts (`id == 0`) or updates a binding; returns its id.

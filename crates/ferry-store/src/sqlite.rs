@@ -3,7 +3,7 @@
 use crate::{
     ArchivedAttachment, AttachmentInput, Binding, LogEntry, Priority, QueueEntry, QueueStats,
     RecordInput, Store, StoreError, StoreResult, StoredConnection, SyncCounts, SyncRow, SyncState,
-    Task, Upserted, migrations,
+    SyncedFileScan, Task, Upserted, migrations,
 };
 use async_trait::async_trait;
 use ferry_core::model::{Attachment, AttachmentId, Record, RecordId};
@@ -354,6 +354,13 @@ impl Store for SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        // The removal leaves no row behind to date it: the record carries the change, so a
+        // reconciliation sees it (`records_changed_since_pass`).
+        sqlx::query("UPDATE records SET updated_at = ? WHERE id = ?")
+            .bind(now_ms())
+            .bind(record_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -590,10 +597,12 @@ impl Store for SqliteStore {
         connection: &str,
         folder_lower: &str,
     ) -> StoreResult<Vec<Binding>> {
-        // Prefix test without LIKE, so '%' and '_' in folder names are plain characters.
+        // The folder itself, then the range of keys starting with "folder/" ('0' follows '/'),
+        // both served by the (connection, folder_lower) index. No LIKE: '%' and '_' in folder
+        // names are plain characters.
         sqlx::query(
             "SELECT * FROM bindings WHERE connection = ? AND (folder_lower = ? OR \
-             substr(folder_lower, 1, length(?) + 1) = ? || '/') ORDER BY folder_lower, id",
+             (folder_lower > ? || '/' AND folder_lower < ? || '0')) ORDER BY folder_lower, id",
         )
         .bind(connection)
         .bind(folder_lower)
@@ -611,18 +620,30 @@ impl Store for SqliteStore {
         connection: &str,
         path_lower: &str,
     ) -> StoreResult<Vec<Binding>> {
-        sqlx::query(
-            "SELECT * FROM bindings WHERE connection = ? AND (folder_lower = ? OR folder_lower = '' OR \
-             substr(?, 1, length(folder_lower) + 1) = folder_lower || '/') ORDER BY length(folder_lower) DESC, id",
-        )
-        .bind(connection)
-        .bind(path_lower)
-        .bind(path_lower)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(binding_from_row)
-        .collect()
+        // The path and each of its ancestors (and the root, ""): index lookups.
+        let mut folders = vec![path_lower];
+        let mut rest = path_lower;
+        while let Some(i) = rest.rfind('/') {
+            rest = &rest[..i];
+            folders.push(rest);
+        }
+        if !path_lower.is_empty() && !folders.contains(&"") {
+            folders.push("");
+        }
+        let mut q =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT * FROM bindings WHERE connection = ");
+        q.push_bind(connection).push(" AND folder_lower IN (");
+        let mut list = q.separated(", ");
+        for f in &folders {
+            list.push_bind(*f);
+        }
+        q.push(") ORDER BY length(folder_lower) DESC, id");
+        q.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(binding_from_row)
+            .collect()
     }
 
     async fn bindings_of_connection(&self, connection: &str) -> StoreResult<Vec<Binding>> {
@@ -644,6 +665,62 @@ impl Store for SqliteStore {
                 .fetch_all(&self.pool)
                 .await?,
         )
+    }
+
+    async fn scan_synced_files(
+        &self,
+        connection: &str,
+        each: &mut (dyn FnMut(SyncedFileScan) + Send),
+    ) -> StoreResult<u64> {
+        use futures::TryStreamExt;
+        let mut count = 0u64;
+        let mut rows = sqlx::query(
+            "SELECT s.record_id, b.folder_lower, s.rel_lower, s.rev, s.content_hash, s.state, \
+             a.content_hash AS attachment_hash FROM sync_files s \
+             JOIN bindings b ON b.id = s.binding_id \
+             LEFT JOIN attachments a ON a.id = s.attachment_id \
+             WHERE b.connection = ? AND s.rev IS NOT NULL",
+        )
+        .bind(connection)
+        .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            let state: String = row.try_get("state")?;
+            each(SyncedFileScan {
+                record_id: row.try_get("record_id")?,
+                folder_lower: row.try_get("folder_lower")?,
+                rel_lower: row
+                    .try_get::<Option<String>, _>("rel_lower")?
+                    .unwrap_or_default(),
+                rev: row.try_get("rev")?,
+                content_hash: row
+                    .try_get::<Option<String>, _>("content_hash")?
+                    .unwrap_or_default(),
+                attachment_hash: row.try_get("attachment_hash")?,
+                synced: state == "synced",
+            });
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    async fn records_changed_since_pass(&self, connection: &str) -> StoreResult<Vec<RecordId>> {
+        // Every pass stamps its binding's `updated_at` before it reads anything.
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT b.record_id FROM bindings b \
+             JOIN records r ON r.id = b.record_id \
+             LEFT JOIN rules ru ON ru.name = b.rule_name \
+             WHERE b.connection = ? AND ( \
+               r.updated_at > b.updated_at \
+               OR ru.name IS NULL OR ru.updated_at > b.updated_at \
+               OR EXISTS (SELECT 1 FROM attachments a \
+                          WHERE a.record_id = b.record_id AND a.updated_at > b.updated_at) \
+               OR EXISTS (SELECT 1 FROM sync_files s \
+                          WHERE s.record_id = b.record_id AND s.state <> 'synced')) \
+             ORDER BY b.record_id",
+        )
+        .bind(connection)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn knows_revision(&self, dropbox_id: &str, rev: &str) -> StoreResult<bool> {

@@ -315,3 +315,107 @@ async fn streamed_blobs_are_addressed_by_their_content() {
         .unwrap_or(0);
     assert_eq!(leftovers, 0, "no temporary blobs left behind");
 }
+
+#[tokio::test]
+async fn changes_after_a_pass_date_the_record() {
+    let (_dir, s) = store().await;
+    let tick = || tokio::time::sleep(std::time::Duration::from_millis(3));
+    s.put_rule(&ferry_core::rules::RuleSpec {
+        name: "r".into(),
+        record_kind: "order".into(),
+        connection: "c".into(),
+        condition: None,
+        folder: "Orders/{{ record.key }}".into(),
+        file_path: None,
+        file_filter: None,
+        direction: ferry_core::sync_plan::Direction::Push,
+        pull_subfolders: false,
+    })
+    .await
+    .unwrap();
+    let record = s.upsert_record(&input("A", json!({}))).await.unwrap().value;
+    let other = s.upsert_record(&input("B", json!({}))).await.unwrap().value;
+    tick().await;
+    // A pass stamps the binding: nothing changed since.
+    let pass = |record_id| Binding {
+        id: 0,
+        record_id,
+        rule_name: "r".into(),
+        connection: "c".into(),
+        folder_display: format!("/Orders/{record_id}"),
+        folder_lower: format!("/orders/{record_id}"),
+        paused_reason: None,
+        confirm_deletions: false,
+    };
+    s.save_binding(&pass(record.id)).await.unwrap();
+    s.save_binding(&pass(other.id)).await.unwrap();
+    assert!(s.records_changed_since_pass("c").await.unwrap().is_empty());
+    let attach = |name: &str, hash: &str| AttachmentInput {
+        record_id: record.id,
+        name: name.into(),
+        tags: vec![],
+        content_hash: hash.into(),
+        size: 1,
+        origin_path: None,
+    };
+    // An attachment added after the pass.
+    tick().await;
+    s.put_attachment(&attach("a.txt", &"a".repeat(64)))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.records_changed_since_pass("c").await.unwrap(),
+        vec![record.id]
+    );
+    tick().await;
+    s.save_binding(&pass(record.id)).await.unwrap();
+    assert!(s.records_changed_since_pass("c").await.unwrap().is_empty());
+    // Removed: no attachment row is left, the record carries the date.
+    tick().await;
+    assert!(s.remove_attachment(record.id, "a.txt").await.unwrap());
+    assert_eq!(
+        s.records_changed_since_pass("c").await.unwrap(),
+        vec![record.id]
+    );
+    tick().await;
+    s.save_binding(&pass(record.id)).await.unwrap();
+    // The record's fields change.
+    tick().await;
+    s.upsert_record(&input("B", json!({"x": 1}))).await.unwrap();
+    assert_eq!(
+        s.records_changed_since_pass("c").await.unwrap(),
+        vec![other.id]
+    );
+    tick().await;
+    s.save_binding(&pass(other.id)).await.unwrap();
+    // A file that failed keeps its record on the list until it is synced.
+    let mut row = SyncRow {
+        id: 0,
+        record_id: record.id,
+        binding_id: None,
+        rule_name: "r".into(),
+        connection: "c".into(),
+        attachment_id: None,
+        rel_display: Some("bad:name".into()),
+        rel_lower: Some("bad:name".into()),
+        dropbox_id: None,
+        rev: None,
+        content_hash: None,
+        state: SyncState::Failed,
+        last_error: Some("refused".into()),
+        updated_at: 0,
+    };
+    row.id = s.save_sync_row(&row).await.unwrap();
+    assert_eq!(
+        s.records_changed_since_pass("c").await.unwrap(),
+        vec![record.id]
+    );
+    // The rule changes: every binding through it.
+    s.delete_sync_row(row.id).await.unwrap();
+    tick().await;
+    s.delete_rule("r").await.unwrap();
+    assert_eq!(
+        s.records_changed_since_pass("c").await.unwrap(),
+        vec![record.id, other.id]
+    );
+}

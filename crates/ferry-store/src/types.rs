@@ -266,3 +266,22 @@ pub struct QueueEntry {
     /// Why the last attempt failed.
     pub last_error: Option<String>,
 }
+
+/// One synced file of a connection, with the attachment it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncedFileScan {
+    /// The record.
+    pub record_id: RecordId,
+    /// The binding's folder (comparison key).
+    pub folder_lower: String,
+    /// The file's path inside it (comparison key).
+    pub rel_lower: String,
+    /// Revision both sides agreed on.
+    pub rev: String,
+    /// Content hash both sides agreed on.
+    pub content_hash: String,
+    /// Content hash of the linked attachment now (`None`: no attachment any more).
+    pub attachment_hash: Option<String>,
+    /// Whether the row is in the `synced` state.
+    pub synced: bool,
+}

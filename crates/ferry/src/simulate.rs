@@ -23,7 +23,7 @@ use ferry_dropbox::{
 use ferry_emulator::{EmulatorConfig, FaultModel, RunningEmulator};
 use ferry_engine::{ConnectionInput, Engine, EngineConfig};
 use ferry_store::{
-    AttachmentInput, BlobStore, Priority, RecordInput, SecretCipher, SqliteStore, Store,
+    AttachmentInput, BlobStore, Priority, RecordInput, SecretCipher, SqliteStore, Store, SyncState,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -542,6 +542,77 @@ impl Sim {
         }
     }
 
+    /// The change feed lost some notifications (the cursor jumps to now); a full
+    /// reconciliation must then queue every record that has work pending and is not queued
+    /// already (the pass's own dry run is the ground truth).
+    async fn lose_changes_then_reconcile(&mut self) -> anyhow::Result<()> {
+        let was = self.injector.enabled.swap(false, Ordering::SeqCst);
+        let result = async {
+            let latest = self.human.latest_cursor(ROOT, true).await?;
+            self.store
+                .set_connection_cursor("dropbox", Some(&latest))
+                .await?;
+            let mut needy = BTreeMap::new();
+            for (key, id) in &self.records {
+                // Records never placed are not the reconciliation's business (their first
+                // pass comes from the queue).
+                if self.store.bindings_for_record(*id).await?.is_empty() {
+                    continue;
+                }
+                // A binding the brake paused waits for an admin, not for another pass.
+                let pending: Vec<String> = self
+                    .engine
+                    .pending_actions(*id)
+                    .await?
+                    .into_iter()
+                    .filter(|p| !p.starts_with("paused: "))
+                    .collect();
+                if !pending.is_empty() && self.store.queue_entry(*id).await?.is_none() {
+                    needy.insert(*id, format!("{key}: {pending:?}"));
+                }
+            }
+            let report = self.engine.reconcile_connection("dropbox").await?;
+            self.trace.push(format!(
+                "reconcile after lost changes: queued {:?}",
+                report.queued
+            ));
+            for (id, pending) in needy {
+                if !report.queued.contains(&id) {
+                    bail!("the reconciliation missed pending work: {pending}");
+                }
+            }
+            Ok(())
+        }
+        .await;
+        self.injector.enabled.store(was, Ordering::SeqCst);
+        result
+    }
+
+    /// After quiescence, reconciliations raise no recurring false alarm: a first one may
+    /// queue records whose last pass imported files (their attachments are newer than the
+    /// pass), but once those passes ran, the next one queues nothing, except records with
+    /// files that failed for good (their rows are not `synced`).
+    async fn reconcile_finds_nothing(&mut self) -> anyhow::Result<()> {
+        self.engine.reconcile_connection("dropbox").await?;
+        let mut steps = 0;
+        while self.engine.run_one().await? {
+            steps += 1;
+            if steps > 200 {
+                bail!("the queue never drains after a reconciliation");
+            }
+        }
+        let report = self.engine.reconcile_connection("dropbox").await?;
+        for id in &report.queued {
+            let rows = self.store.sync_rows(*id).await?;
+            if rows.iter().all(|r| r.state == SyncState::Synced) {
+                bail!(
+                    "a reconciliation after quiescence queued record {id}, whose files are all synced"
+                );
+            }
+        }
+        Ok(())
+    }
+
     async fn quiesce(&mut self) -> anyhow::Result<()> {
         self.injector.enabled.store(false, Ordering::SeqCst);
         for _round in 0..12 {
@@ -674,13 +745,15 @@ pub async fn run_seed(seed: u64, steps: u32) -> anyhow::Result<SeedStats> {
                 55..=84 => {
                     sim.engine_step(0).await?;
                 }
-                _ => {
+                85..=95 => {
                     sim.engine_step(1).await?;
                 }
+                _ => sim.lose_changes_then_reconcile().await?,
             }
         }
         sim.quiesce().await?;
-        sim.check().await
+        sim.check().await?;
+        sim.reconcile_finds_nothing().await
     }
     .await;
     sim.stats.faults =

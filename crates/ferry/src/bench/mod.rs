@@ -136,6 +136,8 @@ pub enum Goal {
     Below(f64),
     /// `value <= x`.
     AtMost(f64),
+    /// `value >= x`.
+    AtLeast(f64),
 }
 
 impl Goal {
@@ -144,6 +146,7 @@ impl Goal {
             Goal::RatioAtLeast(x) => format!(">= {x}x baseline"),
             Goal::Below(x) => format!("< {x} {unit}"),
             Goal::AtMost(x) => format!("<= {x} {unit}"),
+            Goal::AtLeast(x) => format!(">= {x} {unit}"),
         }
     }
 
@@ -152,6 +155,7 @@ impl Goal {
             Goal::RatioAtLeast(x) => ratio.map(|r| r >= x),
             Goal::Below(x) => Some(value < x),
             Goal::AtMost(x) => Some(value <= x),
+            Goal::AtLeast(x) => Some(value >= x),
         }
     }
 }

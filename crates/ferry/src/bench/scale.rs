@@ -3,11 +3,10 @@
 //! full reconciliation that finds no change. Each measured part runs in a child process
 //! (`ferry bench --scale-child MODE`), so its peak RSS (`VmHWM`) is its own and not the
 //! emulator's:
-//! - `engine`: what Ferry does today — `Engine::reconcile_all` queues every bound record and
-//!   the workers run a pass per record (one `list_folder` of its folder each);
-//! - `listing`: a reconciliation built in this module only, as a proposal for the engine:
-//!   one recursive listing of the connection root compared against the store's synced tree
-//!   in one streaming query; only records that differ would get a pass;
+//! - `engine`: the engine's full reconciliation (`Engine::reconcile_connection`, what the
+//!   periodic safety net and a cursor reset run): one recursive listing of the connection
+//!   root compared with the store's synced tree in one streaming query; records that differ
+//!   are queued and the workers run their passes; done when the queue is empty;
 //! - `idle`: the same process opening the store and the engine and doing nothing (the RSS
 //!   baseline).
 //!
@@ -18,14 +17,11 @@ use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
 use ferry_core::content_hash::content_hash;
 use ferry_core::names::dropbox_lower;
-use ferry_dropbox::Entry;
 use ferry_emulator::{BulkFile as EmuFile, RunningEmulator, write_bulk_journal};
 use ferry_engine::{Engine, EngineConfig};
 use ferry_store::bulk::{BulkBinding, BulkFile, BulkRecord};
 use ferry_store::{BlobStore, SecretCipher, SqliteStore, Store};
 use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet};
-use std::hash::{DefaultHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -80,8 +76,7 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<Vec<Figure>> {
 
     let timeout = ctx.options.scale_timeout;
     let idle = child(dir.path(), "idle", timeout, 1).await?;
-    let engine = child(dir.path(), "engine", timeout, records as u64).await?;
-    let listing = child(dir.path(), "listing", timeout, files as u64).await?;
+    let engine = child(dir.path(), "engine", timeout, 1).await?;
     emulator.shutdown().await;
 
     let mib = |v: &Value| v["peak_rss_bytes"].as_f64().unwrap_or(0.0) / (1024.0 * 1024.0);
@@ -105,8 +100,13 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<Vec<Figure>> {
         secs(&engine) * records as f64 / done
     };
     println!(
-        "  (engine: {} passes retried, {} dead-lettered; listing: {} pages, {} untracked files)",
-        engine["retrying"], engine["dead"], listing["pages"], listing["untracked"]
+        "  (engine: {} listing pages, {} files compared, {} untracked, {} records queued, {} passes retried, {} dead-lettered)",
+        engine["pages"],
+        engine["compared"],
+        engine["untracked"],
+        engine["queued"],
+        engine["retrying"],
+        engine["dead"]
     );
     let list_baseline = Some(("scale.list_whole_tree_bare_client.seconds", list_secs));
     let rss_baseline = Some(("scale.idle_engine.peak_rss", idle_rss));
@@ -133,29 +133,15 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<Vec<Figure>> {
             Some(Goal::AtMost(0.0)),
         ),
         Figure::new(
-            "scale.reconcile_listing.seconds",
-            secs(&listing),
-            "s",
-            list_baseline,
-            Some(Goal::Below(60.0)),
-        ),
-        Figure::new(
-            "scale.reconcile_listing.store_side_seconds",
-            listing["store_seconds"].as_f64().unwrap_or(0.0),
-            "s",
-            list_baseline,
+            "scale.reconcile_engine.files_compared",
+            engine["compared"].as_f64().unwrap_or(-1.0),
+            "count",
             None,
+            Some(Goal::AtLeast(files as f64)),
         ),
         Figure::new(
-            "scale.reconcile_listing.peak_rss",
-            mib(&listing),
-            "MiB",
-            rss_baseline,
-            Some(Goal::Below(512.0)),
-        ),
-        Figure::new(
-            "scale.reconcile_listing.records_flagged",
-            listing["flagged"].as_f64().unwrap_or(-1.0),
+            "scale.reconcile_engine.records_queued",
+            engine["queued"].as_f64().unwrap_or(-1.0),
             "count",
             None,
             Some(Goal::AtMost(0.0)),
@@ -327,8 +313,7 @@ async fn child(dir: &Path, mode: &str, timeout: Duration, total: u64) -> anyhow:
         .take()
         .ok_or_else(|| anyhow!("no stdout from the child"))?;
     let label = match mode {
-        "engine" => "engine: reconcile_all + workers (records)",
-        "listing" => "listing reconciliation (files compared)",
+        "engine" => "engine: full reconciliation",
         _ => "idle engine process",
     };
     let mut progress = Progress::new(label, total);
@@ -370,15 +355,14 @@ pub async fn run_scale_child(args: ScaleChildArgs) -> anyhow::Result<()> {
             json!({"seconds": 0.0})
         }
         "engine" => reconcile_engine(&engine, args.timeout).await?,
-        "listing" => reconcile_listing(&engine, &db, args.timeout).await?,
-        other => bail!("unknown --scale-child mode {other:?} (idle, engine, listing)"),
+        other => bail!("unknown --scale-child mode {other:?} (idle, engine)"),
     };
     result["peak_rss_bytes"] = json!(peak_rss_bytes());
     println!("result {result}");
     Ok(())
 }
 
-/// Today's full reconciliation: every bound record queued, the workers run a pass each.
+/// The engine's full reconciliation, then the passes for whatever it queued.
 async fn reconcile_engine(engine: &Arc<Engine>, timeout: Duration) -> anyhow::Result<Value> {
     let store = engine.store();
     let last_log = store
@@ -388,13 +372,13 @@ async fn reconcile_engine(engine: &Arc<Engine>, timeout: Duration) -> anyhow::Re
         .map_or(0, |e| e.id);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let started = Instant::now();
-    let total = engine.reconcile_all().await? as u64;
+    let report = engine.reconcile_connection("dropbox").await?;
+    let listed = started.elapsed().as_secs_f64();
     let workers = engine.spawn_workers(stopped);
     let mut finished = false;
     let mut stats;
     loop {
         stats = store.queue_stats().await?;
-        println!("progress {} {total}", total.saturating_sub(stats.queued));
         if stats.queued == 0 {
             finished = true;
             break;
@@ -402,9 +386,10 @@ async fn reconcile_engine(engine: &Arc<Engine>, timeout: Duration) -> anyhow::Re
         if started.elapsed() > timeout {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
+    println!("progress 1 1");
     let _ = stop.send(true);
     for w in workers {
         let _ = w.await;
@@ -415,119 +400,19 @@ async fn reconcile_engine(engine: &Arc<Engine>, timeout: Duration) -> anyhow::Re
         .iter()
         .filter(|e| e.id > last_log)
         .count();
+    let total = report.queued.len() as u64;
     Ok(json!({
         "seconds": seconds,
+        "listing_seconds": listed,
         "finished": finished,
         "reconciled": total.saturating_sub(stats.queued),
         "total": total,
+        "queued": total,
+        "compared": report.compared,
+        "untracked": report.untracked,
+        "pages": report.pages,
         "retrying": stats.retrying,
         "dead": stats.dead,
         "changes": changes,
-    }))
-}
-
-/// A 64-bit fingerprint of the concatenation of `parts` (the same bytes give the same
-/// fingerprint however they are split).
-fn fingerprint(parts: &[&str]) -> u64 {
-    let mut h = DefaultHasher::new();
-    for p in parts {
-        h.write(p.as_bytes());
-    }
-    h.finish()
-}
-
-/// The proposed reconciliation: one recursive listing of the connection root against the
-/// store's synced tree (fingerprints only, so memory stays small); counts the records a
-/// pass would be needed for.
-async fn reconcile_listing(
-    engine: &Arc<Engine>,
-    db: &Path,
-    timeout: Duration,
-) -> anyhow::Result<Value> {
-    let (client, root) = engine.client("dropbox").await?;
-    let started = Instant::now();
-    let mut expected: HashMap<u64, (u64, i64)> = HashMap::new();
-    let mut folders: HashMap<u64, i64> = HashMap::new();
-    let mut flagged: HashSet<i64> = HashSet::new();
-    let mut linked: HashMap<i64, u64> = HashMap::new();
-    SqliteStore::scan_synced_files(db, "dropbox", |s| {
-        let path = fingerprint(&[&s.folder_lower, "/", &s.rel_lower]);
-        expected.insert(
-            path,
-            (fingerprint(&[&s.rev, " ", &s.content_hash]), s.record_id),
-        );
-        folders.insert(fingerprint(&[&s.folder_lower]), s.record_id);
-        match &s.attachment_hash {
-            Some(h) if s.synced && *h == s.content_hash => {
-                *linked.entry(s.record_id).or_default() += 1;
-            }
-            // The app changed or removed the attachment since.
-            _ => {
-                flagged.insert(s.record_id);
-            }
-        }
-    })
-    .await?;
-    // Attachments added since (more attachments than synced rows linking them).
-    for (record, n) in SqliteStore::attachment_counts(db, "dropbox").await? {
-        if linked.get(&record).copied().unwrap_or(0) != n {
-            flagged.insert(record);
-        }
-    }
-    // The store side alone (what the engine would add to a listing it has to read anyway).
-    let store_seconds = started.elapsed().as_secs_f64();
-    let total = expected.len() as u64;
-    let mut compared = 0u64;
-    let mut untracked = 0u64;
-    let mut pages = 1u64;
-    let mut page = client.list_folder(&root, true).await?;
-    loop {
-        for entry in &page.entries {
-            let Entry::File(f) = entry else { continue };
-            let path = fingerprint(&[&f.path_lower]);
-            let hash = f.content_hash.as_deref().unwrap_or("");
-            match expected.remove(&path) {
-                Some((state, record)) => {
-                    compared += 1;
-                    if state != fingerprint(&[&f.rev, " ", hash]) {
-                        flagged.insert(record);
-                    }
-                }
-                None => {
-                    // A file Ferry does not track: the binding whose folder holds it decides.
-                    untracked += 1;
-                    let mut p = f.path_lower.as_str();
-                    while let Some(i) = p.rfind('/') {
-                        p = &p[..i];
-                        if let Some(record) = folders.get(&fingerprint(&[p])) {
-                            flagged.insert(*record);
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        println!("progress {compared} {total}");
-        if !page.has_more {
-            break;
-        }
-        if started.elapsed() > timeout {
-            bail!("the listing reconciliation did not finish within {timeout:?}");
-        }
-        page = client.list_folder_continue(&page.cursor).await?;
-        pages += 1;
-    }
-    // Synced files Dropbox no longer has.
-    for (_, record) in expected.values() {
-        flagged.insert(*record);
-    }
-    Ok(json!({
-        "seconds": started.elapsed().as_secs_f64(),
-        "store_seconds": store_seconds,
-        "finished": true,
-        "compared": compared,
-        "untracked": untracked,
-        "pages": pages,
-        "flagged": flagged.len(),
     }))
 }

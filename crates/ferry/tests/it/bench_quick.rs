@@ -84,12 +84,17 @@ fn quick_bench_runs_every_scenario_and_writes_a_well_formed_report() {
             "no figures from scenario {scenario}: {seen:?}\n{stdout}"
         );
     }
-    // The scale scenario's generated state must really be "all synced".
-    let flagged = figures
-        .iter()
-        .find(|f| f["name"] == "scale.reconcile_listing.records_flagged")
-        .expect("listing reconciliation reported");
-    assert_eq!(flagged["value"].as_f64(), Some(0.0), "{flagged}");
+    // The scale scenario's generated state must really be "all synced", and the engine's
+    // reconciliation must have compared every file (200 records × 10 at --quick size).
+    let value = |name: &str| {
+        figures
+            .iter()
+            .find(|f| f["name"] == name)
+            .and_then(|f| f["value"].as_f64())
+            .unwrap_or_else(|| panic!("{name} not reported"))
+    };
+    assert_eq!(value("scale.reconcile_engine.records_queued"), 0.0);
+    assert_eq!(value("scale.reconcile_engine.files_compared"), 2000.0);
     let changes = figures
         .iter()
         .find(|f| f["name"] == "scale.reconcile_engine.changes_found")
