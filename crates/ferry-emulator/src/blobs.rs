@@ -55,6 +55,28 @@ impl Blobs {
         tokio::fs::rename(&tmp, &path).await
     }
 
+    /// Stores the file at `source` as blob `hash` by hard-linking it (no copy); the caller
+    /// guarantees the source is never written again. Falls back to a copy where links fail.
+    pub async fn link_file(&self, hash: &str, source: &Path) -> std::io::Result<()> {
+        let path = self.path(hash)?;
+        let tmp = self.temp_path();
+        let (from, to) = (source.to_path_buf(), path.clone());
+        let linked = tokio::task::spawn_blocking(move || {
+            if to.exists() {
+                return Ok(true);
+            }
+            std::fs::hard_link(&from, &tmp)?;
+            std::fs::rename(&tmp, &to)?;
+            Ok::<_, std::io::Error>(true)
+        })
+        .await
+        .map_err(|e| std::io::Error::other(format!("blob link job: {e}")))?;
+        match linked {
+            Ok(_) => Ok(()),
+            Err(_) => self.put_file(hash, source).await,
+        }
+    }
+
     /// The whole content of a blob.
     pub async fn read(&self, hash: &str) -> std::io::Result<Vec<u8>> {
         tokio::fs::read(self.path(hash)?).await

@@ -200,7 +200,11 @@ async fn finish_batch(cx: &Ctx<'_>, arg: Value) -> Result<Vec<Value>, ApiError> 
             }
             let data = cx.sessions.data_path(id);
             let (hash, size) = crate::blobs::hash_file(&data).await?;
-            cx.blobs.put_file(&hash, &data).await?;
+            if cx.sessions.is_sealed(id).await {
+                cx.blobs.link_file(&hash, &data).await?;
+            } else {
+                cx.blobs.put_file(&hash, &data).await?;
+            }
             prepared.push(Prepared::Ready { path, hash, size });
         }
     }

@@ -102,6 +102,9 @@ fn refused<T>(err: SessionErr) -> Result<T, SessionFailure> {
 pub struct Sessions {
     dir: PathBuf,
     locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The metadata as last written (the files stay the truth across restarts; this saves
+    /// re-reading them on every call).
+    metas: std::sync::Mutex<std::collections::HashMap<String, SessionMeta>>,
 }
 
 impl Sessions {
@@ -111,6 +114,7 @@ impl Sessions {
         Ok(Self {
             dir,
             locks: std::sync::Mutex::new(std::collections::HashMap::new()),
+            metas: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -142,9 +146,16 @@ impl Sessions {
         if !plausible {
             return Err(SessionFailure::Refused(SessionErr::NotFound));
         }
+        if let Some(meta) = self.cached(id) {
+            return Ok(meta);
+        }
         match tokio::fs::read(self.meta_path(id)).await {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| SessionFailure::Io(std::io::Error::other(e))),
+            Ok(bytes) => {
+                let meta: SessionMeta = serde_json::from_slice(&bytes)
+                    .map_err(|e| SessionFailure::Io(std::io::Error::other(e)))?;
+                self.cache(id, &meta);
+                Ok(meta)
+            }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 Err(SessionFailure::Refused(SessionErr::NotFound))
             }
@@ -153,10 +164,20 @@ impl Sessions {
     }
 
     async fn write_meta(&self, id: &str, meta: &SessionMeta) -> std::io::Result<()> {
-        let tmp = self.dir.join(format!("{id}.json.tmp"));
-        let json = serde_json::to_vec(meta).map_err(std::io::Error::other)?;
-        tokio::fs::write(&tmp, json).await?;
-        tokio::fs::rename(&tmp, self.meta_path(id)).await
+        let (dir, owned_id, owned) = (self.dir.clone(), id.to_owned(), meta.clone());
+        blocking(move || write_meta_sync(&dir, &owned_id, &owned)).await?;
+        self.cache(id, meta);
+        Ok(())
+    }
+
+    fn cached(&self, id: &str) -> Option<SessionMeta> {
+        let metas = self.metas.lock().unwrap_or_else(|p| p.into_inner());
+        metas.get(id).cloned()
+    }
+
+    fn cache(&self, id: &str, meta: &SessionMeta) {
+        let mut metas = self.metas.lock().unwrap_or_else(|p| p.into_inner());
+        metas.insert(id.to_owned(), meta.clone());
     }
 
     /// Creates a session holding `data`.
@@ -184,7 +205,6 @@ impl Sessions {
             return refused(SessionErr::ConcurrentCloseNotAllowed);
         }
         let id = random_token(32);
-        tokio::fs::write(self.data_path(&id), data).await?;
         let meta = SessionMeta {
             offset: data.len() as u64,
             closed: close,
@@ -193,7 +213,16 @@ impl Sessions {
             ranges: Vec::new(),
             length: None,
         };
-        self.write_meta(&id, &meta).await?;
+        // Data, then metadata, in one blocking job (one thread hand-off, not four).
+        let (dir, owned_id, owned, bytes) =
+            (self.dir.clone(), id.clone(), meta.clone(), data.to_vec());
+        let data_path = self.data_path(&id);
+        blocking(move || {
+            std::fs::write(&data_path, bytes)?;
+            write_meta_sync(&dir, &owned_id, &owned)
+        })
+        .await?;
+        self.cache(&id, &meta);
         Ok(id)
     }
 
@@ -288,23 +317,27 @@ impl Sessions {
         if end > MAX_SESSION_BYTES {
             return Err(SessionFailure::Refused(SessionErr::TooLarge));
         }
-        if !data.is_empty() {
-            let file = tokio::fs::OpenOptions::new()
-                .write(true)
-                .open(self.data_path(id))
-                .await?;
-            // Drop bytes of an append whose metadata update never happened.
-            file.set_len(meta.offset).await?;
-            let mut file = tokio::fs::OpenOptions::new()
-                .append(true)
-                .open(self.data_path(id))
-                .await?;
-            file.write_all(data).await?;
-            file.flush().await?;
-        }
         meta.offset = end;
         meta.closed = close;
-        self.write_meta(id, &meta).await?;
+        // Drop bytes of an append whose metadata update never happened, append, then record
+        // the new offset: one blocking job.
+        let (dir, owned_id, owned, bytes) =
+            (self.dir.clone(), id.to_owned(), meta.clone(), data.to_vec());
+        let data_path = self.data_path(id);
+        let committed = meta.offset - data.len() as u64;
+        blocking(move || {
+            if !bytes.is_empty() {
+                use std::io::Write;
+                let mut file = std::fs::OpenOptions::new().write(true).open(&data_path)?;
+                file.set_len(committed)?;
+                use std::io::Seek;
+                file.seek(std::io::SeekFrom::End(0))?;
+                file.write_all(&bytes)?;
+            }
+            write_meta_sync(&dir, &owned_id, &owned)
+        })
+        .await?;
+        self.cache(id, &meta);
         Ok(end)
     }
 
@@ -367,9 +400,43 @@ impl Sessions {
 
     /// Forgets a finished session.
     pub async fn remove(&self, id: &str) {
-        let _ = tokio::fs::remove_file(self.meta_path(id)).await;
-        let _ = tokio::fs::remove_file(self.data_path(id)).await;
+        self.metas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        let (meta, data) = (self.meta_path(id), self.data_path(id));
+        let _ = blocking(move || {
+            let _ = std::fs::remove_file(meta);
+            let _ = std::fs::remove_file(data);
+            Ok(())
+        })
+        .await;
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.remove(id);
     }
+
+    /// Whether a session is sequential and closed: its data can no longer change, so the
+    /// file may be shared (hard-linked) rather than copied.
+    pub async fn is_sealed(&self, id: &str) -> bool {
+        self.read_meta(id)
+            .await
+            .is_ok_and(|m| m.closed && !m.concurrent)
+    }
+}
+
+/// Writes a session's metadata: a temporary file renamed over the old one.
+fn write_meta_sync(dir: &std::path::Path, id: &str, meta: &SessionMeta) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{id}.json.tmp"));
+    let json = serde_json::to_vec(meta).map_err(std::io::Error::other)?;
+    std::fs::write(&tmp, json)?;
+    std::fs::rename(&tmp, dir.join(format!("{id}.json")))
+}
+
+/// Runs file work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    job: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|e| std::io::Error::other(format!("session file job: {e}")))?
 }

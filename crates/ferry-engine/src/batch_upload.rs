@@ -9,7 +9,7 @@ use crate::sync_pass::PassOutcome;
 use crate::{Engine, EngineError};
 use ferry_core::sync_plan::{RelPath, UploadMode};
 use ferry_dropbox::{DropboxError, MAX_BATCH, Staged, WriteMode};
-use ferry_store::{SyncRow, SyncState};
+use ferry_store::{LogEntry, SyncRow, SyncState};
 use futures::StreamExt;
 use std::time::Instant;
 
@@ -36,41 +36,8 @@ impl Engine {
         started: Instant,
         outcome: &mut PassOutcome,
     ) -> Result<(), EngineError> {
-        let path = abs(&cx.binding.folder_display, rel);
-        let mut row = rows
-            .iter()
-            .find(|r| r.rel_lower.as_deref() == Some(rel.lower.as_str()))
-            .cloned()
-            .unwrap_or_else(|| cx.new_row(rel));
-        row.attachment_id = Some(attachment_id);
-        row.rel_display = Some(rel.display.clone());
-        let bytes = result.as_ref().map(|i| i.size).unwrap_or(0);
-        self.log_action(
-            cx.binding,
-            cx.record,
-            &path,
-            "upload",
-            bytes,
-            started,
-            result.as_ref().err(),
-        )
-        .await;
-        match result {
-            Ok(info) => {
-                outcome.uploaded += 1;
-                row.dropbox_id = Some(info.id);
-                row.rev = Some(info.rev);
-                row.content_hash = info.content_hash;
-                row.state = SyncState::Synced;
-                row.last_error = None;
-            }
-            Err(e) => {
-                outcome.failure(&e);
-                row.state = SyncState::Failed;
-                row.last_error = Some(crate::binding::describe(&e));
-            }
-        }
-        self.store.save_sync_row(&row).await?;
+        let (row, log) = upload_outcome(cx, rows, attachment_id, rel, result, started, outcome);
+        self.store.save_sync_rows_logged(&[row], &[log]).await?;
         Ok(())
     }
 
@@ -196,6 +163,8 @@ impl Engine {
                 }
             }
         }
+        let mut saved = Vec::with_capacity(uploads.len());
+        let mut log = Vec::with_capacity(uploads.len());
         for (u, result) in uploads.into_iter().zip(results) {
             let result = result.unwrap_or_else(|| Err(DropboxError::Other("not committed".into())));
             if result
@@ -206,9 +175,59 @@ impl Engine {
                     .delete_upload_session(&cx.binding.connection, &u.content_hash)
                     .await?;
             }
-            self.record_upload(cx, rows, u.attachment_id, &u.rel, result, started, outcome)
-                .await?;
+            let (row, entry) =
+                upload_outcome(cx, rows, u.attachment_id, &u.rel, result, started, outcome);
+            saved.push(row);
+            log.push(entry);
         }
+        // One commit for the whole batch.
+        self.store.save_sync_rows_logged(&saved, &log).await?;
         Ok(())
     }
+}
+
+/// The sync row and log entry an upload's outcome leads to.
+fn upload_outcome(
+    cx: &Ctx<'_>,
+    rows: &[SyncRow],
+    attachment_id: i64,
+    rel: &RelPath,
+    result: Result<ferry_dropbox::FileInfo, DropboxError>,
+    started: Instant,
+    outcome: &mut PassOutcome,
+) -> (SyncRow, LogEntry) {
+    let path = abs(&cx.binding.folder_display, rel);
+    let mut row = rows
+        .iter()
+        .find(|r| r.rel_lower.as_deref() == Some(rel.lower.as_str()))
+        .cloned()
+        .unwrap_or_else(|| cx.new_row(rel));
+    row.attachment_id = Some(attachment_id);
+    row.rel_display = Some(rel.display.clone());
+    let bytes = result.as_ref().map(|i| i.size).unwrap_or(0);
+    let log = crate::binding::log_entry(
+        cx.binding,
+        cx.record,
+        &path,
+        "upload",
+        bytes,
+        started,
+        result.as_ref().err(),
+    );
+    match result {
+        Ok(info) => {
+            outcome.uploaded += 1;
+            row.dropbox_id = Some(info.id);
+            row.rev = Some(info.rev);
+            row.content_hash = info.content_hash;
+            row.state = SyncState::Synced;
+            row.last_error = None;
+        }
+        Err(e) => {
+            outcome.failure(&e);
+            row.state = SyncState::Failed;
+            row.last_error = Some(crate::binding::describe(&e));
+        }
+    }
+    (row, log)
 }

@@ -552,19 +552,7 @@ impl Engine {
         started: Instant,
         error: Option<&DropboxError>,
     ) {
-        let entry = LogEntry {
-            id: 0,
-            at: 0,
-            connection: binding.connection.clone(),
-            binding_id: Some(binding.id),
-            record_id: record.id,
-            path: path.to_owned(),
-            action: action.to_owned(),
-            outcome: if error.is_some() { "failed" } else { "ok" }.to_owned(),
-            bytes,
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            error: error.map(ToString::to_string),
-        };
+        let entry = log_entry(binding, record, path, action, bytes, started, error);
         // The log is a record of what happened; failing to write it must not undo the work.
         if let Err(e) = self.store.log(&entry).await {
             tracing::error!(error = %e, "cannot write the sync log");
@@ -901,6 +889,31 @@ pub(crate) fn describe(e: &DropboxError) -> String {
             "{e}; the file changed in Dropbox since it was listed, so Ferry left it as it is and will look again"
         ),
         other => other.to_string(),
+    }
+}
+
+/// The sync-log entry for one executed action.
+pub(crate) fn log_entry(
+    binding: &Binding,
+    record: &Record,
+    path: &str,
+    action: &str,
+    bytes: u64,
+    started: Instant,
+    error: Option<&DropboxError>,
+) -> LogEntry {
+    LogEntry {
+        id: 0,
+        at: 0,
+        connection: binding.connection.clone(),
+        binding_id: Some(binding.id),
+        record_id: record.id,
+        path: path.to_owned(),
+        action: action.to_owned(),
+        outcome: if error.is_some() { "failed" } else { "ok" }.to_owned(),
+        bytes,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        error: error.map(ToString::to_string),
     }
 }
 

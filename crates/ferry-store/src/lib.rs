@@ -132,6 +132,9 @@ pub trait Store: Send + Sync + 'static {
     async fn sync_rows(&self, record_id: RecordId) -> StoreResult<Vec<SyncRow>>;
     /// Inserts (`id == 0`, upserting on binding + path) or updates a sync row; returns its id.
     async fn save_sync_row(&self, row: &SyncRow) -> StoreResult<i64>;
+    /// Saves many sync rows (as [`Store::save_sync_row`]) and log entries in one
+    /// transaction: a batch of uploads is recorded at the cost of one commit.
+    async fn save_sync_rows_logged(&self, rows: &[SyncRow], log: &[LogEntry]) -> StoreResult<()>;
     /// Deletes a sync row.
     async fn delete_sync_row(&self, id: i64) -> StoreResult<()>;
     /// Replaces a record's binding-less rows (files that could not be placed) with `rows`.

@@ -801,42 +801,19 @@ impl Store for SqliteStore {
     }
 
     async fn save_sync_row(&self, r: &SyncRow) -> StoreResult<i64> {
-        let now = now_ms();
-        let sql = if r.id == 0 {
-            // A path a binding already tracks is the same file: update it in place.
-            "INSERT INTO sync_files (record_id, binding_id, rule_name, connection, attachment_id, \
-             rel_display, rel_lower, dropbox_id, rev, content_hash, state, last_error, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (binding_id, rel_lower) DO UPDATE SET record_id = excluded.record_id, \
-             rule_name = excluded.rule_name, connection = excluded.connection, \
-             attachment_id = excluded.attachment_id, rel_display = excluded.rel_display, \
-             dropbox_id = excluded.dropbox_id, rev = excluded.rev, content_hash = excluded.content_hash, \
-             state = excluded.state, last_error = excluded.last_error, updated_at = excluded.updated_at \
-             RETURNING id"
-        } else {
-            "UPDATE sync_files SET record_id = ?, binding_id = ?, rule_name = ?, connection = ?, \
-             attachment_id = ?, rel_display = ?, rel_lower = ?, dropbox_id = ?, rev = ?, \
-             content_hash = ?, state = ?, last_error = ?, updated_at = ? WHERE id = ? RETURNING id"
-        };
-        let mut query = sqlx::query_scalar(sql)
-            .bind(r.record_id)
-            .bind(r.binding_id)
-            .bind(&r.rule_name)
-            .bind(&r.connection)
-            .bind(r.attachment_id)
-            .bind(&r.rel_display)
-            .bind(&r.rel_lower)
-            .bind(&r.dropbox_id)
-            .bind(&r.rev)
-            .bind(&r.content_hash)
-            .bind(r.state.as_str())
-            .bind(&r.last_error)
-            .bind(now);
-        if r.id != 0 {
-            query = query.bind(r.id);
+        upsert_sync_row(&self.pool, r).await
+    }
+
+    async fn save_sync_rows_logged(&self, rows: &[SyncRow], log: &[LogEntry]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for r in rows {
+            upsert_sync_row(&mut *tx, r).await?;
         }
-        let id: Option<i64> = query.fetch_optional(&self.pool).await?;
-        id.ok_or_else(|| StoreError::Corrupt(format!("sync row {} vanished", r.id)))
+        for e in log {
+            insert_log(&mut *tx, e).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn delete_sync_row(&self, id: i64) -> StoreResult<()> {
@@ -947,23 +924,7 @@ impl Store for SqliteStore {
     }
 
     async fn log(&self, e: &LogEntry) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO sync_log (at, connection, binding_id, record_id, path, action, outcome, bytes, \
-             duration_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(if e.at == 0 { now_ms() } else { e.at })
-        .bind(&e.connection)
-        .bind(e.binding_id)
-        .bind(e.record_id)
-        .bind(&e.path)
-        .bind(&e.action)
-        .bind(&e.outcome)
-        .bind(i64::try_from(e.bytes).unwrap_or(i64::MAX))
-        .bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
-        .bind(&e.error)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        insert_log(&self.pool, e).await
     }
 
     async fn log_entries(
@@ -1127,4 +1088,71 @@ impl Store for SqliteStore {
             next_due_ms: row.try_get("next_due")?,
         })
     }
+}
+
+/// Inserts (`id == 0`, upserting on binding + path) or updates a sync row; returns its id.
+async fn upsert_sync_row<'e, E>(executor: E, r: &SyncRow) -> StoreResult<i64>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    let now = now_ms();
+    let sql = if r.id == 0 {
+        // A path a binding already tracks is the same file: update it in place.
+        "INSERT INTO sync_files (record_id, binding_id, rule_name, connection, attachment_id, \
+         rel_display, rel_lower, dropbox_id, rev, content_hash, state, last_error, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (binding_id, rel_lower) DO UPDATE SET record_id = excluded.record_id, \
+         rule_name = excluded.rule_name, connection = excluded.connection, \
+         attachment_id = excluded.attachment_id, rel_display = excluded.rel_display, \
+         dropbox_id = excluded.dropbox_id, rev = excluded.rev, content_hash = excluded.content_hash, \
+         state = excluded.state, last_error = excluded.last_error, updated_at = excluded.updated_at \
+         RETURNING id"
+    } else {
+        "UPDATE sync_files SET record_id = ?, binding_id = ?, rule_name = ?, connection = ?, \
+         attachment_id = ?, rel_display = ?, rel_lower = ?, dropbox_id = ?, rev = ?, \
+         content_hash = ?, state = ?, last_error = ?, updated_at = ? WHERE id = ? RETURNING id"
+    };
+    let mut query = sqlx::query_scalar(sql)
+        .bind(r.record_id)
+        .bind(r.binding_id)
+        .bind(&r.rule_name)
+        .bind(&r.connection)
+        .bind(r.attachment_id)
+        .bind(&r.rel_display)
+        .bind(&r.rel_lower)
+        .bind(&r.dropbox_id)
+        .bind(&r.rev)
+        .bind(&r.content_hash)
+        .bind(r.state.as_str())
+        .bind(&r.last_error)
+        .bind(now);
+    if r.id != 0 {
+        query = query.bind(r.id);
+    }
+    let id: Option<i64> = query.fetch_optional(executor).await?;
+    id.ok_or_else(|| StoreError::Corrupt(format!("sync row {} vanished", r.id)))
+}
+
+/// Appends one sync-log entry.
+async fn insert_log<'e, E>(executor: E, e: &LogEntry) -> StoreResult<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO sync_log (at, connection, binding_id, record_id, path, action, outcome, bytes, \
+         duration_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(if e.at == 0 { now_ms() } else { e.at })
+    .bind(&e.connection)
+    .bind(e.binding_id)
+    .bind(e.record_id)
+    .bind(&e.path)
+    .bind(&e.action)
+    .bind(&e.outcome)
+    .bind(i64::try_from(e.bytes).unwrap_or(i64::MAX))
+    .bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
+    .bind(&e.error)
+    .execute(executor)
+    .await?;
+    Ok(())
 }
