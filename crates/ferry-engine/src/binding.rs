@@ -1,5 +1,7 @@
 //! Syncing one binding: keep its folder where the rule says, read the three trees, plan,
-//! execute each action, log it, and record what both sides now agree on.
+//! execute each action, log it, and record what both sides now agree on. Folder moves,
+//! imports and reverse sync have their own files (`folder_moves.rs`, `import.rs`,
+//! `reverse_sync.rs`); batched uploads are in `batch_upload.rs`.
 
 use crate::batch_upload::PlannedUpload;
 use crate::placement::RulePlacement;
@@ -12,8 +14,7 @@ use ferry_core::sync_plan::{
     plan,
 };
 use ferry_dropbox::{DropboxClient, DropboxError, Entry, WriteMode};
-use ferry_store::{AttachmentInput, Binding, LogEntry, SyncRow, SyncState};
-use futures::AsyncReadExt;
+use ferry_store::{Binding, LogEntry, SyncRow, SyncState};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
@@ -290,89 +291,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Reverse sync of one binding: every file in its folder whose content Ferry does not hold
-    /// becomes an attachment (a new version of the attachment it tracked, or a new one), then
-    /// the binding is dropped. Files stay in Dropbox: nothing there is deleted.
-    pub(crate) async fn reverse_binding(
-        &self,
-        record: &Record,
-        binding: &Binding,
-        outcome: &mut PassOutcome,
-    ) -> Result<(), EngineError> {
-        let (client, _root) = self.client(&binding.connection).await?;
-        let rows: Vec<SyncRow> = self
-            .store
-            .sync_rows(record.id)
-            .await?
-            .into_iter()
-            .filter(|r| r.binding_id == Some(binding.id))
-            .collect();
-        let synced: Vec<SyncedFile> = rows.iter().filter_map(synced_file).collect();
-        let placed = RulePlacement {
-            rule: binding.rule_name.clone(),
-            connection: binding.connection.clone(),
-            direction: Direction::Pull,
-            pull_subfolders: true,
-            folder: Vec::new(),
-            local: Vec::new(),
-        };
-        let (remote, _) = match self
-            .remote_tree(&client, binding, Some(&placed), &[], &synced)
-            .await
-        {
-            Ok(tree) => tree,
-            Err(e) => {
-                outcome.failure(&e);
-                return Err(EngineError::Dropbox(e));
-            }
-        };
-        let held: HashSet<String> = self
-            .store
-            .attachments(record.id)
-            .await?
-            .into_iter()
-            .map(|a| a.content_hash)
-            .collect();
-        let cx = Ctx {
-            client: &client,
-            binding,
-            record,
-        };
-        for file in remote.iter().filter(|f| !held.contains(&f.content_hash)) {
-            let started = Instant::now();
-            let tracked = rows
-                .iter()
-                .find(|r| r.rel_lower.as_deref() == Some(file.rel.lower.as_str()))
-                .and_then(|r| r.attachment_id);
-            let result = self.import(&cx, file, tracked).await;
-            let path = abs(&binding.folder_display, &file.rel);
-            self.log_action(
-                binding,
-                record,
-                &path,
-                "reverse_import",
-                result.as_ref().map(|r| r.1).unwrap_or(0),
-                started,
-                result.as_ref().err(),
-            )
-            .await;
-            match result {
-                Ok(_) => outcome.imported += 1,
-                Err(e) => {
-                    // Keep the binding: the next pass tries again before anything else.
-                    outcome.failure(&e);
-                    return Err(EngineError::Dropbox(e));
-                }
-            }
-        }
-        self.store.delete_binding(binding.id).await?;
-        Ok(())
-    }
-
     /// What Dropbox holds under the binding's folder that this binding is concerned with:
     /// files it placed or synced, plus — when it pulls — new files at the top (or in any
     /// subfolder with `pull_subfolders`), minus folders that belong to other bindings.
-    async fn remote_tree(
+    pub(crate) async fn remote_tree(
         &self,
         client: &DropboxClient,
         binding: &Binding,
@@ -436,109 +358,6 @@ impl Engine {
             }
         }
         Ok((out, occupied))
-    }
-
-    /// Moves a binding's folder; a case-only rename goes through a temporary name. When
-    /// something already exists at the target (someone created it), the tracked files move
-    /// one by one into it; a clash on a file is left for the planner (it keeps both).
-    async fn move_folder(
-        &self,
-        client: &DropboxClient,
-        record: &Record,
-        binding: &Binding,
-        to: &str,
-    ) -> Result<(), DropboxError> {
-        let from = binding.folder_display.as_str();
-        let started = Instant::now();
-        let result = if dropbox_lower(from) == dropbox_lower(to) {
-            self.rename_case(client, from, to).await
-        } else {
-            match client.move_entry(from, to).await {
-                Ok(_) => Ok(()),
-                Err(DropboxError::Conflict(_)) => {
-                    self.move_files_into(client, record, binding, to).await
-                }
-                Err(e) => Err(e),
-            }
-        };
-        // Nothing there (never created, or already moved with a parent folder): nothing to move.
-        let result = match result {
-            Err(DropboxError::NotFound(_)) => Ok(()),
-            other => other,
-        };
-        self.log_action(
-            binding,
-            record,
-            &format!("{from} -> {to}"),
-            "move_folder",
-            0,
-            started,
-            result.as_ref().err(),
-        )
-        .await;
-        result
-    }
-
-    /// A case-only folder rename, which Dropbox does not do in one move: through the first
-    /// free temporary name (one left over by a crash mid-rename is skipped, not reused).
-    async fn rename_case(
-        &self,
-        client: &DropboxClient,
-        from: &str,
-        to: &str,
-    ) -> Result<(), DropboxError> {
-        let mut last = DropboxError::Conflict("no free temporary name".into());
-        for n in 1..=5 {
-            let temp = format!("{to} (renaming {n})");
-            match client.move_entry(from, &temp).await {
-                Ok(_) => {}
-                Err(DropboxError::Conflict(m)) => {
-                    last = DropboxError::Conflict(m);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
-            return match client.move_entry(&temp, to).await {
-                Ok(_) => Ok(()),
-                Err(e) => {
-                    // Put it back so the folder stays where the binding says.
-                    let _ = client.move_entry(&temp, from).await;
-                    Err(e)
-                }
-            };
-        }
-        Err(last)
-    }
-
-    /// Moves each tracked file of the binding into `to` (which already exists).
-    async fn move_files_into(
-        &self,
-        client: &DropboxClient,
-        record: &Record,
-        binding: &Binding,
-        to: &str,
-    ) -> Result<(), DropboxError> {
-        let rows = self
-            .store
-            .sync_rows(record.id)
-            .await
-            .map_err(|e| DropboxError::Other(format!("store: {e}")))?;
-        for row in rows.iter().filter(|r| r.binding_id == Some(binding.id)) {
-            let Some(rel) = &row.rel_display else {
-                continue;
-            };
-            match client
-                .move_entry(
-                    &format!("{}/{rel}", binding.folder_display),
-                    &format!("{to}/{rel}"),
-                )
-                .await
-            {
-                Ok(_) | Err(DropboxError::NotFound(_)) | Err(DropboxError::Conflict(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -773,89 +592,10 @@ impl Engine {
         }
         Ok(())
     }
-
-    /// Downloads a Dropbox file into the blob store and makes it an attachment (a new one, or
-    /// new content for `attachment_id`, whose old content is archived). Returns the attachment
-    /// id and the bytes moved.
-    async fn import(
-        &self,
-        cx: &Ctx<'_>,
-        remote: &RemoteFile,
-        attachment_id: Option<i64>,
-    ) -> Result<(i64, u64), DropboxError> {
-        let store_err = |e: ferry_store::StoreError| DropboxError::Other(format!("store: {e}"));
-        // Streamed into the blob store: memory stays bounded whatever the file's size.
-        let (info, mut body) = cx
-            .client
-            .download_stream(&abs(&cx.binding.folder_display, &remote.rel))
-            .await?;
-        if info.content_hash.as_deref() != Some(remote.content_hash.as_str()) {
-            // Changed since it was listed: the next pass sees the new version.
-            return Err(DropboxError::Conflict(
-                "the file changed in Dropbox while it was imported".into(),
-            ));
-        }
-        let mut writer = self.blobs.writer().await.map_err(store_err)?;
-        let mut buffer = vec![0u8; 1 << 20];
-        loop {
-            let n = body
-                .read(&mut buffer)
-                .await
-                .map_err(|e| DropboxError::Transport(format!("download interrupted: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            writer.write(&buffer[..n]).await.map_err(store_err)?;
-        }
-        let (hash, size) = writer
-            .finish(Some(&remote.content_hash))
-            .await
-            .map_err(|e| DropboxError::Integrity(e.to_string()))?;
-        let attachments = self
-            .store
-            .attachments(cx.record.id)
-            .await
-            .map_err(store_err)?;
-        let (name, tags) =
-            match attachment_id.and_then(|id| attachments.iter().find(|a| a.id == id)) {
-                Some(old) => {
-                    let kept = (old.name.clone(), old.tags.clone());
-                    self.store
-                        .archive_attachment(old.id, "replaced by a newer version from Dropbox")
-                        .await
-                        .map_err(store_err)?;
-                    kept
-                }
-                None => {
-                    let taken: HashSet<String> =
-                        attachments.iter().map(|a| dropbox_lower(&a.name)).collect();
-                    let file_name = remote
-                        .rel
-                        .display
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or(&remote.rel.display);
-                    (unique_name(file_name, &taken), vec!["dropbox".to_owned()])
-                }
-            };
-        let stored = self
-            .store
-            .put_attachment(&AttachmentInput {
-                record_id: cx.record.id,
-                name,
-                tags,
-                content_hash: hash,
-                size,
-                origin_path: Some(remote.rel.display.clone()),
-            })
-            .await
-            .map_err(store_err)?;
-        Ok((stored.value.id, size))
-    }
 }
 
 /// `name`, or `name (2).ext`, `name (3).ext`... whichever is free (compared like Dropbox).
-fn unique_name(name: &str, taken: &HashSet<String>) -> String {
+pub(crate) fn unique_name(name: &str, taken: &HashSet<String>) -> String {
     if !taken.contains(&dropbox_lower(name)) {
         return name.to_owned();
     }
@@ -869,7 +609,7 @@ fn unique_name(name: &str, taken: &HashSet<String>) -> String {
         .unwrap_or_else(|| name.to_owned())
 }
 
-fn synced_file(r: &SyncRow) -> Option<SyncedFile> {
+pub(crate) fn synced_file(r: &SyncRow) -> Option<SyncedFile> {
     Some(SyncedFile {
         row_id: r.id,
         attachment_id: r.attachment_id,

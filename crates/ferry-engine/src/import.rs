@@ -1,0 +1,92 @@
+//! Importing a Dropbox file: streamed into the blob store, checked against the hash Dropbox
+//! listed, then made an attachment (the old content archived when it replaces one).
+
+use crate::Engine;
+use crate::binding::{Ctx, abs, unique_name};
+use ferry_core::names::dropbox_lower;
+use ferry_core::sync_plan::RemoteFile;
+use ferry_dropbox::DropboxError;
+use ferry_store::AttachmentInput;
+use futures::AsyncReadExt;
+use std::collections::HashSet;
+
+impl Engine {
+    /// Downloads a Dropbox file into the blob store and makes it an attachment (a new one, or
+    /// new content for `attachment_id`, whose old content is archived). Returns the attachment
+    /// id and the bytes moved.
+    pub(crate) async fn import(
+        &self,
+        cx: &Ctx<'_>,
+        remote: &RemoteFile,
+        attachment_id: Option<i64>,
+    ) -> Result<(i64, u64), DropboxError> {
+        let store_err = |e: ferry_store::StoreError| DropboxError::Other(format!("store: {e}"));
+        // Streamed into the blob store: memory stays bounded whatever the file's size.
+        let (info, mut body) = cx
+            .client
+            .download_stream(&abs(&cx.binding.folder_display, &remote.rel))
+            .await?;
+        if info.content_hash.as_deref() != Some(remote.content_hash.as_str()) {
+            // Changed since it was listed: the next pass sees the new version.
+            return Err(DropboxError::Conflict(
+                "the file changed in Dropbox while it was imported".into(),
+            ));
+        }
+        let mut writer = self.blobs.writer().await.map_err(store_err)?;
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let n = body
+                .read(&mut buffer)
+                .await
+                .map_err(|e| DropboxError::Transport(format!("download interrupted: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            writer.write(&buffer[..n]).await.map_err(store_err)?;
+        }
+        let (hash, size) = writer
+            .finish(Some(&remote.content_hash))
+            .await
+            .map_err(|e| DropboxError::Integrity(e.to_string()))?;
+        let attachments = self
+            .store
+            .attachments(cx.record.id)
+            .await
+            .map_err(store_err)?;
+        let (name, tags) =
+            match attachment_id.and_then(|id| attachments.iter().find(|a| a.id == id)) {
+                Some(old) => {
+                    let kept = (old.name.clone(), old.tags.clone());
+                    self.store
+                        .archive_attachment(old.id, "replaced by a newer version from Dropbox")
+                        .await
+                        .map_err(store_err)?;
+                    kept
+                }
+                None => {
+                    let taken: HashSet<String> =
+                        attachments.iter().map(|a| dropbox_lower(&a.name)).collect();
+                    let file_name = remote
+                        .rel
+                        .display
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or(&remote.rel.display);
+                    (unique_name(file_name, &taken), vec!["dropbox".to_owned()])
+                }
+            };
+        let stored = self
+            .store
+            .put_attachment(&AttachmentInput {
+                record_id: cx.record.id,
+                name,
+                tags,
+                content_hash: hash,
+                size,
+                origin_path: Some(remote.rel.display.clone()),
+            })
+            .await
+            .map_err(store_err)?;
+        Ok((stored.value.id, size))
+    }
+}
