@@ -119,6 +119,19 @@ impl BlobWriter {
         Ok(())
     }
 
+    /// Gives up: the partial content is dropped (best effort; a leftover under `incoming/`
+    /// is never addressed by a hash).
+    pub async fn abort(self) {
+        let BlobWriter {
+            store,
+            temp,
+            upload,
+            ..
+        } = self;
+        let _ = upload.abort().await;
+        let _ = store.inner.delete(&temp).await;
+    }
+
     /// Finishes: returns the content hash and size. The blob is kept only if the content is
     /// what the caller expected (`expected_hash`), else it is dropped and an error returned.
     pub async fn finish(self, expected_hash: Option<&str>) -> StoreResult<(String, u64)> {

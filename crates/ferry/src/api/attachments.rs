@@ -38,6 +38,11 @@ fn parse_tags(raw: Option<&str>) -> Result<Vec<String>, ApiError> {
     Ok(tags)
 }
 
+fn check_name(name: &str) -> Result<(), ApiError> {
+    validate_attachment_name(name)
+        .map_err(|e| ApiError::bad_request(format!("attachment name {name:?}: {e}")))
+}
+
 async fn store_attachment(
     state: &ApiState,
     kind: &str,
@@ -46,11 +51,22 @@ async fn store_attachment(
     tags: Vec<String>,
     content: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    validate_attachment_name(name)
-        .map_err(|e| ApiError::bad_request(format!("attachment name {name:?}: {e}")))?;
+    check_name(name)?;
     let record = find(state, kind, key).await?;
     let size = content.len() as u64;
     let content_hash = state.engine.blobs().put(content).await?;
+    attach(state, &record, name, tags, content_hash, size).await
+}
+
+/// Makes stored content (`content_hash`, `size`) the attachment `name` of `record`.
+async fn attach(
+    state: &ApiState,
+    record: &ferry_core::model::Record,
+    name: &str,
+    tags: Vec<String>,
+    content_hash: String,
+    size: u64,
+) -> Result<Json<Value>, ApiError> {
     let store = state.engine.store();
     // A file that came from Dropbox keeps its place there when the app replaces it.
     let origin_path = store
@@ -80,15 +96,41 @@ async fn store_attachment(
 }
 
 /// `PUT /v1/records/{kind}/{key}/attachments/{name}?tags=a,b` with the raw content as body.
+///
+/// The body streams into the blob store, hashed on the way: a large file is never held in
+/// memory, and receiving, hashing and writing overlap. Name, tags and record are checked
+/// before any byte is read.
 pub async fn put_raw(
     State(state): State<ApiState>,
     PathParams((kind, key, name)): PathParams<(String, String, String)>,
     Query(query): Query<PutQuery>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {
-    let content = body.map_err(|_| ApiError::too_large(state.max_attachment_bytes))?;
+    use futures::StreamExt;
+    check_name(&name)?;
     let tags = parse_tags(query.tags.as_deref())?;
-    store_attachment(&state, &kind, &key, &name, tags, content).await
+    let record = find(&state, &kind, &key).await?;
+    let limit = state.max_attachment_bytes as u64;
+    let mut writer = state.engine.blobs().writer().await?;
+    let mut stream = body.into_data_stream();
+    let mut size = 0u64;
+    while let Some(piece) = stream.next().await {
+        let piece = match piece {
+            Ok(piece) => piece,
+            Err(e) => {
+                writer.abort().await;
+                return Err(ApiError::bad_request(format!("cannot read the body: {e}")));
+            }
+        };
+        size += piece.len() as u64;
+        if size > limit {
+            writer.abort().await;
+            return Err(ApiError::too_large(state.max_attachment_bytes));
+        }
+        writer.write(&piece).await?;
+    }
+    let (content_hash, size) = writer.finish(None).await?;
+    attach(&state, &record, &name, tags, content_hash, size).await
 }
 
 /// `POST /v1/records/{kind}/{key}/attachments` as `multipart/form-data`: a `file` part (its

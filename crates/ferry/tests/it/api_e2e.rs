@@ -464,6 +464,56 @@ async fn multipart_attachment_upload() {
     assert_eq!(record["attachments"][0]["size"], json!(7));
 }
 
+/// A raw PUT streams into the blob store: a body of several MiB arrives whole; one over the
+/// limit is refused with 413 and leaves no attachment and no stored content behind.
+#[tokio::test]
+async fn raw_attachment_streams_and_respects_the_limit() {
+    let stack = Stack::start_with(|c| c.max_attachment_mib = 1).await;
+    stack
+        .api
+        .put_json("/v1/records/ticket/T-7", &json!({"fields": {"title": "x"}}))
+        .await
+        .unwrap();
+    let fits: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let stored = stack
+        .api
+        .put_bytes("/v1/records/ticket/T-7/attachments/fits.bin", fits.clone())
+        .await
+        .unwrap();
+    assert_eq!(stored["size"], json!(fits.len()));
+    assert_eq!(stored["content_hash"], json!(content_hash(&fits)));
+
+    let mut over = fits.clone();
+    over.push(7);
+    expect_error(
+        &stack,
+        Method::PUT,
+        "/v1/records/ticket/T-7/attachments/over.bin",
+        Some((over.clone(), "application/octet-stream")),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+    )
+    .await;
+    let record = stack.api.get("/v1/records/ticket/T-7").await.unwrap();
+    let names: Vec<&str> = record["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["fits.bin"]);
+    assert!(
+        stack
+            .app
+            .engine()
+            .blobs()
+            .get(&content_hash(&over))
+            .await
+            .is_err(),
+        "refused content must not be stored"
+    );
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
