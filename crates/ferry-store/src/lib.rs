@@ -107,9 +107,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Binding>>;
     /// All bindings of a connection.
     async fn bindings_of_connection(&self, connection: &str) -> StoreResult<Vec<Binding>>;
-    /// Records that have at least one binding, least recently checked first (for the periodic
-    /// full reconciliation).
-    async fn bound_record_ids(&self) -> StoreResult<Vec<RecordId>>;
     /// Streams every file of `connection` that has a synced revision, with the content hash
     /// of its attachment now, in one query (nothing is held in memory). Returns how many.
     async fn scan_synced_files(

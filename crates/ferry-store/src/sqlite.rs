@@ -656,17 +656,6 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn bound_record_ids(&self) -> StoreResult<Vec<RecordId>> {
-        Ok(
-            // Least recently checked first: every pass touches its bindings' `updated_at`.
-            sqlx::query_scalar(
-                "SELECT record_id FROM bindings GROUP BY record_id ORDER BY MIN(updated_at), record_id",
-            )
-                .fetch_all(&self.pool)
-                .await?,
-        )
-    }
-
     async fn scan_synced_files(
         &self,
         connection: &str,

@@ -260,34 +260,15 @@ async fn bindings_by_folder_prefix() {
 }
 
 #[tokio::test]
-async fn reconciliation_order_is_least_recently_checked_first() {
+async fn queue_claims_in_enqueue_order() {
     let (_dir, s) = store().await;
-    let mk = |record_id| Binding {
-        id: 0,
-        record_id,
-        rule_name: "r".into(),
-        connection: "c".into(),
-        folder_display: format!("/F/{record_id}"),
-        folder_lower: format!("/f/{record_id}"),
-        paused_reason: None,
-        confirm_deletions: false,
-    };
-    for record in [3, 1, 2] {
-        s.save_binding(&mk(record)).await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
-    }
-    // Record 3 is checked again: it goes to the back.
-    s.save_binding(&mk(3)).await.unwrap();
-    let order = s.bound_record_ids().await.unwrap();
-    assert_eq!(order, vec![1, 2, 3]);
-    // The queue keeps that order.
-    s.enqueue(&order, Priority::Normal).await.unwrap();
+    s.enqueue(&[3, 1, 2], Priority::Normal).await.unwrap();
     let now = chrono::Utc::now().timestamp_millis() + 1;
     let mut claimed = Vec::new();
     while let Some(t) = s.claim_task(now, 60_000).await.unwrap() {
         claimed.push(t.record_id);
     }
-    assert_eq!(claimed, vec![1, 2, 3]);
+    assert_eq!(claimed, vec![3, 1, 2]);
 }
 
 #[tokio::test]
