@@ -157,13 +157,13 @@ impl Engine {
         expected
             .flagged
             .extend(self.store.records_changed_since_pass(connection).await?);
-        let mut gone = Vec::new();
+        let mut failed = Vec::new();
         self.store
             .scan_synced_files(connection, &mut |s: SyncedFileScan| {
                 // A file that failed. (Attachments changed, added or removed since the pass
                 // date the record: `records_changed_since_pass` has those.)
                 if !s.synced {
-                    gone.push(s.record_id);
+                    failed.push(s.record_id);
                 }
                 expected.files.insert(
                     file_key(&s.folder_lower, &s.rel_lower),
@@ -171,7 +171,7 @@ impl Engine {
                 );
             })
             .await?;
-        expected.flagged.extend(gone);
+        expected.flagged.extend(failed);
         let mut report = ReconcileReport::default();
         self.read_tree(&client, &root, &mut expected, &mut report)
             .await?;
