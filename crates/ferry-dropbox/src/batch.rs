@@ -104,17 +104,7 @@ impl DropboxClient {
             let group = &contents[start..end];
             match self.stage_group(group).await {
                 Ok(staged) => results.extend(staged),
-                Err(e) => {
-                    let message = e.to_string();
-                    let retryable = e.is_retryable();
-                    results.extend(group.iter().map(|_| {
-                        Err(if retryable {
-                            DropboxError::Server(message.clone())
-                        } else {
-                            DropboxError::Other(message.clone())
-                        })
-                    }));
-                }
+                Err(e) => results.extend(group.iter().map(|_| Err(e.for_each_entry()))),
             }
             start = end;
         }

@@ -65,6 +65,17 @@ pub enum DropboxError {
 }
 
 impl DropboxError {
+    /// This failure, as each entry of a batch call that failed as a whole sees it: the same
+    /// message, and as retryable as the call.
+    pub fn for_each_entry(&self) -> DropboxError {
+        let message = self.to_string();
+        if self.is_retryable() {
+            DropboxError::Server(message)
+        } else {
+            DropboxError::Other(message)
+        }
+    }
+
     /// Whether the same call may succeed later without any change.
     pub fn is_retryable(&self) -> bool {
         matches!(

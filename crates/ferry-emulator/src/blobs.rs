@@ -61,18 +61,16 @@ impl Blobs {
         let path = self.path(hash)?;
         let tmp = self.temp_path();
         let (from, to) = (source.to_path_buf(), path.clone());
-        let linked = tokio::task::spawn_blocking(move || {
+        let linked = crate::sessions::blocking(move || {
             if to.exists() {
-                return Ok(true);
+                return Ok(());
             }
             std::fs::hard_link(&from, &tmp)?;
-            std::fs::rename(&tmp, &to)?;
-            Ok::<_, std::io::Error>(true)
+            std::fs::rename(&tmp, &to)
         })
-        .await
-        .map_err(|e| std::io::Error::other(format!("blob link job: {e}")))?;
+        .await;
         match linked {
-            Ok(_) => Ok(()),
+            Ok(()) => Ok(()),
             Err(_) => self.put_file(hash, source).await,
         }
     }

@@ -432,11 +432,11 @@ fn write_meta_sync(dir: &std::path::Path, id: &str, meta: &SessionMeta) -> std::
     std::fs::rename(&tmp, dir.join(format!("{id}.json")))
 }
 
-/// Runs file work on the blocking pool.
-async fn blocking<T: Send + 'static>(
+/// Runs file work on the blocking pool (one thread hand-off for several file operations).
+pub(crate) async fn blocking<T: Send + 'static>(
     job: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> std::io::Result<T> {
     tokio::task::spawn_blocking(job)
         .await
-        .map_err(|e| std::io::Error::other(format!("session file job: {e}")))?
+        .map_err(|e| std::io::Error::other(format!("file job: {e}")))?
 }

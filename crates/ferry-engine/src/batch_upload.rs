@@ -4,7 +4,7 @@
 //! cost three requests, not a hundred; large files go through resumable sessions, several
 //! files at once.
 
-use crate::binding::{Ctx, abs};
+use crate::binding::{Ctx, abs, content_unavailable};
 use crate::sync_pass::PassOutcome;
 use crate::{Engine, EngineError};
 use ferry_core::sync_plan::{RelPath, UploadMode};
@@ -50,9 +50,6 @@ impl Engine {
         let chunk = self.config.chunk_size as u64;
         let (small, large): (Vec<usize>, Vec<usize>) =
             (0..uploads.len()).partition(|i| uploads[*i].size <= chunk);
-        let unavailable = |e: ferry_store::StoreError| {
-            DropboxError::Other(format!("attachment content unavailable: {e}"))
-        };
         let stage_small = async {
             let contents: Vec<Result<bytes::Bytes, DropboxError>> =
                 futures::stream::iter(small.clone())
@@ -60,26 +57,23 @@ impl Engine {
                         self.blobs
                             .get(&uploads[i].content_hash)
                             .await
-                            .map_err(unavailable)
+                            .map_err(content_unavailable)
                     })
                     .buffered(16)
                     .collect()
                     .await;
-            let (loaded, missing): (Vec<_>, Vec<_>) =
-                small.iter().zip(contents).partition(|(_, c)| c.is_ok());
-            let loaded: Vec<(usize, bytes::Bytes)> = loaded
-                .into_iter()
-                .filter_map(|(i, c)| c.ok().map(|c| (*i, c)))
-                .collect();
-            let bodies: Vec<bytes::Bytes> = loaded.iter().map(|(_, c)| c.clone()).collect();
-            let staged = cx.client.stage_many(&bodies).await;
-            let mut out: Vec<(usize, Result<Staged, DropboxError>)> =
-                loaded.iter().map(|(i, _)| *i).zip(staged).collect();
-            out.extend(
-                missing
-                    .into_iter()
-                    .filter_map(|(i, c)| c.err().map(|e| (*i, Err(e)))),
-            );
+            let mut out: Vec<(usize, Result<Staged, DropboxError>)> = Vec::new();
+            let (mut at, mut bodies) = (Vec::new(), Vec::new());
+            for (i, content) in small.iter().zip(contents) {
+                match content {
+                    Ok(body) => {
+                        at.push(*i);
+                        bodies.push(body);
+                    }
+                    Err(e) => out.push((*i, Err(e))),
+                }
+            }
+            out.extend(at.into_iter().zip(cx.client.stage_many(&bodies).await));
             out
         };
         let stage_large = futures::stream::iter(large)
@@ -151,14 +145,8 @@ impl Engine {
                     }
                 }
                 Err(e) => {
-                    let message = e.to_string();
-                    let retryable = e.is_retryable();
                     for (i, _) in chunk {
-                        results[*i] = Some(Err(if retryable {
-                            DropboxError::Server(message.clone())
-                        } else {
-                            DropboxError::Other(message.clone())
-                        }));
+                        results[*i] = Some(Err(e.for_each_entry()));
                     }
                 }
             }

@@ -428,9 +428,7 @@ impl Engine {
                         let _one_commit = lock.lock().await;
                         cx.client.upload(&path, data, &mode).await
                     }
-                    Err(e) => Err(DropboxError::Other(format!(
-                        "attachment content unavailable: {e}"
-                    ))),
+                    Err(e) => Err(content_unavailable(e)),
                 };
                 self.record_upload(cx, rows, attachment_id, &rel, result, started, outcome)
                     .await?;
@@ -630,6 +628,12 @@ pub(crate) fn describe(e: &DropboxError) -> String {
         ),
         other => other.to_string(),
     }
+}
+
+/// An attachment's content could not be read from the blob store: the upload fails (and is
+/// retried by a later pass).
+pub(crate) fn content_unavailable(e: ferry_store::StoreError) -> DropboxError {
+    DropboxError::Other(format!("attachment content unavailable: {e}"))
 }
 
 /// The sync-log entry for one executed action.

@@ -133,7 +133,10 @@ impl Engine {
         if disconnecting {
             // Bringing files back is the pass's job: every bound record gets one.
             let ids: BTreeSet<i64> = bindings.iter().map(|b| b.record_id).collect();
-            return self.queue(ids.into_iter().collect()).await;
+            return Ok(ReconcileReport {
+                queued: self.queue(ids.into_iter().collect()).await?,
+                ..ReconcileReport::default()
+            });
         }
         let (client, root) = self.client(connection).await?;
         let pulling: HashSet<String> = self
@@ -178,19 +181,16 @@ impl Engine {
         // Synced files Dropbox no longer has.
         let missing: Vec<i64> = expected.files.values().map(|(_, r)| *r).collect();
         expected.flagged.extend(missing);
-        let queued = self.queue(expected.flagged.into_iter().collect()).await?;
+        report.queued = self.queue(expected.flagged.into_iter().collect()).await?;
         tracing::info!(
             %connection,
             compared = report.compared,
             untracked = report.untracked,
             pages = report.pages,
-            queued = queued.queued.len(),
+            queued = report.queued.len(),
             "reconciled"
         );
-        Ok(ReconcileReport {
-            queued: queued.queued,
-            ..report
-        })
+        Ok(report)
     }
 
     /// Reads the whole tree under `root` into `expected`. A missing root is an empty tree.
@@ -218,15 +218,13 @@ impl Engine {
         }
     }
 
-    async fn queue(&self, ids: Vec<i64>) -> Result<ReconcileReport, EngineError> {
+    /// Queues `ids` for a normal pass; returns them.
+    async fn queue(&self, ids: Vec<i64>) -> Result<Vec<i64>, EngineError> {
         if !ids.is_empty() {
             self.store.enqueue(&ids, Priority::Normal).await?;
             self.wake();
         }
-        Ok(ReconcileReport {
-            queued: ids,
-            ..ReconcileReport::default()
-        })
+        Ok(ids)
     }
 }
 

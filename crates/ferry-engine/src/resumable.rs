@@ -20,7 +20,7 @@ impl Engine {
             self.blobs
                 .get_range(content_hash, offset, len)
                 .await
-                .map_err(|e| DropboxError::Other(format!("attachment content unavailable: {e}")))
+                .map_err(crate::binding::content_unavailable)
         };
         let store_err = |e: ferry_store::StoreError| DropboxError::Other(format!("store: {e}"));
         let persisted = self

@@ -406,7 +406,6 @@ async fn reconcile_engine(engine: &Arc<Engine>, timeout: Duration) -> anyhow::Re
         "listing_seconds": listed,
         "finished": finished,
         "reconciled": total.saturating_sub(stats.queued),
-        "total": total,
         "queued": total,
         "compared": report.compared,
         "untracked": report.untracked,
