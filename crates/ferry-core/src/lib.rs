@@ -4,6 +4,7 @@
 pub mod content_hash;
 pub mod model;
 pub mod names;
+pub mod retry;
 pub mod rules;
 pub mod secret;
 pub mod sync_plan;

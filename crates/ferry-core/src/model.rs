@@ -40,6 +40,39 @@ pub struct Attachment {
     /// For files imported from Dropbox: their place relative to the binding's folder, which
     /// wins over the rule's file-path template.
     pub origin_path: Option<String>,
+    /// Who wrote the current content.
+    #[serde(default)]
+    pub source: Side,
+}
+
+/// Which side wrote a version of a file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The application, through Ferry's API.
+    #[default]
+    App,
+    /// Someone in Dropbox (imported by Ferry).
+    Dropbox,
+}
+
+impl Side {
+    /// Database and API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::App => "app",
+            Side::Dropbox => "dropbox",
+        }
+    }
+
+    /// Parses [`Side::as_str`]'s spelling.
+    pub fn parse(s: &str) -> Option<Side> {
+        match s {
+            "app" => Some(Side::App),
+            "dropbox" => Some(Side::Dropbox),
+            _ => None,
+        }
+    }
 }
 
 /// Checks a record kind or key: non-empty, printable, at most 200 characters.

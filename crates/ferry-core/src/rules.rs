@@ -341,6 +341,7 @@ mod tests {
             content_hash: String::new(),
             size: 3,
             origin_path: None,
+            source: Default::default(),
         }
     }
 

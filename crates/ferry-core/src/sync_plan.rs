@@ -118,6 +118,24 @@ pub struct PlanOptions {
     /// Every path (lower-cased, relative) in the folder, including files the binding does not
     /// track: conflicted copies must not land on any of them.
     pub occupied: BTreeSet<String>,
+    /// Deletions and archives this binding already made within the brake's window: deleting
+    /// a folder file by file is braked like deleting it at once.
+    pub recent_deletions: usize,
+    /// The connection-wide brake, if any.
+    pub connection_brake: Option<ConnectionBrake>,
+}
+
+/// The connection-wide deletion brake: across every binding of one connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionBrake {
+    /// Deletions and archives on the connection within the window.
+    pub recent: usize,
+    /// Synced files of the connection now.
+    pub files: usize,
+    /// Pause above this share of the files (counting those deleted within the window)…
+    pub share: f64,
+    /// …and at least this many deletions.
+    pub min: usize,
 }
 
 impl Default for PlanOptions {
@@ -129,6 +147,8 @@ impl Default for PlanOptions {
             deletions_confirmed: false,
             conflict_label: "conflicted copy".into(),
             occupied: BTreeSet::new(),
+            recent_deletions: 0,
+            connection_brake: None,
         }
     }
 }
@@ -318,6 +338,42 @@ fn follow_renames(
     (actions, local, remote, synced)
 }
 
+/// Why the deletion brake holds a pass that would delete or archive `deletions` of `synced`
+/// files, counting what was deleted within the window; `None` if it may run.
+fn brake(deletions: usize, synced: usize, options: &PlanOptions) -> Option<String> {
+    if deletions == 0 || options.deletions_confirmed {
+        return None;
+    }
+    let counted = deletions + options.recent_deletions;
+    // The folder as it was when the window began: what is left plus what went since.
+    let total = synced + options.recent_deletions;
+    let limit = (total as f64 * options.brake_share).floor() as usize;
+    if counted > limit && counted >= options.brake_min {
+        let recent = if options.recent_deletions > 0 {
+            format!(
+                " ({} of them already deleted recently)",
+                options.recent_deletions
+            )
+        } else {
+            String::new()
+        };
+        return Some(format!(
+            "this pass would bring deletions to {counted} of {total} synced files{recent}, more than {:.0}%; confirm to proceed",
+            options.brake_share * 100.0
+        ));
+    }
+    let c = options.connection_brake.as_ref()?;
+    let counted = deletions + c.recent;
+    let total = c.files + c.recent;
+    let limit = (total as f64 * c.share).floor() as usize;
+    (counted > limit && counted >= c.min).then(|| {
+        format!(
+            "deletions on this connection would reach {counted} of {total} synced files within the brake's window, more than {:.0}%; confirm for the connection to proceed",
+            c.share * 100.0
+        )
+    })
+}
+
 /// Plans one binding. `local` and `remote` must have unique `rel.lower` keys.
 pub fn plan(
     local: &[LocalFile],
@@ -504,16 +560,8 @@ pub fn plan(
         }
     }
 
-    let deletions = destructive.len();
-    let limit = (synced.len() as f64 * options.brake_share).floor() as usize;
-    if deletions > limit && deletions >= options.brake_min && !options.deletions_confirmed {
-        return Plan::Paused {
-            reason: format!(
-                "this pass would delete or archive {deletions} of {} synced files (more than {:.0}%); confirm to proceed",
-                synced.len(),
-                options.brake_share * 100.0
-            ),
-        };
+    if let Some(reason) = brake(destructive.len(), synced.len(), options) {
+        return Plan::Paused { reason };
     }
     // Renames first (they put files where the rest of the plan expects them), then preserve
     // human versions, then write, then delete, then bookkeeping.

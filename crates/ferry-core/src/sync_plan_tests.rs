@@ -364,6 +364,56 @@ fn mass_deletion_brake() {
     assert!(matches!(p, Plan::Paused { .. }));
 }
 
+/// Deleting a folder file by file is braked like deleting it at once: each pass sees one
+/// deletion, but the window remembers the earlier ones.
+#[test]
+fn brake_counts_deletions_over_the_window() {
+    // Six files were synced; three went in earlier passes, one more goes now.
+    let s: Vec<SyncedFile> = (0..3)
+        .map(|i| synced(i, i, &format!("f{i}"), &format!("id:{i}"), "r", "h"))
+        .collect();
+    let l: Vec<LocalFile> = (0..3).map(|i| local(i, &format!("f{i}"), "h")).collect();
+    let r: Vec<RemoteFile> = (1..3)
+        .map(|i| remote(&format!("id:{i}"), &format!("f{i}"), "r", "h"))
+        .collect();
+    let with_recent = |recent| PlanOptions {
+        recent_deletions: recent,
+        ..opts(Direction::Both)
+    };
+    // Alone, one archive of three files is fine.
+    assert_eq!(run(plan(&l, &r, &s, &with_recent(0))).len(), 1);
+    // With three deletions earlier in the window it is the fourth of six: paused.
+    let p = plan(&l, &r, &s, &with_recent(3));
+    assert!(
+        matches!(p, Plan::Paused { ref reason } if reason.contains("4 of 6")),
+        "{p:?}"
+    );
+    // The connection-wide brake: many bindings each losing one file add up.
+    let one: Vec<SyncedFile> = vec![synced(0, 0, "f0", "id:0", "r", "h")];
+    let connection = |recent| PlanOptions {
+        connection_brake: Some(ConnectionBrake {
+            recent,
+            files: 10,
+            share: 0.5,
+            min: 20,
+        }),
+        ..opts(Direction::Both)
+    };
+    let local_one = [local(0, "f0", "h")];
+    assert_eq!(run(plan(&local_one, &[], &one, &connection(5))).len(), 1);
+    let p = plan(&local_one, &[], &one, &connection(25));
+    assert!(
+        matches!(p, Plan::Paused { ref reason } if reason.contains("connection")),
+        "{p:?}"
+    );
+    // An admin's confirmation lets it through.
+    let confirmed = PlanOptions {
+        deletions_confirmed: true,
+        ..connection(25)
+    };
+    assert_eq!(run(plan(&local_one, &[], &one, &confirmed)).len(), 1);
+}
+
 #[test]
 fn conflicted_copy_names() {
     let none = BTreeSet::new();

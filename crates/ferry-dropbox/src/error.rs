@@ -1,10 +1,12 @@
 //! Dropbox errors, classified by what the caller should do about them.
 
 use dropbox_sdk::files;
+use ferry_core::retry::Retry;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What went wrong talking to Dropbox.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DropboxError {
     /// Nothing at the path (or id).
     #[error("not found in Dropbox: {0}")]
@@ -62,38 +64,70 @@ pub enum DropboxError {
     /// Any other Dropbox answer.
     #[error("Dropbox error: {0}")]
     Other(String),
+    /// A step that talks to Dropbox failed on our side (the store, the blob store); the
+    /// cause is kept, and so is whether retrying helps.
+    #[error("{what}: {source}")]
+    Local {
+        /// What was being done.
+        what: &'static str,
+        /// Whether and when to retry, as the cause says.
+        retry: Retry,
+        /// The cause.
+        source: Arc<dyn std::error::Error + Send + Sync + 'static>,
+    },
 }
 
 impl DropboxError {
+    /// A failure on our side during a Dropbox step, classified by its cause.
+    pub fn local(
+        what: &'static str,
+        retry: Retry,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> DropboxError {
+        DropboxError::Local {
+            what,
+            retry,
+            source: Arc::new(source),
+        }
+    }
+
     /// This failure, as each entry of a batch call that failed as a whole sees it: the same
-    /// message, and as retryable as the call.
+    /// error, so a rate limit keeps its `Retry-After`.
     pub fn for_each_entry(&self) -> DropboxError {
-        let message = self.to_string();
-        if self.is_retryable() {
-            DropboxError::Server(message)
-        } else {
-            DropboxError::Other(message)
+        self.clone()
+    }
+
+    /// Whether and when the same call may succeed without any change on our side.
+    pub fn retry(&self) -> Retry {
+        match self {
+            DropboxError::RateLimited { retry_after, .. } => Retry::Wait(Some(*retry_after)),
+            DropboxError::Transport(_) => Retry::Wait(None),
+            DropboxError::TokenExpired | DropboxError::Server(_) | DropboxError::Integrity(_) => {
+                Retry::Backoff
+            }
+            DropboxError::Local { retry, .. } => *retry,
+            DropboxError::NotFound(_)
+            | DropboxError::Conflict(_)
+            | DropboxError::BadPath(_)
+            | DropboxError::InsufficientSpace
+            | DropboxError::Reset
+            | DropboxError::IncorrectOffset { .. }
+            | DropboxError::SessionClosed
+            | DropboxError::Auth(_)
+            | DropboxError::BadRequest(_)
+            | DropboxError::Config(_)
+            | DropboxError::Other(_) => Retry::Never,
         }
     }
 
     /// Whether the same call may succeed later without any change.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            DropboxError::RateLimited { .. }
-                | DropboxError::TokenExpired
-                | DropboxError::Server(_)
-                | DropboxError::Transport(_)
-                | DropboxError::Integrity(_)
-        )
+        self.retry().is_retryable()
     }
 
     /// How long Dropbox asked us to wait, if it did.
     pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            DropboxError::RateLimited { retry_after, .. } => Some(*retry_after),
-            _ => None,
-        }
+        self.retry().after()
     }
 
     /// Turns an SDK error into ours. `retry_after_header` is the call's `Retry-After` header,
@@ -124,7 +158,18 @@ impl DropboxError {
                 ),
             },
             E2::AccessDenied(access) => DropboxError::Auth(format!("access denied: {access}")),
+            // A server error that says when to come back is a request to wait.
+            E2::ServerError(msg) if retry_after_header > 0 => DropboxError::RateLimited {
+                reason: format!("unavailable: {msg}"),
+                retry_after: Duration::from_secs(retry_after_header),
+            },
             E2::ServerError(msg) => DropboxError::Server(msg),
+            E2::UnexpectedHttpError { code, .. } if code >= 500 && retry_after_header > 0 => {
+                DropboxError::RateLimited {
+                    reason: format!("unavailable (HTTP {code})"),
+                    retry_after: Duration::from_secs(retry_after_header),
+                }
+            }
             E2::UnexpectedHttpError { code, response } if code >= 500 => {
                 DropboxError::Server(format!("HTTP {code}: {response}"))
             }
@@ -354,5 +399,42 @@ impl Classify for files::ListFolderLongpollError {
 impl Classify for dropbox_sdk::NoError {
     fn classify(self) -> DropboxError {
         DropboxError::Other("unexpected error".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch-wide 429 reaches every entry as a rate limit with its `Retry-After`, not as a
+    /// server error without it.
+    #[test]
+    fn each_entry_of_a_rate_limited_batch_keeps_the_wait() {
+        let batch = DropboxError::RateLimited {
+            reason: "too_many_requests".into(),
+            retry_after: Duration::from_secs(42),
+        };
+        let entry = batch.for_each_entry();
+        assert_eq!(entry.retry(), Retry::Wait(Some(Duration::from_secs(42))));
+        assert!(matches!(entry, DropboxError::RateLimited { .. }));
+    }
+
+    /// A failure on our side keeps its cause and its own retry classification.
+    #[test]
+    fn local_failures_keep_their_cause_and_classification() {
+        let io = std::io::Error::other("disk busy");
+        let e = DropboxError::local("storing an imported file", Retry::Backoff, io);
+        assert!(e.is_retryable());
+        let source = std::error::Error::source(&e).expect("the cause is kept");
+        assert_eq!(source.to_string(), "disk busy");
+        let never = DropboxError::local("x", Retry::Never, std::io::Error::other("gone"));
+        assert!(!never.is_retryable());
+    }
+
+    #[test]
+    fn network_failures_and_rate_limits_ask_to_wait_server_errors_back_off() {
+        assert!(DropboxError::Transport("reset".into()).retry().is_wait());
+        assert_eq!(DropboxError::Server("500".into()).retry(), Retry::Backoff);
+        assert_eq!(DropboxError::Conflict("x".into()).retry(), Retry::Never);
     }
 }

@@ -33,12 +33,17 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     /// A fresh sync row for `rel` in this binding.
     pub(crate) fn new_row(&self, rel: &RelPath) -> SyncRow {
+        Ctx::row_for(self.record, self.binding, rel)
+    }
+
+    /// A fresh sync row for `rel` in `binding`.
+    pub(crate) fn row_for(record: &Record, binding: &Binding, rel: &RelPath) -> SyncRow {
         SyncRow {
             id: 0,
-            record_id: self.record.id,
-            binding_id: Some(self.binding.id),
-            rule_name: self.binding.rule_name.clone(),
-            connection: self.binding.connection.clone(),
+            record_id: record.id,
+            binding_id: Some(binding.id),
+            rule_name: binding.rule_name.clone(),
+            connection: binding.connection.clone(),
             attachment_id: None,
             rel_display: Some(rel.display.clone()),
             rel_lower: Some(rel.lower.clone()),
@@ -120,6 +125,7 @@ impl Engine {
                     folder_display: folder,
                     paused_reason: None,
                     confirm_deletions: false,
+                    deletions_confirmed_at: 0,
                 }
             }
         };
@@ -154,9 +160,39 @@ impl Engine {
             .filter(|r| r.binding_id == Some(binding.id))
             .collect();
         let synced: Vec<SyncedFile> = rows.iter().filter_map(synced_file).collect();
-        let local: Vec<LocalFile> = placed.map(|p| p.local.clone()).unwrap_or_default();
+        let mut local: Vec<LocalFile> = placed.map(|p| p.local.clone()).unwrap_or_default();
         let direction = placed.map_or(Direction::Push, |p| p.direction);
-        let (remote, occupied) = match self
+        // A file another binding already syncs in this same folder is that binding's: this
+        // one neither writes it nor tracks it (no Dropbox file is tracked twice).
+        let owned = self.owned_elsewhere(&binding).await?;
+        if !owned.is_empty() {
+            let (refused, kept): (Vec<LocalFile>, Vec<LocalFile>) = local
+                .into_iter()
+                .partition(|l| owned.contains_key(&l.rel.lower));
+            local = kept;
+            if !dry_run {
+                for l in refused {
+                    let mut row = rows
+                        .iter()
+                        .find(|r| r.rel_lower.as_deref() == Some(l.rel.lower.as_str()))
+                        .cloned()
+                        .unwrap_or_else(|| Ctx::row_for(record, &binding, &l.rel));
+                    if row.rev.is_some() {
+                        continue; // tracked here first; the other binding is the one refused
+                    }
+                    row.attachment_id = Some(l.attachment_id);
+                    row.state = SyncState::Failed;
+                    row.last_error = Some(format!(
+                        "{} is already synced by {}; two rules place files in the same folder (change one rule's folder or file filter)",
+                        abs(&binding.folder_display, &l.rel),
+                        owned[&l.rel.lower]
+                    ));
+                    self.store.save_sync_row(&row).await?;
+                    outcome.failed += 1;
+                }
+            }
+        }
+        let (mut remote, occupied) = match self
             .remote_tree(&client, &binding, placed, &local, &synced)
             .await
         {
@@ -166,6 +202,10 @@ impl Engine {
                 return Ok(());
             }
         };
+        remote.retain(|r| {
+            !owned.contains_key(&r.rel.lower) || synced.iter().any(|s| s.rel.lower == r.rel.lower)
+        });
+        let (recent_deletions, connection_brake) = self.brake_window(&binding).await?;
         let options = PlanOptions {
             direction,
             brake_share: self.config.brake_share,
@@ -176,6 +216,8 @@ impl Engine {
                 "Ferry conflicted copy {}",
                 chrono::Utc::now().format("%Y-%m-%d")
             ),
+            recent_deletions,
+            connection_brake,
         };
         let actions = match plan(&local, &remote, &synced, &options) {
             Plan::Paused { reason } if dry_run => {
@@ -217,6 +259,10 @@ impl Engine {
             Plan::Run(actions) => actions,
         };
         if binding.paused_reason.is_some() || binding.confirm_deletions {
+            if binding.confirm_deletions {
+                // What the admin confirmed no longer counts toward the brake.
+                binding.deletions_confirmed_at = chrono::Utc::now().timestamp_millis() + 1;
+            }
             binding.paused_reason = None;
             binding.confirm_deletions = false;
             self.store.save_binding(&binding).await?;
@@ -291,6 +337,78 @@ impl Engine {
         Ok(())
     }
 
+    /// Paths (comparison keys) that other bindings with this very folder track, with who
+    /// tracks each.
+    async fn owned_elsewhere(
+        &self,
+        binding: &Binding,
+    ) -> Result<HashMap<String, String>, EngineError> {
+        let mut owned = HashMap::new();
+        let others = self
+            .store
+            .bindings_within(&binding.connection, &binding.folder_lower)
+            .await?;
+        for other in others
+            .iter()
+            .filter(|b| b.id != binding.id && b.folder_lower == binding.folder_lower)
+        {
+            let owner = match self.store.record_by_id(other.record_id).await? {
+                Some(r) => format!("rule {:?} for {}/{}", other.rule_name, r.kind, r.key),
+                None => format!("rule {:?}", other.rule_name),
+            };
+            for row in self.store.sync_rows(other.record_id).await? {
+                if row.binding_id == Some(other.id)
+                    && row.rev.is_some()
+                    && let Some(rel) = row.rel_lower
+                {
+                    owned.insert(rel, owner.clone());
+                }
+            }
+        }
+        Ok(owned)
+    }
+
+    /// The brake's memory: deletions this binding made within the window (since the last
+    /// confirmation), and the connection-wide counts.
+    async fn brake_window(
+        &self,
+        binding: &Binding,
+    ) -> Result<(usize, Option<ferry_core::sync_plan::ConnectionBrake>), EngineError> {
+        let window = i64::try_from(self.config.brake_window.as_millis()).unwrap_or(i64::MAX);
+        let from = chrono::Utc::now().timestamp_millis().saturating_sub(window);
+        let recent = if binding.id == 0 {
+            0
+        } else {
+            self.store
+                .deletions_since(
+                    &binding.connection,
+                    Some(binding.id),
+                    from.max(binding.deletions_confirmed_at),
+                )
+                .await?
+        };
+        let confirmed = self
+            .store
+            .connection_deletions_confirmed_at(&binding.connection)
+            .await?
+            .max(binding.deletions_confirmed_at);
+        let connection_recent = self
+            .store
+            .deletions_since(&binding.connection, None, from.max(confirmed))
+            .await?;
+        let files = self.store.synced_count(&binding.connection).await?;
+        let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        Ok((
+            as_usize(recent),
+            Some(ferry_core::sync_plan::ConnectionBrake {
+                recent: as_usize(connection_recent),
+                files: as_usize(files),
+                share: self.config.connection_brake_share,
+                min: self.config.connection_brake_min,
+            }),
+        ))
+    }
+
     /// What Dropbox holds under the binding's folder that this binding is concerned with:
     /// files it placed or synced, plus — when it pulls — new files at the top (or in any
     /// subfolder with `pull_subfolders`), minus folders that belong to other bindings.
@@ -312,7 +430,7 @@ impl Engine {
             .store
             .bindings_within(&binding.connection, &binding.folder_lower)
             .await
-            .map_err(|e| DropboxError::Other(format!("store: {e}")))?;
+            .map_err(|e| crate::error::store_step("reading the bindings", e))?;
         let shared = others
             .iter()
             .any(|b| b.id != binding.id && b.folder_lower == binding.folder_lower);
@@ -630,10 +748,10 @@ pub(crate) fn describe(e: &DropboxError) -> String {
     }
 }
 
-/// An attachment's content could not be read from the blob store: the upload fails (and is
-/// retried by a later pass).
+/// An attachment's content could not be read from the blob store: the upload fails, retried
+/// by a later pass when the cause may heal (an I/O error, not missing content).
 pub(crate) fn content_unavailable(e: ferry_store::StoreError) -> DropboxError {
-    DropboxError::Other(format!("attachment content unavailable: {e}"))
+    crate::error::store_step("attachment content unavailable", e)
 }
 
 /// The sync-log entry for one executed action.

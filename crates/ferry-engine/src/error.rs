@@ -1,5 +1,6 @@
 //! Engine errors.
 
+use ferry_core::retry::Retry;
 use ferry_dropbox::DropboxError;
 use ferry_store::StoreError;
 
@@ -24,14 +25,25 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    /// Whether the same call may succeed later.
-    pub fn is_retryable(&self) -> bool {
+    /// Whether, and when, the same call may succeed later.
+    pub fn retry(&self) -> Retry {
         match self {
-            EngineError::Store(e) => e.is_retryable(),
-            EngineError::Dropbox(e) => e.is_retryable(),
+            EngineError::Store(e) => e.retry(),
+            EngineError::Dropbox(e) => e.retry(),
             EngineError::UnknownConnection(_)
             | EngineError::Invalid(_)
-            | EngineError::NeedsReconnect(..) => false,
+            | EngineError::NeedsReconnect(..) => Retry::Never,
         }
     }
+
+    /// Whether the same call may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        self.retry().is_retryable()
+    }
+}
+
+/// A store failure during a step that talks to Dropbox, as that step's error: the cause and
+/// its retry classification are kept.
+pub(crate) fn store_step(what: &'static str, e: StoreError) -> DropboxError {
+    DropboxError::local(what, e.retry(), e)
 }

@@ -94,7 +94,7 @@ impl Engine {
             .store
             .sync_rows(record.id)
             .await
-            .map_err(|e| DropboxError::Other(format!("store: {e}")))?;
+            .map_err(|e| crate::error::store_step("reading the sync state", e))?;
         for row in rows.iter().filter(|r| r.binding_id == Some(binding.id)) {
             let Some(rel) = &row.rel_display else {
                 continue;

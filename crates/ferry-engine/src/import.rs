@@ -20,7 +20,8 @@ impl Engine {
         remote: &RemoteFile,
         attachment_id: Option<i64>,
     ) -> Result<(i64, u64), DropboxError> {
-        let store_err = |e: ferry_store::StoreError| DropboxError::Other(format!("store: {e}"));
+        let store_err =
+            |e: ferry_store::StoreError| crate::error::store_step("storing an imported file", e);
         // Streamed into the blob store: memory stays bounded whatever the file's size.
         let (info, mut body) = cx
             .client
@@ -53,16 +54,10 @@ impl Engine {
             .attachments(cx.record.id)
             .await
             .map_err(store_err)?;
+        // The replaced version is archived by the store, in the same transaction.
         let (name, tags) =
             match attachment_id.and_then(|id| attachments.iter().find(|a| a.id == id)) {
-                Some(old) => {
-                    let kept = (old.name.clone(), old.tags.clone());
-                    self.store
-                        .archive_attachment(old.id, "replaced by a newer version from Dropbox")
-                        .await
-                        .map_err(store_err)?;
-                    kept
-                }
+                Some(old) => (old.name.clone(), old.tags.clone()),
                 None => {
                     let taken: HashSet<String> =
                         attachments.iter().map(|a| dropbox_lower(&a.name)).collect();
@@ -84,6 +79,8 @@ impl Engine {
                 content_hash: hash,
                 size,
                 origin_path: Some(remote.rel.display.clone()),
+                source: ferry_core::model::Side::Dropbox,
+                if_match: None,
             })
             .await
             .map_err(store_err)?;

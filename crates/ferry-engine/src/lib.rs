@@ -11,10 +11,12 @@ mod connections;
 mod error;
 mod folder_moves;
 mod import;
+mod liveness;
 mod placement;
 mod reconcile;
 mod resumable;
 mod reverse_sync;
+mod rule_overlaps;
 mod sync_pass;
 mod watcher;
 mod worker;
@@ -23,6 +25,7 @@ pub use backoff::backoff_delay;
 pub use connections::{ConnectionInput, Credentials};
 pub use error::EngineError;
 pub use reconcile::ReconcileReport;
+pub use rule_overlaps::RuleOverlap;
 pub use sync_pass::PassOutcome;
 
 use ferry_store::{BlobStore, SecretCipher, Store};
@@ -38,14 +41,27 @@ pub struct EngineConfig {
     pub chunk_size: usize,
     /// Longest wait between two attempts of a failing record.
     pub max_backoff: Duration,
-    /// How long a worker owns a claimed task before another may take it.
+    /// How long a claim lasts without a heartbeat: after a crash on another host, its work
+    /// is taken over after this long (on the same host, at once).
     pub lease: Duration,
-    /// Failed passes before a record is dead-lettered (it then waits for an admin).
-    pub max_attempts: u32,
-    /// Mass-deletion brake: pause a binding when one pass would delete more than this share…
+    /// How often a running engine renews the claims of its running passes (well under `lease`).
+    pub heartbeat: Duration,
+    /// A record whose passes keep failing is dead-lettered (it then waits for an admin) after
+    /// failing this long — never for failures that only ask to wait (rate limits, `503` with
+    /// `Retry-After`, network down).
+    pub give_up_after: Duration,
+    /// Mass-deletion brake: pause a binding when the deletions of one pass, plus those of
+    /// the last `brake_window`, would remove more than this share of its files…
     pub brake_share: f64,
     /// …and at least this many files.
     pub brake_min: usize,
+    /// How far back the brake counts deletions (file by file deletions add up).
+    pub brake_window: Duration,
+    /// Connection-wide brake: pause when the connection's deletions over `brake_window`
+    /// would exceed this share of its synced files…
+    pub connection_brake_share: f64,
+    /// …and at least this many files.
+    pub connection_brake_min: usize,
     /// How often every bound record gets a full pass anyway (the safety net).
     pub reconcile_every: Duration,
     /// Long-poll timeout asked of Dropbox (30–480 s).
@@ -64,10 +80,14 @@ impl Default for EngineConfig {
             workers: 4,
             chunk_size: ferry_dropbox::DEFAULT_CHUNK_SIZE,
             max_backoff: Duration::from_secs(300),
-            lease: Duration::from_secs(600),
-            max_attempts: 10,
+            lease: Duration::from_secs(15),
+            heartbeat: Duration::from_secs(3),
+            give_up_after: Duration::from_secs(24 * 3600),
             brake_share: 0.5,
             brake_min: 3,
+            brake_window: Duration::from_secs(600),
+            connection_brake_share: 0.5,
+            connection_brake_min: 20,
             reconcile_every: Duration::from_secs(15 * 60),
             longpoll_secs: 30,
             upload_concurrency: 8,
@@ -88,6 +108,8 @@ pub struct Engine {
     commit_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Set once watchers run, so connections added later get one too.
     watch_shutdown: std::sync::Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
+    /// This engine's process identity, and the passes its heartbeat keeps claimed.
+    liveness: liveness::Liveness,
 }
 
 impl std::fmt::Debug for Engine {
@@ -114,6 +136,7 @@ impl Engine {
             wake: tokio::sync::Notify::new(),
             commit_locks: std::sync::Mutex::new(std::collections::HashMap::new()),
             watch_shutdown: std::sync::Mutex::new(None),
+            liveness: liveness::Liveness::new(),
         })
     }
 

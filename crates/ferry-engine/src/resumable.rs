@@ -22,7 +22,8 @@ impl Engine {
                 .await
                 .map_err(crate::binding::content_unavailable)
         };
-        let store_err = |e: ferry_store::StoreError| DropboxError::Other(format!("store: {e}"));
+        let store_err =
+            |e: ferry_store::StoreError| crate::error::store_step("saving upload progress", e);
         let persisted = self
             .store
             .upload_session(connection, content_hash)

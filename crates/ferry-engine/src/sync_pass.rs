@@ -3,6 +3,7 @@
 use crate::placement::{RulePlacement, place};
 use crate::{Engine, EngineError};
 use ferry_core::model::RecordId;
+use ferry_core::retry::Retry;
 use ferry_core::rules::{CompiledRule, RuleContext};
 use ferry_dropbox::DropboxError;
 use ferry_store::{SyncRow, SyncState};
@@ -28,6 +29,9 @@ pub struct PassOutcome {
     pub failed: u32,
     /// Of the failures, how many may succeed on a later try.
     pub retryable: u32,
+    /// Of those, how many only asked to wait (rate limits, network down): they never count
+    /// toward giving up.
+    pub waiting: u32,
     /// Longest delay Dropbox asked for.
     #[serde(skip)]
     pub retry_after: Option<Duration>,
@@ -44,10 +48,26 @@ impl PassOutcome {
         if let DropboxError::Auth(m) = e {
             self.auth_error = Some(m.clone());
         }
-        if e.is_retryable() || matches!(e, DropboxError::Conflict(_) | DropboxError::NotFound(_)) {
+        let retry = e.retry();
+        if retry.is_retryable()
+            || matches!(e, DropboxError::Conflict(_) | DropboxError::NotFound(_))
+        {
             // A conflict or a vanished file means Dropbox changed under us: re-plan later.
             self.retryable += 1;
-            self.retry_after = self.retry_after.max(e.retry_after());
+            if retry.is_wait() {
+                self.waiting += 1;
+            }
+            self.retry_after = self.retry_after.max(retry.after());
+        }
+    }
+
+    /// How the queue should retry this pass: a wait when every retryable failure only asked
+    /// to wait, a backoff otherwise (never sooner than [`PassOutcome::retry_after`]).
+    pub fn retry(&self) -> Retry {
+        if self.retryable > 0 && self.waiting == self.retryable {
+            Retry::Wait(self.retry_after)
+        } else {
+            Retry::Backoff
         }
     }
 }

@@ -41,15 +41,20 @@ impl Engine {
         Ok(ids.len())
     }
 
-    /// Starts `config.workers` workers; they stop when `shutdown` turns true.
-    pub fn spawn_workers(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-        (0..self.config.workers.max(1))
-            .map(|n| {
-                let engine = Arc::clone(self);
-                let shutdown = shutdown.clone();
-                tokio::spawn(async move { engine.worker_loop(n, shutdown).await })
-            })
-            .collect()
+    /// Registers this process (releasing the claims of dead ones), then starts its heartbeat
+    /// and `config.workers` workers; they stop when `shutdown` turns true.
+    pub async fn spawn_workers(
+        self: &Arc<Self>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Vec<JoinHandle<()>>, EngineError> {
+        self.announce().await?;
+        let mut tasks = vec![self.spawn_heartbeat(shutdown.clone())];
+        tasks.extend((0..self.config.workers.max(1)).map(|n| {
+            let engine = Arc::clone(self);
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { engine.worker_loop(n, shutdown).await })
+        }));
+        Ok(tasks)
     }
 
     async fn worker_loop(&self, n: usize, mut shutdown: watch::Receiver<bool>) {
@@ -76,19 +81,32 @@ impl Engine {
 
     /// Claims and runs one due task. Returns false if none was due.
     pub async fn run_one(&self) -> Result<bool, EngineError> {
+        self.announce().await?;
         let lease = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
-        let Some(task) = self.store.claim_task(now_ms(), lease).await? else {
+        let Some(task) = self
+            .store
+            .claim_task(self.process_id(), now_ms(), lease)
+            .await?
+        else {
             return Ok(false);
         };
+        self.liveness.begin(task.record_id);
+        let result = self.run_task(&task).await;
+        self.liveness.end(task.record_id);
+        result.map(|()| true)
+    }
+
+    async fn run_task(&self, task: &ferry_store::Task) -> Result<(), EngineError> {
         let attempts = u32::try_from(task.attempts).unwrap_or(u32::MAX);
-        let (error, retry_after) = match self.sync_record(task.record_id).await {
+        let (error, retry, retry_after) = match self.sync_record(task.record_id).await {
             Ok(outcome) if outcome.retryable == 0 => {
                 tracing::info!(record = task.record_id, ?outcome, "sync pass done");
-                self.store.finish_task(&task).await?;
-                return Ok(true);
+                self.store.finish_task(task).await?;
+                return Ok(());
             }
             Ok(outcome) => (
                 format!("{} file(s) failed and will be retried", outcome.retryable),
+                outcome.retry(),
                 outcome.retry_after,
             ),
             Err(EngineError::NeedsReconnect(name, reason)) => {
@@ -96,31 +114,43 @@ impl Engine {
                 let next = now_ms() + 60_000;
                 self.store
                     .defer_task(
-                        &task,
+                        task,
                         &format!("connection {name:?} needs a reconnect: {reason}"),
                         next,
                     )
                     .await?;
-                return Ok(true);
+                return Ok(());
             }
-            Err(e) if e.is_retryable() => (e.to_string(), None),
+            Err(e) if e.is_retryable() => (e.to_string(), e.retry(), e.retry().after()),
             Err(e) => {
                 // Retrying cannot help until something changes; the change re-queues it.
                 tracing::error!(record = task.record_id, error = %e, "sync pass failed");
-                self.store.finish_task(&task).await?;
-                return Ok(true);
+                self.store.finish_task(task).await?;
+                return Ok(());
             }
         };
+        let now = now_ms();
         let delay = backoff_delay(attempts, self.config.max_backoff, retry_after);
-        let dead = attempts + 1 >= self.config.max_attempts;
+        // Giving up is by time spent failing, and never for a failure that only says "wait".
+        let failing_for = now.saturating_sub(task.failing_since.unwrap_or(now));
+        let budget = i64::try_from(self.config.give_up_after.as_millis()).unwrap_or(i64::MAX);
+        let dead = !retry.is_wait() && failing_for >= budget;
         if dead {
-            tracing::error!(record = task.record_id, attempts = attempts + 1, %error, "sync pass dead-lettered");
+            tracing::error!(record = task.record_id, attempts = attempts + 1, failing_for_ms = failing_for, %error, "sync pass dead-lettered");
         } else {
             tracing::warn!(record = task.record_id, attempts = attempts + 1, ?delay, %error, "sync pass will be retried");
         }
-        let next = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
-        self.store.retry_task(&task, &error, next, dead).await?;
-        Ok(true)
+        let next = now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+        self.store.retry_task(task, &error, next, dead).await?;
+        Ok(())
+    }
+
+    /// Puts every dead-lettered record back in the queue (due now, with a fresh failure
+    /// budget) and wakes the workers. Returns how many.
+    pub async fn requeue_dead(&self) -> Result<u64, EngineError> {
+        let n = self.store.requeue_dead().await?;
+        self.wake();
+        Ok(n)
     }
 
     /// Waits until the queue is empty, or only holds tasks waiting for a retry, or `timeout`

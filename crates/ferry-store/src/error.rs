@@ -1,5 +1,7 @@
 //! Store errors.
 
+use ferry_core::retry::Retry;
+
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -21,14 +23,45 @@ pub enum StoreError {
     /// Reading or writing a local file failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// A conditional write's precondition (`If-Match`) did not hold; nothing was written.
+    #[error("precondition failed: the current content hash is {}", current.as_deref().unwrap_or("(none)"))]
+    PreconditionFailed {
+        /// The content hash the attachment has now (`None`: no such attachment).
+        current: Option<String>,
+    },
 }
 
 impl StoreError {
+    /// Whether, and how, trying the same call again later can succeed: a busy or failing
+    /// database, blob store or disk may heal; a constraint violation, missing content,
+    /// corrupt data or a bad secret will not by itself.
+    pub fn retry(&self) -> Retry {
+        match self {
+            StoreError::Database(e) => match e {
+                sqlx::Error::Database(db) => match db.kind() {
+                    sqlx::error::ErrorKind::UniqueViolation
+                    | sqlx::error::ErrorKind::ForeignKeyViolation
+                    | sqlx::error::ErrorKind::NotNullViolation
+                    | sqlx::error::ErrorKind::CheckViolation => Retry::Never,
+                    _ => Retry::Backoff,
+                },
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => Retry::Backoff,
+                _ => Retry::Never,
+            },
+            StoreError::Blob(object_store::Error::NotFound { .. }) => Retry::Never,
+            StoreError::Blob(_) | StoreError::Io(_) => Retry::Backoff,
+            StoreError::Migration(_)
+            | StoreError::Corrupt(_)
+            | StoreError::Secret(_)
+            | StoreError::PreconditionFailed { .. } => Retry::Never,
+        }
+    }
+
     /// Whether trying the same call again later can succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Database(_) | StoreError::Blob(_) | StoreError::Io(_)
-        )
+        self.retry().is_retryable()
     }
 }

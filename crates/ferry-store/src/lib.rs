@@ -28,7 +28,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything Ferry keeps durably, except attachment content.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Creates or updates a record; `changed` is false when nothing differed.
+    /// Creates or updates a record; `changed` is false when nothing differed. A change queues
+    /// the record and its relatives (parent, children, siblings) in the same transaction.
     async fn upsert_record(&self, input: &RecordInput) -> StoreResult<Upserted<Record>>;
     /// A record by kind and key.
     async fn record(&self, kind: &str, key: &str) -> StoreResult<Option<Record>>;
@@ -42,9 +43,12 @@ pub trait Store: Send + Sync + 'static {
     /// A record's attachments, in name order.
     async fn attachments(&self, record_id: RecordId) -> StoreResult<Vec<Attachment>>;
     /// Adds or replaces an attachment by name; `changed` is false when content and tags match.
+    /// A version the other side wrote (or any Dropbox version) is archived before it is
+    /// replaced; `if_match` makes the write conditional ([`StoreError::PreconditionFailed`]).
+    /// A change queues the record and its relatives in the same transaction.
     async fn put_attachment(&self, input: &AttachmentInput) -> StoreResult<Upserted<Attachment>>;
-    /// Removes an attachment (and dates the change on its record); false if there was none
-    /// by that name.
+    /// Removes an attachment (and dates the change on its record, and queues it and its
+    /// relatives, in one transaction); false if there was none by that name.
     async fn remove_attachment(&self, record_id: RecordId, name: &str) -> StoreResult<bool>;
     /// Renames an attachment and records where it sits in Dropbox; false if it does not exist.
     async fn rename_attachment(
@@ -64,6 +68,14 @@ pub trait Store: Send + Sync + 'static {
         &self,
         record_id: RecordId,
     ) -> StoreResult<Vec<ArchivedAttachment>>;
+    /// Makes an archived version the record's current attachment of that name again (the
+    /// version it replaces is archived), and queues the record, in one transaction. `None`
+    /// if the record has no such archived version.
+    async fn restore_archived(
+        &self,
+        record_id: RecordId,
+        archived_id: i64,
+    ) -> StoreResult<Option<Upserted<Attachment>>>;
 
     /// Creates or replaces a rule.
     async fn put_rule(&self, rule: &RuleSpec) -> StoreResult<()>;
@@ -169,8 +181,14 @@ pub trait Store: Send + Sync + 'static {
     /// Queues records for a pass, due now, in the given order. A queued record is queued once,
     /// at the most urgent priority it was queued with.
     async fn enqueue(&self, record_ids: &[RecordId], priority: Priority) -> StoreResult<()>;
-    /// Claims the most urgent due task for `lease_ms`, if any (FIFO within a priority).
-    async fn claim_task(&self, now_ms: i64, lease_ms: i64) -> StoreResult<Option<Task>>;
+    /// Claims the most urgent due task for process `owner` until `now_ms + lease_ms`, if any
+    /// (FIFO within a priority). The owner's heartbeat renews the claim while the pass runs.
+    async fn claim_task(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Option<Task>>;
     /// Removes a finished task, unless it was re-queued while it ran.
     async fn finish_task(&self, task: &Task) -> StoreResult<()>;
     /// Puts a failed task back for `next_at_ms` (now, if it was re-queued while it ran), or
@@ -187,6 +205,37 @@ pub trait Store: Send + Sync + 'static {
     async fn defer_task(&self, task: &Task, reason: &str, next_at_ms: i64) -> StoreResult<()>;
     /// Dead-lettered tasks.
     async fn dead_tasks(&self) -> StoreResult<Vec<QueueEntry>>;
+    /// Puts every dead-lettered task back, due now, with a fresh failure budget; returns how
+    /// many.
+    async fn requeue_dead(&self) -> StoreResult<u64>;
+    /// Records that `process` is alive (registering it on first call) and renews its claims
+    /// on `renew` until `until_ms`.
+    async fn heartbeat(
+        &self,
+        process: &ProcessInfo,
+        renew: &[RecordId],
+        until_ms: i64,
+    ) -> StoreResult<()>;
+    /// Every registered process.
+    async fn processes(&self) -> StoreResult<Vec<ProcessInfo>>;
+    /// Forgets a dead process and releases its claims at once; returns how many.
+    async fn release_process(&self, id: &str) -> StoreResult<u64>;
+
+    /// Deletions and archives logged on `connection` (of one binding, if given) since
+    /// `since_ms`: what the mass-deletion brake counts over its window.
+    async fn deletions_since(
+        &self,
+        connection: &str,
+        binding_id: Option<i64>,
+        since_ms: i64,
+    ) -> StoreResult<u64>;
+    /// Files of `connection` with a synced revision.
+    async fn synced_count(&self, connection: &str) -> StoreResult<u64>;
+    /// An admin confirms the deletions the connection-wide brake stopped: the window starts
+    /// anew and every paused binding may run once. Returns the records to queue.
+    async fn confirm_connection_deletions(&self, connection: &str) -> StoreResult<Vec<RecordId>>;
+    /// When an admin last confirmed a connection's deletions (ms; 0 if never).
+    async fn connection_deletions_confirmed_at(&self, connection: &str) -> StoreResult<i64>;
     /// Whether a record is queued, and its last error if a pass failed.
     async fn queue_entry(&self, record_id: RecordId) -> StoreResult<Option<QueueEntry>>;
     /// Queue length and the earliest due time.

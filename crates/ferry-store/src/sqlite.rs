@@ -1,12 +1,12 @@
 //! The SQLite store (the embedded default).
 
 use crate::{
-    ArchivedAttachment, AttachmentInput, Binding, LogEntry, Priority, QueueEntry, QueueStats,
-    RecordInput, Store, StoreError, StoreResult, StoredConnection, SyncCounts, SyncRow, SyncState,
-    SyncedFileScan, Task, Upserted, migrations,
+    ArchivedAttachment, AttachmentInput, Binding, LogEntry, Priority, ProcessInfo, QueueEntry,
+    QueueStats, RecordInput, Store, StoreError, StoreResult, StoredConnection, SyncCounts, SyncRow,
+    SyncState, SyncedFileScan, Task, Upserted, migrations,
 };
 use async_trait::async_trait;
-use ferry_core::model::{Attachment, AttachmentId, Record, RecordId};
+use ferry_core::model::{Attachment, AttachmentId, Record, RecordId, Side};
 use ferry_core::rules::RuleSpec;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -90,7 +90,88 @@ fn attachment_from_row(row: &SqliteRow) -> StoreResult<Attachment> {
         content_hash: row.try_get("content_hash")?,
         size: u64::try_from(size).map_err(|_| StoreError::Corrupt("negative size".into()))?,
         origin_path: row.try_get("origin_path")?,
+        source: side_from_row(row)?,
     })
+}
+
+fn archived_from_row(r: &SqliteRow) -> StoreResult<ArchivedAttachment> {
+    let tags: String = r.try_get("tags")?;
+    let size: i64 = r.try_get("size")?;
+    Ok(ArchivedAttachment {
+        id: r.try_get("id")?,
+        record_id: r.try_get("record_id")?,
+        name: r.try_get("name")?,
+        tags: serde_json::from_str(&tags)
+            .map_err(|e| StoreError::Corrupt(format!("archived tags: {e}")))?,
+        content_hash: r.try_get("content_hash")?,
+        size: u64::try_from(size).unwrap_or(0),
+        reason: r.try_get("reason")?,
+        archived_at: r.try_get("archived_at")?,
+        origin_path: r.try_get("origin_path")?,
+        source: side_from_row(r)?,
+    })
+}
+
+fn side_from_row(row: &SqliteRow) -> StoreResult<Side> {
+    let source: String = row.try_get("source")?;
+    Side::parse(&source).ok_or_else(|| StoreError::Corrupt(format!("unknown side {source:?}")))
+}
+
+/// Queues `record_id` and every record whose rules can see it (its parent, its children, its
+/// siblings), due now, inside the caller's transaction: a change and its queue entry commit
+/// together or not at all.
+async fn enqueue_related_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    record_id: RecordId,
+) -> StoreResult<()> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO sync_queue (record_id, priority, generation, attempts, next_at, enqueued_at, dead) \
+         SELECT r.id, ?, 1, 0, ?, ?, 0 FROM records r WHERE r.id = ? \
+           OR r.id = (SELECT parent_id FROM records WHERE id = ?) \
+           OR r.parent_id = ? \
+           OR r.parent_id = (SELECT parent_id FROM records WHERE id = ?) \
+         ORDER BY r.id \
+         ON CONFLICT (record_id) DO UPDATE SET \
+         generation = sync_queue.generation + 1, attempts = 0, dead = 0, failing_since = NULL, \
+         next_at = excluded.next_at, priority = MIN(sync_queue.priority, excluded.priority)",
+    )
+    .bind(Priority::Normal as i64)
+    .bind(now)
+    .bind(now)
+    .bind(record_id)
+    .bind(record_id)
+    .bind(record_id)
+    .bind(record_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Moves an attachment row to the archive, inside the caller's transaction.
+async fn archive_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    a: &Attachment,
+    reason: &str,
+) -> StoreResult<()> {
+    let tags =
+        serde_json::to_string(&a.tags).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
+    sqlx::query(
+        "INSERT INTO archived_attachments (record_id, name, tags, content_hash, size, reason, \
+         archived_at, origin_path, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(a.record_id)
+    .bind(&a.name)
+    .bind(&tags)
+    .bind(&a.content_hash)
+    .bind(i64::try_from(a.size).unwrap_or(i64::MAX))
+    .bind(reason)
+    .bind(now_ms())
+    .bind(&a.origin_path)
+    .bind(a.source.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 fn sync_row_from_row(row: &SqliteRow) -> StoreResult<SyncRow> {
@@ -125,6 +206,7 @@ fn binding_from_row(row: &SqliteRow) -> StoreResult<Binding> {
         folder_lower: row.try_get("folder_lower")?,
         paused_reason: row.try_get("paused_reason")?,
         confirm_deletions: confirm != 0,
+        deletions_confirmed_at: row.try_get("deletions_confirmed_at")?,
     })
 }
 
@@ -154,6 +236,8 @@ fn queue_entry_from_row(r: &SqliteRow) -> StoreResult<QueueEntry> {
         attempts: r.try_get("attempts")?,
         next_at_ms: r.try_get("next_at")?,
         last_error: r.try_get("last_error")?,
+        failing_since: r.try_get("failing_since")?,
+        claimed_by: r.try_get("claimed_by")?,
     })
 }
 
@@ -233,6 +317,9 @@ impl Store for SqliteStore {
                 (new, true)
             }
         };
+        if changed {
+            enqueue_related_tx(&mut tx, value.id).await?;
+        }
         tx.commit().await?;
         Ok(Upserted { value, changed })
     }
@@ -298,6 +385,16 @@ impl Store for SqliteStore {
             .await?
             .map(|r| attachment_from_row(&r))
             .transpose()?;
+        if let Some(expected) = &input.if_match {
+            let current = existing.as_ref().map(|a| a.content_hash.clone());
+            let holds = match &current {
+                Some(hash) => expected == "*" || expected == hash,
+                None => false,
+            };
+            if !holds {
+                return Err(StoreError::PreconditionFailed { current });
+            }
+        }
         if let Some(old) = &existing
             && old.content_hash == input.content_hash
             && old.tags == input.tags
@@ -309,13 +406,28 @@ impl Store for SqliteStore {
                 changed: false,
             });
         }
+        // A version only one side has seen is never dropped: replacing Dropbox's version (by
+        // the app's or a newer Dropbox one) or the app's by Dropbox's archives it first. The
+        // app replacing its own version is its own business.
+        if let Some(old) = &existing
+            && old.content_hash != input.content_hash
+            && (old.source == Side::Dropbox || input.source == Side::Dropbox)
+        {
+            let reason = match (old.source, input.source) {
+                (Side::Dropbox, Side::App) => "a Dropbox version replaced by the application",
+                (Side::Dropbox, Side::Dropbox) => "replaced by a newer version from Dropbox",
+                _ => "an application version replaced by a version from Dropbox",
+            };
+            archive_tx(&mut tx, old, reason).await?;
+        }
         let now = now_ms();
         let row = sqlx::query(
-            "INSERT INTO attachments (record_id, name, tags, content_hash, size, origin_path, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+            "INSERT INTO attachments (record_id, name, tags, content_hash, size, origin_path, source, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (record_id, name) DO UPDATE SET tags = excluded.tags, \
              content_hash = excluded.content_hash, size = excluded.size, \
-             origin_path = excluded.origin_path, updated_at = excluded.updated_at \
+             origin_path = excluded.origin_path, source = excluded.source, \
+             updated_at = excluded.updated_at \
              RETURNING *",
         )
         .bind(input.record_id)
@@ -324,11 +436,13 @@ impl Store for SqliteStore {
         .bind(&input.content_hash)
         .bind(size)
         .bind(&input.origin_path)
+        .bind(input.source.as_str())
         .bind(now)
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
         let value = attachment_from_row(&row)?;
+        enqueue_related_tx(&mut tx, input.record_id).await?;
         tx.commit().await?;
         Ok(Upserted {
             value,
@@ -338,13 +452,24 @@ impl Store for SqliteStore {
 
     async fn remove_attachment(&self, record_id: RecordId, name: &str) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let id: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM attachments WHERE record_id = ? AND name = ?")
-                .bind(record_id)
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(id) = id else { return Ok(false) };
+        let found = sqlx::query("SELECT * FROM attachments WHERE record_id = ? AND name = ?")
+            .bind(record_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| attachment_from_row(&r))
+            .transpose()?;
+        let Some(found) = found else { return Ok(false) };
+        let id = found.id;
+        // The app removing a version someone wrote in Dropbox keeps it in the archive.
+        if found.source == Side::Dropbox {
+            archive_tx(
+                &mut tx,
+                &found,
+                "a Dropbox version removed by the application",
+            )
+            .await?;
+        }
         // Sync rows outlive the attachment until the engine has removed the file from Dropbox.
         sqlx::query("UPDATE sync_files SET attachment_id = NULL WHERE attachment_id = ?")
             .bind(id)
@@ -361,6 +486,7 @@ impl Store for SqliteStore {
             .bind(record_id)
             .execute(&mut *tx)
             .await?;
+        enqueue_related_tx(&mut tx, record_id).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -474,21 +600,7 @@ impl Store for SqliteStore {
             .await?;
         let Some(row) = row else { return Ok(false) };
         let a = attachment_from_row(&row)?;
-        let tags = serde_json::to_string(&a.tags)
-            .map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
-        sqlx::query(
-            "INSERT INTO archived_attachments (record_id, name, tags, content_hash, size, reason, archived_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(a.record_id)
-        .bind(&a.name)
-        .bind(&tags)
-        .bind(&a.content_hash)
-        .bind(i64::try_from(a.size).unwrap_or(i64::MAX))
-        .bind(reason)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+        archive_tx(&mut tx, &a, reason).await?;
         sqlx::query("UPDATE sync_files SET attachment_id = NULL WHERE attachment_id = ?")
             .bind(attachment_id)
             .execute(&mut *tx)
@@ -510,23 +622,70 @@ impl Store for SqliteStore {
                 .bind(record_id)
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|r| {
-                let tags: String = r.try_get("tags")?;
-                let size: i64 = r.try_get("size")?;
-                Ok(ArchivedAttachment {
-                    id: r.try_get("id")?,
-                    record_id: r.try_get("record_id")?,
-                    name: r.try_get("name")?,
-                    tags: serde_json::from_str(&tags)
-                        .map_err(|e| StoreError::Corrupt(format!("archived tags: {e}")))?,
-                    content_hash: r.try_get("content_hash")?,
-                    size: u64::try_from(size).unwrap_or(0),
-                    reason: r.try_get("reason")?,
-                    archived_at: r.try_get("archived_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(archived_from_row).collect()
+    }
+
+    async fn restore_archived(
+        &self,
+        record_id: RecordId,
+        archived_id: i64,
+    ) -> StoreResult<Option<Upserted<Attachment>>> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT * FROM archived_attachments WHERE id = ? AND record_id = ?")
+            .bind(archived_id)
+            .bind(record_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let archived = archived_from_row(&row)?;
+        let current = sqlx::query("SELECT * FROM attachments WHERE record_id = ? AND name = ?")
+            .bind(record_id)
+            .bind(&archived.name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| attachment_from_row(&r))
+            .transpose()?;
+        if let Some(current) = &current {
+            if current.content_hash == archived.content_hash {
+                tx.commit().await?;
+                return Ok(Some(Upserted {
+                    value: current.clone(),
+                    changed: false,
+                }));
+            }
+            // The version being replaced stays retrievable too.
+            archive_tx(&mut tx, current, "replaced by a restored version").await?;
+        }
+        let tags = serde_json::to_string(&archived.tags)
+            .map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
+        let now = now_ms();
+        // A restore is the admin's (the app side's) decision: the restored content is the
+        // app's version from now on, and it is pushed like any app change.
+        let row = sqlx::query(
+            "INSERT INTO attachments (record_id, name, tags, content_hash, size, origin_path, source, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, 'app', ?, ?) \
+             ON CONFLICT (record_id, name) DO UPDATE SET tags = excluded.tags, \
+             content_hash = excluded.content_hash, size = excluded.size, \
+             origin_path = excluded.origin_path, source = excluded.source, \
+             updated_at = excluded.updated_at RETURNING *",
+        )
+        .bind(record_id)
+        .bind(&archived.name)
+        .bind(&tags)
+        .bind(&archived.content_hash)
+        .bind(i64::try_from(archived.size).unwrap_or(i64::MAX))
+        .bind(&archived.origin_path)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let value = attachment_from_row(&row)?;
+        enqueue_related_tx(&mut tx, record_id).await?;
+        tx.commit().await?;
+        Ok(Some(Upserted {
+            value,
+            changed: true,
+        }))
     }
 
     async fn set_disconnecting(&self, name: &str) -> StoreResult<()> {
@@ -727,10 +886,12 @@ impl Store for SqliteStore {
         if b.id == 0 {
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO bindings (record_id, rule_name, connection, folder_display, folder_lower, \
-                 paused_reason, confirm_deletions, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+                 paused_reason, confirm_deletions, deletions_confirmed_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (record_id, rule_name) DO UPDATE SET connection = excluded.connection, \
                  folder_display = excluded.folder_display, folder_lower = excluded.folder_lower, \
                  paused_reason = excluded.paused_reason, confirm_deletions = excluded.confirm_deletions, \
+                 deletions_confirmed_at = excluded.deletions_confirmed_at, \
                  updated_at = excluded.updated_at RETURNING id",
             )
             .bind(b.record_id)
@@ -740,6 +901,7 @@ impl Store for SqliteStore {
             .bind(&b.folder_lower)
             .bind(&b.paused_reason)
             .bind(i64::from(b.confirm_deletions))
+            .bind(b.deletions_confirmed_at)
             .bind(now)
             .fetch_one(&self.pool)
             .await?;
@@ -747,7 +909,8 @@ impl Store for SqliteStore {
         }
         sqlx::query(
             "UPDATE bindings SET record_id = ?, rule_name = ?, connection = ?, folder_display = ?, \
-             folder_lower = ?, paused_reason = ?, confirm_deletions = ?, updated_at = ? WHERE id = ?",
+             folder_lower = ?, paused_reason = ?, confirm_deletions = ?, deletions_confirmed_at = ?, \
+             updated_at = ? WHERE id = ?",
         )
         .bind(b.record_id)
         .bind(&b.rule_name)
@@ -756,6 +919,7 @@ impl Store for SqliteStore {
         .bind(&b.folder_lower)
         .bind(&b.paused_reason)
         .bind(i64::from(b.confirm_deletions))
+        .bind(b.deletions_confirmed_at)
         .bind(now)
         .bind(b.id)
         .execute(&self.pool)
@@ -947,7 +1111,8 @@ impl Store for SqliteStore {
             sqlx::query(
                 "INSERT INTO sync_queue (record_id, priority, generation, attempts, next_at, enqueued_at, dead) \
                  VALUES (?, ?, 1, 0, ?, ?, 0) ON CONFLICT (record_id) DO UPDATE SET \
-                 generation = sync_queue.generation + 1, attempts = 0, dead = 0, next_at = excluded.next_at, \
+                 generation = sync_queue.generation + 1, attempts = 0, dead = 0, failing_since = NULL, \
+                 next_at = excluded.next_at, \
                  priority = MIN(sync_queue.priority, excluded.priority)",
             )
             .bind(id)
@@ -961,16 +1126,22 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn claim_task(&self, now_ms: i64, lease_ms: i64) -> StoreResult<Option<Task>> {
+    async fn claim_task(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Option<Task>> {
         // Claim and read in one statement so two workers never take the same record.
         let row = sqlx::query(
-            "UPDATE sync_queue SET claimed_until = ? WHERE record_id = ( \
+            "UPDATE sync_queue SET claimed_until = ?, claimed_by = ? WHERE record_id = ( \
                SELECT record_id FROM sync_queue WHERE dead = 0 AND next_at <= ? \
                AND (claimed_until IS NULL OR claimed_until < ?) \
                ORDER BY priority, next_at, enqueued_at, record_id LIMIT 1) \
-             RETURNING record_id, generation, attempts",
+             RETURNING record_id, generation, attempts, failing_since",
         )
-        .bind(now_ms + lease_ms)
+        .bind(now_ms.saturating_add(lease_ms))
+        .bind(owner)
         .bind(now_ms)
         .bind(now_ms)
         .fetch_optional(&self.pool)
@@ -980,6 +1151,7 @@ impl Store for SqliteStore {
                 record_id: r.try_get("record_id")?,
                 generation: r.try_get("generation")?,
                 attempts: r.try_get("attempts")?,
+                failing_since: r.try_get("failing_since")?,
             })
         })
         .transpose()
@@ -992,10 +1164,12 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         if done.rows_affected() == 0 {
-            sqlx::query("UPDATE sync_queue SET claimed_until = NULL WHERE record_id = ?")
-                .bind(task.record_id)
-                .execute(&self.pool)
-                .await?;
+            sqlx::query(
+                "UPDATE sync_queue SET claimed_until = NULL, claimed_by = NULL WHERE record_id = ?",
+            )
+            .bind(task.record_id)
+            .execute(&self.pool)
+            .await?;
         }
         Ok(())
     }
@@ -1009,13 +1183,16 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         // Re-queued while running (generation moved on): run again now, never dead-letter.
         sqlx::query(
-            "UPDATE sync_queue SET claimed_until = NULL, last_error = ?, \
+            "UPDATE sync_queue SET claimed_until = NULL, claimed_by = NULL, last_error = ?, \
              attempts = CASE WHEN generation = ? THEN attempts + 1 ELSE attempts END, \
+             failing_since = CASE WHEN generation = ? THEN COALESCE(failing_since, ?) ELSE failing_since END, \
              dead = CASE WHEN generation = ? THEN ? ELSE 0 END, \
              next_at = CASE WHEN generation = ? THEN ? ELSE next_at END WHERE record_id = ?",
         )
         .bind(error)
         .bind(task.generation)
+        .bind(task.generation)
+        .bind(now_ms())
         .bind(task.generation)
         .bind(i64::from(dead))
         .bind(task.generation)
@@ -1028,7 +1205,7 @@ impl Store for SqliteStore {
 
     async fn defer_task(&self, task: &Task, reason: &str, next_at_ms: i64) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE sync_queue SET claimed_until = NULL, last_error = ?, \
+            "UPDATE sync_queue SET claimed_until = NULL, claimed_by = NULL, last_error = ?, \
              next_at = CASE WHEN generation = ? THEN ? ELSE next_at END WHERE record_id = ?",
         )
         .bind(reason)
@@ -1038,6 +1215,148 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn requeue_dead(&self) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE sync_queue SET dead = 0, attempts = 0, failing_since = NULL, next_at = ?, \
+             generation = generation + 1 WHERE dead = 1",
+        )
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn heartbeat(
+        &self,
+        process: &ProcessInfo,
+        renew: &[RecordId],
+        until_ms: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO processes (id, host, pid, boot_token, started_at, heartbeat_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
+             heartbeat_at = excluded.heartbeat_at",
+        )
+        .bind(&process.id)
+        .bind(&process.host)
+        .bind(process.pid)
+        .bind(&process.boot_token)
+        .bind(process.started_at)
+        .bind(process.heartbeat_at)
+        .execute(&mut *tx)
+        .await?;
+        for id in renew {
+            sqlx::query(
+                "UPDATE sync_queue SET claimed_until = ? WHERE record_id = ? AND claimed_by = ?",
+            )
+            .bind(until_ms)
+            .bind(id)
+            .bind(&process.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn processes(&self) -> StoreResult<Vec<ProcessInfo>> {
+        let rows = sqlx::query("SELECT * FROM processes ORDER BY started_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ProcessInfo {
+                    id: r.try_get("id")?,
+                    host: r.try_get("host")?,
+                    pid: r.try_get("pid")?,
+                    boot_token: r.try_get("boot_token")?,
+                    started_at: r.try_get("started_at")?,
+                    heartbeat_at: r.try_get("heartbeat_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn release_process(&self, id: &str) -> StoreResult<u64> {
+        let mut tx = self.write_tx().await?;
+        let released = sqlx::query(
+            "UPDATE sync_queue SET claimed_until = NULL, claimed_by = NULL WHERE claimed_by = ?",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM processes WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(released)
+    }
+
+    async fn deletions_since(
+        &self,
+        connection: &str,
+        binding_id: Option<i64>,
+        since_ms: i64,
+    ) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sync_log WHERE connection = ? AND action IN ('delete', 'archive') \
+             AND outcome = 'ok' AND at >= ? AND (? IS NULL OR binding_id = ?)",
+        )
+        .bind(connection)
+        .bind(since_ms)
+        .bind(binding_id)
+        .bind(binding_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn synced_count(&self, connection: &str) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sync_files WHERE connection = ? AND rev IS NOT NULL",
+        )
+        .bind(connection)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn confirm_connection_deletions(&self, connection: &str) -> StoreResult<Vec<RecordId>> {
+        let mut tx = self.write_tx().await?;
+        let now = now_ms();
+        sqlx::query("UPDATE connections SET deletions_confirmed_at = ? WHERE name = ?")
+            .bind(now)
+            .bind(connection)
+            .execute(&mut *tx)
+            .await?;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT record_id FROM bindings WHERE connection = ? AND paused_reason IS NOT NULL",
+        )
+        .bind(connection)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE bindings SET confirm_deletions = 1 WHERE connection = ? AND paused_reason IS NOT NULL",
+        )
+        .bind(connection)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn connection_deletions_confirmed_at(&self, connection: &str) -> StoreResult<i64> {
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT deletions_confirmed_at FROM connections WHERE name = ?")
+                .bind(connection)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(at.unwrap_or(0))
     }
 
     async fn dead_tasks(&self) -> StoreResult<Vec<QueueEntry>> {

@@ -2,7 +2,8 @@
 //! leases keep workers apart, re-queued work is never lost.
 
 use crate::{
-    AttachmentInput, Binding, Priority, RecordInput, SqliteStore, Store, SyncRow, SyncState,
+    AttachmentInput, Binding, Priority, RecordInput, SqliteStore, Store, StoreError, SyncRow,
+    SyncState,
 };
 use serde_json::json;
 
@@ -43,6 +44,8 @@ async fn upserts_report_changes() {
         content_hash: hash.into(),
         size: 3,
         origin_path: None,
+        source: Default::default(),
+        if_match: None,
     };
     assert!(s.put_attachment(&att("h1", &[])).await.unwrap().changed);
     assert!(!s.put_attachment(&att("h1", &[])).await.unwrap().changed);
@@ -75,26 +78,38 @@ async fn queue_dedups_leases_and_keeps_requeued_work() {
     );
 
     let now = chrono::Utc::now().timestamp_millis() + 1;
-    let t1 = s.claim_task(now, 60_000).await.unwrap().unwrap();
-    let t2 = s.claim_task(now, 60_000).await.unwrap().unwrap();
+    let t1 = s.claim_task("p1", now, 60_000).await.unwrap().unwrap();
+    let t2 = s.claim_task("p1", now, 60_000).await.unwrap().unwrap();
     assert_ne!(
         t1.record_id, t2.record_id,
         "a leased task is not handed out twice"
     );
-    assert!(s.claim_task(now, 60_000).await.unwrap().is_none());
+    assert!(s.claim_task("p1", now, 60_000).await.unwrap().is_none());
     // An expired lease (a crashed worker) makes the task available again.
-    let again = s.claim_task(now + 61_000, 60_000).await.unwrap().unwrap();
+    let again = s
+        .claim_task("p1", now + 61_000, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(again.record_id == t1.record_id || again.record_id == t2.record_id);
 
     // Re-queued while running: finishing the old generation must not drop the new work.
-    let t = s.claim_task(now + 200_000, 60_000).await.unwrap().unwrap();
+    let t = s
+        .claim_task("p1", now + 200_000, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
     s.enqueue(&[t.record_id], Priority::Normal).await.unwrap();
     s.finish_task(&t).await.unwrap();
     let entry = s.queue_entry(t.record_id).await.unwrap();
     assert!(entry.is_some(), "re-queued work was lost");
 
     // A failure schedules a retry with the error kept; finishing removes the entry.
-    let t = s.claim_task(now + 300_000, 60_000).await.unwrap().unwrap();
+    let t = s
+        .claim_task("p1", now + 300_000, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
     s.retry_task(&t, "boom", now + 400_000, false)
         .await
         .unwrap();
@@ -102,14 +117,18 @@ async fn queue_dedups_leases_and_keeps_requeued_work() {
     assert_eq!(entry.attempts, 1);
     assert_eq!(entry.last_error.as_deref(), Some("boom"));
     assert!(
-        s.claim_task(now + 350_000, 60_000)
+        s.claim_task("p1", now + 350_000, 60_000)
             .await
             .unwrap()
             .map(|x| x.record_id)
             != Some(t.record_id)
     );
     let t = loop {
-        let c = s.claim_task(now + 400_000, 60_000).await.unwrap().unwrap();
+        let c = s
+            .claim_task("p1", now + 400_000, 60_000)
+            .await
+            .unwrap()
+            .unwrap();
         if c.record_id == t.record_id {
             break c;
         }
@@ -174,7 +193,7 @@ async fn priorities_and_dead_letters() {
     s.enqueue(&[2], Priority::Normal).await.unwrap();
     let now = chrono::Utc::now().timestamp_millis() + 1;
     let mut claimed = Vec::new();
-    while let Some(t) = s.claim_task(now, 60_000).await.unwrap() {
+    while let Some(t) = s.claim_task("p1", now, 60_000).await.unwrap() {
         claimed.push(t.record_id);
     }
     assert_eq!(claimed, vec![3, 2, 1]);
@@ -183,10 +202,11 @@ async fn priorities_and_dead_letters() {
         record_id: 1,
         generation: 1,
         attempts: 0,
+        failing_since: None,
     };
     s.retry_task(&t, "gave up", now, true).await.unwrap();
     assert!(
-        s.claim_task(now + 120_000, 60_000)
+        s.claim_task("p1", now + 120_000, 60_000)
             .await
             .unwrap()
             .map(|t| t.record_id)
@@ -218,6 +238,7 @@ async fn bindings_by_folder_prefix() {
         folder_lower: folder.to_lowercase(),
         paused_reason: None,
         confirm_deletions: false,
+        deletions_confirmed_at: 0,
     };
     s.save_binding(&mk(1, "/F/1001")).await.unwrap();
     s.save_binding(&mk(2, "/F/1001/Item 1")).await.unwrap();
@@ -265,7 +286,7 @@ async fn queue_claims_in_enqueue_order() {
     s.enqueue(&[3, 1, 2], Priority::Normal).await.unwrap();
     let now = chrono::Utc::now().timestamp_millis() + 1;
     let mut claimed = Vec::new();
-    while let Some(t) = s.claim_task(now, 60_000).await.unwrap() {
+    while let Some(t) = s.claim_task("p1", now, 60_000).await.unwrap() {
         claimed.push(t.record_id);
     }
     assert_eq!(claimed, vec![3, 1, 2]);
@@ -327,6 +348,7 @@ async fn changes_after_a_pass_date_the_record() {
         folder_lower: format!("/orders/{record_id}"),
         paused_reason: None,
         confirm_deletions: false,
+        deletions_confirmed_at: 0,
     };
     s.save_binding(&pass(record.id)).await.unwrap();
     s.save_binding(&pass(other.id)).await.unwrap();
@@ -338,6 +360,8 @@ async fn changes_after_a_pass_date_the_record() {
         content_hash: hash.into(),
         size: 1,
         origin_path: None,
+        source: Default::default(),
+        if_match: None,
     };
     // An attachment added after the pass.
     tick().await;
@@ -399,4 +423,196 @@ async fn changes_after_a_pass_date_the_record() {
         s.records_changed_since_pass("c").await.unwrap(),
         vec![record.id, other.id]
     );
+}
+
+#[tokio::test]
+async fn a_dead_process_claims_are_released_and_a_live_one_is_renewed() {
+    let (_dir, s) = store().await;
+    s.enqueue(&[1, 2], Priority::Normal).await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis() + 1;
+    let process = |id: &str| crate::ProcessInfo {
+        id: id.into(),
+        host: "h".into(),
+        pid: 1,
+        boot_token: "t".into(),
+        started_at: now,
+        heartbeat_at: now,
+    };
+    s.heartbeat(&process("dead"), &[], now).await.unwrap();
+    s.heartbeat(&process("live"), &[], now).await.unwrap();
+    let a = s.claim_task("dead", now, 600_000).await.unwrap().unwrap();
+    let b = s.claim_task("live", now, 1_000).await.unwrap().unwrap();
+    assert_eq!(
+        s.queue_entry(a.record_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .claimed_by
+            .as_deref(),
+        Some("dead")
+    );
+    // The live process renews its claim past its first lease.
+    s.heartbeat(&process("live"), &[b.record_id], now + 600_000)
+        .await
+        .unwrap();
+    assert!(
+        s.claim_task("other", now + 5_000, 1_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Releasing the dead process frees its claim at once, not after its 10-minute lease.
+    assert_eq!(s.release_process("dead").await.unwrap(), 1);
+    let again = s
+        .claim_task("other", now + 5_000, 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.record_id, a.record_id);
+    let ids: Vec<String> = s
+        .processes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(ids, vec!["live".to_string()]);
+}
+
+#[tokio::test]
+async fn failing_since_is_kept_across_retries_and_dead_letters_come_back_in_bulk() {
+    let (_dir, s) = store().await;
+    s.enqueue(&[1, 2], Priority::Normal).await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis() + 1;
+    let t = s.claim_task("p", now, 0).await.unwrap().unwrap();
+    assert_eq!(t.failing_since, None);
+    s.retry_task(&t, "boom", now, false).await.unwrap();
+    let first = s
+        .queue_entry(t.record_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .failing_since;
+    assert!(first.is_some());
+    let t = loop {
+        let c = s.claim_task("p", now + 10, 0).await.unwrap().unwrap();
+        if c.record_id == t.record_id {
+            break c;
+        }
+        s.retry_task(&c, "gave up", now, true).await.unwrap();
+    };
+    assert_eq!(t.failing_since, first, "the failure run keeps its start");
+    s.retry_task(&t, "gave up", now, true).await.unwrap();
+    assert_eq!(s.dead_tasks().await.unwrap().len(), 2);
+    assert_eq!(s.requeue_dead().await.unwrap(), 2);
+    assert!(s.dead_tasks().await.unwrap().is_empty());
+    let revived = s.queue_entry(1).await.unwrap().unwrap();
+    assert_eq!((revived.attempts, revived.failing_since), (0, None));
+}
+
+#[tokio::test]
+async fn replacing_the_other_sides_version_archives_it_and_if_match_guards_writes() {
+    use ferry_core::model::Side;
+    let (_dir, s) = store().await;
+    let r = s.upsert_record(&input("1", json!({}))).await.unwrap().value;
+    let put = |hash: &str, source: Side, if_match: Option<&str>| AttachmentInput {
+        record_id: r.id,
+        name: "x.txt".into(),
+        tags: vec![],
+        content_hash: hash.into(),
+        size: 1,
+        origin_path: None,
+        source,
+        if_match: if_match.map(str::to_owned),
+    };
+    s.put_attachment(&put("app1", Side::App, None))
+        .await
+        .unwrap();
+    // The app replacing its own version: nothing archived.
+    s.put_attachment(&put("app2", Side::App, None))
+        .await
+        .unwrap();
+    assert!(s.archived_attachments(r.id).await.unwrap().is_empty());
+    // Dropbox's version replaces the app's: the app's is archived.
+    s.put_attachment(&put("dbx1", Side::Dropbox, None))
+        .await
+        .unwrap();
+    // The app writes over Dropbox's version without having seen it: Dropbox's is archived.
+    s.put_attachment(&put("app3", Side::App, None))
+        .await
+        .unwrap();
+    let archived: Vec<String> = s
+        .archived_attachments(r.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.content_hash)
+        .collect();
+    assert_eq!(archived, vec!["dbx1".to_string(), "app2".to_string()]);
+    // If-Match: a stale hash changes nothing and reports the current one.
+    match s
+        .put_attachment(&put("app4", Side::App, Some("dbx1")))
+        .await
+    {
+        Err(StoreError::PreconditionFailed { current }) => {
+            assert_eq!(current.as_deref(), Some("app3"))
+        }
+        other => panic!("expected a failed precondition, got {other:?}"),
+    }
+    assert_eq!(s.attachments(r.id).await.unwrap()[0].content_hash, "app3");
+    s.put_attachment(&put("app4", Side::App, Some("app3")))
+        .await
+        .unwrap();
+    // Restoring an archived version brings it back and archives the one it replaces.
+    let dbx = s
+        .archived_attachments(r.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.content_hash == "dbx1")
+        .unwrap();
+    let restored = s.restore_archived(r.id, dbx.id).await.unwrap().unwrap();
+    assert!(restored.changed);
+    assert_eq!(restored.value.content_hash, "dbx1");
+    assert!(
+        s.archived_attachments(r.id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|a| a.content_hash == "app4")
+    );
+    assert!(s.restore_archived(r.id, 9_999).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_change_and_its_queue_entry_commit_together() {
+    let (_dir, s) = store().await;
+    let parent = s.upsert_record(&input("P", json!({}))).await.unwrap().value;
+    let child = |key: &str| RecordInput {
+        kind: "item".into(),
+        key: key.into(),
+        fields: json!({}),
+        parent_id: Some(parent.id),
+    };
+    let a = s.upsert_record(&child("A")).await.unwrap().value;
+    let b = s.upsert_record(&child("B")).await.unwrap().value;
+    // Drain what the upserts queued.
+    let now = chrono::Utc::now().timestamp_millis() + 1;
+    while let Some(t) = s.claim_task("p", now, 0).await.unwrap() {
+        s.finish_task(&t).await.unwrap();
+    }
+    assert_eq!(s.queue_stats().await.unwrap().queued, 0);
+    s.upsert_record(&RecordInput {
+        fields: json!({"x": 1}),
+        ..child("A")
+    })
+    .await
+    .unwrap();
+    // The record, its parent and its sibling: all can see the change.
+    for id in [a.id, b.id, parent.id] {
+        assert!(
+            s.queue_entry(id).await.unwrap().is_some(),
+            "record {id} queued"
+        );
+    }
 }

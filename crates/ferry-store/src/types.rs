@@ -1,6 +1,6 @@
 //! Plain data passed in and out of the store.
 
-use ferry_core::model::{AttachmentId, RecordId};
+use ferry_core::model::{AttachmentId, RecordId, Side};
 use serde::Serialize;
 
 /// What the application sends to create or update a record.
@@ -31,6 +31,12 @@ pub struct AttachmentInput {
     pub size: u64,
     /// Where an imported file sits in its binding's folder.
     pub origin_path: Option<String>,
+    /// Who wrote this content. Replacing a version the *other* side wrote (or a Dropbox
+    /// version by a newer one) archives the replaced version in the same transaction.
+    pub source: Side,
+    /// `If-Match`: the write happens only if the current content hash is this one (`*`:
+    /// only if the attachment exists).
+    pub if_match: Option<String>,
 }
 
 /// The result of an upsert.
@@ -155,6 +161,8 @@ pub struct Binding {
     pub paused_reason: Option<String>,
     /// An admin confirmed the pending deletions.
     pub confirm_deletions: bool,
+    /// When an admin last confirmed deletions (ms): the brake's window starts no earlier.
+    pub deletions_confirmed_at: i64,
 }
 
 /// An attachment version that left its record, content kept.
@@ -176,6 +184,10 @@ pub struct ArchivedAttachment {
     pub reason: String,
     /// When, ms since the epoch.
     pub archived_at: i64,
+    /// Where it sat in its binding's folder, if it came from Dropbox.
+    pub origin_path: Option<String>,
+    /// Who wrote it.
+    pub source: Side,
 }
 
 /// One executed sync action.
@@ -237,6 +249,25 @@ pub struct Task {
     pub generation: i64,
     /// Failed attempts so far.
     pub attempts: i64,
+    /// When the current run of failures began (ms), if the task is failing.
+    pub failing_since: Option<i64>,
+}
+
+/// A process that runs an engine on this database and may hold queue claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProcessInfo {
+    /// Unique per engine instance.
+    pub id: String,
+    /// Host name.
+    pub host: String,
+    /// Operating-system process id.
+    pub pid: i64,
+    /// Unique per operating-system process (tells a reused pid apart).
+    pub boot_token: String,
+    /// When it started, ms since the epoch.
+    pub started_at: i64,
+    /// Its last heartbeat, ms since the epoch.
+    pub heartbeat_at: i64,
 }
 
 /// Queue summary.
@@ -265,6 +296,10 @@ pub struct QueueEntry {
     pub next_at_ms: i64,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
+    /// Since when its passes have been failing (ms), if they are.
+    pub failing_since: Option<i64>,
+    /// The process running it now, if claimed.
+    pub claimed_by: Option<String>,
 }
 
 /// One synced file of a connection, with the attachment it came from.

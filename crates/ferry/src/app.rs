@@ -10,6 +10,7 @@ use rand::Rng;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -57,11 +58,20 @@ impl RunningApp {
             EngineConfig {
                 workers: config.workers,
                 chunk_size: config.chunk_size_mib * 1024 * 1024,
+                give_up_after: Duration::from_secs(config.give_up_after_secs),
+                max_backoff: Duration::from_secs(config.max_backoff_secs),
+                brake_window: Duration::from_secs(config.brake_window_secs),
+                brake_share: config.brake_share,
+                brake_min: config.brake_min,
+                connection_brake_share: config.connection_brake_share,
+                connection_brake_min: config.connection_brake_min,
                 ..EngineConfig::default()
             },
         );
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let mut tasks = engine.spawn_workers(shutdown_rx.clone());
+        // Registers this process and releases the claims of a crashed predecessor first, so
+        // its records resume at once rather than when their lease runs out.
+        let mut tasks = engine.spawn_workers(shutdown_rx.clone()).await?;
         tasks.extend(engine.spawn_watchers(shutdown_rx.clone()).await?);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

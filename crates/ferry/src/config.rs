@@ -30,6 +30,21 @@ pub struct Config {
     pub chunk_size_mib: usize,
     /// Largest attachment accepted over the API, in MiB.
     pub max_attachment_mib: usize,
+    /// A record whose passes keep failing is dead-lettered after failing this many seconds
+    /// (never for failures that only ask to wait: rate limits, network down).
+    pub give_up_after_secs: u64,
+    /// Longest wait between two attempts of a failing record, in seconds.
+    pub max_backoff_secs: u64,
+    /// The deletion brake counts deletions over this many seconds.
+    pub brake_window_secs: u64,
+    /// Pause a binding whose deletions (this pass plus the window) exceed this share…
+    pub brake_share: f64,
+    /// …and at least this many files.
+    pub brake_min: usize,
+    /// Pause a connection whose deletions over the window exceed this share of its files…
+    pub connection_brake_share: f64,
+    /// …and at least this many files.
+    pub connection_brake_min: usize,
 }
 
 impl Default for Config {
@@ -43,6 +58,13 @@ impl Default for Config {
             workers: 4,
             chunk_size_mib: 8,
             max_attachment_mib: 512,
+            give_up_after_secs: 24 * 3600,
+            max_backoff_secs: 300,
+            brake_window_secs: 600,
+            brake_share: 0.5,
+            brake_min: 3,
+            connection_brake_share: 0.5,
+            connection_brake_min: 20,
         }
     }
 }
@@ -75,6 +97,23 @@ impl Config {
                 "chunk_size_mib must be between 1 and 150 (Dropbox's per-request limit), not {}",
                 self.chunk_size_mib
             );
+        }
+        for (name, share) in [
+            ("brake_share", self.brake_share),
+            ("connection_brake_share", self.connection_brake_share),
+        ] {
+            if !(share > 0.0 && share <= 1.0) {
+                bail!("{name} must be above 0 and at most 1, not {share}");
+            }
+        }
+        if !(1..=3600).contains(&self.max_backoff_secs) {
+            bail!(
+                "max_backoff_secs must be between 1 and 3600, not {}",
+                self.max_backoff_secs
+            );
+        }
+        if self.give_up_after_secs > 365 * 24 * 3600 || self.brake_window_secs > 7 * 24 * 3600 {
+            bail!("give_up_after_secs is at most a year and brake_window_secs at most a week");
         }
         if !(1..=4096).contains(&self.max_attachment_mib) {
             bail!(

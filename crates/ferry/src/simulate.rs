@@ -169,9 +169,10 @@ struct Sim {
     /// The rule's top folder ("Jobs" or "Work"); a rule change switches it.
     prefix: &'static str,
     counter: u64,
-    /// Versions someone wrote that must survive: content hash → where it was written.
+    /// Versions someone wrote that must survive: content hash → where it was written (the
+    /// origin starts with the side: `app` or `dropbox`).
     at_risk: BTreeMap<String, String>,
-    /// Versions their own author replaced or deleted: no longer owed.
+    /// Versions their own side replaced or deleted: no longer owed.
     superseded: BTreeSet<String>,
     stats: SeedStats,
     trace: Vec<String>,
@@ -180,7 +181,9 @@ struct Sim {
 fn engine_config(injector: &Arc<SimInjector>) -> EngineConfig {
     EngineConfig {
         workers: 1,
-        lease: Duration::ZERO,
+        // A real lease: a crash leaves the dead engine's claim in the queue, and only the
+        // restarted engine's release of dead processes' claims lets the work go on.
+        lease: Duration::from_secs(600),
         max_backoff: Duration::ZERO,
         client_attempts: 1,
         injector: Some(Arc::clone(injector) as Arc<dyn FaultInjector>),
@@ -268,6 +271,18 @@ impl Sim {
         Ok(sim)
     }
 
+    /// `side` replaced or deleted a version: it is no longer owed if that same side wrote it
+    /// (the documented guarantee); a version the other side wrote stays owed.
+    fn supersede(&mut self, hash: &str, side: &str) {
+        if self
+            .at_risk
+            .get(hash)
+            .is_some_and(|origin| origin.starts_with(side))
+        {
+            self.superseded.insert(hash.to_owned());
+        }
+    }
+
     fn content(&mut self, side: &str) -> Bytes {
         self.counter += 1;
         Bytes::from(format!("{side} version {}", self.counter))
@@ -321,7 +336,18 @@ impl Sim {
                 return Ok(());
             }
             0..=5 => {
-                let name = NAMES[self.rng.gen_range(0..NAMES.len())].to_owned();
+                // Often the app writes a file that just came from Dropbox, without having
+                // seen that version: the Dropbox version must still be kept.
+                let imported: Vec<&str> = attachments
+                    .iter()
+                    .filter(|a| a.source == ferry_core::model::Side::Dropbox)
+                    .map(|a| a.name.as_str())
+                    .collect();
+                let name = if !imported.is_empty() && self.rng.gen_bool(0.4) {
+                    imported[self.rng.gen_range(0..imported.len())].to_owned()
+                } else {
+                    NAMES[self.rng.gen_range(0..NAMES.len())].to_owned()
+                };
                 let old = attachments.iter().find(|a| a.name == name);
                 let data = if self.rng.gen_bool(0.1) {
                     // Identical content to what Dropbox already holds, if anything.
@@ -333,7 +359,7 @@ impl Sim {
                     self.content("app")
                 };
                 if let Some(a) = old {
-                    self.superseded.insert(a.content_hash.clone());
+                    self.supersede(&a.content_hash, "app");
                 }
                 let hash = self.blobs.put(data.clone()).await?;
                 self.at_risk
@@ -347,13 +373,15 @@ impl Sim {
                         content_hash: hash,
                         size: data.len() as u64,
                         origin_path: old.and_then(|a| a.origin_path.clone()),
+                        source: ferry_core::model::Side::App,
+                        if_match: None,
                     })
                     .await?;
                 self.trace.push(format!("app: put {key}/{name}"));
             }
             6 | 7 => {
                 if let Some(a) = attachments.get(self.rng.gen_range(0..attachments.len().max(1))) {
-                    self.superseded.insert(a.content_hash.clone());
+                    self.supersede(&a.content_hash, "app");
                     self.store.remove_attachment(id, &a.name).await?;
                     self.trace.push(format!("app: delete {key}/{}", a.name));
                 }
@@ -438,7 +466,7 @@ impl Sim {
                 let path = format!("{folder}/{name}");
                 let data = self.content("dropbox");
                 if let Some(old) = self.dropbox_hash(&path).await {
-                    self.superseded.insert(old);
+                    self.supersede(&old, "dropbox");
                 }
                 let hash = content_hash(&data);
                 if self
@@ -457,7 +485,7 @@ impl Sim {
                     let data = self.content("dropbox");
                     let hash = content_hash(&data);
                     if let Some(old) = f.content_hash.clone() {
-                        self.superseded.insert(old);
+                        self.supersede(&old, "dropbox");
                     }
                     if self
                         .human
@@ -475,7 +503,7 @@ impl Sim {
             6 => {
                 if let Some(f) = pick(&mut self.rng) {
                     if let Some(old) = f.content_hash.clone() {
-                        self.superseded.insert(old);
+                        self.supersede(&old, "dropbox");
                     }
                     let _ = self.human.delete(&f.path_display, None).await;
                     self.trace
@@ -499,8 +527,8 @@ impl Sim {
                 // Someone deletes the record's whole folder.
                 if self.rng.gen_bool(0.3) {
                     for f in &files {
-                        if let Some(h) = &f.content_hash {
-                            self.superseded.insert(h.clone());
+                        if let Some(h) = f.content_hash.clone() {
+                            self.supersede(&h, "dropbox");
                         }
                     }
                     let _ = self.human.delete(&folder, None).await;

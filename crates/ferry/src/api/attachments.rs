@@ -6,7 +6,7 @@ use super::{ApiError, ApiState};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Multipart, Query, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use ferry_core::model::validate_tag;
 use ferry_core::names::validate_attachment_name;
@@ -38,11 +38,36 @@ fn parse_tags(raw: Option<&str>) -> Result<Vec<String>, ApiError> {
     Ok(tags)
 }
 
+/// The `If-Match` precondition of a write: a content hash (quoted like an ETag or not), or
+/// `*` for "only if the attachment exists".
+fn if_match(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("If-Match must be ASCII"))?
+        .trim();
+    let value = value.strip_prefix("W/").unwrap_or(value);
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    let valid = value == "*" || (value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !valid {
+        return Err(ApiError::bad_request(
+            "If-Match must be * or the attachment's content_hash (64 hex digits)",
+        ));
+    }
+    Ok(Some(value.to_ascii_lowercase()))
+}
+
 fn check_name(name: &str) -> Result<(), ApiError> {
     validate_attachment_name(name)
         .map_err(|e| ApiError::bad_request(format!("attachment name {name:?}: {e}")))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn store_attachment(
     state: &ApiState,
     kind: &str,
@@ -50,12 +75,13 @@ async fn store_attachment(
     name: &str,
     tags: Vec<String>,
     content: Bytes,
+    precondition: Option<String>,
 ) -> Result<Json<Value>, ApiError> {
     check_name(name)?;
     let record = find(state, kind, key).await?;
     let size = content.len() as u64;
     let content_hash = state.engine.blobs().put(content).await?;
-    attach(state, &record, name, tags, content_hash, size).await
+    attach(state, &record, name, tags, content_hash, size, precondition).await
 }
 
 /// Makes stored content (`content_hash`, `size`) the attachment `name` of `record`.
@@ -66,6 +92,7 @@ async fn attach(
     tags: Vec<String>,
     content_hash: String,
     size: u64,
+    precondition: Option<String>,
 ) -> Result<Json<Value>, ApiError> {
     let store = state.engine.store();
     // A file that came from Dropbox keeps its place there when the app replaces it.
@@ -83,10 +110,13 @@ async fn attach(
             content_hash,
             size,
             origin_path,
+            source: ferry_core::model::Side::App,
+            if_match: precondition,
         })
         .await?;
+    // The store queued the record and its relatives with the change; workers start now.
     if upserted.changed {
-        state.engine.enqueue_related(record.id).await?;
+        state.engine.wake();
     }
     let a = upserted.value;
     Ok(Json(json!({
@@ -104,11 +134,13 @@ pub async fn put_raw(
     State(state): State<ApiState>,
     PathParams((kind, key, name)): PathParams<(String, String, String)>,
     Query(query): Query<PutQuery>,
+    headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {
     use futures::StreamExt;
     check_name(&name)?;
     let tags = parse_tags(query.tags.as_deref())?;
+    let precondition = if_match(&headers)?;
     let record = find(&state, &kind, &key).await?;
     let limit = state.max_attachment_bytes as u64;
     let mut writer = state.engine.blobs().writer().await?;
@@ -130,7 +162,16 @@ pub async fn put_raw(
         writer.write(&piece).await?;
     }
     let (content_hash, size) = writer.finish(None).await?;
-    attach(&state, &record, &name, tags, content_hash, size).await
+    attach(
+        &state,
+        &record,
+        &name,
+        tags,
+        content_hash,
+        size,
+        precondition,
+    )
+    .await
 }
 
 /// `POST /v1/records/{kind}/{key}/attachments` as `multipart/form-data`: a `file` part (its
@@ -138,8 +179,10 @@ pub async fn put_raw(
 pub async fn upload_multipart(
     State(state): State<ApiState>,
     PathParams((kind, key)): PathParams<(String, String)>,
+    headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let precondition = if_match(&headers)?;
     let mut multipart = multipart.map_err(|e| {
         ApiError::bad_request(format!("expected multipart/form-data: {}", e.body_text()))
     })?;
@@ -198,7 +241,7 @@ pub async fn upload_multipart(
         ));
     };
     let tags = parse_tags(tags.as_deref())?;
-    store_attachment(&state, &kind, &key, &name, tags, content).await
+    store_attachment(&state, &kind, &key, &name, tags, content, precondition).await
 }
 
 /// `DELETE /v1/records/{kind}/{key}/attachments/{name}`: the file leaves Dropbox on the next pass.
@@ -217,7 +260,7 @@ pub async fn remove(
             "record {kind}/{key} has no attachment {name:?}"
         )));
     }
-    state.engine.enqueue_related(record.id).await?;
+    state.engine.wake();
     Ok(Json(json!({"removed": name})))
 }
 
@@ -238,5 +281,11 @@ pub async fn download(
             ApiError::not_found(format!("record {kind}/{key} has no attachment {name:?}"))
         })?;
     let data = state.engine.blobs().get(&attachment.content_hash).await?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data))
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::ETAG, format!("\"{}\"", attachment.content_hash)),
+        ],
+        data,
+    ))
 }

@@ -118,3 +118,21 @@ pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError
         .collect();
     Ok(Json(json!({"connections": connections})))
 }
+
+/// `POST /v1/connections/{name}/confirm-deletions`: lets the deletions the connection-wide
+/// brake stopped go ahead (the brake's window starts anew), and re-runs the paused records.
+pub async fn confirm_deletions(
+    State(state): State<ApiState>,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.engine.store();
+    if store.connection(&name).await?.is_none() {
+        return Err(ApiError::not_found(format!("no connection named {name:?}")));
+    }
+    let records = store.confirm_connection_deletions(&name).await?;
+    store
+        .enqueue(&records, ferry_store::Priority::Normal)
+        .await?;
+    state.engine.wake();
+    Ok(Json(json!({"confirmed_records": records.len()})))
+}

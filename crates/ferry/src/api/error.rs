@@ -35,6 +35,15 @@ impl ApiError {
         }
     }
 
+    /// 409: the request contradicts what is stored.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            code: "conflict",
+            message: message.into(),
+        }
+    }
+
     /// 401: missing or wrong API key.
     pub fn unauthorized() -> Self {
         ApiError {
@@ -72,7 +81,22 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::internal(e.to_string())
+        match e {
+            StoreError::PreconditionFailed { current } => ApiError {
+                status: StatusCode::PRECONDITION_FAILED,
+                code: "precondition_failed",
+                message: match current {
+                    Some(hash) => format!(
+                        "If-Match does not hold: the attachment's content_hash is now {hash}; nothing was written"
+                    ),
+                    None => {
+                        "If-Match does not hold: there is no such attachment; nothing was written"
+                            .into()
+                    }
+                },
+            },
+            other => ApiError::internal(other.to_string()),
+        }
     }
 }
 

@@ -46,6 +46,14 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/records/{kind}/{key}/archive", get(records::archive))
         .route(
+            "/records/{kind}/{key}/archive/{id}",
+            get(records::archived_content),
+        )
+        .route(
+            "/records/{kind}/{key}/archive/{id}/restore",
+            axum::routing::post(records::restore),
+        )
+        .route(
             "/records/{kind}/{key}/confirm-deletions",
             axum::routing::post(records::confirm_deletions),
         )
@@ -70,6 +78,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/status", get(status::show))
         .route("/log", get(status::log))
         .route("/queue/dead", get(status::dead))
+        .route(
+            "/queue/dead/requeue",
+            axum::routing::post(status::requeue_dead),
+        )
+        .route(
+            "/connections/{name}/confirm-deletions",
+            axum::routing::post(connections::confirm_deletions),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_api_key,

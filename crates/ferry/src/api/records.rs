@@ -112,8 +112,9 @@ pub async fn upsert(
             parent_id,
         })
         .await?;
+    // The store queued the record and its relatives with the change; workers start now.
     if upserted.changed {
-        state.engine.enqueue_related(upserted.value.id).await?;
+        state.engine.wake();
     }
     let mut out = record_json(&state, &upserted.value).await?;
     out["changed"] = json!(upserted.changed);
@@ -203,6 +204,67 @@ pub async fn archive(
     let record = find(&state, &kind, &key).await?;
     let archived = state.engine.store().archived_attachments(record.id).await?;
     Ok(Json(json!({"archived": archived})))
+}
+
+/// The archived version `id` of a record, or 404.
+async fn find_archived(
+    state: &ApiState,
+    record: &Record,
+    id: i64,
+) -> Result<ferry_store::ArchivedAttachment, ApiError> {
+    state
+        .engine
+        .store()
+        .archived_attachments(record.id)
+        .await?
+        .into_iter()
+        .find(|a| a.id == id)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "record {}/{} has no archived version {id}",
+                record.kind, record.key
+            ))
+        })
+}
+
+/// `GET /v1/records/{kind}/{key}/archive/{id}`: the content of an archived version.
+pub async fn archived_content(
+    State(state): State<ApiState>,
+    PathParams((kind, key, id)): PathParams<(String, String, i64)>,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
+    use axum::http::header;
+    let record = find(&state, &kind, &key).await?;
+    let archived = find_archived(&state, &record, id).await?;
+    let data = state.engine.blobs().get(&archived.content_hash).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::ETAG, format!("\"{}\"", archived.content_hash)),
+        ],
+        data,
+    ))
+}
+
+/// `POST /v1/records/{kind}/{key}/archive/{id}/restore`: the archived version becomes the
+/// record's current attachment of its name again (the version it replaces is archived in
+/// turn) and syncs like any change.
+pub async fn restore(
+    State(state): State<ApiState>,
+    PathParams((kind, key, id)): PathParams<(String, String, i64)>,
+) -> Result<Json<Value>, ApiError> {
+    let record = find(&state, &kind, &key).await?;
+    find_archived(&state, &record, id).await?;
+    let Some(restored) = state.engine.store().restore_archived(record.id, id).await? else {
+        return Err(ApiError::not_found(format!(
+            "record {kind}/{key} has no archived version {id}"
+        )));
+    };
+    state.engine.wake();
+    let a = restored.value;
+    Ok(Json(json!({
+        "restored": {"name": a.name, "tags": a.tags, "size": a.size, "content_hash": a.content_hash},
+        "changed": restored.changed,
+    })))
 }
 
 /// `POST /v1/records/{kind}/{key}/confirm-deletions`: lets the record's paused bindings run

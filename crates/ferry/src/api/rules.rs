@@ -54,6 +54,30 @@ pub async fn put(
     };
     CompiledRule::compile(spec.clone())
         .map_err(|e| ApiError::bad_request(format!("invalid rule: {e}")))?;
+    // Two rules placing one record in one folder: refused when either pulls (both would
+    // import the same files), otherwise accepted with a warning (the runtime lets only the
+    // first binding sync each file there).
+    let overlaps = state.engine.rule_overlaps(&spec).await?;
+    if let Some(o) = overlaps.iter().find(|o| o.pulls) {
+        return Err(ApiError::conflict(format!(
+            "rule {:?} would place {} in the same folder {:?} as rule {:?}, and one of them pulls from Dropbox; give one rule another folder",
+            spec.name,
+            o.record.as_deref().unwrap_or("every record"),
+            o.folder,
+            o.rule
+        )));
+    }
+    let warnings: Vec<String> = overlaps
+        .iter()
+        .map(|o| {
+            format!(
+                "rule {:?} places {} in the same folder {:?}; a file both select is synced by whichever rule placed it first",
+                o.rule,
+                o.record.as_deref().unwrap_or("every record"),
+                o.folder
+            )
+        })
+        .collect();
     let store = state.engine.store();
     let old = store
         .rules()
@@ -79,7 +103,9 @@ pub async fn put(
             .enqueue_kind(&old_kind, Priority::Normal)
             .await?;
     }
-    Ok(Json(json!({"rule": spec, "queued_records": queued})))
+    Ok(Json(
+        json!({"rule": spec, "queued_records": queued, "warnings": warnings}),
+    ))
 }
 
 /// `DELETE /v1/rules/{name}`: files the rule placed leave Dropbox on the records' next pass.

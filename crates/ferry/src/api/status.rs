@@ -50,6 +50,14 @@ pub async fn log(
     ))
 }
 
+/// `POST /v1/queue/dead/requeue`: every dead-lettered record back in the queue, due now,
+/// with a fresh failure budget (after an outage, one call instead of one per record).
+pub async fn requeue_dead(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({"requeued": state.engine.requeue_dead().await?}),
+    ))
+}
+
 /// `GET /v1/queue/dead`: records that failed too often; `POST .../sync` re-queues one.
 pub async fn dead(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(

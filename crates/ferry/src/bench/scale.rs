@@ -374,7 +374,7 @@ async fn reconcile_engine(engine: &Arc<Engine>, timeout: Duration) -> anyhow::Re
     let started = Instant::now();
     let report = engine.reconcile_connection("dropbox").await?;
     let listed = started.elapsed().as_secs_f64();
-    let workers = engine.spawn_workers(stopped);
+    let workers = engine.spawn_workers(stopped).await?;
     let mut finished = false;
     let mut stats;
     loop {

@@ -198,10 +198,8 @@ async fn small_files_staged_together_large_ones_chunked() {
     assert!(body == big, "the large file differs");
     // A content larger than a chunk is refused by stage_many, not sent.
     let refused = client.stage_many(&[big]).await;
-    assert!(matches!(
-        refused[0],
-        Err(DropboxError::Other(_) | DropboxError::Server(_))
-    ));
+    // The group's error reaches each entry as it is (typed, as retryable as it was).
+    assert!(matches!(refused[0], Err(DropboxError::Config(_))));
     assert_eq!(
         emu.emulator.route_calls("files/upload_session/start_batch"),
         1

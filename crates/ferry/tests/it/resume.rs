@@ -104,6 +104,8 @@ async fn large_upload_resumes_after_a_crash() {
             content_hash: hash.clone(),
             size: data.len() as u64,
             origin_path: None,
+            source: Default::default(),
+            if_match: None,
         })
         .await
         .unwrap();

@@ -1,0 +1,106 @@
+//! Rules that would place one record in one folder twice. Two bindings in the same folder
+//! would both claim the files there (guarantee 3: no Dropbox file is tracked twice), so a
+//! rule is checked against the other rules of its kind and connection when it is saved: the
+//! folders both render for the records that exist (a sample of them), or the templates
+//! themselves when there are none. The runtime keeps a second line of defence: a file
+//! another binding already syncs in the same folder is refused (`binding.rs`).
+
+use crate::{Engine, EngineError};
+use ferry_core::names::dropbox_lower;
+use ferry_core::rules::{CompiledRule, RuleContext, RuleSpec};
+use serde::Serialize;
+
+/// Records looked at per check (enough to catch templates that collide, bounded in cost).
+const SAMPLE: usize = 200;
+
+/// One rule another rule overlaps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleOverlap {
+    /// The other rule.
+    pub rule: String,
+    /// A record both place in the same folder (`None`: the folder templates are the same).
+    pub record: Option<String>,
+    /// The folder both render (or the template).
+    pub folder: String,
+    /// Whether either rule pulls from Dropbox (then both would import the same new files).
+    pub pulls: bool,
+}
+
+fn normalized(template: &str) -> String {
+    template.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+impl Engine {
+    /// The rules `spec` overlaps with: same kind, same connection, and the same folder for
+    /// at least one record. `spec` must compile.
+    pub async fn rule_overlaps(&self, spec: &RuleSpec) -> Result<Vec<RuleOverlap>, EngineError> {
+        let rule = CompiledRule::compile(spec.clone())
+            .map_err(|e| EngineError::Invalid(format!("invalid rule: {e}")))?;
+        let others: Vec<CompiledRule> = self
+            .store
+            .rules()
+            .await?
+            .into_iter()
+            .filter(|r| {
+                r.name != spec.name
+                    && r.record_kind == spec.record_kind
+                    && r.connection == spec.connection
+            })
+            .filter_map(|r| CompiledRule::compile(r).ok())
+            .collect();
+        if others.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut found: Vec<RuleOverlap> = Vec::new();
+        let ids = self.store.record_ids_of_kind(&spec.record_kind).await?;
+        for id in ids.into_iter().take(SAMPLE) {
+            let Some(record) = self.store.record_by_id(id).await? else {
+                continue;
+            };
+            let parent = match record.parent_id {
+                Some(p) => self.store.record_by_id(p).await?,
+                None => None,
+            };
+            let siblings = match &parent {
+                Some(p) => self.store.children(p.id).await?,
+                None => Vec::new(),
+            };
+            let children = self.store.children(id).await?;
+            let ctx = RuleContext::new(&record, parent.as_ref(), &children, &siblings);
+            // A rule that does not apply, or cannot render, places nothing to collide with.
+            let folder_of = |r: &CompiledRule| match (r.applies(&ctx), r.folder(&ctx)) {
+                (Ok(true), Ok(parts)) => Some(parts.join("/")),
+                _ => None,
+            };
+            let Some(mine) = folder_of(&rule) else {
+                continue;
+            };
+            for other in &others {
+                if found.iter().any(|f| f.rule == other.spec().name) {
+                    continue;
+                }
+                if folder_of(other).is_some_and(|f| dropbox_lower(&f) == dropbox_lower(&mine)) {
+                    found.push(RuleOverlap {
+                        rule: other.spec().name.clone(),
+                        record: Some(format!("{}/{}", record.kind, record.key)),
+                        folder: mine.clone(),
+                        pulls: spec.direction.pulls() || other.spec().direction.pulls(),
+                    });
+                }
+            }
+        }
+        for other in &others {
+            if !found.iter().any(|f| f.rule == other.spec().name)
+                && normalized(&other.spec().folder) == normalized(&spec.folder)
+            {
+                found.push(RuleOverlap {
+                    rule: other.spec().name.clone(),
+                    record: None,
+                    folder: spec.folder.clone(),
+                    pulls: spec.direction.pulls() || other.spec().direction.pulls(),
+                });
+            }
+        }
+        Ok(found)
+    }
+}
