@@ -5,6 +5,7 @@ mod bench_quick;
 mod client_emulator;
 mod emulator_conformance;
 mod emulator_restart;
+mod kill_restart;
 mod no_loss;
 mod oauth_refresh;
 mod resume;

@@ -6,6 +6,18 @@
 async fn three_hundred_seeds_converge_without_loss() {
     let report = ferry::simulate::run_seeds((0..300).collect(), 60, 4).await;
     assert_eq!(report.seeds, 300);
+    // Failures first: the totals below only count seeds that passed.
+    let failures: Vec<String> = report
+        .failures
+        .iter()
+        .map(|(seed, e)| format!("seed {seed} (replay: ferry simulate --seed {seed}): {e}"))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of 300 seeds failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
     assert!(
         report.totals.faults > 500,
         "faults were injected: {:?}",
@@ -16,10 +28,4 @@ async fn three_hundred_seeds_converge_without_loss() {
         "crashes were simulated: {:?}",
         report.totals
     );
-    let failures: Vec<String> = report
-        .failures
-        .iter()
-        .map(|(seed, e)| format!("seed {seed} (replay: ferry simulate --seed {seed}): {e}"))
-        .collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
