@@ -102,15 +102,17 @@ impl DropboxError {
         match self {
             DropboxError::RateLimited { retry_after, .. } => Retry::Wait(Some(*retry_after)),
             DropboxError::Transport(_) => Retry::Wait(None),
-            DropboxError::TokenExpired | DropboxError::Server(_) | DropboxError::Integrity(_) => {
-                Retry::Backoff
-            }
+            // A reset cursor met while listing a folder: list it again from the start (the
+            // change watcher handles its own resets by re-reading from a fresh cursor).
+            DropboxError::TokenExpired
+            | DropboxError::Server(_)
+            | DropboxError::Integrity(_)
+            | DropboxError::Reset => Retry::Backoff,
             DropboxError::Local { retry, .. } => *retry,
             DropboxError::NotFound(_)
             | DropboxError::Conflict(_)
             | DropboxError::BadPath(_)
             | DropboxError::InsufficientSpace
-            | DropboxError::Reset
             | DropboxError::IncorrectOffset { .. }
             | DropboxError::SessionClosed
             | DropboxError::Auth(_)

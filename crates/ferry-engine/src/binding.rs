@@ -164,7 +164,7 @@ impl Engine {
         let direction = placed.map_or(Direction::Push, |p| p.direction);
         // A file another binding already syncs in this same folder is that binding's: this
         // one neither writes it nor tracks it (no Dropbox file is tracked twice).
-        let owned = self.owned_elsewhere(&binding).await?;
+        let (owned, sharers) = self.owned_elsewhere(&binding).await?;
         if !owned.is_empty() {
             let (refused, kept): (Vec<LocalFile>, Vec<LocalFile>) = local
                 .into_iter()
@@ -328,22 +328,36 @@ impl Engine {
         for action in rest {
             self.execute(&cx, &rows, action, outcome).await?;
         }
-        if placed.is_none() {
-            let left = self.store.sync_rows(record.id).await?;
-            if !left.iter().any(|r| r.binding_id == Some(binding.id)) {
-                self.store.delete_binding(binding.id).await?;
+        let left = self.store.sync_rows(record.id).await?;
+        if !sharers.is_empty() {
+            // A file this binding let go of in a shared folder may now be another binding's
+            // to sync: those bindings' records get a pass.
+            let tracked = |rows: &[SyncRow]| -> BTreeSet<String> {
+                rows.iter()
+                    .filter(|r| r.binding_id == Some(binding.id) && r.rev.is_some())
+                    .filter_map(|r| r.rel_lower.clone())
+                    .collect()
+            };
+            if tracked(&rows).difference(&tracked(&left)).next().is_some() {
+                self.store
+                    .enqueue(&sharers, ferry_store::Priority::Blocking)
+                    .await?;
             }
+        }
+        if placed.is_none() && !left.iter().any(|r| r.binding_id == Some(binding.id)) {
+            self.store.delete_binding(binding.id).await?;
         }
         Ok(())
     }
 
     /// Paths (comparison keys) that other bindings with this very folder track, with who
-    /// tracks each.
+    /// tracks each; and the records of those other bindings.
     async fn owned_elsewhere(
         &self,
         binding: &Binding,
-    ) -> Result<HashMap<String, String>, EngineError> {
+    ) -> Result<(HashMap<String, String>, Vec<i64>), EngineError> {
         let mut owned = HashMap::new();
+        let mut sharers = Vec::new();
         let others = self
             .store
             .bindings_within(&binding.connection, &binding.folder_lower)
@@ -352,6 +366,7 @@ impl Engine {
             .iter()
             .filter(|b| b.id != binding.id && b.folder_lower == binding.folder_lower)
         {
+            sharers.push(other.record_id);
             let owner = match self.store.record_by_id(other.record_id).await? {
                 Some(r) => format!("rule {:?} for {}/{}", other.rule_name, r.kind, r.key),
                 None => format!("rule {:?}", other.rule_name),
@@ -365,7 +380,9 @@ impl Engine {
                 }
             }
         }
-        Ok(owned)
+        sharers.sort_unstable();
+        sharers.dedup();
+        Ok((owned, sharers))
     }
 
     /// The brake's memory: deletions this binding made within the window (since the last
@@ -687,6 +704,7 @@ impl Engine {
                     None,
                 )
                 .await;
+                outcome.renamed += 1;
             }
             Action::MoveRemote { from, to } => {
                 let path = abs(folder, &from);

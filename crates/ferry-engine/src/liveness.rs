@@ -68,6 +68,9 @@ pub(crate) struct Liveness {
     pub(crate) me: ProcessInfo,
     in_flight: Mutex<HashSet<RecordId>>,
     started: tokio::sync::OnceCell<()>,
+    /// Held from a claim until its pass is recorded as running, so that a worker never takes
+    /// a claim of ours that another worker has just made (see `Store::claim_task`).
+    pub(crate) claiming: tokio::sync::Mutex<()>,
 }
 
 impl Liveness {
@@ -89,6 +92,7 @@ impl Liveness {
             me,
             in_flight: Mutex::new(HashSet::new()),
             started: tokio::sync::OnceCell::new(),
+            claiming: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -131,7 +135,7 @@ impl Liveness {
             .remove(&id);
     }
 
-    fn in_flight(&self) -> Vec<RecordId> {
+    pub(crate) fn in_flight(&self) -> Vec<RecordId> {
         let mut ids: Vec<RecordId> = self
             .in_flight
             .lock()

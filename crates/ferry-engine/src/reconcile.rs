@@ -70,7 +70,11 @@ impl Expected {
                         }
                     }
                     None => {
-                        if let Some(bound) = self.deepest_binding(&f.path_lower) {
+                        // A folder several bindings share pulls no new files (none of them
+                        // owns them), so an untracked file there is nobody's work.
+                        if let Some(bound) = self.deepest_binding(&f.path_lower)
+                            && bound.len() == 1
+                        {
                             report.untracked += 1;
                             let pulling: Vec<i64> = bound
                                 .iter()

@@ -23,6 +23,8 @@ pub struct PassOutcome {
     pub archived: u32,
     /// Dropbox versions kept under a conflicted-copy name.
     pub preserved: u32,
+    /// Attachments renamed to follow a rename in Dropbox.
+    pub renamed: u32,
     /// Bindings paused by the mass-deletion brake.
     pub paused: u32,
     /// Files or steps that failed (see the sync rows and the log).
@@ -182,8 +184,11 @@ impl Engine {
             return Ok(outcome);
         }
         self.store.replace_unplaced_rows(id, &unplaced).await?;
-        if outcome.imported > 0 {
-            // New attachments may belong in this record's other bindings too: one more pass.
+        if outcome.imported + outcome.preserved + outcome.renamed + outcome.archived > 0 {
+            // New attachments may belong in this record's other bindings too; a conflicted
+            // copy just made is a new file for a binding that pulls (the change feed skips it
+            // as Ferry's own write); a renamed or archived attachment may free a name another
+            // one could not take: one more pass.
             self.store
                 .enqueue(&[id], ferry_store::Priority::Blocking)
                 .await?;

@@ -152,7 +152,10 @@ impl Engine {
             };
             for entry in &page.entries {
                 if let Entry::File(f) = entry
-                    && self.store.knows_revision(&f.id, &f.rev).await?
+                    && self
+                        .store
+                        .knows_revision(&f.id, &f.rev, &f.path_lower)
+                        .await?
                 {
                     continue; // Our own write coming back.
                 }

@@ -83,14 +83,19 @@ impl Engine {
     pub async fn run_one(&self) -> Result<bool, EngineError> {
         self.announce().await?;
         let lease = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
-        let Some(task) = self
-            .store
-            .claim_task(self.process_id(), now_ms(), lease)
-            .await?
-        else {
-            return Ok(false);
+        let task = {
+            let _one_claim_at_a_time = self.liveness.claiming.lock().await;
+            let running = self.liveness.in_flight();
+            let Some(task) = self
+                .store
+                .claim_task(self.process_id(), &running, now_ms(), lease)
+                .await?
+            else {
+                return Ok(false);
+            };
+            self.liveness.begin(task.record_id);
+            task
         };
-        self.liveness.begin(task.record_id);
         let result = self.run_task(&task).await;
         self.liveness.end(task.record_id);
         result.map(|()| true)

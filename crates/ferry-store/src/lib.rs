@@ -130,8 +130,15 @@ pub trait Store: Send + Sync + 'static {
     /// of its attachments or its rule changed after the binding's last pass, the rule is gone,
     /// or one of its files is not in the `synced` state.
     async fn records_changed_since_pass(&self, connection: &str) -> StoreResult<Vec<RecordId>>;
-    /// Whether some sync row already agrees on this Dropbox file revision (our own write).
-    async fn knows_revision(&self, dropbox_id: &str, rev: &str) -> StoreResult<bool>;
+    /// Whether some sync row already agrees on this Dropbox file revision at this path (our
+    /// own write coming back). A file someone moved keeps its id and revision but not its
+    /// path, so it is news.
+    async fn knows_revision(
+        &self,
+        dropbox_id: &str,
+        rev: &str,
+        path_lower: &str,
+    ) -> StoreResult<bool>;
     /// Inserts (`id == 0`) or updates a binding; returns its id.
     async fn save_binding(&self, binding: &Binding) -> StoreResult<i64>;
     /// Deletes a binding and its sync rows.
@@ -183,9 +190,12 @@ pub trait Store: Send + Sync + 'static {
     async fn enqueue(&self, record_ids: &[RecordId], priority: Priority) -> StoreResult<()>;
     /// Claims the most urgent due task for process `owner` until `now_ms + lease_ms`, if any
     /// (FIFO within a priority). The owner's heartbeat renews the claim while the pass runs.
+    /// A task `owner` itself claimed but is not `running` (its bookkeeping write failed) is
+    /// claimable again at once.
     async fn claim_task(
         &self,
         owner: &str,
+        running: &[RecordId],
         now_ms: i64,
         lease_ms: i64,
     ) -> StoreResult<Option<Task>>;

@@ -871,13 +871,21 @@ impl Store for SqliteStore {
         .await?)
     }
 
-    async fn knows_revision(&self, dropbox_id: &str, rev: &str) -> StoreResult<bool> {
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM sync_files WHERE dropbox_id = ? AND rev = ? LIMIT 1")
-                .bind(dropbox_id)
-                .bind(rev)
-                .fetch_optional(&self.pool)
-                .await?;
+    async fn knows_revision(
+        &self,
+        dropbox_id: &str,
+        rev: &str,
+        path_lower: &str,
+    ) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM sync_files s JOIN bindings b ON b.id = s.binding_id \
+             WHERE s.dropbox_id = ? AND s.rev = ? AND b.folder_lower || '/' || s.rel_lower = ? LIMIT 1",
+        )
+        .bind(dropbox_id)
+        .bind(rev)
+        .bind(path_lower)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(found.is_some())
     }
 
@@ -1129,23 +1137,30 @@ impl Store for SqliteStore {
     async fn claim_task(
         &self,
         owner: &str,
+        running: &[RecordId],
         now_ms: i64,
         lease_ms: i64,
     ) -> StoreResult<Option<Task>> {
         // Claim and read in one statement so two workers never take the same record.
-        let row = sqlx::query(
+        let running_list = vec!["?"; running.len()].join(", ");
+        let sql = format!(
             "UPDATE sync_queue SET claimed_until = ?, claimed_by = ? WHERE record_id = ( \
                SELECT record_id FROM sync_queue WHERE dead = 0 AND next_at <= ? \
-               AND (claimed_until IS NULL OR claimed_until < ?) \
+               AND (claimed_until IS NULL OR claimed_until < ? \
+                    OR (claimed_by = ? AND record_id NOT IN ({running_list}))) \
                ORDER BY priority, next_at, enqueued_at, record_id LIMIT 1) \
-             RETURNING record_id, generation, attempts, failing_since",
-        )
-        .bind(now_ms.saturating_add(lease_ms))
-        .bind(owner)
-        .bind(now_ms)
-        .bind(now_ms)
-        .fetch_optional(&self.pool)
-        .await?;
+             RETURNING record_id, generation, attempts, failing_since"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(now_ms.saturating_add(lease_ms))
+            .bind(owner)
+            .bind(now_ms)
+            .bind(now_ms)
+            .bind(owner);
+        for id in running {
+            query = query.bind(id);
+        }
+        let row = query.fetch_optional(&self.pool).await?;
         row.map(|r| {
             Ok(Task {
                 record_id: r.try_get("record_id")?,

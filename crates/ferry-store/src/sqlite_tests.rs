@@ -7,6 +7,12 @@ use crate::{
 };
 use serde_json::json;
 
+/// A process id never used before (one claim each, so the test reads like many processes).
+fn fresh_owner() -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!("p{}", N.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+}
+
 async fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
@@ -78,16 +84,29 @@ async fn queue_dedups_leases_and_keeps_requeued_work() {
     );
 
     let now = chrono::Utc::now().timestamp_millis() + 1;
-    let t1 = s.claim_task("p1", now, 60_000).await.unwrap().unwrap();
-    let t2 = s.claim_task("p1", now, 60_000).await.unwrap().unwrap();
+    let t1 = s
+        .claim_task(&fresh_owner(), &[], now, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let t2 = s
+        .claim_task(&fresh_owner(), &[], now, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
     assert_ne!(
         t1.record_id, t2.record_id,
         "a leased task is not handed out twice"
     );
-    assert!(s.claim_task("p1", now, 60_000).await.unwrap().is_none());
+    assert!(
+        s.claim_task(&fresh_owner(), &[], now, 60_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // An expired lease (a crashed worker) makes the task available again.
     let again = s
-        .claim_task("p1", now + 61_000, 60_000)
+        .claim_task(&fresh_owner(), &[], now + 61_000, 60_000)
         .await
         .unwrap()
         .unwrap();
@@ -95,7 +114,7 @@ async fn queue_dedups_leases_and_keeps_requeued_work() {
 
     // Re-queued while running: finishing the old generation must not drop the new work.
     let t = s
-        .claim_task("p1", now + 200_000, 60_000)
+        .claim_task(&fresh_owner(), &[], now + 200_000, 60_000)
         .await
         .unwrap()
         .unwrap();
@@ -106,7 +125,7 @@ async fn queue_dedups_leases_and_keeps_requeued_work() {
 
     // A failure schedules a retry with the error kept; finishing removes the entry.
     let t = s
-        .claim_task("p1", now + 300_000, 60_000)
+        .claim_task(&fresh_owner(), &[], now + 300_000, 60_000)
         .await
         .unwrap()
         .unwrap();
@@ -117,7 +136,7 @@ async fn queue_dedups_leases_and_keeps_requeued_work() {
     assert_eq!(entry.attempts, 1);
     assert_eq!(entry.last_error.as_deref(), Some("boom"));
     assert!(
-        s.claim_task("p1", now + 350_000, 60_000)
+        s.claim_task(&fresh_owner(), &[], now + 350_000, 60_000)
             .await
             .unwrap()
             .map(|x| x.record_id)
@@ -125,7 +144,7 @@ async fn queue_dedups_leases_and_keeps_requeued_work() {
     );
     let t = loop {
         let c = s
-            .claim_task("p1", now + 400_000, 60_000)
+            .claim_task(&fresh_owner(), &[], now + 400_000, 60_000)
             .await
             .unwrap()
             .unwrap();
@@ -193,7 +212,11 @@ async fn priorities_and_dead_letters() {
     s.enqueue(&[2], Priority::Normal).await.unwrap();
     let now = chrono::Utc::now().timestamp_millis() + 1;
     let mut claimed = Vec::new();
-    while let Some(t) = s.claim_task("p1", now, 60_000).await.unwrap() {
+    while let Some(t) = s
+        .claim_task(&fresh_owner(), &[], now, 60_000)
+        .await
+        .unwrap()
+    {
         claimed.push(t.record_id);
     }
     assert_eq!(claimed, vec![3, 2, 1]);
@@ -206,7 +229,7 @@ async fn priorities_and_dead_letters() {
     };
     s.retry_task(&t, "gave up", now, true).await.unwrap();
     assert!(
-        s.claim_task("p1", now + 120_000, 60_000)
+        s.claim_task(&fresh_owner(), &[], now + 120_000, 60_000)
             .await
             .unwrap()
             .map(|t| t.record_id)
@@ -286,7 +309,11 @@ async fn queue_claims_in_enqueue_order() {
     s.enqueue(&[3, 1, 2], Priority::Normal).await.unwrap();
     let now = chrono::Utc::now().timestamp_millis() + 1;
     let mut claimed = Vec::new();
-    while let Some(t) = s.claim_task("p1", now, 60_000).await.unwrap() {
+    while let Some(t) = s
+        .claim_task(&fresh_owner(), &[], now, 60_000)
+        .await
+        .unwrap()
+    {
         claimed.push(t.record_id);
     }
     assert_eq!(claimed, vec![3, 1, 2]);
@@ -440,8 +467,16 @@ async fn a_dead_process_claims_are_released_and_a_live_one_is_renewed() {
     };
     s.heartbeat(&process("dead"), &[], now).await.unwrap();
     s.heartbeat(&process("live"), &[], now).await.unwrap();
-    let a = s.claim_task("dead", now, 600_000).await.unwrap().unwrap();
-    let b = s.claim_task("live", now, 1_000).await.unwrap().unwrap();
+    let a = s
+        .claim_task("dead", &[], now, 600_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let b = s
+        .claim_task("live", &[], now, 1_000)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         s.queue_entry(a.record_id)
             .await
@@ -456,7 +491,7 @@ async fn a_dead_process_claims_are_released_and_a_live_one_is_renewed() {
         .await
         .unwrap();
     assert!(
-        s.claim_task("other", now + 5_000, 1_000)
+        s.claim_task("other", &[], now + 5_000, 1_000)
             .await
             .unwrap()
             .is_none()
@@ -464,7 +499,7 @@ async fn a_dead_process_claims_are_released_and_a_live_one_is_renewed() {
     // Releasing the dead process frees its claim at once, not after its 10-minute lease.
     assert_eq!(s.release_process("dead").await.unwrap(), 1);
     let again = s
-        .claim_task("other", now + 5_000, 1_000)
+        .claim_task("other", &[], now + 5_000, 1_000)
         .await
         .unwrap()
         .unwrap();
@@ -484,7 +519,7 @@ async fn failing_since_is_kept_across_retries_and_dead_letters_come_back_in_bulk
     let (_dir, s) = store().await;
     s.enqueue(&[1, 2], Priority::Normal).await.unwrap();
     let now = chrono::Utc::now().timestamp_millis() + 1;
-    let t = s.claim_task("p", now, 0).await.unwrap().unwrap();
+    let t = s.claim_task("p", &[], now, 0).await.unwrap().unwrap();
     assert_eq!(t.failing_since, None);
     s.retry_task(&t, "boom", now, false).await.unwrap();
     let first = s
@@ -495,7 +530,7 @@ async fn failing_since_is_kept_across_retries_and_dead_letters_come_back_in_bulk
         .failing_since;
     assert!(first.is_some());
     let t = loop {
-        let c = s.claim_task("p", now + 10, 0).await.unwrap().unwrap();
+        let c = s.claim_task("p", &[], now + 10, 0).await.unwrap().unwrap();
         if c.record_id == t.record_id {
             break c;
         }
@@ -598,7 +633,7 @@ async fn a_change_and_its_queue_entry_commit_together() {
     let b = s.upsert_record(&child("B")).await.unwrap().value;
     // Drain what the upserts queued.
     let now = chrono::Utc::now().timestamp_millis() + 1;
-    while let Some(t) = s.claim_task("p", now, 0).await.unwrap() {
+    while let Some(t) = s.claim_task("p", &[], now, 0).await.unwrap() {
         s.finish_task(&t).await.unwrap();
     }
     assert_eq!(s.queue_stats().await.unwrap().queued, 0);

@@ -7,5 +7,6 @@ pub mod app;
 pub mod bench;
 pub mod config;
 pub mod demo;
+mod sim_faults;
 pub mod simulate;
 pub mod tree;

@@ -241,13 +241,14 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             }
             let t = &report.totals;
             println!(
-                "{} seeds in {:.1} s: {} app ops, {} Dropbox ops, {} engine steps, {} faults injected, {} crashes",
+                "{} seeds in {:.1} s: {} app ops, {} Dropbox ops, {} engine steps, {} Dropbox faults and {} store faults injected, {} crashes",
                 report.seeds,
                 started.elapsed().as_secs_f64(),
                 t.app_ops,
                 t.dropbox_ops,
                 t.engine_steps,
                 t.faults,
+                t.store_faults,
                 t.crashes
             );
             for (seed, failure) in &report.failures {

@@ -47,8 +47,10 @@ pub struct SeedStats {
     pub dropbox_ops: u32,
     /// Engine steps (passes and change reads).
     pub engine_steps: u32,
-    /// Faults injected.
+    /// Faults injected on Dropbox calls.
     pub faults: u32,
+    /// Transient faults injected on store and blob-store calls.
+    pub store_faults: u32,
     /// Simulated crashes.
     pub crashes: u32,
 }
@@ -57,7 +59,8 @@ pub struct SeedStats {
 #[derive(Debug)]
 struct SimInjector {
     rng: Mutex<StdRng>,
-    enabled: AtomicBool,
+    /// Shared with the store faults: both are on during a seed's random phase only.
+    enabled: Arc<AtomicBool>,
     hung: tokio::sync::Notify,
     injected: AtomicU64,
 }
@@ -103,6 +106,17 @@ fn sim_rule(direction: Direction, prefix: &str) -> ferry_core::rules::RuleSpec {
         file_filter: None,
         direction,
         pull_subfolders: false,
+    }
+}
+
+/// A second rule over the same records and folders as [`sim_rule`] (written differently).
+/// It only pushes: the API refuses an overlap where either rule pulls, and accepts one where
+/// both push (with a warning), so that is the overlap an installation can have.
+fn overlapping_rule(_direction: Direction, prefix: &str) -> ferry_core::rules::RuleSpec {
+    ferry_core::rules::RuleSpec {
+        name: "jobs-again".into(),
+        folder: format!("{prefix}/{{{{record.fields.folder}}}}"),
+        ..sim_rule(Direction::Push, prefix)
     }
 }
 
@@ -164,6 +178,12 @@ struct Sim {
     blobs: BlobStore,
     injector: Arc<SimInjector>,
     engine: Arc<Engine>,
+    /// What the engine sees of the store and the blob store (with injected faults).
+    engine_store: Arc<dyn Store>,
+    engine_blobs: BlobStore,
+    store_faults: Arc<crate::sim_faults::StoreFaults>,
+    /// Whether a second rule renders the same folders.
+    overlapping: bool,
     records: Vec<(String, i64)>,
     direction: Direction,
     /// The rule's top folder ("Jobs" or "Work"); a rule change switches it.
@@ -206,15 +226,33 @@ impl Sim {
         .with_max_attempts(1);
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("ferry.db")).await?);
         let blobs = BlobStore::local(&dir.join("blobs"))?;
+        let enabled = Arc::new(AtomicBool::new(false));
         let injector = Arc::new(SimInjector {
             rng: Mutex::new(StdRng::seed_from_u64(rng.r#gen())),
-            enabled: AtomicBool::new(false),
+            enabled: Arc::clone(&enabled),
             hung: tokio::sync::Notify::new(),
             injected: AtomicU64::new(0),
         });
+        // The engine sees a store and a blob store that fail now and then (transient errors);
+        // the simulation's own reads and writes go to the real ones.
+        let store_faults = Arc::new(crate::sim_faults::StoreFaults::new(
+            StdRng::seed_from_u64(rng.r#gen()),
+            enabled,
+            0.01,
+        ));
+        let engine_store: Arc<dyn Store> = Arc::new(crate::sim_faults::FaultyStore {
+            inner: Arc::clone(&store),
+            faults: Arc::clone(&store_faults),
+        });
+        let engine_blobs = BlobStore::new(Arc::new(crate::sim_faults::FaultyBlobs {
+            inner: Arc::new(object_store::local::LocalFileSystem::new_with_prefix(
+                dir.join("blobs"),
+            )?),
+            faults: Arc::clone(&store_faults),
+        }));
         let engine = Engine::new(
-            Arc::clone(&store),
-            blobs.clone(),
+            Arc::clone(&engine_store),
+            engine_blobs.clone(),
             SecretCipher::from_key(&[7; 32]),
             engine_config(&injector),
         );
@@ -236,7 +274,13 @@ impl Sim {
             1 => Direction::Pull,
             _ => Direction::Both,
         };
+        // Some seeds carry a second rule rendering the very same folders (an admin's
+        // overlapping rules): no Dropbox file may then be tracked twice.
+        let overlapping = rng.gen_bool(0.25);
         store.put_rule(&sim_rule(direction, "Jobs")).await?;
+        if overlapping {
+            store.put_rule(&overlapping_rule(direction, "Jobs")).await?;
+        }
         let mut sim = Sim {
             rng,
             _dir: temp,
@@ -248,13 +292,19 @@ impl Sim {
             injector,
             engine,
             records: Vec::new(),
+            engine_store,
+            engine_blobs,
+            store_faults,
+            overlapping,
             direction,
             prefix: "Jobs",
             counter: 0,
             at_risk: BTreeMap::new(),
             superseded: BTreeSet::new(),
             stats: SeedStats::default(),
-            trace: vec![format!("direction {direction:?}")],
+            trace: vec![format!(
+                "direction {direction:?}, overlapping rules {overlapping}"
+            )],
         };
         for key in ["J1", "J2", "J3"] {
             let upserted = sim
@@ -328,7 +378,13 @@ impl Sim {
                 self.store
                     .put_rule(&sim_rule(self.direction, self.prefix))
                     .await?;
-                self.engine.enqueue_kind("job", Priority::Normal).await?;
+                if self.overlapping {
+                    self.store
+                        .put_rule(&overlapping_rule(self.direction, self.prefix))
+                        .await?;
+                }
+                let ids: Vec<i64> = self.records.iter().map(|(_, id)| *id).collect();
+                self.store.enqueue(&ids, Priority::Normal).await?;
                 self.trace.push(format!(
                     "admin: rule now {:?} under {}",
                     self.direction, self.prefix
@@ -436,7 +492,7 @@ impl Sim {
                 self.trace.push(format!("app: {key} active={active}"));
             }
         }
-        self.engine.enqueue_related(id).await?;
+        // The store queued the record (and its relatives) with each change.
         Ok(())
     }
 
@@ -555,7 +611,12 @@ impl Sim {
             _ = hung => {
                 self.stats.crashes += 1;
                 self.trace.push("crash".into());
-                self.engine = Engine::new(Arc::clone(&self.store), self.blobs.clone(), SecretCipher::from_key(&[7; 32]), engine_config(&self.injector));
+                self.engine = Engine::new(
+                    Arc::clone(&self.engine_store),
+                    self.engine_blobs.clone(),
+                    SecretCipher::from_key(&[7; 32]),
+                    engine_config(&self.injector),
+                );
                 return Ok(true);
             }
         };
@@ -643,6 +704,7 @@ impl Sim {
 
     async fn quiesce(&mut self) -> anyhow::Result<()> {
         self.injector.enabled.store(false, Ordering::SeqCst);
+        self.nothing_dropped().await?;
         for _round in 0..12 {
             let _ = self.engine.drain_changes("dropbox").await;
             // The admin confirms whatever the brake paused.
@@ -691,6 +753,63 @@ impl Sim {
         bail!(
             "no quiescence after 12 rounds; still pending: {pending:?}; last failures: {failed:?}"
         )
+    }
+
+    /// With faults off, the queue and the change feed alone leave no work behind: a failure
+    /// that may heal (a store error, a 503) is retried, and a crash's claim is released, never
+    /// forgotten. Only what the brake holds for an admin may wait.
+    async fn nothing_dropped(&mut self) -> anyhow::Result<()> {
+        self.engine
+            .drain_changes("dropbox")
+            .await
+            .context("reading changes with faults off")?;
+        // Run the queue dry, waiting out retries that Dropbox asked to delay (Retry-After).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut steps = 0;
+        loop {
+            while self.engine.run_one().await? {
+                steps += 1;
+                if steps > 400 {
+                    bail!("the queue never drains");
+                }
+            }
+            if self.store.queue_stats().await?.queued == 0 || tokio::time::Instant::now() > deadline
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut dropped = Vec::new();
+        for (key, id) in &self.records {
+            if self.store.queue_entry(*id).await?.is_some() {
+                continue; // still queued: not dropped
+            }
+            let pending: Vec<String> = self
+                .engine
+                .pending_actions(*id)
+                .await?
+                .into_iter()
+                .filter(|p| !p.starts_with("paused: "))
+                .collect();
+            if !pending.is_empty() {
+                let failures: Vec<String> = self
+                    .store
+                    .log_entries(Some(*id), 50)
+                    .await?
+                    .into_iter()
+                    .filter(|e| e.outcome == "failed")
+                    .take(3)
+                    .map(|e| format!("{} {}: {}", e.action, e.path, e.error.unwrap_or_default()))
+                    .collect();
+                dropped.push(format!(
+                    "{key}: {pending:?}; its last failures: {failures:?}"
+                ));
+            }
+        }
+        if !dropped.is_empty() {
+            bail!("work was dropped (pending, but nothing queued): {dropped:?}");
+        }
+        Ok(())
     }
 
     async fn check(&self) -> anyhow::Result<()> {
@@ -786,6 +905,8 @@ pub async fn run_seed(seed: u64, steps: u32) -> anyhow::Result<SeedStats> {
     .await;
     sim.stats.faults =
         u32::try_from(sim.injector.injected.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
+    sim.stats.store_faults =
+        u32::try_from(sim.store_faults.injected.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
     let stats = sim.stats.clone();
     let trace = sim.trace.join("\n  ");
     let dir: &Path = &sim.dir;
@@ -816,6 +937,7 @@ impl Report {
         t.dropbox_ops += o.dropbox_ops;
         t.engine_steps += o.engine_steps;
         t.faults += o.faults;
+        t.store_faults += o.store_faults;
         t.crashes += o.crashes;
     }
 }
@@ -841,6 +963,7 @@ pub async fn run_seeds(seeds: Vec<u64>, steps: u32, parallel: usize) -> Report {
                 t.dropbox_ops += stats.dropbox_ops;
                 t.engine_steps += stats.engine_steps;
                 t.faults += stats.faults;
+                t.store_faults += stats.store_faults;
                 t.crashes += stats.crashes;
             }
             Ok((seed, Err(e))) => report.failures.push((seed, format!("{e:#}"))),

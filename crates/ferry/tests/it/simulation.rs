@@ -24,6 +24,11 @@ async fn three_hundred_seeds_converge_without_loss() {
         report.totals
     );
     assert!(
+        report.totals.store_faults > 100,
+        "store faults were injected: {:?}",
+        report.totals
+    );
+    assert!(
         report.totals.crashes > 20,
         "crashes were simulated: {:?}",
         report.totals

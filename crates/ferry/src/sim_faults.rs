@@ -1,0 +1,570 @@
+//! The simulation's faulty store and blob store: every engine call to the store or the blob
+//! store may fail with a transient error, decided by the seed's RNG (so a failing seed
+//! replays). The simulation itself reads and writes the real ones, which never fail.
+
+use async_trait::async_trait;
+use ferry_core::model::{Attachment, AttachmentId, Record, RecordId};
+use ferry_core::rules::RuleSpec;
+use ferry_store::{
+    ArchivedAttachment, AttachmentInput, Binding, LogEntry, Priority, ProcessInfo, QueueEntry,
+    QueueStats, RecordInput, Store, StoreError, StoreResult, StoredConnection, SyncCounts, SyncRow,
+    SyncedFileScan, Task, Upserted,
+};
+use futures::stream::BoxStream;
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+use rand::Rng;
+use rand::rngs::StdRng;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Seeded decisions: whether the next store or blob call fails.
+#[derive(Debug)]
+pub(crate) struct StoreFaults {
+    rng: Mutex<StdRng>,
+    /// Faults are injected only while this is set (the random phase of a seed).
+    pub(crate) enabled: Arc<AtomicBool>,
+    /// Probability that one call fails.
+    rate: f64,
+    /// Faults injected so far.
+    pub(crate) injected: AtomicU64,
+}
+
+impl StoreFaults {
+    pub(crate) fn new(rng: StdRng, enabled: Arc<AtomicBool>, rate: f64) -> Self {
+        StoreFaults {
+            rng: Mutex::new(rng),
+            enabled,
+            rate,
+            injected: AtomicU64::new(0),
+        }
+    }
+
+    fn fails(&self) -> bool {
+        if !self.enabled.load(Ordering::SeqCst) {
+            return false;
+        }
+        let roll: f64 = self
+            .rng
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .r#gen();
+        let fails = roll < self.rate;
+        if fails {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+        }
+        fails
+    }
+}
+
+/// A [`Store`] whose calls may fail with a transient I/O error before they reach the database.
+pub(crate) struct FaultyStore {
+    pub(crate) inner: Arc<dyn Store>,
+    pub(crate) faults: Arc<StoreFaults>,
+}
+
+impl FaultyStore {
+    fn fault(&self, call: &str) -> StoreResult<()> {
+        if self.faults.fails() {
+            return Err(StoreError::Io(std::io::Error::other(format!(
+                "injected store fault in {call}"
+            ))));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for FaultyStore {
+    async fn upsert_record(&self, input: &RecordInput) -> StoreResult<Upserted<Record>> {
+        self.fault("upsert_record")?;
+        self.inner.upsert_record(input).await
+    }
+
+    async fn record(&self, kind: &str, key: &str) -> StoreResult<Option<Record>> {
+        self.fault("record")?;
+        self.inner.record(kind, key).await
+    }
+
+    async fn record_by_id(&self, id: RecordId) -> StoreResult<Option<Record>> {
+        self.fault("record_by_id")?;
+        self.inner.record_by_id(id).await
+    }
+
+    async fn children(&self, id: RecordId) -> StoreResult<Vec<Record>> {
+        self.fault("children")?;
+        self.inner.children(id).await
+    }
+
+    async fn record_ids_of_kind(&self, kind: &str) -> StoreResult<Vec<RecordId>> {
+        self.fault("record_ids_of_kind")?;
+        self.inner.record_ids_of_kind(kind).await
+    }
+
+    async fn attachments(&self, record_id: RecordId) -> StoreResult<Vec<Attachment>> {
+        self.fault("attachments")?;
+        self.inner.attachments(record_id).await
+    }
+
+    async fn put_attachment(&self, input: &AttachmentInput) -> StoreResult<Upserted<Attachment>> {
+        self.fault("put_attachment")?;
+        self.inner.put_attachment(input).await
+    }
+
+    async fn remove_attachment(&self, record_id: RecordId, name: &str) -> StoreResult<bool> {
+        self.fault("remove_attachment")?;
+        self.inner.remove_attachment(record_id, name).await
+    }
+
+    async fn rename_attachment(
+        &self,
+        attachment_id: AttachmentId,
+        name: &str,
+        origin_path: &str,
+    ) -> StoreResult<bool> {
+        self.fault("rename_attachment")?;
+        self.inner
+            .rename_attachment(attachment_id, name, origin_path)
+            .await
+    }
+
+    async fn archive_attachment(
+        &self,
+        attachment_id: AttachmentId,
+        reason: &str,
+    ) -> StoreResult<bool> {
+        self.fault("archive_attachment")?;
+        self.inner.archive_attachment(attachment_id, reason).await
+    }
+
+    async fn archived_attachments(
+        &self,
+        record_id: RecordId,
+    ) -> StoreResult<Vec<ArchivedAttachment>> {
+        self.fault("archived_attachments")?;
+        self.inner.archived_attachments(record_id).await
+    }
+
+    async fn restore_archived(
+        &self,
+        record_id: RecordId,
+        archived_id: i64,
+    ) -> StoreResult<Option<Upserted<Attachment>>> {
+        self.fault("restore_archived")?;
+        self.inner.restore_archived(record_id, archived_id).await
+    }
+
+    async fn put_rule(&self, rule: &RuleSpec) -> StoreResult<()> {
+        self.fault("put_rule")?;
+        self.inner.put_rule(rule).await
+    }
+
+    async fn delete_rule(&self, name: &str) -> StoreResult<bool> {
+        self.fault("delete_rule")?;
+        self.inner.delete_rule(name).await
+    }
+
+    async fn rules(&self) -> StoreResult<Vec<RuleSpec>> {
+        self.fault("rules")?;
+        self.inner.rules().await
+    }
+
+    async fn put_connection(&self, connection: &StoredConnection) -> StoreResult<()> {
+        self.fault("put_connection")?;
+        self.inner.put_connection(connection).await
+    }
+
+    async fn connection(&self, name: &str) -> StoreResult<Option<StoredConnection>> {
+        self.fault("connection")?;
+        self.inner.connection(name).await
+    }
+
+    async fn connections(&self) -> StoreResult<Vec<StoredConnection>> {
+        self.fault("connections")?;
+        self.inner.connections().await
+    }
+
+    async fn set_disconnecting(&self, name: &str) -> StoreResult<()> {
+        self.fault("set_disconnecting")?;
+        self.inner.set_disconnecting(name).await
+    }
+
+    async fn delete_connection(&self, name: &str) -> StoreResult<()> {
+        self.fault("delete_connection")?;
+        self.inner.delete_connection(name).await
+    }
+
+    async fn set_needs_reconnect(&self, name: &str, reason: Option<&str>) -> StoreResult<()> {
+        self.fault("set_needs_reconnect")?;
+        self.inner.set_needs_reconnect(name, reason).await
+    }
+
+    async fn set_connection_cursor(&self, name: &str, cursor: Option<&str>) -> StoreResult<()> {
+        self.fault("set_connection_cursor")?;
+        self.inner.set_connection_cursor(name, cursor).await
+    }
+
+    async fn connection_cursor(&self, name: &str) -> StoreResult<Option<String>> {
+        self.fault("connection_cursor")?;
+        self.inner.connection_cursor(name).await
+    }
+
+    async fn bindings_for_record(&self, record_id: RecordId) -> StoreResult<Vec<Binding>> {
+        self.fault("bindings_for_record")?;
+        self.inner.bindings_for_record(record_id).await
+    }
+
+    async fn binding(&self, id: i64) -> StoreResult<Option<Binding>> {
+        self.fault("binding")?;
+        self.inner.binding(id).await
+    }
+
+    async fn bindings_within(
+        &self,
+        connection: &str,
+        folder_lower: &str,
+    ) -> StoreResult<Vec<Binding>> {
+        self.fault("bindings_within")?;
+        self.inner.bindings_within(connection, folder_lower).await
+    }
+
+    async fn bindings_containing(
+        &self,
+        connection: &str,
+        path_lower: &str,
+    ) -> StoreResult<Vec<Binding>> {
+        self.fault("bindings_containing")?;
+        self.inner.bindings_containing(connection, path_lower).await
+    }
+
+    async fn bindings_of_connection(&self, connection: &str) -> StoreResult<Vec<Binding>> {
+        self.fault("bindings_of_connection")?;
+        self.inner.bindings_of_connection(connection).await
+    }
+
+    async fn scan_synced_files(
+        &self,
+        connection: &str,
+        each: &mut (dyn FnMut(SyncedFileScan) + Send),
+    ) -> StoreResult<u64> {
+        self.fault("scan_synced_files")?;
+        self.inner.scan_synced_files(connection, each).await
+    }
+
+    async fn records_changed_since_pass(&self, connection: &str) -> StoreResult<Vec<RecordId>> {
+        self.fault("records_changed_since_pass")?;
+        self.inner.records_changed_since_pass(connection).await
+    }
+
+    async fn knows_revision(
+        &self,
+        dropbox_id: &str,
+        rev: &str,
+        path_lower: &str,
+    ) -> StoreResult<bool> {
+        self.fault("knows_revision")?;
+        self.inner.knows_revision(dropbox_id, rev, path_lower).await
+    }
+
+    async fn save_binding(&self, binding: &Binding) -> StoreResult<i64> {
+        self.fault("save_binding")?;
+        self.inner.save_binding(binding).await
+    }
+
+    async fn delete_binding(&self, id: i64) -> StoreResult<()> {
+        self.fault("delete_binding")?;
+        self.inner.delete_binding(id).await
+    }
+
+    async fn sync_rows(&self, record_id: RecordId) -> StoreResult<Vec<SyncRow>> {
+        self.fault("sync_rows")?;
+        self.inner.sync_rows(record_id).await
+    }
+
+    async fn save_sync_row(&self, row: &SyncRow) -> StoreResult<i64> {
+        self.fault("save_sync_row")?;
+        self.inner.save_sync_row(row).await
+    }
+
+    async fn save_sync_rows_logged(&self, rows: &[SyncRow], log: &[LogEntry]) -> StoreResult<()> {
+        self.fault("save_sync_rows_logged")?;
+        self.inner.save_sync_rows_logged(rows, log).await
+    }
+
+    async fn delete_sync_row(&self, id: i64) -> StoreResult<()> {
+        self.fault("delete_sync_row")?;
+        self.inner.delete_sync_row(id).await
+    }
+
+    async fn replace_unplaced_rows(
+        &self,
+        record_id: RecordId,
+        rows: &[SyncRow],
+    ) -> StoreResult<()> {
+        self.fault("replace_unplaced_rows")?;
+        self.inner.replace_unplaced_rows(record_id, rows).await
+    }
+
+    async fn sync_counts(&self) -> StoreResult<SyncCounts> {
+        self.fault("sync_counts")?;
+        self.inner.sync_counts().await
+    }
+
+    async fn upload_session(
+        &self,
+        connection: &str,
+        content_hash: &str,
+    ) -> StoreResult<Option<(String, u64)>> {
+        self.fault("upload_session")?;
+        self.inner.upload_session(connection, content_hash).await
+    }
+
+    async fn save_upload_session(
+        &self,
+        connection: &str,
+        content_hash: &str,
+        session_id: &str,
+        offset: u64,
+    ) -> StoreResult<()> {
+        self.fault("save_upload_session")?;
+        self.inner
+            .save_upload_session(connection, content_hash, session_id, offset)
+            .await
+    }
+
+    async fn delete_upload_session(&self, connection: &str, content_hash: &str) -> StoreResult<()> {
+        self.fault("delete_upload_session")?;
+        self.inner
+            .delete_upload_session(connection, content_hash)
+            .await
+    }
+
+    async fn log(&self, entry: &LogEntry) -> StoreResult<()> {
+        self.fault("log")?;
+        self.inner.log(entry).await
+    }
+
+    async fn log_entries(
+        &self,
+        record_id: Option<RecordId>,
+        limit: u32,
+    ) -> StoreResult<Vec<LogEntry>> {
+        self.fault("log_entries")?;
+        self.inner.log_entries(record_id, limit).await
+    }
+
+    async fn enqueue(&self, record_ids: &[RecordId], priority: Priority) -> StoreResult<()> {
+        self.fault("enqueue")?;
+        self.inner.enqueue(record_ids, priority).await
+    }
+
+    async fn claim_task(
+        &self,
+        owner: &str,
+        running: &[RecordId],
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Option<Task>> {
+        self.fault("claim_task")?;
+        self.inner
+            .claim_task(owner, running, now_ms, lease_ms)
+            .await
+    }
+
+    async fn finish_task(&self, task: &Task) -> StoreResult<()> {
+        self.fault("finish_task")?;
+        self.inner.finish_task(task).await
+    }
+
+    async fn retry_task(
+        &self,
+        task: &Task,
+        error: &str,
+        next_at_ms: i64,
+        dead: bool,
+    ) -> StoreResult<()> {
+        self.fault("retry_task")?;
+        self.inner.retry_task(task, error, next_at_ms, dead).await
+    }
+
+    async fn defer_task(&self, task: &Task, reason: &str, next_at_ms: i64) -> StoreResult<()> {
+        self.fault("defer_task")?;
+        self.inner.defer_task(task, reason, next_at_ms).await
+    }
+
+    async fn dead_tasks(&self) -> StoreResult<Vec<QueueEntry>> {
+        self.fault("dead_tasks")?;
+        self.inner.dead_tasks().await
+    }
+
+    async fn requeue_dead(&self) -> StoreResult<u64> {
+        self.fault("requeue_dead")?;
+        self.inner.requeue_dead().await
+    }
+
+    async fn heartbeat(
+        &self,
+        process: &ProcessInfo,
+        renew: &[RecordId],
+        until_ms: i64,
+    ) -> StoreResult<()> {
+        self.fault("heartbeat")?;
+        self.inner.heartbeat(process, renew, until_ms).await
+    }
+
+    async fn processes(&self) -> StoreResult<Vec<ProcessInfo>> {
+        self.fault("processes")?;
+        self.inner.processes().await
+    }
+
+    async fn release_process(&self, id: &str) -> StoreResult<u64> {
+        self.fault("release_process")?;
+        self.inner.release_process(id).await
+    }
+
+    async fn deletions_since(
+        &self,
+        connection: &str,
+        binding_id: Option<i64>,
+        since_ms: i64,
+    ) -> StoreResult<u64> {
+        self.fault("deletions_since")?;
+        self.inner
+            .deletions_since(connection, binding_id, since_ms)
+            .await
+    }
+
+    async fn synced_count(&self, connection: &str) -> StoreResult<u64> {
+        self.fault("synced_count")?;
+        self.inner.synced_count(connection).await
+    }
+
+    async fn confirm_connection_deletions(&self, connection: &str) -> StoreResult<Vec<RecordId>> {
+        self.fault("confirm_connection_deletions")?;
+        self.inner.confirm_connection_deletions(connection).await
+    }
+
+    async fn connection_deletions_confirmed_at(&self, connection: &str) -> StoreResult<i64> {
+        self.fault("connection_deletions_confirmed_at")?;
+        self.inner
+            .connection_deletions_confirmed_at(connection)
+            .await
+    }
+
+    async fn queue_entry(&self, record_id: RecordId) -> StoreResult<Option<QueueEntry>> {
+        self.fault("queue_entry")?;
+        self.inner.queue_entry(record_id).await
+    }
+
+    async fn queue_stats(&self) -> StoreResult<QueueStats> {
+        self.fault("queue_stats")?;
+        self.inner.queue_stats().await
+    }
+}
+
+/// An object store whose calls may fail with a transient error.
+#[derive(Debug)]
+pub(crate) struct FaultyBlobs {
+    pub(crate) inner: Arc<dyn ObjectStore>,
+    pub(crate) faults: Arc<StoreFaults>,
+}
+
+impl std::fmt::Display for FaultyBlobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FaultyBlobs({})", self.inner)
+    }
+}
+
+impl FaultyBlobs {
+    fn fault(&self) -> object_store::Result<()> {
+        if self.faults.fails() {
+            return Err(object_store::Error::Generic {
+                store: "simulation",
+                source: "injected blob store fault".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FaultyBlobs {
+    async fn put_opts(
+        &self,
+        location: &ObjectPath,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.fault()?;
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &ObjectPath,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.fault()?;
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &ObjectPath,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.fault()?;
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn delete(&self, location: &ObjectPath) -> object_store::Result<()> {
+        self.fault()?;
+        self.inner.delete(location).await
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&ObjectPath>,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&ObjectPath>,
+    ) -> object_store::Result<ListResult> {
+        self.fault()?;
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy(&self, from: &ObjectPath, to: &ObjectPath) -> object_store::Result<()> {
+        self.fault()?;
+        self.inner.copy(from, to).await
+    }
+
+    async fn copy_if_not_exists(
+        &self,
+        from: &ObjectPath,
+        to: &ObjectPath,
+    ) -> object_store::Result<()> {
+        self.fault()?;
+        self.inner.copy_if_not_exists(from, to).await
+    }
+
+    async fn rename(&self, from: &ObjectPath, to: &ObjectPath) -> object_store::Result<()> {
+        self.fault()?;
+        self.inner.rename(from, to).await
+    }
+
+    async fn rename_if_not_exists(
+        &self,
+        from: &ObjectPath,
+        to: &ObjectPath,
+    ) -> object_store::Result<()> {
+        self.fault()?;
+        self.inner.rename_if_not_exists(from, to).await
+    }
+}
