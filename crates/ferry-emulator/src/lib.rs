@@ -193,6 +193,7 @@ pub struct RunningEmulator {
     faults: FaultsHandle,
     cert_path: Option<PathBuf>,
     calls: RouteCalls,
+    upload_bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -210,6 +211,7 @@ impl RunningEmulator {
             .map(|a| a.token.clone())
             .unwrap_or_default();
         let calls = app.calls.clone();
+        let upload_bytes = app.upload_bytes.clone();
         let faults = app.faults.clone();
         let team = app.team.as_ref().map(|t| TeamInfo {
             name: t.name.clone(),
@@ -281,6 +283,7 @@ impl RunningEmulator {
             faults,
             cert_path,
             calls,
+            upload_bytes,
             stop: Some(stop),
             task: Some(task),
         })
@@ -385,6 +388,12 @@ impl RunningEmulator {
     pub fn route_calls(&self, route: &str) -> u64 {
         let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
         calls.get(route).copied().unwrap_or(0)
+    }
+
+    /// Content bytes clients have sent to upload routes since this start (uploads, session
+    /// chunks, batch appends), whatever became of them.
+    pub fn upload_bytes(&self) -> u64 {
+        self.upload_bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops accepting connections, lets in-flight requests finish (at most 5 seconds) and

@@ -124,6 +124,8 @@ pub struct App {
     pub spaces: Vec<Arc<Space>>,
     /// Requests per route.
     pub calls: RouteCalls,
+    /// Body bytes received by content-upload routes (what clients sent, accepted or not).
+    pub upload_bytes: Arc<std::sync::atomic::AtomicU64>,
     /// The live contention and fault model.
     pub faults: FaultsHandle,
     /// Temporary links by their random key.
@@ -176,6 +178,7 @@ impl App {
             team,
             spaces,
             calls: Arc::new(Mutex::new(HashMap::new())),
+            upload_bytes: Arc::default(),
             faults: FaultsHandle::new(config.model.clone()),
             temp_links: Mutex::new(HashMap::new()),
             tls: false,
@@ -457,7 +460,10 @@ async fn handle(
                 ],
             )?;
             let arg = header_arg(&parts.headers, &query)?;
-            (arg, upload_body(&parts.headers, body).await?)
+            let data = upload_body(&parts.headers, body).await?;
+            app.upload_bytes
+                .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            (arg, data)
         }
         Style::Download => (header_arg(&parts.headers, &query)?, Bytes::new()),
     };

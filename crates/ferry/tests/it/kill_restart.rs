@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 const SMALL_PER_RECORD: usize = 3;
 const LARGE: usize = 3;
-const LARGE_BYTES: usize = 5 * 1024 * 1024 + 12_345;
+const LARGE_BYTES: usize = 12 * 1024 * 1024 + 12_345;
 
 /// A `ferry serve` child process, killed when dropped.
 struct Server {
@@ -192,12 +192,14 @@ async fn kill_nine_during_a_sync_then_restart_loses_nothing_and_resumes_at_once(
     // What must end up in Dropbox: path → content hash.
     let mut expected: BTreeMap<String, String> = BTreeMap::new();
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
-    for n in 0..records + LARGE {
+    let mut minimum_bytes = 0u64;
+    // The large files (R000..) come last in the queue; one kill waits for their uploads.
+    for n in (LARGE..records + LARGE).chain(0..LARGE) {
         let key = format!("R{n:03}");
         client
             .put_json(&format!("/v1/records/job/{key}"), json!({"fields": {}}))
             .await;
-        let files: Vec<(String, Vec<u8>)> = if n < records {
+        let files: Vec<(String, Vec<u8>)> = if n >= LARGE {
             (0..SMALL_PER_RECORD)
                 .map(|f| {
                     let len = rng.gen_range(10..20_000);
@@ -211,6 +213,7 @@ async fn kill_nine_during_a_sync_then_restart_loses_nothing_and_resumes_at_once(
             )]
         };
         for (name, content) in files {
+            minimum_bytes += content.len() as u64;
             expected.insert(
                 format!("/ferry/jobs/{}/{name}", key.to_lowercase()),
                 content_hash(&content),
@@ -227,8 +230,25 @@ async fn kill_nine_during_a_sync_then_restart_loses_nothing_and_resumes_at_once(
 
     let db = dir.join("data").join("ferry.db");
     for round in 0..kills {
-        // Let the sync get going, then kill it hard.
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(200..800))).await;
+        if round == 1 {
+            // Kill in the middle of a large upload: once a large file's session has begun.
+            let client = api(&server);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            'wait: loop {
+                for n in 0..LARGE {
+                    let state = client.get(&format!("/v1/records/job/R{n:03}/sync")).await;
+                    if state["queue"]["claimed_by"].is_string() {
+                        break 'wait;
+                    }
+                }
+                assert!(Instant::now() < deadline, "no large upload started");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        } else {
+            // Let the sync get going, then kill it hard.
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(200..800))).await;
+        }
         server.kill();
         let claimed = claimed_records(&db, records).await;
         let restarted = Instant::now();
@@ -257,8 +277,8 @@ async fn kill_nine_during_a_sync_then_restart_loses_nothing_and_resumes_at_once(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         eprintln!(
-            "round {round}: {} claimed record(s) resumed within {:.2}s",
-            claimed.len(),
+            "round {round}: claimed {:?} resumed within {:.2}s",
+            claimed.keys().collect::<Vec<_>>(),
             restarted.elapsed().as_secs_f64()
         );
     }
@@ -303,9 +323,10 @@ async fn kill_nine_during_a_sync_then_restart_loses_nothing_and_resumes_at_once(
     }
     assert_eq!(seen, expected, "Dropbox holds exactly the expected files");
     let sessions = emu.emulator.route_calls("files/upload_session/start");
+    let sent = emu.emulator.upload_bytes();
     eprintln!(
-        "{kills} kill(s); upload sessions started: {sessions} for {LARGE} large files; single-file uploads: {}",
-        emu.emulator.route_calls("files/upload")
+        "{kills} kill(s); upload sessions started: {sessions} for {LARGE} large files; bytes uploaded {sent} for a minimum of {minimum_bytes} ({:.3}x)",
+        sent as f64 / minimum_bytes as f64
     );
     // A session is restarted only when a kill came before its first chunk was recorded.
     assert!(
