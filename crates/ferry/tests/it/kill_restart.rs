@@ -230,7 +230,7 @@ async fn kill_nine_during_a_sync_then_restart_loses_nothing_and_resumes_at_once(
 
     let db = dir.join("data").join("ferry.db");
     for round in 0..kills {
-        if round == 1 {
+        if round + 1 == kills {
             // Kill in the middle of a large upload: once a large file's session has begun.
             let client = api(&server);
             let deadline = Instant::now() + Duration::from_secs(60);
