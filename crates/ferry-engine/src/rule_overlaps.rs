@@ -57,15 +57,7 @@ impl Engine {
             let Some(record) = self.store.record_by_id(id).await? else {
                 continue;
             };
-            let parent = match record.parent_id {
-                Some(p) => self.store.record_by_id(p).await?,
-                None => None,
-            };
-            let siblings = match &parent {
-                Some(p) => self.store.children(p.id).await?,
-                None => Vec::new(),
-            };
-            let children = self.store.children(id).await?;
+            let (parent, children, siblings) = self.relatives(&record).await?;
             let ctx = RuleContext::new(&record, parent.as_ref(), &children, &siblings);
             // A rule that does not apply, or cannot render, places nothing to collide with.
             let folder_of = |r: &CompiledRule| match (r.applies(&ctx), r.folder(&ctx)) {

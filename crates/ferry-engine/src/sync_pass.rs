@@ -75,6 +75,31 @@ impl PassOutcome {
 }
 
 impl Engine {
+    /// What a record's rules see besides the record: its parent, its children and its
+    /// siblings (the parent's children, itself included).
+    pub(crate) async fn relatives(
+        &self,
+        record: &ferry_core::model::Record,
+    ) -> Result<
+        (
+            Option<ferry_core::model::Record>,
+            Vec<ferry_core::model::Record>,
+            Vec<ferry_core::model::Record>,
+        ),
+        EngineError,
+    > {
+        let parent = match record.parent_id {
+            Some(pid) => self.store.record_by_id(pid).await?,
+            None => None,
+        };
+        let siblings = match &parent {
+            Some(p) => self.store.children(p.id).await?,
+            None => Vec::new(),
+        };
+        let children = self.store.children(record.id).await?;
+        Ok((parent, children, siblings))
+    }
+
     /// Runs one sync pass for a record. Per-file failures are recorded in the record's sync
     /// rows and the log, and counted in the outcome; an `Err` means the pass could not run.
     pub async fn sync_record(&self, id: RecordId) -> Result<PassOutcome, EngineError> {
@@ -92,15 +117,7 @@ impl Engine {
         let Some(record) = self.store.record_by_id(id).await? else {
             return Ok(outcome);
         };
-        let parent = match record.parent_id {
-            Some(pid) => self.store.record_by_id(pid).await?,
-            None => None,
-        };
-        let siblings = match &parent {
-            Some(p) => self.store.children(p.id).await?,
-            None => Vec::new(),
-        };
-        let children = self.store.children(id).await?;
+        let (parent, children, siblings) = self.relatives(&record).await?;
         let attachments = self.store.attachments(id).await?;
         let mut rules = Vec::new();
         for spec in self.store.rules().await? {

@@ -648,14 +648,7 @@ impl Sim {
                 if self.store.bindings_for_record(*id).await?.is_empty() {
                     continue;
                 }
-                // A binding the brake paused waits for an admin, not for another pass.
-                let pending: Vec<String> = self
-                    .engine
-                    .pending_actions(*id)
-                    .await?
-                    .into_iter()
-                    .filter(|p| !p.starts_with("paused: "))
-                    .collect();
+                let pending = self.unpaused_pending(*id).await?;
                 if !pending.is_empty() && self.store.queue_entry(*id).await?.is_none() {
                     needy.insert(*id, format!("{key}: {pending:?}"));
                 }
@@ -755,6 +748,18 @@ impl Sim {
         )
     }
 
+    /// What a pass over the record would do now, but for bindings the brake paused (they
+    /// wait for an admin, not for another pass).
+    async fn unpaused_pending(&self, id: i64) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .engine
+            .pending_actions(id)
+            .await?
+            .into_iter()
+            .filter(|p| !p.starts_with("paused: "))
+            .collect())
+    }
+
     /// With faults off, the queue and the change feed alone leave no work behind: a failure
     /// that may heal (a store error, a 503) is retried, and a crash's claim is released, never
     /// forgotten. Only what the brake holds for an admin may wait.
@@ -784,13 +789,7 @@ impl Sim {
             if self.store.queue_entry(*id).await?.is_some() {
                 continue; // still queued: not dropped
             }
-            let pending: Vec<String> = self
-                .engine
-                .pending_actions(*id)
-                .await?
-                .into_iter()
-                .filter(|p| !p.starts_with("paused: "))
-                .collect();
+            let pending = self.unpaused_pending(*id).await?;
             if !pending.is_empty() {
                 let failures: Vec<String> = self
                     .store

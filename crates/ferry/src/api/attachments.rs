@@ -280,11 +280,20 @@ pub async fn download(
         .ok_or_else(|| {
             ApiError::not_found(format!("record {kind}/{key} has no attachment {name:?}"))
         })?;
-    let data = state.engine.blobs().get(&attachment.content_hash).await?;
+    content_response(&state, &attachment.content_hash).await
+}
+
+/// Stored content as a download, with its content hash as the `ETag` (what `If-Match`
+/// takes back).
+pub(super) async fn content_response(
+    state: &ApiState,
+    content_hash: &str,
+) -> Result<impl IntoResponse + use<>, ApiError> {
+    let data = state.engine.blobs().get(content_hash).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
-            (header::ETAG, format!("\"{}\"", attachment.content_hash)),
+            (header::ETAG, format!("\"{content_hash}\"")),
         ],
         data,
     ))

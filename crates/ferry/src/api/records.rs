@@ -232,17 +232,9 @@ pub async fn archived_content(
     State(state): State<ApiState>,
     PathParams((kind, key, id)): PathParams<(String, String, i64)>,
 ) -> Result<impl axum::response::IntoResponse, ApiError> {
-    use axum::http::header;
     let record = find(&state, &kind, &key).await?;
     let archived = find_archived(&state, &record, id).await?;
-    let data = state.engine.blobs().get(&archived.content_hash).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
-            (header::ETAG, format!("\"{}\"", archived.content_hash)),
-        ],
-        data,
-    ))
+    super::attachments::content_response(&state, &archived.content_hash).await
 }
 
 /// `POST /v1/records/{kind}/{key}/archive/{id}/restore`: the archived version becomes the

@@ -23,22 +23,6 @@ async fn two_way_rule(stack: &Stack) {
         .expect("rule accepted");
 }
 
-/// Polls `path` until `check` holds (10 s at most).
-async fn eventually(stack: &Stack, path: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let value = stack.api.get(path).await.expect("api answers");
-        if check(&value) {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting on {path}: {value}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn attachment_hash(record: &Value, name: &str) -> Option<String> {
     record["attachments"]
         .as_array()?
@@ -91,10 +75,11 @@ async fn a_dropbox_edit_survives_the_next_app_write_and_can_be_restored() {
         .await
         .unwrap();
     let r2 = content_hash(b"r2 from site");
-    eventually(&stack, "/v1/records/project/P1", |r| {
-        attachment_hash(r, "x.txt").as_deref() == Some(r2.as_str())
-    })
-    .await;
+    stack
+        .eventually("/v1/records/project/P1", |r| {
+            attachment_hash(r, "x.txt").as_deref() == Some(r2.as_str())
+        })
+        .await;
     stack
         .api
         .put_bytes("/v1/records/project/P1/attachments/x.txt", b"r3".to_vec())
@@ -280,7 +265,9 @@ async fn deletions_one_by_one_are_braked_like_one_big_delete() {
         .post("/v1/records/project/P3/confirm-deletions")
         .await
         .unwrap();
-    eventually(&stack, "/v1/records/project/P3", |r| count(r) == 1).await;
+    stack
+        .eventually("/v1/records/project/P3", |r| count(r) == 1)
+        .await;
     let archive = stack
         .api
         .get("/v1/records/project/P3/archive")

@@ -86,6 +86,26 @@ impl Stack {
         Stack { emu, app, api }
     }
 
+    /// Polls the API at `path` until `check` holds for its answer (fails the test after 10 s).
+    pub async fn eventually(
+        &self,
+        path: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let value = self.api.get(path).await.expect("api answers");
+            if check(&value) {
+                return value;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting on {path}: {value}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until the queue is settled (fails the test after 30 s).
     pub async fn settle(&self) {
         let stats = self

@@ -5,7 +5,6 @@ use crate::support::Stack;
 use ferry_core::content_hash::content_hash;
 use ferry_dropbox::WriteMode;
 use serde_json::{Value, json};
-use std::time::Duration;
 
 async fn project_rule(stack: &Stack, extra: Value) {
     let mut rule = json!({
@@ -22,22 +21,6 @@ async fn project_rule(stack: &Stack, extra: Value) {
         .put_json("/v1/rules/projects", &rule)
         .await
         .expect("rule accepted");
-}
-
-/// Polls until `check` holds for the record (10 s at most).
-async fn eventually(stack: &Stack, path: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let value = stack.api.get(path).await.expect("api answers");
-        if check(&value) {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting on {path}: {value}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn names(record: &Value) -> Vec<String> {
@@ -78,10 +61,11 @@ async fn dropbox_changes_flow_back_by_themselves() {
     )
     .await
     .unwrap();
-    let record = eventually(&stack, "/v1/records/project/P1", |r| {
-        names(r).contains(&"site photo.jpg".to_owned())
-    })
-    .await;
+    let record = stack
+        .eventually("/v1/records/project/P1", |r| {
+            names(r).contains(&"site photo.jpg".to_owned())
+        })
+        .await;
     let photo = record["attachments"]
         .as_array()
         .unwrap()
@@ -103,21 +87,23 @@ async fn dropbox_changes_flow_back_by_themselves() {
     )
     .await
     .unwrap();
-    eventually(&stack, "/v1/records/project/P1", |r| {
-        r["attachments"].as_array().unwrap().iter().any(|a| {
-            a["name"] == "plan.pdf"
-                && a["content_hash"] == json!(content_hash(b"plan v2 from site"))
+    stack
+        .eventually("/v1/records/project/P1", |r| {
+            r["attachments"].as_array().unwrap().iter().any(|a| {
+                a["name"] == "plan.pdf"
+                    && a["content_hash"] == json!(content_hash(b"plan v2 from site"))
+            })
         })
-    })
-    .await;
+        .await;
 
     dbx.delete("/Ferry/Projects/P1/site photo.jpg", None)
         .await
         .unwrap();
-    eventually(&stack, "/v1/records/project/P1", |r| {
-        !names(r).contains(&"site photo.jpg".to_owned())
-    })
-    .await;
+    stack
+        .eventually("/v1/records/project/P1", |r| {
+            !names(r).contains(&"site photo.jpg".to_owned())
+        })
+        .await;
     let archive = stack
         .api
         .get("/v1/records/project/P1/archive")
@@ -165,7 +151,9 @@ async fn subfolders_are_pulled_when_asked() {
     .unwrap();
     stack.api.post("/v1/records/project/P2/sync").await.unwrap();
     stack.settle().await;
-    let record = eventually(&stack, "/v1/records/project/P2", |r| !names(r).is_empty()).await;
+    let record = stack
+        .eventually("/v1/records/project/P2", |r| !names(r).is_empty())
+        .await;
     assert_eq!(names(&record), vec!["ground floor.dwg"]);
     let state = stack.api.get("/v1/records/project/P2/sync").await.unwrap();
     assert_eq!(
@@ -291,10 +279,11 @@ async fn mass_deletion_pauses_until_confirmed() {
         .delete("/Ferry/Projects/P4", None)
         .await
         .unwrap();
-    let state = eventually(&stack, "/v1/records/project/P4/sync", |s| {
-        s["bindings"][0]["paused"].is_string()
-    })
-    .await;
+    let state = stack
+        .eventually("/v1/records/project/P4/sync", |s| {
+            s["bindings"][0]["paused"].is_string()
+        })
+        .await;
     assert!(
         state["bindings"][0]["paused"]
             .as_str()
@@ -313,7 +302,9 @@ async fn mass_deletion_pauses_until_confirmed() {
         .post("/v1/records/project/P4/confirm-deletions")
         .await
         .unwrap();
-    let record = eventually(&stack, "/v1/records/project/P4", |r| names(r).is_empty()).await;
+    let record = stack
+        .eventually("/v1/records/project/P4", |r| names(r).is_empty())
+        .await;
     assert!(names(&record).is_empty());
     let archive = stack
         .api
@@ -458,10 +449,11 @@ async fn dropbox_rename_renames_the_attachment() {
         )
         .await
         .unwrap();
-    let record = eventually(&stack, "/v1/records/project/P6", |r| {
-        names(r) == vec!["Final plan.pdf"]
-    })
-    .await;
+    let record = stack
+        .eventually("/v1/records/project/P6", |r| {
+            names(r) == vec!["Final plan.pdf"]
+        })
+        .await;
     assert_eq!(
         record["attachments"][0]["content_hash"],
         json!(content_hash(b"plan"))
