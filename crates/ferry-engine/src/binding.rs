@@ -205,8 +205,7 @@ impl Engine {
         remote.retain(|r| {
             !owned.contains_key(&r.rel.lower) || synced.iter().any(|s| s.rel.lower == r.rel.lower)
         });
-        let (recent_deletions, connection_brake) = self.brake_window(&binding).await?;
-        let options = PlanOptions {
+        let mut options = PlanOptions {
             direction,
             brake_share: self.config.brake_share,
             brake_min: self.config.brake_min,
@@ -216,10 +215,21 @@ impl Engine {
                 "Ferry conflicted copy {}",
                 chrono::Utc::now().format("%Y-%m-%d")
             ),
-            recent_deletions,
-            connection_brake,
+            recent_deletions: 0,
+            connection_brake: None,
         };
-        let actions = match plan(&local, &remote, &synced, &options) {
+        let mut planned = plan(&local, &remote, &synced, &options);
+        // The brake's memory matters only to a plan that deletes: only then is it read.
+        if let Plan::Run(actions) = &planned
+            && actions
+                .iter()
+                .any(|a| matches!(a, Action::DeleteRemote { .. } | Action::Archive { .. }))
+        {
+            (options.recent_deletions, options.connection_brake) =
+                self.brake_window(&binding).await?;
+            planned = plan(&local, &remote, &synced, &options);
+        }
+        let actions = match planned {
             Plan::Paused { reason } if dry_run => {
                 outcome.pending.push(format!("paused: {reason}"));
                 return Ok(());
@@ -327,6 +337,9 @@ impl Engine {
         }
         for action in rest {
             self.execute(&cx, &rows, action, outcome).await?;
+        }
+        if sharers.is_empty() && placed.is_some() {
+            return Ok(());
         }
         let left = self.store.sync_rows(record.id).await?;
         if !sharers.is_empty() {

@@ -200,6 +200,10 @@ async fn if_match_refuses_a_write_over_an_unseen_version() {
     assert_eq!(status, 412);
     let (status, body) = put_if_match(&stack, path, "not-a-hash", b"x").await;
     assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "bad_request");
+    // Bulk re-queue of dead letters answers how many came back (none here).
+    let requeued = stack.api.post("/v1/queue/dead/requeue").await.unwrap();
+    assert_eq!(requeued["requeued"], 0);
 }
 
 /// Five of six files deleted in Dropbox one by one, each seen by its own pass: the brake
