@@ -185,16 +185,18 @@ impl CompiledRule {
         // Paths must not silently lose a missing field: strict undefined in templates.
         let mut templates = Environment::new();
         templates.set_undefined_behavior(UndefinedBehavior::Strict);
-        templates
-            .add_template_owned("folder", spec.folder.clone())
-            .map_err(|e| syntax("folder", e))?;
+        guarded("folder", || {
+            templates.add_template_owned("folder", spec.folder.clone())
+        })
+        .map_err(|e| syntax("folder", e))?;
         let file_path = spec
             .file_path
             .clone()
             .unwrap_or_else(|| DEFAULT_FILE_PATH.to_owned());
-        templates
-            .add_template_owned("file_path", file_path)
-            .map_err(|e| syntax("file_path", e))?;
+        guarded("file_path", || {
+            templates.add_template_owned("file_path", file_path)
+        })
+        .map_err(|e| syntax("file_path", e))?;
         // Conditions read optional fields: a missing one is simply false.
         let mut expressions = Environment::new();
         expressions.set_undefined_behavior(UndefinedBehavior::Chainable);
@@ -203,8 +205,7 @@ impl CompiledRule {
             ("file_filter", &spec.file_filter),
         ] {
             if let Some(expr) = expr {
-                expressions
-                    .compile_expression(expr)
+                guarded(field, || expressions.compile_expression(expr).map(|_| ()))
                     .map_err(|e| syntax(field, e))?;
             }
         }
@@ -266,13 +267,12 @@ impl CompiledRule {
         ctx: &impl Serialize,
     ) -> Result<bool, RuleError> {
         let Some(expr) = expr else { return Ok(true) };
-        let compiled = self
-            .expressions
-            .compile_expression(expr)
-            .map_err(|e| syntax(field, e))?;
-        let value = compiled
-            .eval(Value::from_serialize(ctx))
-            .map_err(|e| eval(field, e))?;
+        let value = guarded(field, || {
+            self.expressions
+                .compile_expression(expr)?
+                .eval(Value::from_serialize(ctx))
+        })
+        .map_err(|e| eval(field, e))?;
         Ok(value.is_true())
     }
 
@@ -281,11 +281,8 @@ impl CompiledRule {
         field: &'static str,
         ctx: &impl Serialize,
     ) -> Result<Vec<String>, RuleError> {
-        let template = self
-            .templates
-            .get_template(field)
+        let rendered = guarded(field, || self.templates.get_template(field)?.render(ctx))
             .map_err(|e| eval(field, e))?;
-        let rendered = template.render(ctx).map_err(|e| eval(field, e))?;
         rendered
             .split('/')
             .filter(|part| !part.trim().is_empty())
@@ -294,6 +291,20 @@ impl CompiledRule {
             })
             .collect()
     }
+}
+
+/// Runs a MiniJinja call so that a panic inside the library (some malformed expressions
+/// crash its lexer, e.g. `x }} y`) becomes an error about the field, never a crash.
+fn guarded<T>(
+    field: &'static str,
+    call: impl FnOnce() -> Result<T, minijinja::Error>,
+) -> Result<T, minijinja::Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|_| {
+        Err(minijinja::Error::new(
+            minijinja::ErrorKind::SyntaxError,
+            format!("the {field} could not be parsed (check that every {{{{ and }}}} pairs up)"),
+        ))
+    })
 }
 
 fn syntax(field: &'static str, e: minijinja::Error) -> RuleError {
@@ -459,5 +470,39 @@ mod tests {
                 .applies(&RuleContext::new(&order, None, &[], &[]))
                 .unwrap()
         );
+    }
+}
+
+#[cfg(test)]
+mod hostile_tests {
+    use super::*;
+
+    fn spec(condition: Option<&str>, folder: &str) -> RuleSpec {
+        RuleSpec {
+            name: "r".into(),
+            record_kind: "job".into(),
+            connection: "c".into(),
+            condition: condition.map(str::to_owned),
+            folder: folder.into(),
+            file_path: None,
+            file_filter: None,
+            direction: Default::default(),
+            pull_subfolders: false,
+        }
+    }
+
+    /// A condition that crashes MiniJinja's lexer is refused with an error, not a panic.
+    #[test]
+    fn malformed_expressions_are_errors_not_panics() {
+        for condition in ["x }} y", "record.key }}{{ 1", "a }}"] {
+            let result = std::panic::catch_unwind(|| {
+                CompiledRule::compile(spec(Some(condition), "x")).map(|_| ())
+            });
+            match result {
+                Ok(Err(RuleError::Syntax { field, .. })) => assert_eq!(field, "condition"),
+                Ok(other) => panic!("{condition:?}: expected a syntax error, got {other:?}"),
+                Err(_) => panic!("{condition:?}: a panic escaped"),
+            }
+        }
     }
 }
