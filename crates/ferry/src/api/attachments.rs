@@ -1,11 +1,11 @@
 //! Attachments: add or replace (raw body or multipart), remove, download.
 
-use super::extract::PathParams;
+use super::extract::{PathParams, QueryParams};
 use super::records::find;
 use super::{ApiError, ApiState};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Multipart, Query, State};
+use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use ferry_core::model::validate_tag;
@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 /// Query of `PUT .../attachments/{name}`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PutQuery {
     /// Comma-separated tags.
     #[serde(default)]
@@ -133,7 +134,7 @@ async fn attach(
 pub async fn put_raw(
     State(state): State<ApiState>,
     PathParams((kind, key, name)): PathParams<(String, String, String)>,
-    Query(query): Query<PutQuery>,
+    QueryParams(query): QueryParams<PutQuery>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {

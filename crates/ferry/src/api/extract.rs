@@ -22,10 +22,31 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::bad_request("send the body as JSON with 'Content-Type: application/json'")
+        JsonRejection::MissingJsonContentType(_) => ApiError::unsupported_media_type(
+            "send the body as JSON with 'Content-Type: application/json'",
+        ),
+        other if other.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::body_too_large()
         }
         other => ApiError::bad_request(format!("invalid JSON body: {}", other.body_text())),
+    }
+}
+
+/// Query-string parameters; undecodable or unknown ones are a 400 in JSON (the structs
+/// deny unknown fields).
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(QueryParams(value)),
+            Err(rejection) => Err(ApiError::bad_request(format!(
+                "invalid query string: {}",
+                rejection.body_text()
+            ))),
+        }
     }
 }
 

@@ -97,7 +97,23 @@ pub fn router(state: ApiState) -> Router {
             get(|| async { Json(serde_json::json!({"ok": true})) }),
         )
         .fallback(|| async { ApiError::not_found("no such route; see docs/api.md") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(middleware::from_fn(catch_panics))
         .with_state(state)
+}
+
+/// A handler that panics answers 500 in JSON (the detail goes to the log), and the
+/// connection stays up.
+async fn catch_panics(request: Request, next: Next) -> Response {
+    use axum::response::IntoResponse;
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(next.run(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(_) => ApiError::panicked().into_response(),
+    }
 }
 
 async fn require_api_key(
@@ -121,4 +137,40 @@ async fn require_api_key(
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panicking handler answers 500 in the documented JSON shape.
+    #[tokio::test]
+    async fn a_panic_in_a_handler_is_a_json_500() {
+        let app: Router = Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    if true {
+                        panic!("handler bug");
+                    }
+                    "unreachable"
+                }),
+            )
+            .layer(middleware::from_fn(catch_panics));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = reqwest::Client::new();
+        for _ in 0..2 {
+            // The same client again: the server is still there after the panic.
+            let response = http
+                .get(format!("http://{addr}/boom"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 500);
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "internal");
+        }
+    }
 }

@@ -16,6 +16,7 @@ pub async fn show(State(state): State<ApiState>) -> Result<Json<Value>, ApiError
 
 /// Query of `GET /v1/log`.
 #[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogQuery {
     /// Only this record (`kind/key`).
     #[serde(default)]
@@ -28,7 +29,7 @@ pub struct LogQuery {
 /// `GET /v1/log?record=kind/key&limit=N`: executed actions, newest first.
 pub async fn log(
     State(state): State<ApiState>,
-    axum::extract::Query(query): axum::extract::Query<LogQuery>,
+    super::extract::QueryParams(query): super::extract::QueryParams<LogQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let store = state.engine.store();
     let record_id = match &query.record {

@@ -551,6 +551,72 @@ async fn expect_error(
     message
 }
 
+/// Unknown routes and methods, bad query strings, wrong media types and oversized bodies are
+/// all answered in the documented JSON shape.
+#[tokio::test]
+async fn errors_at_the_edge_are_json() {
+    let stack = Stack::start().await;
+    // A known route with a method it does not take.
+    expect_error(
+        &stack,
+        Method::DELETE,
+        "/v1/status",
+        None,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+    expect_error(
+        &stack,
+        Method::POST,
+        "/v1/nothing/here",
+        None,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    // Unknown or undecodable query parameters are refused, not ignored.
+    expect_error(
+        &stack,
+        Method::GET,
+        "/v1/log?limt=5",
+        None,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    expect_error(
+        &stack,
+        Method::GET,
+        "/v1/log?limit=many",
+        None,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    // A JSON route sent something that is not JSON.
+    expect_error(
+        &stack,
+        Method::PUT,
+        "/v1/records/ticket/T1",
+        Some((b"{}".to_vec(), "text/plain")),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    // A JSON body above the limit.
+    let huge = format!("{{\"fields\": {{\"x\": \"{}\"}}}}", "a".repeat(3 << 20));
+    expect_error(
+        &stack,
+        Method::PUT,
+        "/v1/records/ticket/T1",
+        Some((huge.into_bytes(), "application/json")),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+    )
+    .await;
+}
+
 /// Bad input anywhere in the API gets a 4xx JSON error with a clear message, never a 500.
 #[tokio::test]
 async fn bad_input_gets_clear_errors() {
@@ -615,8 +681,8 @@ async fn bad_input_gets_clear_errors() {
         Method::PUT,
         "/v1/records/ticket/T-10",
         Some((b"{}".to_vec(), "text/plain")),
-        StatusCode::BAD_REQUEST,
-        "bad_request",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
     )
     .await;
     expect_error(
