@@ -46,6 +46,11 @@ impl Endpoints {
         })
     }
 
+    /// Whether these are Dropbox's own hosts.
+    pub fn is_dropbox(&self) -> bool {
+        self.api == REAL_API && self.content == REAL_CONTENT && self.notify == REAL_NOTIFY
+    }
+
     /// Maps a URL the SDK built for the real hosts onto these endpoints.
     pub fn rewrite(&self, url: &str) -> String {
         for (real, base) in [
@@ -69,12 +74,52 @@ fn normalize(base: &str) -> Result<String, DropboxError> {
             "base URL {base:?} must be http(s)://host[:port]"
         )));
     }
+    // Tokens travel in every request: in clear text only to this machine.
+    let loopback = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    if parsed.scheme() == "http" && !loopback {
+        return Err(DropboxError::Config(format!(
+            "base URL {base:?} must use https (plain http only to this machine: 127.0.0.1, ::1, localhost)"
+        )));
+    }
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_go_in_clear_text_only_to_this_machine() {
+        for ok in [
+            "http://127.0.0.1:8090",
+            "http://[::1]:1",
+            "http://localhost:9",
+            "https://dropbox.example.com",
+        ] {
+            assert!(Endpoints::single(ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://10.0.0.5:8090",
+            "http://evil.example.com",
+            "ftp://127.0.0.1",
+        ] {
+            assert!(
+                matches!(Endpoints::single(refused), Err(DropboxError::Config(_))),
+                "{refused}"
+            );
+        }
+        assert!(Endpoints::dropbox().is_dropbox());
+        assert!(
+            !Endpoints::single("http://127.0.0.1:1")
+                .unwrap()
+                .is_dropbox()
+        );
+    }
 
     #[test]
     fn rewrites_each_host() {

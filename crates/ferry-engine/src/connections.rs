@@ -34,8 +34,20 @@ pub(crate) struct Connections {
     cipher: SecretCipher,
     chunk_size: usize,
     attempts: u32,
+    custom_hosts: bool,
     injector: Option<Arc<dyn ferry_dropbox::FaultInjector>>,
     clients: Mutex<HashMap<String, (DropboxClient, String)>>,
+}
+
+/// Refuses endpoints other than Dropbox's own unless the operator allowed them.
+fn allowed(endpoints: &Endpoints, custom_hosts: bool) -> Result<(), EngineError> {
+    if endpoints.is_dropbox() || custom_hosts {
+        return Ok(());
+    }
+    Err(EngineError::Invalid(format!(
+        "Dropbox hosts other than Dropbox's own ({}) are not allowed on this installation; the operator can allow them with custom_dropbox_hosts = true",
+        endpoints.api
+    )))
 }
 
 impl Connections {
@@ -49,6 +61,7 @@ impl Connections {
             cipher,
             chunk_size: config.chunk_size,
             attempts: config.client_attempts,
+            custom_hosts: config.custom_dropbox_hosts,
             injector: config.injector.clone(),
             clients: Mutex::new(HashMap::new()),
         }
@@ -73,6 +86,7 @@ impl Connections {
             return Err(EngineError::NeedsReconnect(name.to_owned(), reason));
         }
         let endpoints = Endpoints::new(&stored.api_url, &stored.content_url, &stored.notify_url)?;
+        allowed(&endpoints, self.custom_hosts)?;
         let credentials = match (&stored.refresh_ciphertext, &stored.app_key) {
             (Some(refresh), Some(app_key)) => Credentials::Refresh(Refresh {
                 refresh_token: self.cipher.decrypt(refresh)?,
@@ -153,6 +167,7 @@ impl Engine {
             ));
         }
         validate_root(&input.root)?;
+        allowed(&input.endpoints, self.connections.custom_hosts)?;
         let client = build_client(input.endpoints.clone(), &input.credentials).await?;
         let account = client.current_account().await?;
         crate::watcher::ensure_folder(&client, &input.root).await?;

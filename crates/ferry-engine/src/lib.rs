@@ -70,6 +70,9 @@ pub struct EngineConfig {
     pub upload_concurrency: usize,
     /// Tries per Dropbox call before the failure goes to the queue's backoff (≥ 1).
     pub client_attempts: u32,
+    /// Whether connections may use Dropbox hosts other than Dropbox's own (an emulator, a
+    /// proxy). Off by default: a connection's token then only ever goes to Dropbox.
+    pub custom_dropbox_hosts: bool,
     /// Fault injection for the deterministic simulation; `None` in production.
     pub injector: Option<std::sync::Arc<dyn ferry_dropbox::FaultInjector>>,
 }
@@ -92,6 +95,7 @@ impl Default for EngineConfig {
             longpoll_secs: 30,
             upload_concurrency: 8,
             client_attempts: 3,
+            custom_dropbox_hosts: false,
             injector: None,
         }
     }

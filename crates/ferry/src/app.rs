@@ -65,6 +65,7 @@ impl RunningApp {
                 brake_min: config.brake_min,
                 connection_brake_share: config.connection_brake_share,
                 connection_brake_min: config.connection_brake_min,
+                custom_dropbox_hosts: config.custom_dropbox_hosts,
                 ..EngineConfig::default()
             },
         );

@@ -45,6 +45,9 @@ pub struct Config {
     pub connection_brake_share: f64,
     /// …and at least this many files.
     pub connection_brake_min: usize,
+    /// Let connections name Dropbox hosts of their own (`base_url`: an emulator, a proxy).
+    /// Off by default, so a token only ever goes to Dropbox.
+    pub custom_dropbox_hosts: bool,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             brake_min: 3,
             connection_brake_share: 0.5,
             connection_brake_min: 20,
+            custom_dropbox_hosts: false,
         }
     }
 }

@@ -143,6 +143,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
     let config = Config {
         data_dir: data_dir.join("ferry"),
         listen: SocketAddr::from(([127, 0, 0, 1], options.port)),
+        // The demo's Dropbox is the built-in emulator.
+        custom_dropbox_hosts: true,
         ..Config::default()
     };
     let app = RunningApp::start(&config).await?;

@@ -206,6 +206,7 @@ fn engine_config(injector: &Arc<SimInjector>) -> EngineConfig {
         lease: Duration::from_secs(600),
         max_backoff: Duration::ZERO,
         client_attempts: 1,
+        custom_dropbox_hosts: true,
         injector: Some(Arc::clone(injector) as Arc<dyn FaultInjector>),
         ..EngineConfig::default()
     }

@@ -71,10 +71,12 @@ impl ApiError {
     ) -> Self {
         let id = hex::encode(rand::random::<[u8; 6]>());
         tracing::error!(error_id = %id, %detail, status = status.as_u16(), "API call failed");
-        let general = if status == StatusCode::SERVICE_UNAVAILABLE {
-            "Ferry's storage is busy or unavailable; try again shortly"
-        } else {
-            "the request failed inside Ferry"
+        let general = match status {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                "Ferry's storage is busy or unavailable; try again shortly"
+            }
+            StatusCode::BAD_GATEWAY => "details are in Ferry's log",
+            _ => "the request failed inside Ferry",
         };
         ApiError {
             status,
@@ -182,11 +184,23 @@ impl From<EngineError> for ApiError {
                 format!("Dropbox rejected the token: {m}"),
             ),
             EngineError::Dropbox(DropboxError::Config(m)) => ApiError::bad_request(m),
-            EngineError::Dropbox(e) => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "dropbox_unavailable",
-                e.to_string(),
-            ),
+            // What the remote host said stays in the log: its text is not ours to relay.
+            EngineError::Dropbox(e) => {
+                let what = match &e {
+                    DropboxError::Transport(_) => "Dropbox could not be reached",
+                    DropboxError::Server(_) => "Dropbox answered with a server error",
+                    DropboxError::RateLimited { .. } => "Dropbox asked Ferry to slow down",
+                    _ => "Dropbox answered unexpectedly",
+                };
+                let mut error = ApiError::hidden(
+                    StatusCode::BAD_GATEWAY,
+                    "dropbox_unavailable",
+                    e.to_string(),
+                    e.retry_after().map(|d| d.as_secs().max(1)),
+                );
+                error.message = format!("{what} ({})", error.message);
+                error
+            }
             EngineError::NeedsReconnect(name, reason) => ApiError::new(
                 StatusCode::CONFLICT,
                 "needs_reconnect",

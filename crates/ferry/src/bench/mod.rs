@@ -507,6 +507,7 @@ impl Ctx {
             data_dir: dir.path().join("ferry"),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             max_attachment_mib: 2048,
+            custom_dropbox_hosts: true,
             ..Config::default()
         };
         let app = RunningApp::start(&config).await?;

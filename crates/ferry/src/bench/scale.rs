@@ -208,6 +208,7 @@ async fn generate(ctx: &Ctx, dir: &Path, records: usize) -> anyhow::Result<Runni
         let config = crate::config::Config {
             data_dir: dir.to_path_buf(),
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            custom_dropbox_hosts: true,
             ..crate::config::Config::default()
         };
         let app = crate::app::RunningApp::start(&config).await?;
@@ -271,7 +272,10 @@ async fn generate(ctx: &Ctx, dir: &Path, records: usize) -> anyhow::Result<Runni
         Arc::clone(&store) as Arc<dyn Store>,
         blobs,
         SecretCipher::load_or_create(&dir.join("secret.key"))?,
-        EngineConfig::default(),
+        EngineConfig {
+            custom_dropbox_hosts: true,
+            ..EngineConfig::default()
+        },
     );
     for i in [0, records / 2, records - 1] {
         let record = store
@@ -347,7 +351,10 @@ pub async fn run_scale_child(args: ScaleChildArgs) -> anyhow::Result<()> {
         Arc::clone(&store) as Arc<dyn Store>,
         BlobStore::local(&args.dir.join("blobs"))?,
         SecretCipher::load_or_create(&args.dir.join("secret.key"))?,
-        EngineConfig::default(),
+        EngineConfig {
+            custom_dropbox_hosts: true,
+            ..EngineConfig::default()
+        },
     );
     let mut result = match args.mode.as_str() {
         "idle" => {

@@ -1017,3 +1017,64 @@ async fn refused_token_pauses_until_reconnect() {
     let listed = stack.api.get("/v1/connections").await.unwrap();
     assert!(listed["connections"][0]["needs_reconnect"].is_null());
 }
+
+/// Unless the operator allows custom Dropbox hosts, a connection's token only goes to
+/// Dropbox: a `base_url` is refused before any request leaves, and plain http to another
+/// machine is refused even when custom hosts are allowed.
+#[tokio::test]
+async fn tokens_go_only_to_hosts_the_operator_allowed() {
+    let emu = crate::support::Emu::start().await;
+    let config = ferry::config::Config {
+        data_dir: emu.dir.path().join("ferry"),
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..ferry::config::Config::default()
+    };
+    let app = ferry::app::RunningApp::start(&config).await.unwrap();
+    let api = ferry::api_client::ApiClient::new(app.base_url(), app.api_key().clone());
+    let body = json!({"token": emu.emulator.token(), "base_url": emu.emulator.base_url()});
+    let (status, value) = api
+        .raw(
+            Method::PUT,
+            "/v1/connections/dropbox",
+            Some((serde_json::to_vec(&body).unwrap(), "application/json")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{value}");
+    assert!(
+        value["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("custom_dropbox_hosts"),
+        "{value}"
+    );
+    assert_eq!(
+        emu.emulator.route_calls("users/get_current_account"),
+        0,
+        "the token was not sent"
+    );
+    app.shutdown().await;
+
+    let stack = Stack::start().await;
+    let (status, value) = stack
+        .api
+        .raw(
+            Method::PUT,
+            "/v1/connections/other",
+            Some((
+                serde_json::to_vec(&json!({"token": "t", "base_url": "http://192.0.2.7:8090"}))
+                    .unwrap(),
+                "application/json",
+            )),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{value}");
+    assert!(
+        value["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("https"),
+        "{value}"
+    );
+}

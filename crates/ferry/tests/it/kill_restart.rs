@@ -164,7 +164,7 @@ async fn kill_nine_during_a_sync_then_restart_loses_nothing_and_resumes_at_once(
     std::fs::write(
         &config,
         format!(
-            "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\napi_key = \"kill-test-key\"\nworkers = 2\nchunk_size_mib = 1\n",
+            "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\napi_key = \"kill-test-key\"\nworkers = 2\nchunk_size_mib = 1\ncustom_dropbox_hosts = true\n",
             dir.join("data")
         ),
     )

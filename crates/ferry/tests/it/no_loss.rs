@@ -383,6 +383,7 @@ async fn giving_up_is_by_time_and_never_for_waits() {
                 give_up_after: Duration::from_millis(300),
                 max_backoff: Duration::from_millis(50),
                 client_attempts: 1,
+                custom_dropbox_hosts: true,
                 injector: Some(Arc::new(Always(injected)) as Arc<dyn FaultInjector>),
                 ..ferry_engine::EngineConfig::default()
             },

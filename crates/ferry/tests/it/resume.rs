@@ -36,6 +36,7 @@ fn config(injector: Option<Arc<dyn FaultInjector>>) -> EngineConfig {
         lease: Duration::ZERO,
         client_attempts: 1,
         injector,
+        custom_dropbox_hosts: true,
         ..EngineConfig::default()
     }
 }

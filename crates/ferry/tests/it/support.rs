@@ -68,6 +68,7 @@ impl Stack {
             data_dir: emu.dir.path().join("ferry"),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             workers: 2,
+            custom_dropbox_hosts: true,
             ..Config::default()
         };
         tweak(&mut config);
