@@ -31,6 +31,27 @@ fn normalized(template: &str) -> String {
 }
 
 impl Engine {
+    /// Checks a rule before it is saved: it compiles, its connection exists (a typo would
+    /// otherwise place nothing, silently), and it returns the rules it overlaps with.
+    pub async fn check_rule(&self, spec: &RuleSpec) -> Result<Vec<RuleOverlap>, EngineError> {
+        CompiledRule::compile(spec.clone())
+            .map_err(|e| EngineError::Invalid(format!("invalid rule: {e}")))?;
+        if self.store.connection(&spec.connection).await?.is_none() {
+            let known: Vec<String> = self
+                .store
+                .connections()
+                .await?
+                .into_iter()
+                .map(|c| c.name)
+                .collect();
+            return Err(EngineError::Invalid(format!(
+                "rule {:?} names the connection {:?}, which does not exist (connections: {known:?}); connect it first",
+                spec.name, spec.connection
+            )));
+        }
+        self.rule_overlaps(spec).await
+    }
+
     /// The rules `spec` overlaps with: same kind, same connection, and the same folder for
     /// at least one record. `spec` must compile.
     pub async fn rule_overlaps(&self, spec: &RuleSpec) -> Result<Vec<RuleOverlap>, EngineError> {

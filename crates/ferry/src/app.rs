@@ -29,6 +29,15 @@ impl RunningApp {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+        // The data dir holds the database, the blobs and the keys: its owner's only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| {
+                    format!("cannot restrict data dir {}", config.data_dir.display())
+                })?;
+        }
         let store: Arc<dyn Store> = match &config.database_url {
             Some(url) => Arc::new(
                 SqliteStore::open_url(url)

@@ -93,6 +93,18 @@ impl Config {
 
     /// Checks value ranges.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(key) = &self.api_key
+            && key.expose().trim().is_empty()
+        {
+            bail!("api_key must not be empty (leave it out to have one generated)");
+        }
+        if let Some(url) = &self.database_url
+            && !url.starts_with("sqlite:")
+        {
+            bail!(
+                "database_url must be an SQLite URL (sqlite://path/to/ferry.db); other databases are not supported yet"
+            );
+        }
         if !(1..=64).contains(&self.workers) {
             bail!("workers must be between 1 and 64, not {}", self.workers);
         }
@@ -150,6 +162,13 @@ mod tests {
         assert!(Config::load(Some(&path)).is_err());
         std::fs::write(&path, "workers = 0\n").unwrap();
         assert!(Config::load(Some(&path)).is_err());
+        std::fs::write(&path, "api_key = \" \"\n").unwrap();
+        assert!(Config::load(Some(&path)).is_err(), "an empty API key");
+        for url in ["garbage", "postgres://localhost/ferry"] {
+            std::fs::write(&path, format!("database_url = {url:?}\n")).unwrap();
+            let e = Config::load(Some(&path)).unwrap_err().to_string();
+            assert!(e.contains("SQLite"), "{url}: {e}");
+        }
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
     }
 }

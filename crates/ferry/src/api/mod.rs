@@ -125,18 +125,22 @@ async fn require_api_key(
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.strip_prefix("Bearer "));
     match presented {
-        Some(key) if constant_time_eq(key.as_bytes(), state.api_key.expose().as_bytes()) => {
-            Ok(next.run(request).await)
-        }
+        Some(key) if keys_match(key, state.api_key.expose()) => Ok(next.run(request).await),
         _ => Err(ApiError::unauthorized()),
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compares the presented key with ours exactly (no trimming) in time that depends on
+/// neither key's content nor its length: both are hashed first, and the digests compared.
+fn keys_match(presented: &str, key: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let (a, b) = (Sha256::digest(presented), Sha256::digest(key));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use super::extract::{JsonBody, PathParams};
 use super::{ApiError, ApiState};
 use axum::Json;
 use axum::extract::State;
-use ferry_core::rules::{CompiledRule, RuleSpec};
+use ferry_core::rules::RuleSpec;
 use ferry_core::sync_plan::Direction;
 use ferry_store::Priority;
 use serde::Deserialize;
@@ -52,12 +52,10 @@ pub async fn put(
         direction: body.direction,
         pull_subfolders: body.pull_subfolders,
     };
-    CompiledRule::compile(spec.clone())
-        .map_err(|e| ApiError::bad_request(format!("invalid rule: {e}")))?;
     // Two rules placing one record in one folder: refused when either pulls (both would
     // import the same files), otherwise accepted with a warning (the runtime lets only the
     // first binding sync each file there).
-    let overlaps = state.engine.rule_overlaps(&spec).await?;
+    let overlaps = state.engine.check_rule(&spec).await?;
     if let Some(o) = overlaps.iter().find(|o| o.pulls) {
         return Err(ApiError::conflict(format!(
             "rule {:?} would place {} in the same folder {:?} as rule {:?}, and one of them pulls from Dropbox; give one rule another folder",

@@ -604,6 +604,40 @@ async fn errors_at_the_edge_are_json() {
         "unsupported_media_type",
     )
     .await;
+    // A rule naming a connection that does not exist.
+    let m = expect_error(
+        &stack,
+        Method::PUT,
+        "/v1/rules/typo",
+        Some((
+            serde_json::to_vec(
+                &json!({"record_kind": "ticket", "connection": "dropbx", "folder": "T"}),
+            )
+            .unwrap(),
+            "application/json",
+        )),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    assert!(m.contains("does not exist"), "{m}");
+    // The API key is compared exactly: with a space before it, it is wrong.
+    let padded = ferry::api_client::ApiClient::new(
+        stack.app.base_url(),
+        ferry_core::secret::Secret::new(format!(" {}", stack.app.api_key().expose())),
+    );
+    let (status, _) = padded.raw(Method::GET, "/v1/status", None).await.unwrap();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The data dir is its owner's only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(stack.emu.dir.path().join("ferry"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
     // A JSON body above the limit.
     let huge = format!("{{\"fields\": {{\"x\": \"{}\"}}}}", "a".repeat(3 << 20));
     expect_error(
