@@ -72,9 +72,36 @@ pub enum RuleError {
         /// What is wrong with the name.
         source: NameError,
     },
+    /// Evaluating took more than a rule may: too many steps, too deep, or too much output.
+    #[error("{field}: {message}")]
+    Limit {
+        /// Which part of the rule.
+        field: &'static str,
+        /// Which limit.
+        message: String,
+    },
     /// A required value is missing or empty.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// Steps one evaluation of a template or expression may take (MiniJinja fuel): plenty for a
+/// path, far too few for a loop that would eat the machine.
+pub const MAX_STEPS: u64 = 50_000;
+/// Longest template or expression a rule may hold, in bytes.
+pub const MAX_TEMPLATE_BYTES: usize = 4096;
+/// Longest output one evaluation may render, in bytes (a path is at most a few hundred).
+pub const MAX_RENDERED_BYTES: usize = 16 * 1024;
+/// Deepest nesting of blocks and calls.
+const MAX_DEPTH: usize = 32;
+
+/// An environment with the rules' limits.
+fn limited_environment(undefined: UndefinedBehavior) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(undefined);
+    env.set_fuel(Some(MAX_STEPS));
+    env.set_recursion_limit(MAX_DEPTH);
+    env
 }
 
 /// What a rule sees of a record: `record`, `parent`, `children` and `siblings` (the parent's
@@ -182,9 +209,21 @@ impl CompiledRule {
                 return Err(RuleError::Invalid(format!("{what} must not be empty")));
             }
         }
+        for (field, text) in [
+            ("folder", Some(&spec.folder)),
+            ("file_path", spec.file_path.as_ref()),
+            ("condition", spec.condition.as_ref()),
+            ("file_filter", spec.file_filter.as_ref()),
+        ] {
+            if text.is_some_and(|t| t.len() > MAX_TEMPLATE_BYTES) {
+                return Err(RuleError::Limit {
+                    field,
+                    message: format!("longer than {MAX_TEMPLATE_BYTES} bytes"),
+                });
+            }
+        }
         // Paths must not silently lose a missing field: strict undefined in templates.
-        let mut templates = Environment::new();
-        templates.set_undefined_behavior(UndefinedBehavior::Strict);
+        let mut templates = limited_environment(UndefinedBehavior::Strict);
         guarded("folder", || {
             templates.add_template_owned("folder", spec.folder.clone())
         })
@@ -198,8 +237,7 @@ impl CompiledRule {
         })
         .map_err(|e| syntax("file_path", e))?;
         // Conditions read optional fields: a missing one is simply false.
-        let mut expressions = Environment::new();
-        expressions.set_undefined_behavior(UndefinedBehavior::Chainable);
+        let expressions = limited_environment(UndefinedBehavior::Chainable);
         for (field, expr) in [
             ("condition", &spec.condition),
             ("file_filter", &spec.file_filter),
@@ -283,6 +321,12 @@ impl CompiledRule {
     ) -> Result<Vec<String>, RuleError> {
         let rendered = guarded(field, || self.templates.get_template(field)?.render(ctx))
             .map_err(|e| eval(field, e))?;
+        if rendered.len() > MAX_RENDERED_BYTES {
+            return Err(RuleError::Limit {
+                field,
+                message: format!("rendered more than {MAX_RENDERED_BYTES} bytes"),
+            });
+        }
         rendered
             .split('/')
             .filter(|part| !part.trim().is_empty())
@@ -315,9 +359,35 @@ fn syntax(field: &'static str, e: minijinja::Error) -> RuleError {
 }
 
 fn eval(field: &'static str, e: minijinja::Error) -> RuleError {
-    RuleError::Eval {
-        field,
-        message: describe(&e),
+    match e.kind() {
+        minijinja::ErrorKind::OutOfFuel => RuleError::Limit {
+            field,
+            message: format!("took more than {MAX_STEPS} steps (a loop too long for a rule?)"),
+        },
+        minijinja::ErrorKind::InvalidOperation
+            if e.detail()
+                .is_some_and(|d| d.contains("too large") || d.contains("too many")) =>
+        {
+            RuleError::Limit {
+                field,
+                message: describe(&e),
+            }
+        }
+        _ if e.to_string().contains("recursion limit") => RuleError::Limit {
+            field,
+            message: format!("nests deeper than {MAX_DEPTH} levels"),
+        },
+        _ => RuleError::Eval {
+            field,
+            message: describe(&e),
+        },
+    }
+}
+
+impl RuleError {
+    /// Whether the rule exceeded a resource limit (then it is refused when saved).
+    pub fn is_limit(&self) -> bool {
+        matches!(self, RuleError::Limit { .. })
     }
 }
 
@@ -489,6 +559,60 @@ mod hostile_tests {
             direction: Default::default(),
             pull_subfolders: false,
         }
+    }
+
+    fn ctx() -> RuleContext {
+        let record = Record {
+            id: 1,
+            kind: "job".into(),
+            key: "k".into(),
+            fields: serde_json::json!({"n": "x"}),
+            parent_id: None,
+        };
+        RuleContext::new(&record, None, &[], &[])
+    }
+
+    /// Templates that would loop for minutes, recurse, or render megabytes fail with a limit
+    /// error at once; an ordinary template is unaffected.
+    #[test]
+    fn rendering_is_bounded() {
+        let started = std::time::Instant::now();
+        for folder in [
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            "{% for a in range(1000) %}{% for b in range(1000) %}{{ a }}{% endfor %}{% endfor %}",
+            "{{ 'a' * 1000000 }}",
+            "{{ range(100000)|join(',') }}",
+        ] {
+            let rule = CompiledRule::compile(spec(None, folder)).unwrap();
+            match rule.folder(&ctx()) {
+                Err(e) if e.is_limit() => {}
+                other => panic!("{folder:?}: expected a limit error, got {other:?}"),
+            }
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        // Macros (and so recursion) are not part of the rule language at all.
+        assert!(matches!(
+            CompiledRule::compile(spec(
+                None,
+                "{% macro m(n) %}{{ m(n + 1) }}{% endmacro %}{{ m(0) }}"
+            )),
+            Err(RuleError::Syntax { .. })
+        ));
+        let long = "x".repeat(MAX_TEMPLATE_BYTES + 1);
+        assert!(matches!(
+            CompiledRule::compile(spec(None, &long)),
+            Err(RuleError::Limit {
+                field: "folder",
+                ..
+            })
+        ));
+        let fine = CompiledRule::compile(spec(
+            Some("record.fields.n == 'x'"),
+            "Jobs/{{ record.fields.n }}",
+        ))
+        .unwrap();
+        assert!(fine.applies(&ctx()).unwrap());
+        assert_eq!(fine.folder(&ctx()).unwrap(), vec!["Jobs", "x"]);
     }
 
     /// A condition that crashes MiniJinja's lexer is refused with an error, not a panic.

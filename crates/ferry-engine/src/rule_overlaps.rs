@@ -69,9 +69,6 @@ impl Engine {
             })
             .filter_map(|r| CompiledRule::compile(r).ok())
             .collect();
-        if others.is_empty() {
-            return Ok(Vec::new());
-        }
         let mut found: Vec<RuleOverlap> = Vec::new();
         let ids = self.store.record_ids_of_kind(&spec.record_kind).await?;
         for id in ids.into_iter().take(SAMPLE) {
@@ -80,6 +77,23 @@ impl Engine {
             };
             let (parent, children, siblings) = self.relatives(&record).await?;
             let ctx = RuleContext::new(&record, parent.as_ref(), &children, &siblings);
+            // A rule too costly to evaluate is refused now, not found failing file by file.
+            let attachments = self.store.attachments(id).await?;
+            let limit = [rule.applies(&ctx).err(), rule.folder(&ctx).err()]
+                .into_iter()
+                .flatten()
+                .chain(attachments.iter().take(20).flat_map(|a| {
+                    [rule.selects(&ctx, a).err(), rule.file_path(&ctx, a).err()]
+                        .into_iter()
+                        .flatten()
+                }))
+                .find(|e| e.is_limit());
+            if let Some(e) = limit {
+                return Err(EngineError::Invalid(format!(
+                    "rule {:?} exceeds the limits of a rule for {}/{}: {e}",
+                    spec.name, record.kind, record.key
+                )));
+            }
             // A rule that does not apply, or cannot render, places nothing to collide with.
             let folder_of = |r: &CompiledRule| match (r.applies(&ctx), r.folder(&ctx)) {
                 (Ok(true), Ok(parts)) => Some(parts.join("/")),

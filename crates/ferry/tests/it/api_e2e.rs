@@ -621,6 +621,29 @@ async fn errors_at_the_edge_are_json() {
     )
     .await;
     assert!(m.contains("does not exist"), "{m}");
+    // A rule that would loop for minutes on an existing record is refused at once.
+    stack
+        .api
+        .put_json("/v1/records/ticket/T7", &json!({"fields": {}}))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let m = expect_error(
+        &stack,
+        Method::PUT,
+        "/v1/rules/heavy",
+        Some((
+            serde_json::to_vec(&json!({"record_kind": "ticket", "connection": "dropbox",
+                "folder": "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"}))
+            .unwrap(),
+            "application/json",
+        )),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    assert!(m.contains("limits"), "{m}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
     // The API key is compared exactly: with a space before it, it is wrong.
     let padded = ferry::api_client::ApiClient::new(
         stack.app.base_url(),
