@@ -207,9 +207,8 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             if cfg.api_key.is_none() {
                 println!("API key in {}", cfg.data_dir.join("api-key").display());
             }
-            tokio::signal::ctrl_c()
-                .await
-                .context("cannot wait for Ctrl-C")?;
+            stop_signal().await?;
+            tracing::info!("stopping: finishing running passes");
             app.shutdown().await;
             Ok(true)
         }
@@ -328,4 +327,22 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             Ok(true)
         }
     }
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM (what service managers and container runtimes send).
+async fn stop_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot wait for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("cannot wait for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
+    Ok(())
 }

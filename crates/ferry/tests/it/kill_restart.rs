@@ -2,7 +2,7 @@
 //! large ones, then a restart on the same data dir, several times: the records the dead
 //! process had claimed are picked up again within 5 s of each restart (no lease to wait
 //! out), large uploads continue their sessions, and in the end every file is in Dropbox
-//! exactly once with the right content hash. `FERRY_KILL_TEST_KILLS` sets the number of
+//! exactly once with the right content hash; at the end SIGTERM stops it cleanly. `FERRY_KILL_TEST_KILLS` sets the number of
 //! kills (default 3) and `FERRY_KILL_TEST_RECORDS` the number of small-file records (default
 //! 40); the emulator adds 40 ms to every request, as a WAN would, so kills land mid-sync.
 
@@ -322,6 +322,27 @@ async fn kill_nine_during_a_sync_then_restart_loses_nothing_and_resumes_at_once(
         }
     }
     assert_eq!(seen, expected, "Dropbox holds exactly the expected files");
+    // SIGTERM (what a service manager sends) stops the server cleanly, and soon.
+    let pid = server.child.id().to_string();
+    let stopped = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(15),
+            "ferry serve did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit after SIGTERM: {status}");
     let sessions = emu.emulator.route_calls("files/upload_session/start");
     let sent = emu.emulator.upload_bytes();
     eprintln!(
@@ -333,5 +354,4 @@ async fn kill_nine_during_a_sync_then_restart_loses_nothing_and_resumes_at_once(
         sessions <= (LARGE + 2 * kills) as u64,
         "large uploads were restarted rather than resumed: {sessions} sessions"
     );
-    server.kill();
 }
