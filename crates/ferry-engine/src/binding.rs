@@ -165,27 +165,38 @@ impl Engine {
         // A file another binding already syncs in this same folder is that binding's: this
         // one neither writes it nor tracks it (no Dropbox file is tracked twice).
         let (owned, sharers) = self.owned_elsewhere(&binding).await?;
-        if !owned.is_empty() {
+        // Paths this binding leaves to another binding of the same folder: those the other
+        // one tracks and this one does not, and — when both track one (an overlap from
+        // before the check) — those of the binding with the lower id, the older one.
+        let mut synced = synced;
+        let yielded: HashSet<String> = owned
+            .iter()
+            .filter(|(rel, (_, owner_id))| {
+                !synced.iter().any(|s| &s.rel.lower == *rel) || *owner_id < binding.id
+            })
+            .map(|(rel, _)| rel.clone())
+            .collect();
+        if !yielded.is_empty() {
+            if !dry_run {
+                for s in synced.iter().filter(|s| yielded.contains(&s.rel.lower)) {
+                    // Forgotten here, not deleted: the file stays, tracked by the other.
+                    self.store.delete_sync_row(s.row_id).await?;
+                }
+            }
+            synced.retain(|s| !yielded.contains(&s.rel.lower));
             let (refused, kept): (Vec<LocalFile>, Vec<LocalFile>) = local
                 .into_iter()
-                .partition(|l| owned.contains_key(&l.rel.lower));
+                .partition(|l| yielded.contains(&l.rel.lower));
             local = kept;
             if !dry_run {
                 for l in refused {
-                    let mut row = rows
-                        .iter()
-                        .find(|r| r.rel_lower.as_deref() == Some(l.rel.lower.as_str()))
-                        .cloned()
-                        .unwrap_or_else(|| Ctx::row_for(record, &binding, &l.rel));
-                    if row.rev.is_some() {
-                        continue; // tracked here first; the other binding is the one refused
-                    }
+                    let mut row = Ctx::row_for(record, &binding, &l.rel);
                     row.attachment_id = Some(l.attachment_id);
                     row.state = SyncState::Failed;
                     row.last_error = Some(format!(
                         "{} is already synced by {}; two rules place files in the same folder (change one rule's folder or file filter)",
                         abs(&binding.folder_display, &l.rel),
-                        owned[&l.rel.lower]
+                        owned[&l.rel.lower].0
                     ));
                     self.store.save_sync_row(&row).await?;
                     outcome.failed += 1;
@@ -202,9 +213,7 @@ impl Engine {
                 return Ok(());
             }
         };
-        remote.retain(|r| {
-            !owned.contains_key(&r.rel.lower) || synced.iter().any(|s| s.rel.lower == r.rel.lower)
-        });
+        remote.retain(|r| !yielded.contains(&r.rel.lower));
         let mut options = PlanOptions {
             direction,
             brake_share: self.config.brake_share,
@@ -343,15 +352,18 @@ impl Engine {
         }
         let left = self.store.sync_rows(record.id).await?;
         if !sharers.is_empty() {
-            // A file this binding let go of in a shared folder may now be another binding's
-            // to sync: those bindings' records get a pass.
-            let tracked = |rows: &[SyncRow]| -> BTreeSet<String> {
+            // What this binding tracks in a shared folder changed: a file it let go of may now
+            // be another binding's to sync, and one it took up may be tracked by another too
+            // (which then yields). Those bindings' records get a pass.
+            let tracked = |rows: &[SyncRow]| -> BTreeSet<(String, String, String)> {
                 rows.iter()
-                    .filter(|r| r.binding_id == Some(binding.id) && r.rev.is_some())
-                    .filter_map(|r| r.rel_lower.clone())
+                    .filter(|r| r.binding_id == Some(binding.id))
+                    .filter_map(|r| {
+                        Some((r.rel_lower.clone()?, r.dropbox_id.clone()?, r.rev.clone()?))
+                    })
                     .collect()
             };
-            if tracked(&rows).difference(&tracked(&left)).next().is_some() {
+            if tracked(&rows) != tracked(&left) {
                 self.store
                     .enqueue(&sharers, ferry_store::Priority::Blocking)
                     .await?;
@@ -364,11 +376,11 @@ impl Engine {
     }
 
     /// Paths (comparison keys) that other bindings with this very folder track, with who
-    /// tracks each; and the records of those other bindings.
+    /// tracks each (a description and the binding id); and the records of those bindings.
     async fn owned_elsewhere(
         &self,
         binding: &Binding,
-    ) -> Result<(HashMap<String, String>, Vec<i64>), EngineError> {
+    ) -> Result<(HashMap<String, (String, i64)>, Vec<i64>), EngineError> {
         let mut owned = HashMap::new();
         let mut sharers = Vec::new();
         let others = self
@@ -389,7 +401,11 @@ impl Engine {
                     && row.rev.is_some()
                     && let Some(rel) = row.rel_lower
                 {
-                    owned.insert(rel, owner.clone());
+                    // Of several others tracking one path, the oldest binding is the owner.
+                    let entry = owned.entry(rel).or_insert((owner.clone(), other.id));
+                    if other.id < entry.1 {
+                        *entry = (owner.clone(), other.id);
+                    }
                 }
             }
         }

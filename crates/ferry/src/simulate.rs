@@ -809,6 +809,18 @@ impl Sim {
         if !dropped.is_empty() {
             bail!("work was dropped (pending, but nothing queued): {dropped:?}");
         }
+        // No Dropbox file is tracked twice, here too (not only once an admin confirmed
+        // whatever the brake held).
+        let mut tracked = HashSet::new();
+        for (key, id) in &self.records {
+            for row in self.store.sync_rows(*id).await? {
+                if let (Some(dropbox_id), Some(_)) = (&row.dropbox_id, &row.rev)
+                    && !tracked.insert(dropbox_id.clone())
+                {
+                    bail!("{key}: Dropbox file {dropbox_id} is tracked twice before quiescence");
+                }
+            }
+        }
         Ok(())
     }
 
