@@ -164,7 +164,12 @@ impl Engine {
         let direction = placed.map_or(Direction::Push, |p| p.direction);
         // A file another binding already syncs in this same folder is that binding's: this
         // one neither writes it nor tracks it (no Dropbox file is tracked twice).
-        let (owned, sharers) = self.owned_elsewhere(&binding).await?;
+        // Bindings at or inside this folder: read once, for ownership and the remote tree.
+        let others = self
+            .store
+            .bindings_within(&binding.connection, &binding.folder_lower)
+            .await?;
+        let (owned, sharers) = self.owned_elsewhere(&binding, &others).await?;
         // Paths this binding leaves to another binding of the same folder: those the other
         // one tracks and this one does not, and — when both track one (an overlap from
         // before the check) — those of the binding with the lower id, the older one.
@@ -204,7 +209,7 @@ impl Engine {
             }
         }
         let (mut remote, occupied) = match self
-            .remote_tree(&client, &binding, placed, &local, &synced)
+            .remote_tree(&client, &binding, &others, placed, &local, &synced)
             .await
         {
             Ok(tree) => tree,
@@ -380,13 +385,10 @@ impl Engine {
     async fn owned_elsewhere(
         &self,
         binding: &Binding,
+        others: &[Binding],
     ) -> Result<(HashMap<String, (String, i64)>, Vec<i64>), EngineError> {
         let mut owned = HashMap::new();
         let mut sharers = Vec::new();
-        let others = self
-            .store
-            .bindings_within(&binding.connection, &binding.folder_lower)
-            .await?;
         for other in others
             .iter()
             .filter(|b| b.id != binding.id && b.folder_lower == binding.folder_lower)
@@ -457,11 +459,13 @@ impl Engine {
 
     /// What Dropbox holds under the binding's folder that this binding is concerned with:
     /// files it placed or synced, plus — when it pulls — new files at the top (or in any
-    /// subfolder with `pull_subfolders`), minus folders that belong to other bindings.
+    /// subfolder with `pull_subfolders`), minus folders that belong to other bindings
+    /// (`others`: the connection's bindings at or inside this folder).
     pub(crate) async fn remote_tree(
         &self,
         client: &DropboxClient,
         binding: &Binding,
+        others: &[Binding],
         placed: Option<&RulePlacement>,
         local: &[LocalFile],
         synced: &[SyncedFile],
@@ -472,11 +476,6 @@ impl Engine {
             Err(e) => return Err(e),
         };
         let mut occupied = BTreeSet::new();
-        let others = self
-            .store
-            .bindings_within(&binding.connection, &binding.folder_lower)
-            .await
-            .map_err(|e| crate::error::store_step("reading the bindings", e))?;
         let shared = others
             .iter()
             .any(|b| b.id != binding.id && b.folder_lower == binding.folder_lower);

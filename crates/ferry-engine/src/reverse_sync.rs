@@ -39,8 +39,12 @@ impl Engine {
             folder: Vec::new(),
             local: Vec::new(),
         };
+        let others = self
+            .store
+            .bindings_within(&binding.connection, &binding.folder_lower)
+            .await?;
         let (remote, _) = match self
-            .remote_tree(&client, binding, Some(&placed), &[], &synced)
+            .remote_tree(&client, binding, &others, Some(&placed), &[], &synced)
             .await
         {
             Ok(tree) => tree,

@@ -245,7 +245,6 @@ pub async fn restore(
     PathParams((kind, key, id)): PathParams<(String, String, i64)>,
 ) -> Result<Json<Value>, ApiError> {
     let record = find(&state, &kind, &key).await?;
-    find_archived(&state, &record, id).await?;
     let Some(restored) = state.engine.store().restore_archived(record.id, id).await? else {
         return Err(ApiError::not_found(format!(
             "record {kind}/{key} has no archived version {id}"
