@@ -154,3 +154,32 @@ impl BlobWriter {
         Ok((hash, self.len))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn streamed_blobs_are_addressed_by_their_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = super::BlobStore::local(dir.path()).unwrap();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        let expected = ferry_core::content_hash::content_hash(&data);
+        let mut writer = blobs.writer().await.unwrap();
+        for piece in data.chunks(700_001) {
+            writer.write(piece).await.unwrap();
+        }
+        let (hash, len) = writer.finish(Some(&expected)).await.unwrap();
+        assert_eq!((hash.as_str(), len), (expected.as_str(), data.len() as u64));
+        assert_eq!(blobs.get(&hash).await.unwrap().as_ref(), data.as_slice());
+        // The same content again is stored once; other content than announced is refused.
+        let mut again = blobs.writer().await.unwrap();
+        again.write(&data).await.unwrap();
+        assert_eq!(again.finish(None).await.unwrap().0, expected);
+        let mut wrong = blobs.writer().await.unwrap();
+        wrong.write(b"not it").await.unwrap();
+        assert!(wrong.finish(Some(&expected)).await.is_err());
+        let leftovers = std::fs::read_dir(dir.path().join("incoming"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(leftovers, 0, "no temporary blobs left behind");
+    }
+}

@@ -236,7 +236,7 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Store;
+    use crate::prelude::*;
 
     fn record(i: usize) -> BulkRecord {
         BulkRecord {

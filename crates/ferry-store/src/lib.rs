@@ -1,15 +1,20 @@
 //! Ferry's persistence. Everything durable goes through the [`Store`] trait (SQLite today,
 //! PostgreSQL later, so the SQL stays portable); attachment content goes to a [`BlobStore`];
 //! Dropbox tokens are encrypted with a [`SecretCipher`] before they reach the database.
+//!
+//! `Store` is the sum of one trait per aggregate — [`RecordStore`], [`RuleStore`],
+//! [`ConnectionStore`], [`SyncStateStore`], [`QueueStore`], [`LogStore`] — so a backend is
+//! written and reviewed one aggregate at a time, and every backend passes the same contract
+//! suite (`contract.rs`, run by `store_contract_tests!`).
 
 mod blobs;
 pub mod bulk;
+#[cfg(test)]
+mod contract;
 mod error;
 mod migrations;
 mod secrets;
 mod sqlite;
-#[cfg(test)]
-mod sqlite_tests;
 mod types;
 
 pub use blobs::{BlobStore, BlobWriter};
@@ -25,9 +30,9 @@ use ferry_core::rules::RuleSpec;
 /// Result type of store calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Everything Ferry keeps durably, except attachment content.
+/// Records and their attachments (current and archived).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait RecordStore: Send + Sync + 'static {
     /// Creates or updates a record; `changed` is false when nothing differed. A change queues
     /// the record and its relatives (parent, children, siblings) in the same transaction.
     async fn upsert_record(&self, input: &RecordInput) -> StoreResult<Upserted<Record>>;
@@ -39,7 +44,6 @@ pub trait Store: Send + Sync + 'static {
     async fn children(&self, id: RecordId) -> StoreResult<Vec<Record>>;
     /// Ids of every record of a kind (for back-fill when a rule changes).
     async fn record_ids_of_kind(&self, kind: &str) -> StoreResult<Vec<RecordId>>;
-
     /// A record's attachments, in name order.
     async fn attachments(&self, record_id: RecordId) -> StoreResult<Vec<Attachment>>;
     /// Adds or replaces an attachment by name; `changed` is false when content and tags match.
@@ -76,14 +80,22 @@ pub trait Store: Send + Sync + 'static {
         record_id: RecordId,
         archived_id: i64,
     ) -> StoreResult<Option<Upserted<Attachment>>>;
+}
 
+/// Folder rules.
+#[async_trait]
+pub trait RuleStore: Send + Sync + 'static {
     /// Creates or replaces a rule.
     async fn put_rule(&self, rule: &RuleSpec) -> StoreResult<()>;
     /// Deletes a rule; false if unknown.
     async fn delete_rule(&self, name: &str) -> StoreResult<bool>;
     /// All rules, by name.
     async fn rules(&self) -> StoreResult<Vec<RuleSpec>>;
+}
 
+/// Dropbox connections: encrypted credentials, cursors, state.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync + 'static {
     /// Creates or replaces a connection (token already encrypted).
     async fn put_connection(&self, connection: &StoredConnection) -> StoreResult<()>;
     /// A connection by name.
@@ -100,7 +112,16 @@ pub trait Store: Send + Sync + 'static {
     async fn set_connection_cursor(&self, name: &str, cursor: Option<&str>) -> StoreResult<()>;
     /// The connection's change cursor.
     async fn connection_cursor(&self, name: &str) -> StoreResult<Option<String>>;
+    /// An admin confirms the deletions the connection-wide brake stopped: the window starts
+    /// anew and every paused binding may run once. Returns the records to queue.
+    async fn confirm_connection_deletions(&self, connection: &str) -> StoreResult<Vec<RecordId>>;
+    /// When an admin last confirmed a connection's deletions (ms; 0 if never).
+    async fn connection_deletions_confirmed_at(&self, connection: &str) -> StoreResult<i64>;
+}
 
+/// What was synced where: bindings (record folders), sync rows (files), upload sessions, and the deletion counts the brake reads.
+#[async_trait]
+pub trait SyncStateStore: Send + Sync + 'static {
     /// A record's bindings.
     async fn bindings_for_record(&self, record_id: RecordId) -> StoreResult<Vec<Binding>>;
     /// A binding by id.
@@ -143,7 +164,6 @@ pub trait Store: Send + Sync + 'static {
     async fn save_binding(&self, binding: &Binding) -> StoreResult<i64>;
     /// Deletes a binding and its sync rows.
     async fn delete_binding(&self, id: i64) -> StoreResult<()>;
-
     /// A record's sync rows.
     async fn sync_rows(&self, record_id: RecordId) -> StoreResult<Vec<SyncRow>>;
     /// Inserts (`id == 0`, upserting on binding + path) or updates a sync row; returns its id.
@@ -158,7 +178,6 @@ pub trait Store: Send + Sync + 'static {
     -> StoreResult<()>;
     /// Counts of sync rows by state, over all records.
     async fn sync_counts(&self) -> StoreResult<SyncCounts>;
-
     /// A large upload in progress: session id and the offset Dropbox confirmed.
     async fn upload_session(
         &self,
@@ -175,16 +194,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Forgets a finished (or expired) upload session.
     async fn delete_upload_session(&self, connection: &str, content_hash: &str) -> StoreResult<()>;
-
-    /// Appends to the sync log.
-    async fn log(&self, entry: &LogEntry) -> StoreResult<()>;
-    /// The newest log entries (of one record, if given), newest first.
-    async fn log_entries(
+    /// Deletions and archives logged on `connection` (of one binding, if given) since
+    /// `since_ms`: what the mass-deletion brake counts over its window.
+    async fn deletions_since(
         &self,
-        record_id: Option<RecordId>,
-        limit: u32,
-    ) -> StoreResult<Vec<LogEntry>>;
+        connection: &str,
+        binding_id: Option<i64>,
+        since_ms: i64,
+    ) -> StoreResult<u64>;
+    /// Files of `connection` with a synced revision.
+    async fn synced_count(&self, connection: &str) -> StoreResult<u64>;
+}
 
+/// The durable sync queue, its claims, and the processes that hold them.
+#[async_trait]
+pub trait QueueStore: Send + Sync + 'static {
     /// Queues records for a pass, due now, in the given order. A queued record is queued once,
     /// at the most urgent priority it was queued with.
     async fn enqueue(&self, record_ids: &[RecordId], priority: Priority) -> StoreResult<()>;
@@ -230,24 +254,43 @@ pub trait Store: Send + Sync + 'static {
     async fn processes(&self) -> StoreResult<Vec<ProcessInfo>>;
     /// Forgets a dead process and releases its claims at once; returns how many.
     async fn release_process(&self, id: &str) -> StoreResult<u64>;
-
-    /// Deletions and archives logged on `connection` (of one binding, if given) since
-    /// `since_ms`: what the mass-deletion brake counts over its window.
-    async fn deletions_since(
-        &self,
-        connection: &str,
-        binding_id: Option<i64>,
-        since_ms: i64,
-    ) -> StoreResult<u64>;
-    /// Files of `connection` with a synced revision.
-    async fn synced_count(&self, connection: &str) -> StoreResult<u64>;
-    /// An admin confirms the deletions the connection-wide brake stopped: the window starts
-    /// anew and every paused binding may run once. Returns the records to queue.
-    async fn confirm_connection_deletions(&self, connection: &str) -> StoreResult<Vec<RecordId>>;
-    /// When an admin last confirmed a connection's deletions (ms; 0 if never).
-    async fn connection_deletions_confirmed_at(&self, connection: &str) -> StoreResult<i64>;
     /// Whether a record is queued, and its last error if a pass failed.
     async fn queue_entry(&self, record_id: RecordId) -> StoreResult<Option<QueueEntry>>;
     /// Queue length and the earliest due time.
     async fn queue_stats(&self) -> StoreResult<QueueStats>;
+}
+
+/// The log of executed actions.
+#[async_trait]
+pub trait LogStore: Send + Sync + 'static {
+    /// Appends to the sync log.
+    async fn log(&self, entry: &LogEntry) -> StoreResult<()>;
+    /// The newest log entries (of one record, if given), newest first.
+    async fn log_entries(
+        &self,
+        record_id: Option<RecordId>,
+        limit: u32,
+    ) -> StoreResult<Vec<LogEntry>>;
+}
+
+/// Everything Ferry keeps durably, except attachment content: the sum of the per-aggregate
+/// traits. A backend implements each of them; `Store` then comes for free.
+///
+/// Callers hold an `Arc<dyn Store>` and bring the aggregates' methods into scope with
+/// `use ferry_store::prelude::*`.
+pub trait Store:
+    RecordStore + RuleStore + ConnectionStore + SyncStateStore + QueueStore + LogStore
+{
+}
+
+impl<T> Store for T where
+    T: RecordStore + RuleStore + ConnectionStore + SyncStateStore + QueueStore + LogStore
+{
+}
+
+/// The store traits, for `use ferry_store::prelude::*`.
+pub mod prelude {
+    pub use super::{
+        ConnectionStore, LogStore, QueueStore, RecordStore, RuleStore, Store, SyncStateStore,
+    };
 }

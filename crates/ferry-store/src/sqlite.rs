@@ -1,8 +1,9 @@
 //! The SQLite store (the embedded default).
 
+use crate::prelude::*;
 use crate::{
     ArchivedAttachment, AttachmentInput, Binding, LogEntry, Priority, ProcessInfo, QueueEntry,
-    QueueStats, RecordInput, Store, StoreError, StoreResult, StoredConnection, SyncCounts, SyncRow,
+    QueueStats, RecordInput, StoreError, StoreResult, StoredConnection, SyncCounts, SyncRow,
     SyncState, SyncedFileScan, Task, Upserted, migrations,
 };
 use async_trait::async_trait;
@@ -261,7 +262,7 @@ const SYNC_COLUMNS: &str = "id, record_id, binding_id, rule_name, connection, at
      rel_display, rel_lower, dropbox_id, rev, content_hash, state, last_error, updated_at";
 
 #[async_trait]
-impl Store for SqliteStore {
+impl RecordStore for SqliteStore {
     async fn upsert_record(&self, input: &RecordInput) -> StoreResult<Upserted<Record>> {
         let fields = input.fields.to_string();
         let mut tx = self.write_tx().await?;
@@ -491,85 +492,6 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
-    async fn put_rule(&self, rule: &RuleSpec) -> StoreResult<()> {
-        let definition =
-            serde_json::to_string(rule).map_err(|e| StoreError::Corrupt(format!("rule: {e}")))?;
-        sqlx::query(
-            "INSERT INTO rules (name, record_kind, definition, updated_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (name) DO UPDATE SET record_kind = excluded.record_kind, \
-             definition = excluded.definition, updated_at = excluded.updated_at",
-        )
-        .bind(&rule.name)
-        .bind(&rule.record_kind)
-        .bind(&definition)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn delete_rule(&self, name: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM rules WHERE name = ?")
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn rules(&self) -> StoreResult<Vec<RuleSpec>> {
-        let rows: Vec<String> = sqlx::query_scalar("SELECT definition FROM rules ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|d| serde_json::from_str(d).map_err(|e| StoreError::Corrupt(format!("rule: {e}"))))
-            .collect()
-    }
-
-    async fn put_connection(&self, c: &StoredConnection) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO connections (name, api_url, content_url, notify_url, root, token_ciphertext, \
-             refresh_ciphertext, app_key, app_secret_ciphertext, needs_reconnect, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET \
-             api_url = excluded.api_url, content_url = excluded.content_url, notify_url = excluded.notify_url, \
-             root = excluded.root, token_ciphertext = excluded.token_ciphertext, \
-             refresh_ciphertext = excluded.refresh_ciphertext, app_key = excluded.app_key, \
-             app_secret_ciphertext = excluded.app_secret_ciphertext, \
-             needs_reconnect = excluded.needs_reconnect, disconnecting = 0, updated_at = excluded.updated_at",
-        )
-        .bind(&c.name)
-        .bind(&c.api_url)
-        .bind(&c.content_url)
-        .bind(&c.notify_url)
-        .bind(&c.root)
-        .bind(&c.token_ciphertext)
-        .bind(&c.refresh_ciphertext)
-        .bind(&c.app_key)
-        .bind(&c.app_secret_ciphertext)
-        .bind(&c.needs_reconnect)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn connection(&self, name: &str) -> StoreResult<Option<StoredConnection>> {
-        sqlx::query("SELECT * FROM connections WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| connection_from_row(&r))
-            .transpose()
-    }
-
-    async fn connections(&self) -> StoreResult<Vec<StoredConnection>> {
-        sqlx::query("SELECT * FROM connections ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(connection_from_row)
-            .collect()
-    }
-
     async fn rename_attachment(
         &self,
         attachment_id: AttachmentId,
@@ -687,6 +609,91 @@ impl Store for SqliteStore {
             changed: true,
         }))
     }
+}
+
+#[async_trait]
+impl RuleStore for SqliteStore {
+    async fn put_rule(&self, rule: &RuleSpec) -> StoreResult<()> {
+        let definition =
+            serde_json::to_string(rule).map_err(|e| StoreError::Corrupt(format!("rule: {e}")))?;
+        sqlx::query(
+            "INSERT INTO rules (name, record_kind, definition, updated_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET record_kind = excluded.record_kind, \
+             definition = excluded.definition, updated_at = excluded.updated_at",
+        )
+        .bind(&rule.name)
+        .bind(&rule.record_kind)
+        .bind(&definition)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_rule(&self, name: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM rules WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn rules(&self) -> StoreResult<Vec<RuleSpec>> {
+        let rows: Vec<String> = sqlx::query_scalar("SELECT definition FROM rules ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|d| serde_json::from_str(d).map_err(|e| StoreError::Corrupt(format!("rule: {e}"))))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for SqliteStore {
+    async fn put_connection(&self, c: &StoredConnection) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO connections (name, api_url, content_url, notify_url, root, token_ciphertext, \
+             refresh_ciphertext, app_key, app_secret_ciphertext, needs_reconnect, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET \
+             api_url = excluded.api_url, content_url = excluded.content_url, notify_url = excluded.notify_url, \
+             root = excluded.root, token_ciphertext = excluded.token_ciphertext, \
+             refresh_ciphertext = excluded.refresh_ciphertext, app_key = excluded.app_key, \
+             app_secret_ciphertext = excluded.app_secret_ciphertext, \
+             needs_reconnect = excluded.needs_reconnect, disconnecting = 0, updated_at = excluded.updated_at",
+        )
+        .bind(&c.name)
+        .bind(&c.api_url)
+        .bind(&c.content_url)
+        .bind(&c.notify_url)
+        .bind(&c.root)
+        .bind(&c.token_ciphertext)
+        .bind(&c.refresh_ciphertext)
+        .bind(&c.app_key)
+        .bind(&c.app_secret_ciphertext)
+        .bind(&c.needs_reconnect)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn connection(&self, name: &str) -> StoreResult<Option<StoredConnection>> {
+        sqlx::query("SELECT * FROM connections WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| connection_from_row(&r))
+            .transpose()
+    }
+
+    async fn connections(&self) -> StoreResult<Vec<StoredConnection>> {
+        sqlx::query("SELECT * FROM connections ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(connection_from_row)
+            .collect()
+    }
 
     async fn set_disconnecting(&self, name: &str) -> StoreResult<()> {
         sqlx::query("UPDATE connections SET disconnecting = 1 WHERE name = ?")
@@ -732,6 +739,42 @@ impl Store for SqliteStore {
         )
     }
 
+    async fn confirm_connection_deletions(&self, connection: &str) -> StoreResult<Vec<RecordId>> {
+        let mut tx = self.write_tx().await?;
+        let now = now_ms();
+        sqlx::query("UPDATE connections SET deletions_confirmed_at = ? WHERE name = ?")
+            .bind(now)
+            .bind(connection)
+            .execute(&mut *tx)
+            .await?;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT record_id FROM bindings WHERE connection = ? AND paused_reason IS NOT NULL",
+        )
+        .bind(connection)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE bindings SET confirm_deletions = 1 WHERE connection = ? AND paused_reason IS NOT NULL",
+        )
+        .bind(connection)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn connection_deletions_confirmed_at(&self, connection: &str) -> StoreResult<i64> {
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT deletions_confirmed_at FROM connections WHERE name = ?")
+                .bind(connection)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(at.unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl SyncStateStore for SqliteStore {
     async fn bindings_for_record(&self, record_id: RecordId) -> StoreResult<Vec<Binding>> {
         sqlx::query("SELECT * FROM bindings WHERE record_id = ? ORDER BY rule_name")
             .bind(record_id)
@@ -1084,33 +1127,38 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn log(&self, e: &LogEntry) -> StoreResult<()> {
-        insert_log(&self.pool, e).await
-    }
-
-    async fn log_entries(
+    async fn deletions_since(
         &self,
-        record_id: Option<RecordId>,
-        limit: u32,
-    ) -> StoreResult<Vec<LogEntry>> {
-        let rows = match record_id {
-            Some(id) => {
-                sqlx::query("SELECT * FROM sync_log WHERE record_id = ? ORDER BY id DESC LIMIT ?")
-                    .bind(id)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                sqlx::query("SELECT * FROM sync_log ORDER BY id DESC LIMIT ?")
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
-        rows.iter().map(log_from_row).collect()
+        connection: &str,
+        binding_id: Option<i64>,
+        since_ms: i64,
+    ) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sync_log WHERE connection = ? AND action IN ('delete', 'archive') \
+             AND outcome = 'ok' AND at >= ? AND (? IS NULL OR binding_id = ?)",
+        )
+        .bind(connection)
+        .bind(since_ms)
+        .bind(binding_id)
+        .bind(binding_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    async fn synced_count(&self, connection: &str) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sync_files WHERE connection = ? AND rev IS NOT NULL",
+        )
+        .bind(connection)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl QueueStore for SqliteStore {
     async fn enqueue(&self, record_ids: &[RecordId], priority: Priority) -> StoreResult<()> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
@@ -1312,68 +1360,6 @@ impl Store for SqliteStore {
         Ok(released)
     }
 
-    async fn deletions_since(
-        &self,
-        connection: &str,
-        binding_id: Option<i64>,
-        since_ms: i64,
-    ) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM sync_log WHERE connection = ? AND action IN ('delete', 'archive') \
-             AND outcome = 'ok' AND at >= ? AND (? IS NULL OR binding_id = ?)",
-        )
-        .bind(connection)
-        .bind(since_ms)
-        .bind(binding_id)
-        .bind(binding_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(u64::try_from(n).unwrap_or(0))
-    }
-
-    async fn synced_count(&self, connection: &str) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM sync_files WHERE connection = ? AND rev IS NOT NULL",
-        )
-        .bind(connection)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(u64::try_from(n).unwrap_or(0))
-    }
-
-    async fn confirm_connection_deletions(&self, connection: &str) -> StoreResult<Vec<RecordId>> {
-        let mut tx = self.write_tx().await?;
-        let now = now_ms();
-        sqlx::query("UPDATE connections SET deletions_confirmed_at = ? WHERE name = ?")
-            .bind(now)
-            .bind(connection)
-            .execute(&mut *tx)
-            .await?;
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT DISTINCT record_id FROM bindings WHERE connection = ? AND paused_reason IS NOT NULL",
-        )
-        .bind(connection)
-        .fetch_all(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE bindings SET confirm_deletions = 1 WHERE connection = ? AND paused_reason IS NOT NULL",
-        )
-        .bind(connection)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(ids)
-    }
-
-    async fn connection_deletions_confirmed_at(&self, connection: &str) -> StoreResult<i64> {
-        let at: Option<i64> =
-            sqlx::query_scalar("SELECT deletions_confirmed_at FROM connections WHERE name = ?")
-                .bind(connection)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(at.unwrap_or(0))
-    }
-
     async fn dead_tasks(&self) -> StoreResult<Vec<QueueEntry>> {
         sqlx::query("SELECT * FROM sync_queue WHERE dead = 1 ORDER BY record_id")
             .fetch_all(&self.pool)
@@ -1410,6 +1396,36 @@ impl Store for SqliteStore {
             dead: u64::try_from(dead).unwrap_or(0),
             next_due_ms: row.try_get("next_due")?,
         })
+    }
+}
+
+#[async_trait]
+impl LogStore for SqliteStore {
+    async fn log(&self, e: &LogEntry) -> StoreResult<()> {
+        insert_log(&self.pool, e).await
+    }
+
+    async fn log_entries(
+        &self,
+        record_id: Option<RecordId>,
+        limit: u32,
+    ) -> StoreResult<Vec<LogEntry>> {
+        let rows = match record_id {
+            Some(id) => {
+                sqlx::query("SELECT * FROM sync_log WHERE record_id = ? ORDER BY id DESC LIMIT ?")
+                    .bind(id)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM sync_log ORDER BY id DESC LIMIT ?")
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(log_from_row).collect()
     }
 }
 
@@ -1478,4 +1494,16 @@ where
     .execute(executor)
     .await?;
     Ok(())
+}
+
+/// The store contract, run on SQLite.
+#[cfg(test)]
+mod contract_tests {
+    crate::store_contract_tests!(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .unwrap();
+        (dir, store)
+    });
 }

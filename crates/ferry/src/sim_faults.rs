@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use ferry_core::model::{Attachment, AttachmentId, Record, RecordId};
 use ferry_core::rules::RuleSpec;
+use ferry_store::prelude::*;
 use ferry_store::{
     ArchivedAttachment, AttachmentInput, Binding, LogEntry, Priority, ProcessInfo, QueueEntry,
     QueueStats, RecordInput, Store, StoreError, StoreResult, StoredConnection, SyncCounts, SyncRow,
@@ -78,7 +79,7 @@ impl FaultyStore {
 }
 
 #[async_trait]
-impl Store for FaultyStore {
+impl RecordStore for FaultyStore {
     async fn upsert_record(&self, input: &RecordInput) -> StoreResult<Upserted<Record>> {
         self.fault("upsert_record")?;
         self.inner.upsert_record(input).await
@@ -156,7 +157,10 @@ impl Store for FaultyStore {
         self.fault("restore_archived")?;
         self.inner.restore_archived(record_id, archived_id).await
     }
+}
 
+#[async_trait]
+impl RuleStore for FaultyStore {
     async fn put_rule(&self, rule: &RuleSpec) -> StoreResult<()> {
         self.fault("put_rule")?;
         self.inner.put_rule(rule).await
@@ -171,7 +175,10 @@ impl Store for FaultyStore {
         self.fault("rules")?;
         self.inner.rules().await
     }
+}
 
+#[async_trait]
+impl ConnectionStore for FaultyStore {
     async fn put_connection(&self, connection: &StoredConnection) -> StoreResult<()> {
         self.fault("put_connection")?;
         self.inner.put_connection(connection).await
@@ -212,6 +219,21 @@ impl Store for FaultyStore {
         self.inner.connection_cursor(name).await
     }
 
+    async fn confirm_connection_deletions(&self, connection: &str) -> StoreResult<Vec<RecordId>> {
+        self.fault("confirm_connection_deletions")?;
+        self.inner.confirm_connection_deletions(connection).await
+    }
+
+    async fn connection_deletions_confirmed_at(&self, connection: &str) -> StoreResult<i64> {
+        self.fault("connection_deletions_confirmed_at")?;
+        self.inner
+            .connection_deletions_confirmed_at(connection)
+            .await
+    }
+}
+
+#[async_trait]
+impl SyncStateStore for FaultyStore {
     async fn bindings_for_record(&self, record_id: RecordId) -> StoreResult<Vec<Binding>> {
         self.fault("bindings_for_record")?;
         self.inner.bindings_for_record(record_id).await
@@ -342,20 +364,26 @@ impl Store for FaultyStore {
             .await
     }
 
-    async fn log(&self, entry: &LogEntry) -> StoreResult<()> {
-        self.fault("log")?;
-        self.inner.log(entry).await
-    }
-
-    async fn log_entries(
+    async fn deletions_since(
         &self,
-        record_id: Option<RecordId>,
-        limit: u32,
-    ) -> StoreResult<Vec<LogEntry>> {
-        self.fault("log_entries")?;
-        self.inner.log_entries(record_id, limit).await
+        connection: &str,
+        binding_id: Option<i64>,
+        since_ms: i64,
+    ) -> StoreResult<u64> {
+        self.fault("deletions_since")?;
+        self.inner
+            .deletions_since(connection, binding_id, since_ms)
+            .await
     }
 
+    async fn synced_count(&self, connection: &str) -> StoreResult<u64> {
+        self.fault("synced_count")?;
+        self.inner.synced_count(connection).await
+    }
+}
+
+#[async_trait]
+impl QueueStore for FaultyStore {
     async fn enqueue(&self, record_ids: &[RecordId], priority: Priority) -> StoreResult<()> {
         self.fault("enqueue")?;
         self.inner.enqueue(record_ids, priority).await
@@ -425,35 +453,6 @@ impl Store for FaultyStore {
         self.inner.release_process(id).await
     }
 
-    async fn deletions_since(
-        &self,
-        connection: &str,
-        binding_id: Option<i64>,
-        since_ms: i64,
-    ) -> StoreResult<u64> {
-        self.fault("deletions_since")?;
-        self.inner
-            .deletions_since(connection, binding_id, since_ms)
-            .await
-    }
-
-    async fn synced_count(&self, connection: &str) -> StoreResult<u64> {
-        self.fault("synced_count")?;
-        self.inner.synced_count(connection).await
-    }
-
-    async fn confirm_connection_deletions(&self, connection: &str) -> StoreResult<Vec<RecordId>> {
-        self.fault("confirm_connection_deletions")?;
-        self.inner.confirm_connection_deletions(connection).await
-    }
-
-    async fn connection_deletions_confirmed_at(&self, connection: &str) -> StoreResult<i64> {
-        self.fault("connection_deletions_confirmed_at")?;
-        self.inner
-            .connection_deletions_confirmed_at(connection)
-            .await
-    }
-
     async fn queue_entry(&self, record_id: RecordId) -> StoreResult<Option<QueueEntry>> {
         self.fault("queue_entry")?;
         self.inner.queue_entry(record_id).await
@@ -462,6 +461,23 @@ impl Store for FaultyStore {
     async fn queue_stats(&self) -> StoreResult<QueueStats> {
         self.fault("queue_stats")?;
         self.inner.queue_stats().await
+    }
+}
+
+#[async_trait]
+impl LogStore for FaultyStore {
+    async fn log(&self, entry: &LogEntry) -> StoreResult<()> {
+        self.fault("log")?;
+        self.inner.log(entry).await
+    }
+
+    async fn log_entries(
+        &self,
+        record_id: Option<RecordId>,
+        limit: u32,
+    ) -> StoreResult<Vec<LogEntry>> {
+        self.fault("log_entries")?;
+        self.inner.log_entries(record_id, limit).await
     }
 }
 

@@ -20,6 +20,7 @@ use ferry_core::names::dropbox_lower;
 use ferry_emulator::{BulkFile as EmuFile, RunningEmulator, write_bulk_journal};
 use ferry_engine::{Engine, EngineConfig};
 use ferry_store::bulk::{BulkBinding, BulkFile, BulkRecord};
+use ferry_store::prelude::*;
 use ferry_store::{BlobStore, SecretCipher, SqliteStore, Store};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};

@@ -1,22 +1,18 @@
-//! Store behaviour the engine relies on: upserts report changes, the queue deduplicates,
-//! leases keep workers apart, re-queued work is never lost.
+//! The store contract: behaviour the engine relies on, checked against any [`Store`].
+//! Upserts report changes, the queue deduplicates, leases keep workers apart, re-queued work
+//! is never lost, a change and its queue entry commit together.
+//!
+//! Each backend runs the whole suite with [`store_contract_tests!`](crate::store_contract_tests),
+//! giving it an async factory of fresh, empty stores.
 
-use crate::{
-    AttachmentInput, Binding, Priority, RecordInput, SqliteStore, Store, StoreError, SyncRow,
-    SyncState,
-};
+use crate::prelude::*;
+use crate::{AttachmentInput, Binding, Priority, RecordInput, StoreError, SyncRow, SyncState};
 use serde_json::json;
 
 /// A process id never used before (one claim each, so the test reads like many processes).
 fn fresh_owner() -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     format!("p{}", N.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
-}
-
-async fn store() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-    (dir, store)
 }
 
 fn input(key: &str, fields: serde_json::Value) -> RecordInput {
@@ -28,9 +24,8 @@ fn input(key: &str, fields: serde_json::Value) -> RecordInput {
     }
 }
 
-#[tokio::test]
-async fn upserts_report_changes() {
-    let (_dir, s) = store().await;
+/// Contract: see the function's name.
+pub async fn upserts_report_changes(s: &dyn Store) {
     let a = s.upsert_record(&input("1", json!({"x": 1}))).await.unwrap();
     assert!(a.changed);
     let b = s.upsert_record(&input("1", json!({"x": 1}))).await.unwrap();
@@ -72,9 +67,8 @@ async fn upserts_report_changes() {
     assert!(!s.remove_attachment(a.value.id, "a.pdf").await.unwrap());
 }
 
-#[tokio::test]
-async fn queue_dedups_leases_and_keeps_requeued_work() {
-    let (_dir, s) = store().await;
+/// Contract: see the function's name.
+pub async fn queue_dedups_leases_and_keeps_requeued_work(s: &dyn Store) {
     s.enqueue(&[1, 2], Priority::Normal).await.unwrap();
     s.enqueue(&[1], Priority::Normal).await.unwrap();
     assert_eq!(
@@ -158,9 +152,8 @@ async fn queue_dedups_leases_and_keeps_requeued_work() {
     assert!(s.queue_entry(t.record_id).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn sync_rows_upsert_by_path_and_unplaced_rows_are_replaced() {
-    let (_dir, s) = store().await;
+/// Contract: see the function's name.
+pub async fn sync_rows_upsert_by_path_and_unplaced_rows_are_replaced(s: &dyn Store) {
     let row = |path: Option<&str>, state| SyncRow {
         id: 0,
         record_id: 7,
@@ -201,9 +194,8 @@ async fn sync_rows_upsert_by_path_and_unplaced_rows_are_replaced() {
     assert_eq!((counts.synced, counts.failed), (1, 1));
 }
 
-#[tokio::test]
-async fn priorities_and_dead_letters() {
-    let (_dir, s) = store().await;
+/// Contract: see the function's name.
+pub async fn priorities_and_dead_letters(s: &dyn Store) {
     s.enqueue(&[1], Priority::Normal).await.unwrap();
     s.enqueue(&[2], Priority::Normal).await.unwrap();
     s.enqueue(&[3], Priority::Reverse).await.unwrap();
@@ -249,9 +241,8 @@ async fn priorities_and_dead_letters() {
     assert!(s.dead_tasks().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn bindings_by_folder_prefix() {
-    let (_dir, s) = store().await;
+/// Contract: see the function's name.
+pub async fn bindings_by_folder_prefix(s: &dyn Store) {
     let mk = |record_id, folder: &str| Binding {
         id: 0,
         record_id,
@@ -303,9 +294,8 @@ async fn bindings_by_folder_prefix() {
     assert_eq!(s.bindings_for_record(1).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn queue_claims_in_enqueue_order() {
-    let (_dir, s) = store().await;
+/// Contract: see the function's name.
+pub async fn queue_claims_in_enqueue_order(s: &dyn Store) {
     s.enqueue(&[3, 1, 2], Priority::Normal).await.unwrap();
     let now = chrono::Utc::now().timestamp_millis() + 1;
     let mut claimed = Vec::new();
@@ -319,35 +309,8 @@ async fn queue_claims_in_enqueue_order() {
     assert_eq!(claimed, vec![3, 1, 2]);
 }
 
-#[tokio::test]
-async fn streamed_blobs_are_addressed_by_their_content() {
-    let dir = tempfile::tempdir().unwrap();
-    let blobs = crate::BlobStore::local(dir.path()).unwrap();
-    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
-    let expected = ferry_core::content_hash::content_hash(&data);
-    let mut writer = blobs.writer().await.unwrap();
-    for piece in data.chunks(700_001) {
-        writer.write(piece).await.unwrap();
-    }
-    let (hash, len) = writer.finish(Some(&expected)).await.unwrap();
-    assert_eq!((hash.as_str(), len), (expected.as_str(), data.len() as u64));
-    assert_eq!(blobs.get(&hash).await.unwrap().as_ref(), data.as_slice());
-    // The same content again is stored once; other content than announced is refused.
-    let mut again = blobs.writer().await.unwrap();
-    again.write(&data).await.unwrap();
-    assert_eq!(again.finish(None).await.unwrap().0, expected);
-    let mut wrong = blobs.writer().await.unwrap();
-    wrong.write(b"not it").await.unwrap();
-    assert!(wrong.finish(Some(&expected)).await.is_err());
-    let leftovers = std::fs::read_dir(dir.path().join("incoming"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert_eq!(leftovers, 0, "no temporary blobs left behind");
-}
-
-#[tokio::test]
-async fn changes_after_a_pass_date_the_record() {
-    let (_dir, s) = store().await;
+/// Contract: see the function's name.
+pub async fn changes_after_a_pass_date_the_record(s: &dyn Store) {
     let tick = || tokio::time::sleep(std::time::Duration::from_millis(3));
     s.put_rule(&ferry_core::rules::RuleSpec {
         name: "r".into(),
@@ -452,9 +415,8 @@ async fn changes_after_a_pass_date_the_record() {
     );
 }
 
-#[tokio::test]
-async fn a_dead_process_claims_are_released_and_a_live_one_is_renewed() {
-    let (_dir, s) = store().await;
+/// Contract: see the function's name.
+pub async fn a_dead_process_claims_are_released_and_a_live_one_is_renewed(s: &dyn Store) {
     s.enqueue(&[1, 2], Priority::Normal).await.unwrap();
     let now = chrono::Utc::now().timestamp_millis() + 1;
     let process = |id: &str| crate::ProcessInfo {
@@ -514,9 +476,10 @@ async fn a_dead_process_claims_are_released_and_a_live_one_is_renewed() {
     assert_eq!(ids, vec!["live".to_string()]);
 }
 
-#[tokio::test]
-async fn failing_since_is_kept_across_retries_and_dead_letters_come_back_in_bulk() {
-    let (_dir, s) = store().await;
+/// Contract: see the function's name.
+pub async fn failing_since_is_kept_across_retries_and_dead_letters_come_back_in_bulk(
+    s: &dyn Store,
+) {
     s.enqueue(&[1, 2], Priority::Normal).await.unwrap();
     let now = chrono::Utc::now().timestamp_millis() + 1;
     let t = s.claim_task("p", &[], now, 0).await.unwrap().unwrap();
@@ -545,10 +508,11 @@ async fn failing_since_is_kept_across_retries_and_dead_letters_come_back_in_bulk
     assert_eq!((revived.attempts, revived.failing_since), (0, None));
 }
 
-#[tokio::test]
-async fn replacing_the_other_sides_version_archives_it_and_if_match_guards_writes() {
+/// Contract: see the function's name.
+pub async fn replacing_the_other_sides_version_archives_it_and_if_match_guards_writes(
+    s: &dyn Store,
+) {
     use ferry_core::model::Side;
-    let (_dir, s) = store().await;
     let r = s.upsert_record(&input("1", json!({}))).await.unwrap().value;
     let put = |hash: &str, source: Side, if_match: Option<&str>| AttachmentInput {
         record_id: r.id,
@@ -619,9 +583,8 @@ async fn replacing_the_other_sides_version_archives_it_and_if_match_guards_write
     assert!(s.restore_archived(r.id, 9_999).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn a_change_and_its_queue_entry_commit_together() {
-    let (_dir, s) = store().await;
+/// Contract: see the function's name.
+pub async fn a_change_and_its_queue_entry_commit_together(s: &dyn Store) {
     let parent = s.upsert_record(&input("P", json!({}))).await.unwrap().value;
     let child = |key: &str| RecordInput {
         kind: "item".into(),
@@ -650,4 +613,67 @@ async fn a_change_and_its_queue_entry_commit_together() {
             "record {id} queued"
         );
     }
+}
+
+/// Expands to one `#[tokio::test]` per contract function, each on a fresh store from
+/// `$make` (an async expression yielding `(guard, store)`; the guard lives as long as the test).
+#[macro_export]
+macro_rules! store_contract_tests {
+    ($make:expr) => {
+        #[tokio::test]
+        async fn upserts_report_changes() {
+            let (_guard, store) = $make.await;
+            $crate::contract::upserts_report_changes(&store).await;
+        }
+        #[tokio::test]
+        async fn queue_dedups_leases_and_keeps_requeued_work() {
+            let (_guard, store) = $make.await;
+            $crate::contract::queue_dedups_leases_and_keeps_requeued_work(&store).await;
+        }
+        #[tokio::test]
+        async fn sync_rows_upsert_by_path_and_unplaced_rows_are_replaced() {
+            let (_guard, store) = $make.await;
+            $crate::contract::sync_rows_upsert_by_path_and_unplaced_rows_are_replaced(&store).await;
+        }
+        #[tokio::test]
+        async fn priorities_and_dead_letters() {
+            let (_guard, store) = $make.await;
+            $crate::contract::priorities_and_dead_letters(&store).await;
+        }
+        #[tokio::test]
+        async fn bindings_by_folder_prefix() {
+            let (_guard, store) = $make.await;
+            $crate::contract::bindings_by_folder_prefix(&store).await;
+        }
+        #[tokio::test]
+        async fn queue_claims_in_enqueue_order() {
+            let (_guard, store) = $make.await;
+            $crate::contract::queue_claims_in_enqueue_order(&store).await;
+        }
+        #[tokio::test]
+        async fn changes_after_a_pass_date_the_record() {
+            let (_guard, store) = $make.await;
+            $crate::contract::changes_after_a_pass_date_the_record(&store).await;
+        }
+        #[tokio::test]
+        async fn a_dead_process_claims_are_released_and_a_live_one_is_renewed() {
+            let (_guard, store) = $make.await;
+            $crate::contract::a_dead_process_claims_are_released_and_a_live_one_is_renewed(&store).await;
+        }
+        #[tokio::test]
+        async fn failing_since_is_kept_across_retries_and_dead_letters_come_back_in_bulk() {
+            let (_guard, store) = $make.await;
+            $crate::contract::failing_since_is_kept_across_retries_and_dead_letters_come_back_in_bulk(&store).await;
+        }
+        #[tokio::test]
+        async fn replacing_the_other_sides_version_archives_it_and_if_match_guards_writes() {
+            let (_guard, store) = $make.await;
+            $crate::contract::replacing_the_other_sides_version_archives_it_and_if_match_guards_writes(&store).await;
+        }
+        #[tokio::test]
+        async fn a_change_and_its_queue_entry_commit_together() {
+            let (_guard, store) = $make.await;
+            $crate::contract::a_change_and_its_queue_entry_commit_together(&store).await;
+        }
+    };
 }
