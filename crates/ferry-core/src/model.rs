@@ -20,6 +20,10 @@ pub struct Record {
     pub fields: serde_json::Value,
     /// The record this one belongs to (an order for an item).
     pub parent_id: Option<RecordId>,
+    /// Deleted with its Dropbox files: rules place nothing for it any more, and it is
+    /// forgotten once its files are gone.
+    #[serde(default, skip_serializing)]
+    pub deleting: bool,
 }
 
 /// A file attached to a record. Content lives in the blob store under `content_hash`.
@@ -46,7 +50,9 @@ pub struct Attachment {
 }
 
 /// Which side wrote a version of a file.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
     /// The application, through Ferry's API.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_FILE_PATH: &str = "{{ attachment.name }}";
 
 /// A rule as an admin writes it (JSON over the API, or TOML).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
     /// Unique rule name.
@@ -410,6 +410,7 @@ mod tests {
             key: key.into(),
             fields,
             parent_id: None,
+            deleting: false,
         }
     }
 
@@ -568,6 +569,7 @@ mod hostile_tests {
             key: "k".into(),
             fields: serde_json::json!({"n": "x"}),
             parent_id: None,
+            deleting: false,
         };
         RuleContext::new(&record, None, &[], &[])
     }

@@ -19,6 +19,12 @@ pub enum EngineError {
     /// Input the caller should fix.
     #[error("{0}")]
     Invalid(String),
+    /// What the call names does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The call contradicts what is stored.
+    #[error("{0}")]
+    Conflict(String),
     /// Dropbox refused the connection's token; work waits until an admin reconnects it.
     #[error("connection {0:?} needs to be reconnected: {1}")]
     NeedsReconnect(String, String),
@@ -32,6 +38,8 @@ impl EngineError {
             EngineError::Dropbox(e) => e.retry(),
             EngineError::UnknownConnection(_)
             | EngineError::Invalid(_)
+            | EngineError::NotFound(_)
+            | EngineError::Conflict(_)
             | EngineError::NeedsReconnect(..) => Retry::Never,
         }
     }

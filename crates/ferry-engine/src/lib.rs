@@ -17,7 +17,9 @@ mod reconcile;
 mod resumable;
 mod reverse_sync;
 mod rule_overlaps;
+pub mod service;
 mod sync_pass;
+pub mod views;
 mod watcher;
 mod worker;
 
@@ -26,6 +28,7 @@ pub use connections::{ConnectionInput, Credentials};
 pub use error::EngineError;
 pub use reconcile::ReconcileReport;
 pub use rule_overlaps::RuleOverlap;
+pub use service::{DeletePolicy, LogQuery, RecordQuery};
 pub use sync_pass::PassOutcome;
 
 use ferry_store::{BlobStore, SecretCipher, Store};

@@ -103,16 +103,33 @@ impl Engine {
     /// Runs one sync pass for a record. Per-file failures are recorded in the record's sync
     /// rows and the log, and counted in the outcome; an `Err` means the pass could not run.
     pub async fn sync_record(&self, id: RecordId) -> Result<PassOutcome, EngineError> {
-        self.pass(id, false).await
+        self.pass(id, false, None).await
     }
 
     /// What a pass over the record would do now, without doing it (changes nothing).
     /// Empty when both sides agree.
     pub async fn pending_actions(&self, id: RecordId) -> Result<Vec<String>, EngineError> {
-        Ok(self.pass(id, true).await?.pending)
+        Ok(self.pass(id, true, None).await?.pending)
     }
 
-    async fn pass(&self, id: RecordId, dry_run: bool) -> Result<PassOutcome, EngineError> {
+    /// What a pass over the record would do if `rule` were stored in place of its namesake
+    /// (changes nothing; Dropbox is only read).
+    pub(crate) async fn pending_actions_with(
+        &self,
+        id: RecordId,
+        rule: &ferry_core::rules::RuleSpec,
+    ) -> Result<Vec<String>, EngineError> {
+        Ok(self.pass(id, true, Some(rule)).await?.pending)
+    }
+
+    /// One pass; `dry_run` only plans, and `rule_override` replaces the stored rule of its
+    /// name (a preview).
+    async fn pass(
+        &self,
+        id: RecordId,
+        dry_run: bool,
+        rule_override: Option<&ferry_core::rules::RuleSpec>,
+    ) -> Result<PassOutcome, EngineError> {
         let mut outcome = PassOutcome::default();
         let Some(record) = self.store.record_by_id(id).await? else {
             return Ok(outcome);
@@ -120,7 +137,19 @@ impl Engine {
         let (parent, children, siblings) = self.relatives(&record).await?;
         let attachments = self.store.attachments(id).await?;
         let mut rules = Vec::new();
-        for spec in self.store.rules().await? {
+        // A record deleted with its files is placed by no rule: its bindings remove what
+        // they synced (under the brake), and the record goes once they are gone.
+        let specs = match (record.deleting, rule_override) {
+            (true, _) => Vec::new(),
+            (false, None) => self.store.rules().await?,
+            (false, Some(spec)) => {
+                let mut specs = self.store.rules().await?;
+                specs.retain(|r| r.name != spec.name);
+                specs.push(spec.clone());
+                specs
+            }
+        };
+        for spec in specs {
             if spec.record_kind != record.kind {
                 continue;
             }
@@ -167,6 +196,12 @@ impl Engine {
             let binding = bindings.iter().find(|b| b.rule_name == name).cloned();
             self.sync_binding(&record, placed, binding, dry_run, &mut outcome)
                 .await?;
+        }
+
+        if record.deleting && !dry_run && self.store.bindings_for_record(id).await?.is_empty() {
+            tracing::info!(kind = %record.kind, key = %record.key, "deleted record forgotten: its files are gone");
+            self.store.forget_record(id).await?;
+            return Ok(outcome);
         }
 
         for name in &disconnecting {

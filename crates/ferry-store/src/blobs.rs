@@ -72,6 +72,25 @@ impl BlobStore {
         Ok(self.inner.get(&key).await?.bytes().await?)
     }
 
+    /// Streams content by hash: its size, and its bytes in pieces as the backend reads them
+    /// (a large file is never held in memory).
+    pub async fn stream(
+        &self,
+        hash: &str,
+    ) -> StoreResult<(u64, futures::stream::BoxStream<'static, StoreResult<Bytes>>)> {
+        use futures::StreamExt;
+        let key = Self::key(hash)?;
+        let result = self.inner.get(&key).await?;
+        let size = result.meta.size;
+        Ok((
+            size,
+            result
+                .into_stream()
+                .map(|r| r.map_err(StoreError::from))
+                .boxed(),
+        ))
+    }
+
     /// Reads at most `len` bytes of content from `offset` (fewer at the end of the blob).
     pub async fn get_range(&self, hash: &str, offset: u64, len: usize) -> StoreResult<Bytes> {
         let key = Self::key(hash)?;

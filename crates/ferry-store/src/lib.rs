@@ -44,6 +44,15 @@ pub trait RecordStore: Send + Sync + 'static {
     async fn children(&self, id: RecordId) -> StoreResult<Vec<Record>>;
     /// Ids of every record of a kind (for back-fill when a rule changes).
     async fn record_ids_of_kind(&self, kind: &str) -> StoreResult<Vec<RecordId>>;
+    /// Forgets a record in one transaction — its attachments, archive, folders (bindings),
+    /// file rows and queue entry — and queues its relatives (their templates may name it).
+    /// Its files in Dropbox stay where they are. False if it does not exist.
+    async fn forget_record(&self, record_id: RecordId) -> StoreResult<bool>;
+    /// Marks a record as being deleted with its Dropbox files, and queues it and its
+    /// relatives, in one transaction. False if it does not exist.
+    async fn mark_record_deleting(&self, record_id: RecordId) -> StoreResult<bool>;
+    /// A page of records in id order, with their sync summaries.
+    async fn list_records(&self, filter: &RecordFilter) -> StoreResult<Vec<RecordSummary>>;
     /// A record's attachments, in name order.
     async fn attachments(&self, record_id: RecordId) -> StoreResult<Vec<Attachment>>;
     /// Adds or replaces an attachment by name; `changed` is false when content and tags match.
@@ -85,10 +94,12 @@ pub trait RecordStore: Send + Sync + 'static {
 /// Folder rules.
 #[async_trait]
 pub trait RuleStore: Send + Sync + 'static {
-    /// Creates or replaces a rule.
-    async fn put_rule(&self, rule: &RuleSpec) -> StoreResult<()>;
-    /// Deletes a rule; false if unknown.
-    async fn delete_rule(&self, name: &str) -> StoreResult<bool>;
+    /// Creates or replaces a rule and, in the same transaction, queues every record of its
+    /// kind (and of the kind it replaces): with [`Priority::Reverse`] when the rule moves to
+    /// another connection (files come back before they go elsewhere), else `Normal`.
+    async fn put_rule(&self, rule: &RuleSpec) -> StoreResult<RuleChange>;
+    /// Deletes a rule and queues the records of its kind, in one transaction; `None` if unknown.
+    async fn delete_rule(&self, name: &str) -> StoreResult<Option<RuleChange>>;
     /// All rules, by name.
     async fn rules(&self) -> StoreResult<Vec<RuleSpec>>;
 }
@@ -113,7 +124,8 @@ pub trait ConnectionStore: Send + Sync + 'static {
     /// The connection's change cursor.
     async fn connection_cursor(&self, name: &str) -> StoreResult<Option<String>>;
     /// An admin confirms the deletions the connection-wide brake stopped: the window starts
-    /// anew and every paused binding may run once. Returns the records to queue.
+    /// anew and every paused binding may run once; their records are queued in the same
+    /// transaction. Returns those records.
     async fn confirm_connection_deletions(&self, connection: &str) -> StoreResult<Vec<RecordId>>;
     /// When an admin last confirmed a connection's deletions (ms; 0 if never).
     async fn connection_deletions_confirmed_at(&self, connection: &str) -> StoreResult<i64>;
@@ -164,6 +176,10 @@ pub trait SyncStateStore: Send + Sync + 'static {
     async fn save_binding(&self, binding: &Binding) -> StoreResult<i64>;
     /// Deletes a binding and its sync rows.
     async fn delete_binding(&self, id: i64) -> StoreResult<()>;
+    /// An admin confirms the deletions the brake stopped for one record: its paused bindings
+    /// may run them once, and the record and its relatives are queued, in one transaction.
+    /// Returns how many bindings were confirmed.
+    async fn confirm_record_deletions(&self, record_id: RecordId) -> StoreResult<u64>;
     /// A record's sync rows.
     async fn sync_rows(&self, record_id: RecordId) -> StoreResult<Vec<SyncRow>>;
     /// Inserts (`id == 0`, upserting on binding + path) or updates a sync row; returns its id.
@@ -265,12 +281,8 @@ pub trait QueueStore: Send + Sync + 'static {
 pub trait LogStore: Send + Sync + 'static {
     /// Appends to the sync log.
     async fn log(&self, entry: &LogEntry) -> StoreResult<()>;
-    /// The newest log entries (of one record, if given), newest first.
-    async fn log_entries(
-        &self,
-        record_id: Option<RecordId>,
-        limit: u32,
-    ) -> StoreResult<Vec<LogEntry>>;
+    /// The log entries `filter` selects, newest first, naming their records.
+    async fn log_entries(&self, filter: &LogFilter) -> StoreResult<Vec<LogLine>>;
 }
 
 /// Everything Ferry keeps durably, except attachment content: the sum of the per-aggregate

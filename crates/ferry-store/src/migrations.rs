@@ -12,6 +12,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "live_claims",
         include_str!("../migrations/0002_live_claims.sql"),
     ),
+    (
+        3,
+        "record_deletion",
+        include_str!("../migrations/0003_record_deletion.sql"),
+    ),
 ];
 
 #[derive(Debug)]

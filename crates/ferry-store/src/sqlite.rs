@@ -2,9 +2,10 @@
 
 use crate::prelude::*;
 use crate::{
-    ArchivedAttachment, AttachmentInput, Binding, LogEntry, Priority, ProcessInfo, QueueEntry,
-    QueueStats, RecordInput, StoreError, StoreResult, StoredConnection, SyncCounts, SyncRow,
-    SyncState, SyncedFileScan, Task, Upserted, migrations,
+    ArchivedAttachment, AttachmentInput, Binding, LogEntry, LogFilter, LogLine, Priority,
+    ProcessInfo, QueueEntry, QueueStats, RecordFilter, RecordInput, RecordState, RecordSummary,
+    RuleChange, StoreError, StoreResult, StoredConnection, SyncCounts, SyncRow, SyncState,
+    SyncedFileScan, Task, Upserted, migrations,
 };
 use async_trait::async_trait;
 use ferry_core::model::{Attachment, AttachmentId, Record, RecordId, Side};
@@ -76,6 +77,7 @@ fn record_from_row(row: &SqliteRow) -> StoreResult<Record> {
         fields: serde_json::from_str(&fields)
             .map_err(|e| StoreError::Corrupt(format!("record fields: {e}")))?,
         parent_id: row.try_get("parent_id")?,
+        deleting: row.try_get::<i64, _>("deleting")? != 0,
     })
 }
 
@@ -126,17 +128,14 @@ async fn enqueue_related_tx(
     record_id: RecordId,
 ) -> StoreResult<()> {
     let now = now_ms();
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO sync_queue (record_id, priority, generation, attempts, next_at, enqueued_at, dead) \
          SELECT r.id, ?, 1, 0, ?, ?, 0 FROM records r WHERE r.id = ? \
            OR r.id = (SELECT parent_id FROM records WHERE id = ?) \
            OR r.parent_id = ? \
            OR r.parent_id = (SELECT parent_id FROM records WHERE id = ?) \
-         ORDER BY r.id \
-         ON CONFLICT (record_id) DO UPDATE SET \
-         generation = sync_queue.generation + 1, attempts = 0, dead = 0, failing_since = NULL, \
-         next_at = excluded.next_at, priority = MIN(sync_queue.priority, excluded.priority)",
-    )
+         ORDER BY r.id {ENQUEUE_CONFLICT}"
+    ))
     .bind(Priority::Normal as i64)
     .bind(now)
     .bind(now)
@@ -147,6 +146,70 @@ async fn enqueue_related_tx(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The upsert of a queue entry that is due now: a queued record gets a new generation (the
+/// running pass will see it was re-queued), a fresh failure budget and the higher priority.
+const ENQUEUE_CONFLICT: &str = "ON CONFLICT (record_id) DO UPDATE SET \
+     generation = sync_queue.generation + 1, attempts = 0, dead = 0, failing_since = NULL, \
+     next_at = excluded.next_at, priority = MIN(sync_queue.priority, excluded.priority)";
+
+/// Queues every record of a kind, inside the caller's transaction; returns how many.
+async fn enqueue_kind_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    kind: &str,
+    priority: Priority,
+) -> StoreResult<u64> {
+    let now = now_ms();
+    let done = sqlx::query(&format!(
+        "INSERT INTO sync_queue (record_id, priority, generation, attempts, next_at, enqueued_at, dead) \
+         SELECT id, ?, 1, 0, ?, ?, 0 FROM records WHERE kind = ? ORDER BY id {ENQUEUE_CONFLICT}"
+    ))
+    .bind(priority as i64)
+    .bind(now)
+    .bind(now)
+    .bind(kind)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Queues records in the given order, inside the caller's transaction.
+async fn enqueue_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    record_ids: &[RecordId],
+    priority: Priority,
+) -> StoreResult<()> {
+    let now = now_ms();
+    // The order of `record_ids` is kept (FIFO by `enqueued_at`): all are due now.
+    for (position, id) in (0i64..).zip(record_ids) {
+        sqlx::query(&format!(
+            "INSERT INTO sync_queue (record_id, priority, generation, attempts, next_at, enqueued_at, dead) \
+             VALUES (?, ?, 1, 0, ?, ?, 0) {ENQUEUE_CONFLICT}"
+        ))
+        .bind(id)
+        .bind(priority as i64)
+        .bind(now)
+        .bind(now + position)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A stored rule by name, inside the caller's transaction.
+async fn rule_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    name: &str,
+) -> StoreResult<Option<RuleSpec>> {
+    let definition: Option<String> =
+        sqlx::query_scalar("SELECT definition FROM rules WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut **tx)
+            .await?;
+    definition
+        .map(|d| serde_json::from_str(&d).map_err(|e| StoreError::Corrupt(format!("rule: {e}"))))
+        .transpose()
 }
 
 /// Moves an attachment row to the archive, inside the caller's transaction.
@@ -275,12 +338,18 @@ impl RecordStore for SqliteStore {
             .transpose()?;
         let now = now_ms();
         let (value, changed) = match existing {
-            Some(old) if old.fields == input.fields && old.parent_id == input.parent_id => {
+            Some(old)
+                if old.fields == input.fields
+                    && old.parent_id == input.parent_id
+                    && !old.deleting =>
+            {
                 (old, false)
             }
+            // An upsert of a record being deleted takes the deletion back.
             Some(old) => {
                 sqlx::query(
-                    "UPDATE records SET fields = ?, parent_id = ?, updated_at = ? WHERE id = ?",
+                    "UPDATE records SET fields = ?, parent_id = ?, updated_at = ?, deleting = 0 \
+                     WHERE id = ?",
                 )
                 .bind(&fields)
                 .bind(input.parent_id)
@@ -291,6 +360,7 @@ impl RecordStore for SqliteStore {
                 let new = Record {
                     fields: input.fields.clone(),
                     parent_id: input.parent_id,
+                    deleting: false,
                     ..old
                 };
                 (new, true)
@@ -314,6 +384,7 @@ impl RecordStore for SqliteStore {
                     key: input.key.clone(),
                     fields: input.fields.clone(),
                     parent_id: input.parent_id,
+                    deleting: false,
                 };
                 (new, true)
             }
@@ -361,6 +432,95 @@ impl RecordStore for SqliteStore {
                 .fetch_all(&self.pool)
                 .await?,
         )
+    }
+
+    async fn forget_record(&self, record_id: RecordId) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        enqueue_related_tx(&mut tx, record_id).await?;
+        for table in [
+            "sync_queue",
+            "sync_files",
+            "bindings",
+            "attachments",
+            "archived_attachments",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE record_id = ?"))
+                .bind(record_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let done = sqlx::query("DELETE FROM records WHERE id = ?")
+            .bind(record_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn mark_record_deleting(&self, record_id: RecordId) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query("UPDATE records SET deleting = 1, updated_at = ? WHERE id = ?")
+            .bind(now_ms())
+            .bind(record_id)
+            .execute(&mut *tx)
+            .await?;
+        enqueue_related_tx(&mut tx, record_id).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_records(&self, filter: &RecordFilter) -> StoreResult<Vec<RecordSummary>> {
+        // The state is derived from the queue entry and the files' states, as the listing
+        // shows them; `?n IS NULL` leaves a filter out.
+        let rows = sqlx::query(
+            "SELECT * FROM (SELECT r.id, r.kind, r.key, \
+               (SELECT COUNT(*) FROM attachments a WHERE a.record_id = r.id) AS attachments, \
+               (SELECT COUNT(*) FROM sync_files f WHERE f.record_id = r.id AND f.state = 'synced') AS synced, \
+               (SELECT COUNT(*) FROM sync_files f WHERE f.record_id = r.id AND f.state = 'pending') AS pending, \
+               (SELECT COUNT(*) FROM sync_files f WHERE f.record_id = r.id AND f.state = 'failed') AS failed, \
+               q.record_id IS NOT NULL AS queued, COALESCE(q.dead, 0) AS dead \
+             FROM records r LEFT JOIN sync_queue q ON q.record_id = r.id \
+             WHERE r.id > ?1 AND (?2 IS NULL OR r.kind = ?2) \
+               AND (?3 IS NULL OR instr(lower(r.key), lower(?3)) > 0)) \
+             WHERE ?4 IS NULL \
+               OR (?4 = 'dead' AND dead = 1) \
+               OR (?4 = 'failed' AND (dead = 1 OR failed > 0)) \
+               OR (?4 = 'pending' AND dead = 0 AND failed = 0 AND (queued = 1 OR pending > 0)) \
+               OR (?4 = 'synced' AND queued = 0 AND failed = 0 AND pending = 0) \
+             ORDER BY id LIMIT ?5",
+        )
+        .bind(filter.after_id)
+        .bind(filter.kind.as_deref())
+        .bind(filter.key_contains.as_deref())
+        .bind(filter.state.map(|s| match s {
+            RecordState::Synced => "synced",
+            RecordState::Pending => "pending",
+            RecordState::Failed => "failed",
+            RecordState::Dead => "dead",
+        }))
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let count = |row: &SqliteRow, name: &str| -> StoreResult<u64> {
+            Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))
+        };
+        rows.iter()
+            .map(|row| {
+                Ok(RecordSummary {
+                    id: row.try_get("id")?,
+                    kind: row.try_get("kind")?,
+                    key: row.try_get("key")?,
+                    attachments: count(row, "attachments")?,
+                    files: SyncCounts {
+                        synced: count(row, "synced")?,
+                        pending: count(row, "pending")?,
+                        failed: count(row, "failed")?,
+                    },
+                    queued: row.try_get::<i64, _>("queued")? != 0,
+                    dead: row.try_get::<i64, _>("dead")? != 0,
+                })
+            })
+            .collect()
     }
 
     async fn attachments(&self, record_id: RecordId) -> StoreResult<Vec<Attachment>> {
@@ -613,9 +773,11 @@ impl RecordStore for SqliteStore {
 
 #[async_trait]
 impl RuleStore for SqliteStore {
-    async fn put_rule(&self, rule: &RuleSpec) -> StoreResult<()> {
+    async fn put_rule(&self, rule: &RuleSpec) -> StoreResult<RuleChange> {
         let definition =
             serde_json::to_string(rule).map_err(|e| StoreError::Corrupt(format!("rule: {e}")))?;
+        let mut tx = self.write_tx().await?;
+        let previous = rule_tx(&mut tx, &rule.name).await?;
         sqlx::query(
             "INSERT INTO rules (name, record_kind, definition, updated_at) VALUES (?, ?, ?, ?) \
              ON CONFLICT (name) DO UPDATE SET record_kind = excluded.record_kind, \
@@ -625,17 +787,39 @@ impl RuleStore for SqliteStore {
         .bind(&rule.record_kind)
         .bind(&definition)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        let priority = match &previous {
+            Some(p) if p.connection != rule.connection => Priority::Reverse,
+            _ => Priority::Normal,
+        };
+        let mut queued = enqueue_kind_tx(&mut tx, &rule.record_kind, priority).await?;
+        if let Some(old_kind) = previous
+            .as_ref()
+            .map(|p| &p.record_kind)
+            .filter(|k| **k != rule.record_kind)
+        {
+            queued += enqueue_kind_tx(&mut tx, old_kind, Priority::Normal).await?;
+        }
+        tx.commit().await?;
+        Ok(RuleChange { previous, queued })
     }
 
-    async fn delete_rule(&self, name: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM rules WHERE name = ?")
+    async fn delete_rule(&self, name: &str) -> StoreResult<Option<RuleChange>> {
+        let mut tx = self.write_tx().await?;
+        let Some(previous) = rule_tx(&mut tx, name).await? else {
+            return Ok(None);
+        };
+        sqlx::query("DELETE FROM rules WHERE name = ?")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        let queued = enqueue_kind_tx(&mut tx, &previous.record_kind, Priority::Normal).await?;
+        tx.commit().await?;
+        Ok(Some(RuleChange {
+            previous: Some(previous),
+            queued,
+        }))
     }
 
     async fn rules(&self) -> StoreResult<Vec<RuleSpec>> {
@@ -759,6 +943,7 @@ impl ConnectionStore for SqliteStore {
         .bind(connection)
         .execute(&mut *tx)
         .await?;
+        enqueue_tx(&mut tx, &ids, Priority::Normal).await?;
         tx.commit().await?;
         Ok(ids)
     }
@@ -992,6 +1177,19 @@ impl SyncStateStore for SqliteStore {
         Ok(())
     }
 
+    async fn confirm_record_deletions(&self, record_id: RecordId) -> StoreResult<u64> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE bindings SET confirm_deletions = 1 WHERE record_id = ? AND paused_reason IS NOT NULL",
+        )
+        .bind(record_id)
+        .execute(&mut *tx)
+        .await?;
+        enqueue_related_tx(&mut tx, record_id).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
     async fn sync_rows(&self, record_id: RecordId) -> StoreResult<Vec<SyncRow>> {
         sqlx::query(&format!(
             "SELECT {SYNC_COLUMNS} FROM sync_files WHERE record_id = ? ORDER BY binding_id, rel_lower, id"
@@ -1160,24 +1358,8 @@ impl SyncStateStore for SqliteStore {
 #[async_trait]
 impl QueueStore for SqliteStore {
     async fn enqueue(&self, record_ids: &[RecordId], priority: Priority) -> StoreResult<()> {
-        let now = now_ms();
         let mut tx = self.write_tx().await?;
-        // The order of `record_ids` is kept (FIFO by `enqueued_at`): all are due now.
-        for (position, id) in (0i64..).zip(record_ids) {
-            sqlx::query(
-                "INSERT INTO sync_queue (record_id, priority, generation, attempts, next_at, enqueued_at, dead) \
-                 VALUES (?, ?, 1, 0, ?, ?, 0) ON CONFLICT (record_id) DO UPDATE SET \
-                 generation = sync_queue.generation + 1, attempts = 0, dead = 0, failing_since = NULL, \
-                 next_at = excluded.next_at, \
-                 priority = MIN(sync_queue.priority, excluded.priority)",
-            )
-            .bind(id)
-            .bind(priority as i64)
-            .bind(now)
-            .bind(now + position)
-            .execute(&mut *tx)
-            .await?;
-        }
+        enqueue_tx(&mut tx, record_ids, priority).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1405,27 +1587,35 @@ impl LogStore for SqliteStore {
         insert_log(&self.pool, e).await
     }
 
-    async fn log_entries(
-        &self,
-        record_id: Option<RecordId>,
-        limit: u32,
-    ) -> StoreResult<Vec<LogEntry>> {
-        let rows = match record_id {
-            Some(id) => {
-                sqlx::query("SELECT * FROM sync_log WHERE record_id = ? ORDER BY id DESC LIMIT ?")
-                    .bind(id)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                sqlx::query("SELECT * FROM sync_log ORDER BY id DESC LIMIT ?")
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
-        rows.iter().map(log_from_row).collect()
+    async fn log_entries(&self, filter: &LogFilter) -> StoreResult<Vec<LogLine>> {
+        let rows = sqlx::query(
+            "SELECT l.*, r.kind AS record_kind, r.key AS record_key \
+             FROM sync_log l LEFT JOIN records r ON r.id = l.record_id \
+             WHERE (?1 IS NULL OR l.connection = ?1) AND (?2 IS NULL OR l.record_id = ?2) \
+               AND (?3 IS NULL OR l.action = ?3) AND (?4 IS NULL OR l.outcome = ?4) \
+               AND (?5 IS NULL OR l.at >= ?5) AND (?6 IS NULL OR l.at < ?6) \
+               AND (?7 IS NULL OR l.id < ?7) \
+             ORDER BY l.id DESC LIMIT ?8",
+        )
+        .bind(filter.connection.as_deref())
+        .bind(filter.record_id)
+        .bind(filter.action.as_deref())
+        .bind(filter.outcome.as_deref())
+        .bind(filter.since_ms)
+        .bind(filter.until_ms)
+        .bind(filter.before_id)
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LogLine {
+                    entry: log_from_row(row)?,
+                    kind: row.try_get("record_kind")?,
+                    key: row.try_get("record_key")?,
+                })
+            })
+            .collect()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Plain data passed in and out of the store.
 
 use ferry_core::model::{AttachmentId, RecordId, Side};
+use ferry_core::rules::RuleSpec;
 use serde::Serialize;
 
 /// What the application sends to create or update a record.
@@ -76,7 +77,7 @@ pub struct StoredConnection {
 }
 
 /// Where a file stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncState {
     /// Dropbox holds the content Ferry wants there.
@@ -166,11 +167,12 @@ pub struct Binding {
 }
 
 /// An attachment version that left its record, content kept.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ArchivedAttachment {
     /// Store id.
     pub id: i64,
     /// The record it belonged to.
+    #[schema(value_type = i64)]
     pub record_id: RecordId,
     /// Its name.
     pub name: String,
@@ -191,7 +193,7 @@ pub struct ArchivedAttachment {
 }
 
 /// One executed sync action.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LogEntry {
     /// Store id (0 when writing).
     pub id: i64,
@@ -202,6 +204,7 @@ pub struct LogEntry {
     /// Binding.
     pub binding_id: Option<i64>,
     /// Record.
+    #[schema(value_type = i64)]
     pub record_id: RecordId,
     /// Dropbox path.
     pub path: String,
@@ -218,7 +221,7 @@ pub struct LogEntry {
 }
 
 /// Sync rows by state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SyncCounts {
     /// Rows in [`SyncState::Synced`].
     pub synced: u64,
@@ -229,7 +232,7 @@ pub struct SyncCounts {
 }
 
 /// Queue priority classes, most urgent first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     /// Bringing files back before a connection or rule changes target.
@@ -254,7 +257,7 @@ pub struct Task {
 }
 
 /// A process that runs an engine on this database and may hold queue claims.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ProcessInfo {
     /// Unique per engine instance.
     pub id: String,
@@ -271,7 +274,7 @@ pub struct ProcessInfo {
 }
 
 /// Queue summary.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QueueStats {
     /// Queued records.
     pub queued: u64,
@@ -284,9 +287,10 @@ pub struct QueueStats {
 }
 
 /// A record's place in the queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QueueEntry {
     /// The record.
+    #[schema(value_type = i64)]
     pub record_id: RecordId,
     /// Dead-lettered: no more attempts until re-queued.
     pub dead: bool,
@@ -319,4 +323,97 @@ pub struct SyncedFileScan {
     pub attachment_hash: Option<String>,
     /// Whether the row is in the `synced` state.
     pub synced: bool,
+}
+
+/// What saving or deleting a rule did: the rule it replaced (or removed), and how many
+/// records it queued in the same transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleChange {
+    /// The stored rule of that name before the change, if there was one.
+    pub previous: Option<RuleSpec>,
+    /// Records queued for a pass.
+    pub queued: u64,
+}
+
+/// Which records a listing returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordFilter {
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only keys containing this text (case-insensitive).
+    pub key_contains: Option<String>,
+    /// Only records in this state.
+    pub state: Option<RecordState>,
+    /// Only records with an id above this one (the previous page's last id).
+    pub after_id: RecordId,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// A record's state as a listing filters it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordState {
+    /// Every file synced and nothing queued.
+    Synced,
+    /// Queued for a pass, or a file is pending.
+    Pending,
+    /// A file failed, or the record is dead-lettered.
+    Failed,
+    /// Dead-lettered: waits for an admin.
+    Dead,
+}
+
+/// One record of a listing, with its sync summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct RecordSummary {
+    /// Store id (the paging cursor).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub id: RecordId,
+    /// Its kind.
+    pub kind: String,
+    /// Its key.
+    pub key: String,
+    /// How many attachments it has.
+    pub attachments: u64,
+    /// Its files by state.
+    pub files: SyncCounts,
+    /// Whether a pass is queued.
+    pub queued: bool,
+    /// Whether it is dead-lettered.
+    pub dead: bool,
+}
+
+/// Which log entries to return, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    /// Only this connection.
+    pub connection: Option<String>,
+    /// Only this record.
+    pub record_id: Option<RecordId>,
+    /// Only this action (`upload`, `delete`, ...).
+    pub action: Option<String>,
+    /// Only this outcome (`ok`, `failed`, `skipped`).
+    pub outcome: Option<String>,
+    /// Only entries at or after this time (ms).
+    pub since_ms: Option<i64>,
+    /// Only entries before this time (ms).
+    pub until_ms: Option<i64>,
+    /// Only entries with an id below this one (the previous page's last id).
+    pub before_id: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// A log entry with the record it concerns named by kind and key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct LogLine {
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: LogEntry,
+    /// The record's kind (`None` once the record was deleted).
+    pub kind: Option<String>,
+    /// The record's key.
+    pub key: Option<String>,
 }

@@ -7,9 +7,10 @@ use ferry_core::model::{Attachment, AttachmentId, Record, RecordId};
 use ferry_core::rules::RuleSpec;
 use ferry_store::prelude::*;
 use ferry_store::{
-    ArchivedAttachment, AttachmentInput, Binding, LogEntry, Priority, ProcessInfo, QueueEntry,
-    QueueStats, RecordInput, Store, StoreError, StoreResult, StoredConnection, SyncCounts, SyncRow,
-    SyncedFileScan, Task, Upserted,
+    ArchivedAttachment, AttachmentInput, Binding, LogEntry, LogFilter, LogLine, Priority,
+    ProcessInfo, QueueEntry, QueueStats, RecordFilter, RecordInput, RecordSummary, RuleChange,
+    Store, StoreError, StoreResult, StoredConnection, SyncCounts, SyncRow, SyncedFileScan, Task,
+    Upserted,
 };
 use futures::stream::BoxStream;
 use object_store::path::Path as ObjectPath;
@@ -105,6 +106,21 @@ impl RecordStore for FaultyStore {
         self.inner.record_ids_of_kind(kind).await
     }
 
+    async fn forget_record(&self, record_id: RecordId) -> StoreResult<bool> {
+        self.fault("forget_record")?;
+        self.inner.forget_record(record_id).await
+    }
+
+    async fn mark_record_deleting(&self, record_id: RecordId) -> StoreResult<bool> {
+        self.fault("mark_record_deleting")?;
+        self.inner.mark_record_deleting(record_id).await
+    }
+
+    async fn list_records(&self, filter: &RecordFilter) -> StoreResult<Vec<RecordSummary>> {
+        self.fault("list_records")?;
+        self.inner.list_records(filter).await
+    }
+
     async fn attachments(&self, record_id: RecordId) -> StoreResult<Vec<Attachment>> {
         self.fault("attachments")?;
         self.inner.attachments(record_id).await
@@ -161,12 +177,12 @@ impl RecordStore for FaultyStore {
 
 #[async_trait]
 impl RuleStore for FaultyStore {
-    async fn put_rule(&self, rule: &RuleSpec) -> StoreResult<()> {
+    async fn put_rule(&self, rule: &RuleSpec) -> StoreResult<RuleChange> {
         self.fault("put_rule")?;
         self.inner.put_rule(rule).await
     }
 
-    async fn delete_rule(&self, name: &str) -> StoreResult<bool> {
+    async fn delete_rule(&self, name: &str) -> StoreResult<Option<RuleChange>> {
         self.fault("delete_rule")?;
         self.inner.delete_rule(name).await
     }
@@ -299,6 +315,11 @@ impl SyncStateStore for FaultyStore {
     async fn delete_binding(&self, id: i64) -> StoreResult<()> {
         self.fault("delete_binding")?;
         self.inner.delete_binding(id).await
+    }
+
+    async fn confirm_record_deletions(&self, record_id: RecordId) -> StoreResult<u64> {
+        self.fault("confirm_record_deletions")?;
+        self.inner.confirm_record_deletions(record_id).await
     }
 
     async fn sync_rows(&self, record_id: RecordId) -> StoreResult<Vec<SyncRow>> {
@@ -471,13 +492,9 @@ impl LogStore for FaultyStore {
         self.inner.log(entry).await
     }
 
-    async fn log_entries(
-        &self,
-        record_id: Option<RecordId>,
-        limit: u32,
-    ) -> StoreResult<Vec<LogEntry>> {
+    async fn log_entries(&self, filter: &LogFilter) -> StoreResult<Vec<LogLine>> {
         self.fault("log_entries")?;
-        self.inner.log_entries(record_id, limit).await
+        self.inner.log_entries(filter).await
     }
 }
 

@@ -737,9 +737,14 @@ impl Sim {
         }
         let failed: Vec<String> = self
             .store
-            .log_entries(None, 200)
+            .log_entries(&ferry_store::LogFilter {
+                record_id: None,
+                limit: 200,
+                ..Default::default()
+            })
             .await?
             .into_iter()
+            .map(|l| l.entry)
             .filter(|e| e.outcome == "failed")
             .take(8)
             .map(|e| format!("{} {}: {}", e.action, e.path, e.error.unwrap_or_default()))
@@ -794,9 +799,14 @@ impl Sim {
             if !pending.is_empty() {
                 let failures: Vec<String> = self
                     .store
-                    .log_entries(Some(*id), 50)
+                    .log_entries(&ferry_store::LogFilter {
+                        record_id: Some(*id),
+                        limit: 50,
+                        ..Default::default()
+                    })
                     .await?
                     .into_iter()
+                    .map(|l| l.entry)
                     .filter(|e| e.outcome == "failed")
                     .take(3)
                     .map(|e| format!("{} {}: {}", e.action, e.path, e.error.unwrap_or_default()))

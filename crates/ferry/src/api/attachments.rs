@@ -1,22 +1,22 @@
 //! Attachments: add or replace (raw body or multipart), remove, download.
 
 use super::extract::{PathParams, QueryParams};
-use super::records::find;
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiState, ErrorBody};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use ferry_core::model::validate_tag;
 use ferry_core::names::validate_attachment_name;
-use ferry_store::AttachmentInput;
+use ferry_engine::views::{AttachmentWritten, Removed};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 /// Query of `PUT .../attachments/{name}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PutQuery {
     /// Comma-separated tags.
     #[serde(default)]
@@ -68,7 +68,6 @@ fn check_name(name: &str) -> Result<(), ApiError> {
         .map_err(|e| ApiError::bad_request(format!("attachment name {name:?}: {e}")))
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn store_attachment(
     state: &ApiState,
     kind: &str,
@@ -77,53 +76,30 @@ async fn store_attachment(
     tags: Vec<String>,
     content: Bytes,
     precondition: Option<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AttachmentWritten>, ApiError> {
     check_name(name)?;
-    let record = find(state, kind, key).await?;
+    let record = state.engine.find_record(kind, key).await?;
     let size = content.len() as u64;
     let content_hash = state.engine.blobs().put(content).await?;
-    attach(state, &record, name, tags, content_hash, size, precondition).await
+    Ok(Json(
+        state
+            .engine
+            .put_attachment(&record, name, tags, content_hash, size, precondition)
+            .await?,
+    ))
 }
 
-/// Makes stored content (`content_hash`, `size`) the attachment `name` of `record`.
-async fn attach(
-    state: &ApiState,
-    record: &ferry_core::model::Record,
-    name: &str,
-    tags: Vec<String>,
-    content_hash: String,
-    size: u64,
-    precondition: Option<String>,
-) -> Result<Json<Value>, ApiError> {
-    let store = state.engine.store();
-    // A file that came from Dropbox keeps its place there when the app replaces it.
-    let origin_path = store
-        .attachments(record.id)
-        .await?
-        .into_iter()
-        .find(|a| a.name == name)
-        .and_then(|a| a.origin_path);
-    let upserted = store
-        .put_attachment(&AttachmentInput {
-            record_id: record.id,
-            name: name.to_owned(),
-            tags,
-            content_hash,
-            size,
-            origin_path,
-            source: ferry_core::model::Side::App,
-            if_match: precondition,
-        })
-        .await?;
-    // The store queued the record and its relatives with the change; workers start now.
-    if upserted.changed {
-        state.engine.wake();
-    }
-    let a = upserted.value;
-    Ok(Json(json!({
-        "name": a.name, "tags": a.tags, "size": a.size, "content_hash": a.content_hash,
-        "changed": upserted.changed,
-    })))
+/// The parts of `POST .../attachments` (documentation only; the handler reads the stream).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct AttachmentForm {
+    /// The content; its filename is the attachment name unless `name` is given.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// The attachment name.
+    name: Option<String>,
+    /// Comma-separated tags.
+    tags: Option<String>,
 }
 
 /// `PUT /v1/records/{kind}/{key}/attachments/{name}?tags=a,b` with the raw content as body.
@@ -131,18 +107,25 @@ async fn attach(
 /// The body streams into the blob store, hashed on the way: a large file is never held in
 /// memory, and receiving, hashing and writing overlap. Name, tags and record are checked
 /// before any byte is read.
+#[utoipa::path(put, operation_id = "put_attachment", path = "/v1/records/{kind}/{key}/attachments/{name}", tag = "attachments",
+    params(("kind" = String, Path, description = "Record kind"), ("key" = String, Path, description = "Record key"),
+           ("name" = String, Path, description = "Attachment name"), PutQuery,
+           ("If-Match" = Option<String>, Header, description = "Write only if the attachment's content_hash is this (or `*`: only if it exists)")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = AttachmentWritten), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 412, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn put_raw(
     State(state): State<ApiState>,
     PathParams((kind, key, name)): PathParams<(String, String, String)>,
     QueryParams(query): QueryParams<PutQuery>,
     headers: HeaderMap,
     body: axum::body::Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AttachmentWritten>, ApiError> {
     use futures::StreamExt;
     check_name(&name)?;
     let tags = parse_tags(query.tags.as_deref())?;
     let precondition = if_match(&headers)?;
-    let record = find(&state, &kind, &key).await?;
+    let record = state.engine.find_record(&kind, &key).await?;
     let limit = state.max_attachment_bytes as u64;
     let mut writer = state.engine.blobs().writer().await?;
     let mut stream = body.into_data_stream();
@@ -163,26 +146,28 @@ pub async fn put_raw(
         writer.write(&piece).await?;
     }
     let (content_hash, size) = writer.finish(None).await?;
-    attach(
-        &state,
-        &record,
-        &name,
-        tags,
-        content_hash,
-        size,
-        precondition,
-    )
-    .await
+    Ok(Json(
+        state
+            .engine
+            .put_attachment(&record, &name, tags, content_hash, size, precondition)
+            .await?,
+    ))
 }
 
 /// `POST /v1/records/{kind}/{key}/attachments` as `multipart/form-data`: a `file` part (its
 /// filename is the attachment name unless a `name` part is given) and an optional `tags` part.
+#[utoipa::path(post, operation_id = "upload_attachment", path = "/v1/records/{kind}/{key}/attachments", tag = "attachments",
+    params(("kind" = String, Path, description = "Record kind"), ("key" = String, Path, description = "Record key"),
+           ("If-Match" = Option<String>, Header, description = "Write only if the attachment's content_hash is this (or `*`)")),
+    request_body(content = AttachmentForm, content_type = "multipart/form-data"),
+    responses((status = 200, body = AttachmentWritten), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 412, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn upload_multipart(
     State(state): State<ApiState>,
     PathParams((kind, key)): PathParams<(String, String)>,
     headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AttachmentWritten>, ApiError> {
     let precondition = if_match(&headers)?;
     let mut multipart = multipart.map_err(|e| {
         ApiError::bad_request(format!("expected multipart/form-data: {}", e.body_text()))
@@ -246,56 +231,47 @@ pub async fn upload_multipart(
 }
 
 /// `DELETE /v1/records/{kind}/{key}/attachments/{name}`: the file leaves Dropbox on the next pass.
+#[utoipa::path(delete, operation_id = "remove_attachment", path = "/v1/records/{kind}/{key}/attachments/{name}", tag = "attachments",
+    params(("kind" = String, Path, description = "Record kind"), ("key" = String, Path, description = "Record key"),
+           ("name" = String, Path, description = "Attachment name")),
+    responses((status = 200, body = Removed), (status = 404, body = ErrorBody)))]
 pub async fn remove(
     State(state): State<ApiState>,
     PathParams((kind, key, name)): PathParams<(String, String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let record = find(&state, &kind, &key).await?;
-    if !state
-        .engine
-        .store()
-        .remove_attachment(record.id, &name)
-        .await?
-    {
-        return Err(ApiError::not_found(format!(
-            "record {kind}/{key} has no attachment {name:?}"
-        )));
-    }
-    state.engine.wake();
-    Ok(Json(json!({"removed": name})))
+) -> Result<Json<Removed>, ApiError> {
+    Ok(Json(
+        state.engine.remove_attachment(&kind, &key, &name).await?,
+    ))
 }
 
-/// `GET /v1/records/{kind}/{key}/attachments/{name}`: the content.
+/// `GET /v1/records/{kind}/{key}/attachments/{name}`: the content, streamed.
+#[utoipa::path(get, operation_id = "download_attachment", path = "/v1/records/{kind}/{key}/attachments/{name}", tag = "attachments",
+    params(("kind" = String, Path, description = "Record kind"), ("key" = String, Path, description = "Record key"),
+           ("name" = String, Path, description = "Attachment name")),
+    responses((status = 200, description = "The content; its content_hash is the ETag", content_type = "application/octet-stream", body = Vec<u8>),
+              (status = 404, body = ErrorBody)))]
 pub async fn download(
     State(state): State<ApiState>,
     PathParams((kind, key, name)): PathParams<(String, String, String)>,
-) -> Result<impl IntoResponse, ApiError> {
-    let record = find(&state, &kind, &key).await?;
-    let attachment = state
-        .engine
-        .store()
-        .attachments(record.id)
-        .await?
-        .into_iter()
-        .find(|a| a.name == name)
-        .ok_or_else(|| {
-            ApiError::not_found(format!("record {kind}/{key} has no attachment {name:?}"))
-        })?;
+) -> Result<Response, ApiError> {
+    let attachment = state.engine.attachment(&kind, &key, &name).await?;
     content_response(&state, &attachment.content_hash).await
 }
 
-/// Stored content as a download, with its content hash as the `ETag` (what `If-Match`
-/// takes back).
+/// Stored content as a streamed download, with its content hash as the `ETag` (what
+/// `If-Match` takes back).
 pub(super) async fn content_response(
     state: &ApiState,
     content_hash: &str,
-) -> Result<impl IntoResponse + use<>, ApiError> {
-    let data = state.engine.blobs().get(content_hash).await?;
+) -> Result<Response, ApiError> {
+    let (size, stream) = state.engine.blobs().stream(content_hash).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, size.to_string()),
             (header::ETAG, format!("\"{content_hash}\"")),
         ],
-        data,
-    ))
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }

@@ -2,18 +2,21 @@
 //! shown again.
 
 use super::extract::{JsonBody, PathParams};
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiState, ErrorBody};
 use axum::Json;
 use axum::extract::State;
 use ferry_core::secret::Secret;
 use ferry_dropbox::Endpoints;
 use ferry_dropbox::Refresh;
+use ferry_engine::views::{
+    AccountView, ConfirmedRecords, ConnectionList, ConnectionSaved, Disconnecting,
+};
 use ferry_engine::{ConnectionInput, Credentials};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 /// Body of `PUT /v1/connections/{name}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionBody {
     /// Dropbox access token (or use `refresh_token` + `app_key`).
@@ -36,12 +39,16 @@ pub struct ConnectionBody {
     base_url: Option<String>,
 }
 
-/// `PUT /v1/connections/{name}`.
+/// `PUT /v1/connections/{name}`: checks the token against Dropbox, stores it encrypted.
+#[utoipa::path(put, operation_id = "put_connection", path = "/v1/connections/{name}", tag = "connections",
+    params(("name" = String, Path, description = "Connection name")),
+    request_body = ConnectionBody,
+    responses((status = 200, body = ConnectionSaved), (status = 400, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn put(
     State(state): State<ApiState>,
     PathParams(name): PathParams<String>,
     JsonBody(body): JsonBody<ConnectionBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConnectionSaved>, ApiError> {
     let nonempty = |v: &Option<String>| {
         v.as_deref()
             .map(str::trim)
@@ -84,55 +91,50 @@ pub async fn put(
             endpoints,
         })
         .await?;
-    Ok(Json(json!({
-        "name": name,
-        "root": body.root,
-        "account": {"account_id": account.account_id, "display_name": account.display_name, "email": account.email},
-    })))
+    Ok(Json(ConnectionSaved {
+        name,
+        root: body.root,
+        account: AccountView {
+            account_id: account.account_id,
+            display_name: account.display_name,
+            email: account.email,
+        },
+    }))
 }
 
 /// `DELETE /v1/connections/{name}`: reverse sync (every file only Dropbox holds comes back
 /// into Ferry), then the connection goes. Answers at once; progress shows in `GET /v1/connections`.
+#[utoipa::path(delete, operation_id = "delete_connection", path = "/v1/connections/{name}", tag = "connections",
+    params(("name" = String, Path, description = "Connection name")),
+    responses((status = 200, body = Disconnecting), (status = 404, body = ErrorBody)))]
 pub async fn remove(
     State(state): State<ApiState>,
     PathParams(name): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Disconnecting>, ApiError> {
     let records = state.engine.disconnect(&name).await?;
-    Ok(Json(
-        json!({"disconnecting": name, "records_to_bring_back": records}),
-    ))
+    Ok(Json(Disconnecting {
+        disconnecting: name,
+        records_to_bring_back: records as u64,
+    }))
 }
 
 /// `GET /v1/connections`: names, roots and hosts; never tokens.
-pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    let connections: Vec<Value> = state
-        .engine
-        .store()
-        .connections()
-        .await?
-        .into_iter()
-        .map(|c| {
-            json!({"name": c.name, "root": c.root, "api_url": c.api_url, "content_url": c.content_url,
-                   "needs_reconnect": c.needs_reconnect, "disconnecting": c.disconnecting})
-        })
-        .collect();
-    Ok(Json(json!({"connections": connections})))
+#[utoipa::path(get, operation_id = "list_connections", path = "/v1/connections", tag = "connections",
+    responses((status = 200, body = ConnectionList)))]
+pub async fn list(State(state): State<ApiState>) -> Result<Json<ConnectionList>, ApiError> {
+    Ok(Json(state.engine.connections().await?))
 }
 
 /// `POST /v1/connections/{name}/confirm-deletions`: lets the deletions the connection-wide
 /// brake stopped go ahead (the brake's window starts anew), and re-runs the paused records.
+#[utoipa::path(post, operation_id = "confirm_connection_deletions", path = "/v1/connections/{name}/confirm-deletions", tag = "connections",
+    params(("name" = String, Path, description = "Connection name")),
+    responses((status = 200, body = ConfirmedRecords), (status = 404, body = ErrorBody)))]
 pub async fn confirm_deletions(
     State(state): State<ApiState>,
     PathParams(name): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
-    let store = state.engine.store();
-    if store.connection(&name).await?.is_none() {
-        return Err(ApiError::not_found(format!("no connection named {name:?}")));
-    }
-    let records = store.confirm_connection_deletions(&name).await?;
-    store
-        .enqueue(&records, ferry_store::Priority::Normal)
-        .await?;
-    state.engine.wake();
-    Ok(Json(json!({"confirmed_records": records.len()})))
+) -> Result<Json<ConfirmedRecords>, ApiError> {
+    Ok(Json(
+        state.engine.confirm_connection_deletions(&name).await?,
+    ))
 }

@@ -175,6 +175,8 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Invalid(m) => ApiError::bad_request(m),
+            EngineError::NotFound(m) => ApiError::not_found(m),
+            EngineError::Conflict(m) => ApiError::conflict(m),
             EngineError::UnknownConnection(name) => {
                 ApiError::not_found(format!("no connection named {name:?}"))
             }

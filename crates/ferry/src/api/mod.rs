@@ -5,17 +5,19 @@ mod attachments;
 mod connections;
 mod error;
 mod extract;
+pub mod openapi;
 mod records;
 mod rules;
 mod status;
 
 pub use error::ApiError;
+pub use openapi::ErrorBody;
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, put};
-use axum::{Json, Router};
 use ferry_core::secret::Secret;
 use ferry_engine::Engine;
 use std::sync::Arc;
@@ -36,9 +38,12 @@ pub fn router(state: ApiState) -> Router {
     let attachment_limit =
         DefaultBodyLimit::max(state.max_attachment_bytes.saturating_add(64 * 1024));
     let v1 = Router::new()
+        .route("/records", get(records::list))
         .route(
             "/records/{kind}/{key}",
-            put(records::upsert).get(records::show),
+            put(records::upsert)
+                .get(records::show)
+                .delete(records::delete),
         )
         .route(
             "/records/{kind}/{key}/sync",
@@ -70,6 +75,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/rules", get(rules::list))
         .route("/rules/{name}", put(rules::put).delete(rules::remove))
+        .route("/rules/{name}/preview", axum::routing::post(rules::preview))
         .route("/connections", get(connections::list))
         .route(
             "/connections/{name}",
@@ -77,6 +83,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/status", get(status::show))
         .route("/log", get(status::log))
+        .route("/log/export", get(status::export))
         .route("/queue/dead", get(status::dead))
         .route(
             "/queue/dead/requeue",
@@ -92,10 +99,8 @@ pub fn router(state: ApiState) -> Router {
         ));
     Router::new()
         .nest("/v1", v1)
-        .route(
-            "/health",
-            get(|| async { Json(serde_json::json!({"ok": true})) }),
-        )
+        .route("/v1/openapi.json", get(openapi::document))
+        .route("/health", get(openapi::health))
         .fallback(|| async { ApiError::not_found("no such route; see docs/api.md") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(middleware::from_fn(catch_panics))

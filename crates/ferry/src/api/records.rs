@@ -1,291 +1,193 @@
-//! Records: upsert, show, sync state, forced re-sync.
+//! Records: list, upsert, show, delete, sync state, forced re-sync, archive.
 
-use super::extract::{JsonBody, PathParams};
-use super::{ApiError, ApiState};
+use super::extract::{JsonBody, PathParams, QueryParams};
+use super::{ApiError, ApiState, ErrorBody};
 use axum::Json;
 use axum::extract::State;
-use ferry_core::model::{Record, validate_record_ident};
-use ferry_store::{RecordInput, SyncCounts, SyncState};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use ferry_engine::views::*;
+use ferry_engine::{DeletePolicy, RecordQuery};
+use ferry_store::RecordState;
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 /// Body of `PUT /v1/records/{kind}/{key}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordBody {
     /// Fields (a JSON object); default `{}`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     fields: Option<Value>,
-    /// Parent record.
+    /// Parent record (it must exist).
     #[serde(default)]
     parent: Option<RecordRef>,
 }
 
-/// A record reference.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// Query of `GET /v1/records`.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct RecordRef {
-    kind: String,
-    key: String,
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only records of this kind.
+    kind: Option<String>,
+    /// Only keys containing this text (case-insensitive).
+    q: Option<String>,
+    /// Only records in this state.
+    state: Option<RecordState>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Page size (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
 }
 
-/// Looks a record up or answers 404.
-pub(super) async fn find(state: &ApiState, kind: &str, key: &str) -> Result<Record, ApiError> {
-    state
-        .engine
-        .store()
-        .record(kind, key)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no record {kind}/{key}")))
+/// Query of `DELETE /v1/records/{kind}/{key}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQuery {
+    /// What happens to the record's files in Dropbox: `keep` (default) or `delete`.
+    files: Option<DeletePolicy>,
 }
 
-pub(super) async fn record_json(state: &ApiState, record: &Record) -> Result<Value, ApiError> {
-    let store = state.engine.store();
-    let parent = match record.parent_id {
-        Some(id) => store
-            .record_by_id(id)
-            .await?
-            .map(|p| json!({"kind": p.kind, "key": p.key})),
-        None => None,
-    };
-    let attachments: Vec<Value> = store
-        .attachments(record.id)
-        .await?
-        .into_iter()
-        .map(|a| json!({"name": a.name, "tags": a.tags, "size": a.size, "content_hash": a.content_hash}))
-        .collect();
-    let children: Vec<Value> = store
-        .children(record.id)
-        .await?
-        .into_iter()
-        .map(|c| json!({"kind": c.kind, "key": c.key}))
-        .collect();
-    Ok(json!({
-        "kind": record.kind,
-        "key": record.key,
-        "fields": record.fields,
-        "parent": parent,
-        "children": children,
-        "attachments": attachments,
-    }))
+/// `GET /v1/records`: a page of records with their sync summaries.
+#[utoipa::path(get, operation_id = "list_records", path = "/v1/records", tag = "records", params(ListQuery),
+    responses((status = 200, body = RecordPage), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<ApiState>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<RecordPage>, ApiError> {
+    Ok(Json(
+        state
+            .engine
+            .list_records(RecordQuery {
+                kind: query.kind,
+                q: query.q,
+                state: query.state,
+                cursor: query.cursor,
+                limit: query.limit.unwrap_or(100),
+            })
+            .await?,
+    ))
 }
 
-/// `PUT /v1/records/{kind}/{key}`: create or update; queues a sync pass when anything changed.
+/// `PUT /v1/records/{kind}/{key}`: create or update; a change queues a sync pass.
+#[utoipa::path(put, operation_id = "upsert_record", path = "/v1/records/{kind}/{key}", tag = "records",
+    params(("kind" = String, Path, description = "Record kind"), ("key" = String, Path, description = "Record key")),
+    request_body = RecordBody,
+    responses((status = 200, body = RecordWritten), (status = 400, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn upsert(
     State(state): State<ApiState>,
     PathParams((kind, key)): PathParams<(String, String)>,
     JsonBody(body): JsonBody<RecordBody>,
-) -> Result<Json<Value>, ApiError> {
-    validate_record_ident("kind", &kind).map_err(ApiError::bad_request)?;
-    validate_record_ident("key", &key).map_err(ApiError::bad_request)?;
-    let fields = body.fields.unwrap_or_else(|| json!({}));
-    if !fields.is_object() {
-        return Err(ApiError::bad_request("fields must be a JSON object"));
-    }
-    let parent_id = match &body.parent {
-        Some(p) => {
-            let parent = state
-                .engine
-                .store()
-                .record(&p.kind, &p.key)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "parent record {}/{} does not exist",
-                        p.kind, p.key
-                    ))
-                })?;
-            if parent.kind == kind && parent.key == key {
-                return Err(ApiError::bad_request("a record cannot be its own parent"));
-            }
-            Some(parent.id)
-        }
-        None => None,
-    };
-    let upserted = state
-        .engine
-        .store()
-        .upsert_record(&RecordInput {
-            kind,
-            key,
-            fields,
-            parent_id,
-        })
-        .await?;
-    // The store queued the record and its relatives with the change; workers start now.
-    if upserted.changed {
-        state.engine.wake();
-    }
-    let mut out = record_json(&state, &upserted.value).await?;
-    out["changed"] = json!(upserted.changed);
-    Ok(Json(out))
+) -> Result<Json<RecordWritten>, ApiError> {
+    let fields = body.fields.unwrap_or_else(|| serde_json::json!({}));
+    Ok(Json(
+        state
+            .engine
+            .upsert_record(&kind, &key, fields, body.parent.as_ref())
+            .await?,
+    ))
 }
 
 /// `GET /v1/records/{kind}/{key}`.
+#[utoipa::path(get, operation_id = "show_record", path = "/v1/records/{kind}/{key}", tag = "records",
+    params(("kind" = String, Path, description = "Record kind"), ("key" = String, Path, description = "Record key")),
+    responses((status = 200, body = RecordView), (status = 404, body = ErrorBody)))]
 pub async fn show(
     State(state): State<ApiState>,
     PathParams((kind, key)): PathParams<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let record = find(&state, &kind, &key).await?;
-    Ok(Json(record_json(&state, &record).await?))
+) -> Result<Json<RecordView>, ApiError> {
+    let record = state.engine.find_record(&kind, &key).await?;
+    Ok(Json(state.engine.record_view(&record).await?))
+}
+
+/// `DELETE /v1/records/{kind}/{key}?files=keep|delete`.
+#[utoipa::path(delete, operation_id = "delete_record", path = "/v1/records/{kind}/{key}", tag = "records",
+    params(("kind" = String, Path, description = "Record kind"), ("key" = String, Path, description = "Record key"), DeleteQuery),
+    responses((status = 200, body = RecordDeleted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<ApiState>,
+    PathParams((kind, key)): PathParams<(String, String)>,
+    QueryParams(query): QueryParams<DeleteQuery>,
+) -> Result<Json<RecordDeleted>, ApiError> {
+    Ok(Json(
+        state
+            .engine
+            .delete_record(&kind, &key, query.files.unwrap_or_default())
+            .await?,
+    ))
 }
 
 /// `GET /v1/records/{kind}/{key}/sync`: each file's Dropbox path, hash, state and last error,
-/// the record's bindings (folders; paused ones with the reason) and its queue entry.
+/// the record's folders (paused ones with the reason) and its queue entry.
+#[utoipa::path(get, operation_id = "record_sync_state", path = "/v1/records/{kind}/{key}/sync", tag = "records",
+    params(("kind" = String, Path, description = "Record kind"), ("key" = String, Path, description = "Record key")),
+    responses((status = 200, body = RecordSyncView), (status = 404, body = ErrorBody)))]
 pub async fn sync_state(
     State(state): State<ApiState>,
     PathParams((kind, key)): PathParams<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let record = find(&state, &kind, &key).await?;
-    let store = state.engine.store();
-    let names: std::collections::HashMap<i64, String> = store
-        .attachments(record.id)
-        .await?
-        .into_iter()
-        .map(|a| (a.id, a.name))
-        .collect();
-    let bindings = store.bindings_for_record(record.id).await?;
-    let folder_of = |id: Option<i64>| {
-        id.and_then(|id| bindings.iter().find(|b| b.id == id))
-            .map(|b| b.folder_display.clone())
-    };
-    let rows = store.sync_rows(record.id).await?;
-    let mut counts = SyncCounts::default();
-    let files: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            match r.state {
-                SyncState::Synced => counts.synced += 1,
-                SyncState::Pending => counts.pending += 1,
-                SyncState::Failed => counts.failed += 1,
-            }
-            let path = match (folder_of(r.binding_id), &r.rel_display) {
-                (Some(folder), Some(rel)) => Some(format!("{folder}/{rel}")),
-                _ => None,
-            };
-            json!({
-                "attachment": r.attachment_id.and_then(|id| names.get(&id).cloned()),
-                "rule": r.rule_name,
-                "connection": r.connection,
-                "path": path,
-                "content_hash": r.content_hash,
-                "rev": r.rev,
-                "dropbox_id": r.dropbox_id,
-                "state": r.state,
-                "last_error": r.last_error,
-            })
-        })
-        .collect();
-    let bindings: Vec<Value> = bindings
-        .iter()
-        .map(|b| {
-            json!({"id": b.id, "rule": b.rule_name, "connection": b.connection,
-                   "folder": b.folder_display, "paused": b.paused_reason})
-        })
-        .collect();
-    let queue = store.queue_entry(record.id).await?;
-    Ok(Json(json!({
-        "kind": record.kind,
-        "key": record.key,
-        "queued": queue.is_some(),
-        "queue": queue,
-        "summary": counts,
-        "bindings": bindings,
-        "files": files,
-    })))
+) -> Result<Json<RecordSyncView>, ApiError> {
+    Ok(Json(state.engine.record_sync(&kind, &key).await?))
 }
 
-/// `GET /v1/records/{kind}/{key}/archive`: versions that left the record (deleted in
-/// Dropbox, replaced by a newer Dropbox version), content kept.
+/// `POST /v1/records/{kind}/{key}/sync`: a pass now (also reviving a dead letter).
+#[utoipa::path(post, operation_id = "resync_record", path = "/v1/records/{kind}/{key}/sync", tag = "records",
+    params(("kind" = String, Path, description = "Record kind"), ("key" = String, Path, description = "Record key")),
+    responses((status = 200, body = Queued), (status = 404, body = ErrorBody)))]
+pub async fn resync(
+    State(state): State<ApiState>,
+    PathParams((kind, key)): PathParams<(String, String)>,
+) -> Result<Json<Queued>, ApiError> {
+    Ok(Json(state.engine.resync(&kind, &key).await?))
+}
+
+/// `GET /v1/records/{kind}/{key}/archive`: versions that left the record, content kept.
+#[utoipa::path(get, operation_id = "record_archive", path = "/v1/records/{kind}/{key}/archive", tag = "records",
+    params(("kind" = String, Path, description = "Record kind"), ("key" = String, Path, description = "Record key")),
+    responses((status = 200, body = ArchiveList), (status = 404, body = ErrorBody)))]
 pub async fn archive(
     State(state): State<ApiState>,
     PathParams((kind, key)): PathParams<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let record = find(&state, &kind, &key).await?;
-    let archived = state.engine.store().archived_attachments(record.id).await?;
-    Ok(Json(json!({"archived": archived})))
-}
-
-/// The archived version `id` of a record, or 404.
-async fn find_archived(
-    state: &ApiState,
-    record: &Record,
-    id: i64,
-) -> Result<ferry_store::ArchivedAttachment, ApiError> {
-    state
-        .engine
-        .store()
-        .archived_attachments(record.id)
-        .await?
-        .into_iter()
-        .find(|a| a.id == id)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "record {}/{} has no archived version {id}",
-                record.kind, record.key
-            ))
-        })
+) -> Result<Json<ArchiveList>, ApiError> {
+    Ok(Json(state.engine.archive(&kind, &key).await?))
 }
 
 /// `GET /v1/records/{kind}/{key}/archive/{id}`: the content of an archived version.
+#[utoipa::path(get, operation_id = "archived_content", path = "/v1/records/{kind}/{key}/archive/{id}", tag = "records",
+    params(("kind" = String, Path, description = "Record kind"), ("key" = String, Path, description = "Record key"), ("id" = i64, Path, description = "Archived version id")),
+    responses((status = 200, description = "The content", content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = ErrorBody)))]
 pub async fn archived_content(
     State(state): State<ApiState>,
     PathParams((kind, key, id)): PathParams<(String, String, i64)>,
-) -> Result<impl axum::response::IntoResponse, ApiError> {
-    let record = find(&state, &kind, &key).await?;
-    let archived = find_archived(&state, &record, id).await?;
+) -> Result<axum::response::Response, ApiError> {
+    let archived = state.engine.archived(&kind, &key, id).await?;
     super::attachments::content_response(&state, &archived.content_hash).await
 }
 
 /// `POST /v1/records/{kind}/{key}/archive/{id}/restore`: the archived version becomes the
-/// record's current attachment of its name again (the version it replaces is archived in
-/// turn) and syncs like any change.
+/// current attachment of its name again and syncs.
+#[utoipa::path(post, operation_id = "restore_archived", path = "/v1/records/{kind}/{key}/archive/{id}/restore", tag = "records",
+    params(("kind" = String, Path, description = "Record kind"), ("key" = String, Path, description = "Record key"), ("id" = i64, Path, description = "Archived version id")),
+    responses((status = 200, body = Restored), (status = 404, body = ErrorBody)))]
 pub async fn restore(
     State(state): State<ApiState>,
     PathParams((kind, key, id)): PathParams<(String, String, i64)>,
-) -> Result<Json<Value>, ApiError> {
-    let record = find(&state, &kind, &key).await?;
-    let Some(restored) = state.engine.store().restore_archived(record.id, id).await? else {
-        return Err(ApiError::not_found(format!(
-            "record {kind}/{key} has no archived version {id}"
-        )));
-    };
-    state.engine.wake();
-    let a = restored.value;
-    Ok(Json(json!({
-        "restored": {"name": a.name, "tags": a.tags, "size": a.size, "content_hash": a.content_hash},
-        "changed": restored.changed,
-    })))
+) -> Result<Json<Restored>, ApiError> {
+    Ok(Json(state.engine.restore_archived(&kind, &key, id).await?))
 }
 
-/// `POST /v1/records/{kind}/{key}/confirm-deletions`: lets the record's paused bindings run
-/// the deletions the brake stopped, once.
+/// `POST /v1/records/{kind}/{key}/confirm-deletions`: the record's paused bindings run the
+/// deletions the brake stopped, once.
+#[utoipa::path(post, operation_id = "confirm_record_deletions", path = "/v1/records/{kind}/{key}/confirm-deletions", tag = "records",
+    params(("kind" = String, Path, description = "Record kind"), ("key" = String, Path, description = "Record key")),
+    responses((status = 200, body = ConfirmedBindings), (status = 404, body = ErrorBody)))]
 pub async fn confirm_deletions(
     State(state): State<ApiState>,
     PathParams((kind, key)): PathParams<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let record = find(&state, &kind, &key).await?;
-    let store = state.engine.store();
-    let mut confirmed = 0;
-    for mut binding in store.bindings_for_record(record.id).await? {
-        if binding.paused_reason.is_some() {
-            binding.confirm_deletions = true;
-            store.save_binding(&binding).await?;
-            confirmed += 1;
-        }
-    }
-    state.engine.enqueue_related(record.id).await?;
-    Ok(Json(json!({"confirmed_bindings": confirmed})))
-}
-
-/// `POST /v1/records/{kind}/{key}/sync`: force regeneration (a pass now, also reviving a
-/// dead-lettered record). Each pass compares with what Dropbox holds, so files deleted there
-/// come back on push bindings.
-pub async fn resync(
-    State(state): State<ApiState>,
-    PathParams((kind, key)): PathParams<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let record = find(&state, &kind, &key).await?;
-    state.engine.enqueue_related(record.id).await?;
-    Ok(Json(json!({"queued": true})))
+) -> Result<Json<ConfirmedBindings>, ApiError> {
+    Ok(Json(
+        state.engine.confirm_record_deletions(&kind, &key).await?,
+    ))
 }

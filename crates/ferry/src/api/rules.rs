@@ -1,124 +1,112 @@
-//! Rules: list, create or replace (validated), delete.
+//! Rules: list, create or replace (validated; `?dry_run=true` only checks), preview, delete.
 
-use super::extract::{JsonBody, PathParams};
-use super::{ApiError, ApiState};
+use super::extract::{JsonBody, PathParams, QueryParams};
+use super::{ApiError, ApiState, ErrorBody};
 use axum::Json;
 use axum::extract::State;
 use ferry_core::rules::RuleSpec;
 use ferry_core::sync_plan::Direction;
-use ferry_store::Priority;
+use ferry_engine::views::{RuleList, RulePreview, RuleRemoved, RuleSaved};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
-/// Body of `PUT /v1/rules/{name}` (the name comes from the URL).
-#[derive(Debug, Deserialize)]
+/// Body of `PUT /v1/rules/{name}` and `POST /v1/rules/{name}/preview` (the name comes from
+/// the URL). See docs/rules.md.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleBody {
+    /// The record kind the rule applies to.
     record_kind: String,
+    /// The connection the files go to.
     connection: String,
+    /// Expression over the record context; the rule applies while it is true.
     #[serde(default)]
     condition: Option<String>,
+    /// Template for the record's folder, relative to the connection root.
     folder: String,
+    /// Template for a file's path inside the folder.
     #[serde(default)]
     file_path: Option<String>,
+    /// Expression over `attachment`; a file syncs while it is true.
     #[serde(default)]
     file_filter: Option<String>,
+    /// Which way files flow (default push).
     #[serde(default)]
     direction: Direction,
+    /// When pulling, also import files from subfolders.
     #[serde(default)]
     pull_subfolders: bool,
 }
 
-/// `GET /v1/rules`.
-pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"rules": state.engine.store().rules().await?})))
+impl RuleBody {
+    fn into_spec(self, name: String) -> RuleSpec {
+        RuleSpec {
+            name,
+            record_kind: self.record_kind,
+            connection: self.connection,
+            condition: self.condition,
+            folder: self.folder,
+            file_path: self.file_path,
+            file_filter: self.file_filter,
+            direction: self.direction,
+            pull_subfolders: self.pull_subfolders,
+        }
+    }
 }
 
-/// `PUT /v1/rules/{name}`: checks every template and expression, stores, back-fills: every
-/// record of the kind (old and new kind) gets a pass.
+/// Query of `PUT /v1/rules/{name}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PutQuery {
+    /// Only check the rule (templates, connection, limits, overlaps); store nothing.
+    dry_run: Option<bool>,
+}
+
+/// `GET /v1/rules`.
+#[utoipa::path(get, operation_id = "list_rules", path = "/v1/rules", tag = "rules", responses((status = 200, body = RuleList)))]
+pub async fn list(State(state): State<ApiState>) -> Result<Json<RuleList>, ApiError> {
+    Ok(Json(state.engine.rules().await?))
+}
+
+/// `PUT /v1/rules/{name}`: checks every template and expression, stores, back-fills.
+#[utoipa::path(put, operation_id = "put_rule", path = "/v1/rules/{name}", tag = "rules",
+    params(("name" = String, Path, description = "Rule name"), PutQuery),
+    request_body = RuleBody,
+    responses((status = 200, body = RuleSaved), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn put(
     State(state): State<ApiState>,
     PathParams(name): PathParams<String>,
+    QueryParams(query): QueryParams<PutQuery>,
     JsonBody(body): JsonBody<RuleBody>,
-) -> Result<Json<Value>, ApiError> {
-    let spec = RuleSpec {
-        name,
-        record_kind: body.record_kind,
-        connection: body.connection,
-        condition: body.condition,
-        folder: body.folder,
-        file_path: body.file_path,
-        file_filter: body.file_filter,
-        direction: body.direction,
-        pull_subfolders: body.pull_subfolders,
-    };
-    // Two rules placing one record in one folder: refused when either pulls (both would
-    // import the same files), otherwise accepted with a warning (the runtime lets only the
-    // first binding sync each file there).
-    let overlaps = state.engine.check_rule(&spec).await?;
-    if let Some(o) = overlaps.iter().find(|o| o.pulls) {
-        return Err(ApiError::conflict(format!(
-            "rule {:?} would place {} in the same folder {:?} as rule {:?}, and one of them pulls from Dropbox; give one rule another folder",
-            spec.name,
-            o.record.as_deref().unwrap_or("every record"),
-            o.folder,
-            o.rule
-        )));
-    }
-    let warnings: Vec<String> = overlaps
-        .iter()
-        .map(|o| {
-            format!(
-                "rule {:?} places {} in the same folder {:?}; a file both select is synced by whichever rule placed it first",
-                o.rule,
-                o.record.as_deref().unwrap_or("every record"),
-                o.folder
-            )
-        })
-        .collect();
-    let store = state.engine.store();
-    let old = store
-        .rules()
-        .await?
-        .into_iter()
-        .find(|r| r.name == spec.name);
-    store.put_rule(&spec).await?;
-    // Moving a rule to another connection is reverse sync first: most urgent.
-    let priority = match &old {
-        Some(o) if o.connection != spec.connection => Priority::Reverse,
-        _ => Priority::Normal,
-    };
-    let mut queued = state
-        .engine
-        .enqueue_kind(&spec.record_kind, priority)
-        .await?;
-    if let Some(old_kind) = old
-        .map(|o| o.record_kind)
-        .filter(|k| *k != spec.record_kind)
-    {
-        queued += state
-            .engine
-            .enqueue_kind(&old_kind, Priority::Normal)
-            .await?;
-    }
+) -> Result<Json<RuleSaved>, ApiError> {
+    let dry_run = query.dry_run.unwrap_or(false);
     Ok(Json(
-        json!({"rule": spec, "queued_records": queued, "warnings": warnings}),
+        state.engine.put_rule(body.into_spec(name), dry_run).await?,
     ))
 }
 
+/// `POST /v1/rules/{name}/preview`: the folders, file paths and planned actions the rule
+/// would give the first existing records of its kind; nothing is stored or synced.
+#[utoipa::path(post, operation_id = "preview_rule", path = "/v1/rules/{name}/preview", tag = "rules",
+    params(("name" = String, Path, description = "Rule name")),
+    request_body = RuleBody,
+    responses((status = 200, body = RulePreview), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn preview(
+    State(state): State<ApiState>,
+    PathParams(name): PathParams<String>,
+    JsonBody(body): JsonBody<RuleBody>,
+) -> Result<Json<RulePreview>, ApiError> {
+    Ok(Json(state.engine.preview_rule(body.into_spec(name)).await?))
+}
+
 /// `DELETE /v1/rules/{name}`: files the rule placed leave Dropbox on the records' next pass.
+#[utoipa::path(delete, operation_id = "delete_rule", path = "/v1/rules/{name}", tag = "rules",
+    params(("name" = String, Path, description = "Rule name")),
+    responses((status = 200, body = RuleRemoved), (status = 404, body = ErrorBody)))]
 pub async fn remove(
     State(state): State<ApiState>,
     PathParams(name): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
-    let store = state.engine.store();
-    let Some(rule) = store.rules().await?.into_iter().find(|r| r.name == name) else {
-        return Err(ApiError::not_found(format!("no rule named {name:?}")));
-    };
-    store.delete_rule(&name).await?;
-    let queued = state
-        .engine
-        .enqueue_kind(&rule.record_kind, Priority::Normal)
-        .await?;
-    Ok(Json(json!({"removed": name, "queued_records": queued})))
+) -> Result<Json<RuleRemoved>, ApiError> {
+    Ok(Json(state.engine.delete_rule(&name).await?))
 }

@@ -374,10 +374,13 @@ pub async fn run_scale_child(args: ScaleChildArgs) -> anyhow::Result<()> {
 async fn reconcile_engine(engine: &Arc<Engine>, timeout: Duration) -> anyhow::Result<Value> {
     let store = engine.store();
     let last_log = store
-        .log_entries(None, 1)
+        .log_entries(&ferry_store::LogFilter {
+            limit: 1,
+            ..Default::default()
+        })
         .await?
         .first()
-        .map_or(0, |e| e.id);
+        .map_or(0, |l| l.entry.id);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let started = Instant::now();
     let report = engine.reconcile_connection("dropbox").await?;
@@ -403,10 +406,13 @@ async fn reconcile_engine(engine: &Arc<Engine>, timeout: Duration) -> anyhow::Re
         let _ = w.await;
     }
     let changes = store
-        .log_entries(None, 10_000)
+        .log_entries(&ferry_store::LogFilter {
+            limit: 10_000,
+            ..Default::default()
+        })
         .await?
         .iter()
-        .filter(|e| e.id > last_log)
+        .filter(|l| l.entry.id > last_log)
         .count();
     let total = report.queued.len() as u64;
     Ok(json!({

@@ -1,0 +1,353 @@
+//! What the service layer answers: typed views of records, files, rules, connections and the
+//! queue. They are the REST API's response bodies (serialised as is, described in its OpenAPI
+//! document), so a field added here is an API change.
+
+use ferry_core::model::{Attachment, Side};
+use ferry_core::rules::RuleSpec;
+use ferry_store::{
+    ArchivedAttachment, LogLine, QueueEntry, QueueStats, RecordSummary, SyncCounts, SyncState,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A record named by kind and key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordRef {
+    /// The record's kind.
+    pub kind: String,
+    /// The record's key.
+    pub key: String,
+}
+
+/// An attachment as the API shows it (content is downloaded separately).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AttachmentView {
+    /// File name, unique within the record.
+    pub name: String,
+    /// Tags the rules select on.
+    pub tags: Vec<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Dropbox content hash (also the download's `ETag`).
+    pub content_hash: String,
+    /// Who wrote the current content.
+    pub source: Side,
+}
+
+impl From<Attachment> for AttachmentView {
+    fn from(a: Attachment) -> Self {
+        AttachmentView {
+            name: a.name,
+            tags: a.tags,
+            size: a.size,
+            content_hash: a.content_hash,
+            source: a.source,
+        }
+    }
+}
+
+/// A record with its relatives and attachments.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct RecordView {
+    /// The record's kind.
+    pub kind: String,
+    /// The record's key.
+    pub key: String,
+    /// Its fields (a JSON object).
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Value,
+    /// Its parent, if any.
+    pub parent: Option<RecordRef>,
+    /// Records whose parent it is, in key order.
+    pub children: Vec<RecordRef>,
+    /// Its attachments, in name order.
+    pub attachments: Vec<AttachmentView>,
+}
+
+/// A record after an upsert.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct RecordWritten {
+    /// The record as stored.
+    #[serde(flatten)]
+    pub record: RecordView,
+    /// False when nothing differed (no pass queued).
+    pub changed: bool,
+}
+
+/// An attachment after a write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AttachmentWritten {
+    /// The attachment as stored.
+    #[serde(flatten)]
+    pub attachment: AttachmentView,
+    /// False when content and tags were already these.
+    pub changed: bool,
+}
+
+/// A page of records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RecordPage {
+    /// The records, in creation order.
+    pub records: Vec<RecordSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// What deleting a record did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RecordDeleted {
+    /// The record.
+    pub deleted: RecordRef,
+    /// What happens to its files in Dropbox.
+    pub files: crate::service::DeletePolicy,
+    /// How many of its files Dropbox holds through Ferry (kept, or going away).
+    pub synced_files: u64,
+}
+
+/// One record folder (binding) of a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BindingView {
+    /// Binding id.
+    pub id: i64,
+    /// The rule that placed the folder.
+    pub rule: String,
+    /// The connection it lives in.
+    pub connection: String,
+    /// The folder in Dropbox.
+    pub folder: String,
+    /// Why it is paused (the deletion brake), if it is.
+    pub paused: Option<String>,
+}
+
+/// One file of a record as synced (or failing to).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FileView {
+    /// The attachment it comes from (`None` once removed).
+    pub attachment: Option<String>,
+    /// The rule that placed it.
+    pub rule: String,
+    /// The connection.
+    pub connection: String,
+    /// Its path in Dropbox, once placed.
+    pub path: Option<String>,
+    /// Content hash both sides agreed on.
+    pub content_hash: Option<String>,
+    /// Dropbox revision.
+    pub rev: Option<String>,
+    /// Dropbox file id.
+    pub dropbox_id: Option<String>,
+    /// Where it stands.
+    pub state: SyncState,
+    /// What went wrong last.
+    pub last_error: Option<String>,
+}
+
+/// A record's sync state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RecordSyncView {
+    /// The record's kind.
+    pub kind: String,
+    /// The record's key.
+    pub key: String,
+    /// Whether a pass is queued.
+    pub queued: bool,
+    /// Its queue entry.
+    pub queue: Option<QueueEntry>,
+    /// Its files by state.
+    pub summary: SyncCounts,
+    /// Its folders.
+    pub bindings: Vec<BindingView>,
+    /// Its files.
+    pub files: Vec<FileView>,
+}
+
+/// A record's archived versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ArchiveList {
+    /// Newest first.
+    pub archived: Vec<ArchivedAttachment>,
+}
+
+/// What restoring an archived version did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Restored {
+    /// The attachment it became.
+    pub restored: AttachmentView,
+    /// False when the current attachment already had that content.
+    pub changed: bool,
+}
+
+/// Deletions confirmed for one record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ConfirmedBindings {
+    /// Paused bindings that may now run their deletions.
+    pub confirmed_bindings: u64,
+}
+
+/// Deletions confirmed for a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ConfirmedRecords {
+    /// Records queued to run them.
+    pub confirmed_records: u64,
+}
+
+/// A pass was queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Queued {
+    /// Always true.
+    pub queued: bool,
+}
+
+/// A rule after it was saved (or would be, for a dry run).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct RuleSaved {
+    /// The rule.
+    pub rule: RuleSpec,
+    /// Records queued for a pass (0 for a dry run).
+    pub queued_records: u64,
+    /// Overlaps with other rules that were accepted.
+    pub warnings: Vec<String>,
+    /// True when nothing was stored.
+    pub dry_run: bool,
+}
+
+/// All rules.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct RuleList {
+    /// By name.
+    pub rules: Vec<RuleSpec>,
+}
+
+/// A rule was deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RuleRemoved {
+    /// Its name.
+    pub removed: String,
+    /// Records queued (their files placed by it leave Dropbox).
+    pub queued_records: u64,
+}
+
+/// What a rule would do for one existing record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RecordPreview {
+    /// The record.
+    pub record: RecordRef,
+    /// Whether the rule's condition holds for it.
+    pub applies: bool,
+    /// The record's folder in Dropbox (when it applies).
+    pub folder: Option<String>,
+    /// Its files' paths in Dropbox.
+    pub files: Vec<String>,
+    /// What a pass would do now (`upload …`, `move folder … -> …`, `delete …`).
+    pub actions: Vec<String>,
+    /// Why the rule cannot place the record or one of its files.
+    pub errors: Vec<String>,
+}
+
+/// A rule's preview over existing records; nothing is stored or synced.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct RulePreview {
+    /// The rule as previewed.
+    pub rule: RuleSpec,
+    /// Records of its kind.
+    pub total_records: u64,
+    /// The first records of its kind, in creation order.
+    pub records: Vec<RecordPreview>,
+    /// Overlaps with other rules.
+    pub warnings: Vec<String>,
+}
+
+/// A connection as the API shows it (never its token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ConnectionView {
+    /// Its name.
+    pub name: String,
+    /// Root folder for rule paths.
+    pub root: String,
+    /// Dropbox API host.
+    pub api_url: String,
+    /// Dropbox content host.
+    pub content_url: String,
+    /// Set when Dropbox refused the token: why.
+    pub needs_reconnect: Option<String>,
+    /// Being disconnected (reverse sync running).
+    pub disconnecting: bool,
+}
+
+/// All connections.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ConnectionList {
+    /// By name.
+    pub connections: Vec<ConnectionView>,
+}
+
+/// The Dropbox account behind a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AccountView {
+    /// Dropbox account id.
+    pub account_id: String,
+    /// The account holder's name.
+    pub display_name: String,
+    /// Their email.
+    pub email: String,
+}
+
+/// A connection after it was saved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ConnectionSaved {
+    /// Its name.
+    pub name: String,
+    /// Its root.
+    pub root: String,
+    /// The account the token belongs to.
+    pub account: AccountView,
+}
+
+/// A connection is being disconnected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Disconnecting {
+    /// Its name.
+    pub disconnecting: String,
+    /// Records whose Dropbox-only files come back first.
+    pub records_to_bring_back: u64,
+}
+
+/// Queue and file counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct StatusView {
+    /// The queue.
+    pub queue: QueueStats,
+    /// Files by state.
+    pub files: SyncCounts,
+}
+
+/// A page of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct LogPage {
+    /// Newest first.
+    pub entries: Vec<LogLine>,
+    /// Pass as `cursor` for older entries; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Dead-lettered records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct DeadList {
+    /// Their queue entries.
+    pub dead: Vec<QueueEntry>,
+}
+
+/// Dead letters re-queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Requeued {
+    /// How many.
+    pub requeued: u64,
+}
+
+/// Something was removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Removed {
+    /// Its name.
+    pub removed: String,
+}
