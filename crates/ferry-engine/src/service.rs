@@ -69,6 +69,17 @@ fn not_found(what: String) -> EngineError {
     EngineError::NotFound(what)
 }
 
+/// A page size the caller asked for, refused outside `1..=max`.
+fn page_size(limit: u32, max: u32) -> Result<u32, EngineError> {
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(EngineError::Invalid(format!(
+            "limit must be between 1 and {max}, not {limit}"
+        )))
+    }
+}
+
 /// Parses a cursor Ferry handed out (a positive id).
 fn parse_cursor(cursor: Option<&str>) -> Result<Option<i64>, EngineError> {
     cursor
@@ -212,7 +223,7 @@ impl Engine {
 
     /// A page of records with their sync summaries.
     pub async fn list_records(&self, query: RecordQuery) -> Result<RecordPage, EngineError> {
-        let limit = query.limit.clamp(1, 1000);
+        let limit = page_size(query.limit, 1000)?;
         let records = self
             .store
             .list_records(&RecordFilter {
@@ -627,7 +638,7 @@ impl Engine {
             }
             None => None,
         };
-        let limit = query.limit.clamp(1, 10_000);
+        let limit = page_size(query.limit, 10_000)?;
         let entries = self
             .store
             .log_entries(&LogFilter {

@@ -68,10 +68,93 @@ impl Modify for BearerKey {
     }
 }
 
+/// Answers every operation can give besides its own: the error statuses that come from the
+/// edge (authentication, body format and size, a store that is busy, a failure inside
+/// Ferry), in the one error shape. Added here so no operation can forget one.
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new().description(description).content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+        };
+        let retry_after = HeaderBuilder::new()
+            .schema(
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::Integer),
+            )
+            .description(Some("Seconds to wait before trying again"))
+            .build();
+        let invalid = [("400", error("The request is malformed or invalid").build())];
+        let common = vec![
+            (
+                "500",
+                error("A failure inside Ferry (the message carries an error id)").build(),
+            ),
+            (
+                "503",
+                error("The store is busy or failing in a way that may heal")
+                    .header("Retry-After", retry_after)
+                    .build(),
+            ),
+        ];
+        let secured = [("401", error("Missing or wrong API key").build())];
+        let json_body = [
+            (
+                "413",
+                error("The body is larger than this operation accepts").build(),
+            ),
+            ("415", error("The body is not `application/json`").build()),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                // `security(())`: the requirement list holds one empty requirement.
+                let public = op.security.as_ref().is_some_and(|s| {
+                    s.iter()
+                        .all(|r| serde_json::to_value(r).is_ok_and(|v| v == serde_json::json!({})))
+                });
+                let takes_json = op
+                    .request_body
+                    .as_ref()
+                    .is_some_and(|b| b.content.contains_key("application/json"));
+                let mut wanted: Vec<(&str, utoipa::openapi::Response)> = common.clone();
+                if !public {
+                    wanted.extend(secured.iter().cloned());
+                    wanted.extend(invalid.iter().cloned());
+                }
+                if takes_json {
+                    wanted.extend(json_body.iter().cloned());
+                }
+                for (code, response) in wanted {
+                    op.responses
+                        .responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| RefOr::T(response));
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Ferry", description = "Ferry keeps business records' files in Dropbox. See docs/api.md.", license(name = "Apache-2.0")),
-    modifiers(&BearerKey),
+    modifiers(&BearerKey, &CommonErrors),
     security(("api_key" = [])),
     paths(
         health, document,
@@ -84,7 +167,7 @@ impl Modify for BearerKey {
         connections::list, connections::put, connections::remove, connections::confirm_deletions,
         status::show, status::log, status::export, status::dead, status::requeue_dead,
     ),
-    components(schemas(ErrorBody, ErrorDetail)),
+    components(schemas(ErrorBody, ErrorDetail, ferry_store::RecordState, status::ExportFormat, ferry_engine::DeletePolicy)),
     tags(
         (name = "records", description = "Records, their sync state and archive"),
         (name = "attachments", description = "A record's files"),

@@ -151,7 +151,8 @@ fn export_line(line: &LogLine, format: ExportFormat) -> String {
 /// `GET /v1/log/export?format=jsonl|csv`: every entry the filters select, newest first,
 /// streamed page by page (memory stays flat however long the log is).
 #[utoipa::path(get, operation_id = "export_log", path = "/v1/log/export", tag = "status", params(LogParams),
-    responses((status = 200, description = "JSON lines (`application/x-ndjson`) or CSV (`text/csv`)", content_type = "application/x-ndjson", body = String),
+    responses((status = 200, description = "JSON lines (`format=jsonl`) or CSV with a header line (`format=csv`)",
+               content((String = "application/x-ndjson"), (String = "text/csv"))),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn export(
     State(state): State<ApiState>,

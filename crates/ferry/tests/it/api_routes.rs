@@ -428,3 +428,47 @@ async fn log_is_filtered_paged_and_exported() {
     let (status, _) = status_of(&stack, Method::GET, "/v1/log?record=ticket/none").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// A JSON body must be one object without repeated keys, at any depth: parsers disagree on
+/// which of two values wins, so Ferry takes neither.
+#[tokio::test]
+async fn json_bodies_are_objects_without_repeated_keys() {
+    let stack = Stack::start().await;
+    for (body, expect) in [
+        ("[null, null]", "must be a JSON object"),
+        ("\"text\"", "must be a JSON object"),
+        (r#"{"fields": {"a": 1, "a": 2}}"#, "appears twice"),
+        (r#"{"fields": {}, "fields": {}}"#, "appears twice"),
+        (r#"{"fields": {"x": [{"k": 1, "k": 1}]}}"#, "appears twice"),
+        (r#"{"fields": {}} trailing"#, "invalid JSON"),
+    ] {
+        let (status, value) = stack
+            .api
+            .raw(
+                Method::PUT,
+                "/v1/records/ticket/J",
+                Some((body.as_bytes().to_vec(), "application/json")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {value}");
+        let message = value["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(expect), "{body}: {value}");
+    }
+    let (status, _) = status_of(&stack, Method::GET, "/v1/records/ticket/J").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing was written");
+    // A `+json` media type with parameters is JSON too.
+    let (status, value) = stack
+        .api
+        .raw(
+            Method::PUT,
+            "/v1/records/ticket/J",
+            Some((
+                br#"{"fields": {"a": {"b": 1}}}"#.to_vec(),
+                "application/vnd.ferry+json; charset=utf-8",
+            )),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{value}");
+}

@@ -879,71 +879,16 @@ async fn sdk_users_auth_and_limits() {
 /// The Python SDK version the script is written against.
 const PYTHON_DROPBOX: &str = "12.0.2";
 
-/// A Python with the `dropbox` package: a venv under `$CARGO_TARGET_DIR` (or the temp dir),
-/// created and filled from PyPI on first use. Fails loudly (never skips) when impossible.
-fn python_with_dropbox() -> std::path::PathBuf {
-    use std::process::Command;
-    let base = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let venv = base.join(format!("ferry-pyenv-dropbox-{PYTHON_DROPBOX}"));
-    let python = venv.join("bin").join("python");
-    let ready = || {
-        Command::new(&python)
-            .args([
-                "-c",
-                &format!(
-                    "import dropbox, sys; sys.exit(dropbox.__version__ != '{PYTHON_DROPBOX}')"
-                ),
-            ])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if ready() {
-        return python;
-    }
-    let run = |what: &str, command: &mut Command| {
-        let output = command
-            .output()
-            .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-        assert!(
-            output.status.success(),
-            "{what} failed ({}):\n{}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    let system_python = std::env::var("FERRY_PYTHON").unwrap_or_else(|_| "python3".into());
-    run(
-        "creating a Python venv for the conformance script",
-        Command::new(&system_python).args(["-m", "venv"]).arg(&venv),
-    );
-    run(
-        &format!("pip install dropbox=={PYTHON_DROPBOX} (needs PyPI access)"),
-        Command::new(&python).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            &format!("dropbox=={PYTHON_DROPBOX}"),
-        ]),
-    );
-    assert!(
-        ready(),
-        "the dropbox package is still not importable from {}",
-        python.display()
-    );
-    python
-}
-
 /// The official Python SDK, unmodified, against the emulator over HTTPS.
 #[tokio::test]
 async fn python_sdk_over_tls() {
-    let python = tokio::task::spawn_blocking(python_with_dropbox)
-        .await
-        .expect("venv task");
+    let python = tokio::task::spawn_blocking(|| {
+        crate::support::python_with("dropbox", PYTHON_DROPBOX)
+            .join("bin")
+            .join("python")
+    })
+    .await
+    .expect("venv task");
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = EmulatorConfig::new(dir.path());
     config.tls = true;

@@ -1,6 +1,7 @@
 //! Ferry's integration tests: one binary, real servers on 127.0.0.1 port 0 in temp dirs.
 
 mod api_e2e;
+mod api_fuzz;
 mod api_routes;
 mod bench_quick;
 mod client_emulator;

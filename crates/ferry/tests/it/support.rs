@@ -118,3 +118,63 @@ impl Stack {
         assert_eq!(stats.queued, 0, "sync queue did not drain: {stats:?}");
     }
 }
+
+/// A Python virtualenv holding `package==version`, under `$CARGO_TARGET_DIR` (or the temp
+/// dir), created and filled from PyPI on first use; returns the venv's directory. Fails
+/// loudly (never skips) when impossible.
+pub fn python_with(package: &str, version: &str) -> std::path::PathBuf {
+    use std::process::Command;
+    let base = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let venv = base.join(format!("ferry-pyenv-{package}-{version}"));
+    let python = venv.join("bin").join("python");
+    let ready = || {
+        Command::new(&python)
+            .args([
+                "-c",
+                &format!(
+                    "import importlib.metadata as m, sys; sys.exit(m.version('{package}') != '{version}')"
+                ),
+            ])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if ready() {
+        return venv;
+    }
+    let run = |what: &str, command: &mut Command| {
+        let output = command
+            .output()
+            .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+        assert!(
+            output.status.success(),
+            "{what} failed ({}):\n{}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let system_python = std::env::var("FERRY_PYTHON").unwrap_or_else(|_| "python3".into());
+    run(
+        &format!("creating a Python venv for {package}"),
+        Command::new(&system_python).args(["-m", "venv"]).arg(&venv),
+    );
+    run(
+        &format!("pip install {package}=={version} (needs PyPI access)"),
+        Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            &format!("{package}=={version}"),
+        ]),
+    );
+    assert!(
+        ready(),
+        "{package} {version} is still not installed in {}",
+        venv.display()
+    );
+    venv
+}
