@@ -117,6 +117,8 @@ pub struct Engine {
     watch_shutdown: std::sync::Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
     /// This engine's process identity, and the passes its heartbeat keeps claimed.
     liveness: liveness::Liveness,
+    /// Sync workers running now.
+    running_workers: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Engine {
@@ -144,6 +146,7 @@ impl Engine {
             commit_locks: std::sync::Mutex::new(std::collections::HashMap::new()),
             watch_shutdown: std::sync::Mutex::new(None),
             liveness: liveness::Liveness::new(),
+            running_workers: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 

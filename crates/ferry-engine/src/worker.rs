@@ -57,8 +57,24 @@ impl Engine {
         Ok(tasks)
     }
 
+    /// How many sync workers are running now (for readiness).
+    pub fn running_workers(&self) -> usize {
+        self.running_workers
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     async fn worker_loop(&self, n: usize, mut shutdown: watch::Receiver<bool>) {
         tracing::debug!(worker = n, "sync worker started");
+        /// Counts the worker as running until its loop ends, however it ends.
+        struct Running<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            }
+        }
+        self.running_workers
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let _running = Running(&self.running_workers);
         while !*shutdown.borrow() {
             let woke = self.wake.notified();
             let worked = match self.run_one().await {

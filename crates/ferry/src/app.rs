@@ -4,13 +4,12 @@ use crate::api;
 use crate::config::Config;
 use anyhow::Context;
 use ferry_core::secret::Secret;
-use ferry_engine::{Engine, EngineConfig};
+use ferry_engine::Engine;
 use ferry_store::{BlobStore, SecretCipher, SqliteStore, Store};
 use rand::Rng;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -60,24 +59,7 @@ impl RunningApp {
             Some(key) => key.clone(),
             None => load_or_create_api_key(&config.data_dir.join("api-key"))?,
         };
-        let engine = Engine::new(
-            store,
-            blobs,
-            cipher,
-            EngineConfig {
-                workers: config.workers,
-                chunk_size: config.chunk_size_mib * 1024 * 1024,
-                give_up_after: Duration::from_secs(config.give_up_after_secs),
-                max_backoff: Duration::from_secs(config.max_backoff_secs),
-                brake_window: Duration::from_secs(config.brake_window_secs),
-                brake_share: config.brake_share,
-                brake_min: config.brake_min,
-                connection_brake_share: config.connection_brake_share,
-                connection_brake_min: config.connection_brake_min,
-                custom_dropbox_hosts: config.custom_dropbox_hosts,
-                ..EngineConfig::default()
-            },
-        );
+        let engine = Engine::new(store, blobs, cipher, config.engine_config());
         let (shutdown, shutdown_rx) = watch::channel(false);
         // Registers this process and releases the claims of a crashed predecessor first, so
         // its records resume at once rather than when their lease runs out.
@@ -92,17 +74,12 @@ impl RunningApp {
             api_key: api_key.clone(),
             max_attachment_bytes: config.max_attachment_mib * 1024 * 1024,
         });
-        let mut stop = shutdown_rx;
-        tasks.push(tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "API server stopped");
-            }
-        }));
+        tasks.push(tokio::spawn(crate::http_server::serve(
+            listener,
+            router,
+            config.server_limits(),
+            shutdown_rx,
+        )));
         // Anything queued before a restart is picked up right away.
         engine.wake();
         tracing::info!(%addr, "Ferry API listening");

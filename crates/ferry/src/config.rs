@@ -1,14 +1,62 @@
-//! Ferry's configuration: defaults, then a TOML file, then environment and flags (applied by
-//! the CLI on top of [`Config::load`]).
+//! Ferry's configuration, in layers: defaults, then a TOML file, then `FERRY_<KEY>`
+//! environment variables, then command-line flags ([`Config::load_layered`]). Every key can
+//! be set in each layer; docs/configuration.md lists them, and a test checks that list
+//! against [`KEYS`].
 
 use anyhow::{Context, bail};
 use ferry_core::secret::Secret;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// How a key's value is written in an environment variable or a flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Text (paths, addresses, URLs, keys).
+    Text,
+    /// A whole number.
+    Integer,
+    /// A decimal number.
+    Decimal,
+    /// `true` or `false`.
+    Switch,
+}
+
+/// Every configuration key and how it is written.
+pub const KEYS: &[(&str, Kind)] = &[
+    ("data_dir", Kind::Text),
+    ("listen", Kind::Text),
+    ("database_url", Kind::Text),
+    ("api_key", Kind::Text),
+    ("secret_key", Kind::Text),
+    ("workers", Kind::Integer),
+    ("chunk_size_mib", Kind::Integer),
+    ("max_attachment_mib", Kind::Integer),
+    ("give_up_after_secs", Kind::Integer),
+    ("max_backoff_secs", Kind::Integer),
+    ("brake_window_secs", Kind::Integer),
+    ("brake_share", Kind::Decimal),
+    ("brake_min", Kind::Integer),
+    ("connection_brake_share", Kind::Decimal),
+    ("connection_brake_min", Kind::Integer),
+    ("custom_dropbox_hosts", Kind::Switch),
+    ("reconcile_every_secs", Kind::Integer),
+    ("upload_concurrency", Kind::Integer),
+    ("longpoll_secs", Kind::Integer),
+    ("lease_secs", Kind::Integer),
+    ("heartbeat_secs", Kind::Integer),
+    ("client_attempts", Kind::Integer),
+    ("max_connections", Kind::Integer),
+    ("header_timeout_secs", Kind::Integer),
+    ("body_idle_timeout_secs", Kind::Integer),
+    ("drain_secs", Kind::Integer),
+];
+
+/// Keys whose values are secrets: never printed.
+const SECRET_KEYS: &[&str] = &["api_key", "secret_key"];
+
 /// Everything `ferry serve` needs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where the database, blobs and key files live.
@@ -19,10 +67,10 @@ pub struct Config {
     pub database_url: Option<String>,
     /// API key clients must send as `Authorization: Bearer <key>`; default: generated into
     /// `<data_dir>/api-key`.
-    #[serde(deserialize_with = "secret_opt")]
+    #[serde(deserialize_with = "secret_opt", serialize_with = "redacted")]
     pub api_key: Option<Secret>,
     /// Key for stored tokens (64 hex digits); default: generated into `<data_dir>/secret.key`.
-    #[serde(deserialize_with = "secret_opt")]
+    #[serde(deserialize_with = "secret_opt", serialize_with = "redacted")]
     pub secret_key: Option<Secret>,
     /// Records synced in parallel.
     pub workers: usize,
@@ -48,6 +96,27 @@ pub struct Config {
     /// Let connections name Dropbox hosts of their own (`base_url`: an emulator, a proxy).
     /// Off by default, so a token only ever goes to Dropbox.
     pub custom_dropbox_hosts: bool,
+    /// Seconds between two full reconciliations of a connection (the safety net).
+    pub reconcile_every_secs: u64,
+    /// Uploads staged in parallel within one pass.
+    pub upload_concurrency: usize,
+    /// Long-poll timeout asked of Dropbox, in seconds (30–480).
+    pub longpoll_secs: u64,
+    /// How long a queue claim lasts without a heartbeat (another host's crashed work is
+    /// taken over after this long).
+    pub lease_secs: u64,
+    /// How often running passes renew their claims (well under `lease_secs`).
+    pub heartbeat_secs: u64,
+    /// Tries per Dropbox call before the failure goes to the queue's backoff.
+    pub client_attempts: u32,
+    /// API connections open at once; at the limit a new one closes the oldest idle one.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers.
+    pub header_timeout_secs: u64,
+    /// Longest pause inside a request body, in seconds.
+    pub body_idle_timeout_secs: u64,
+    /// On shutdown, seconds requests in flight get to finish.
+    pub drain_secs: u64,
 }
 
 impl Default for Config {
@@ -69,6 +138,16 @@ impl Default for Config {
             connection_brake_share: 0.5,
             connection_brake_min: 20,
             custom_dropbox_hosts: false,
+            reconcile_every_secs: 15 * 60,
+            upload_concurrency: 8,
+            longpoll_secs: 30,
+            lease_secs: 15,
+            heartbeat_secs: 3,
+            client_attempts: 3,
+            max_connections: 1024,
+            header_timeout_secs: 10,
+            body_idle_timeout_secs: 30,
+            drain_secs: 10,
         }
     }
 }
@@ -77,18 +156,134 @@ fn secret_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Secret>, 
     Ok(Option::<String>::deserialize(d)?.map(Secret::new))
 }
 
+fn redacted<S: serde::Serializer>(value: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => s.serialize_some("<redacted>"),
+        None => s.serialize_none(),
+    }
+}
+
+/// A value for `key` written as text (an environment variable, a flag), typed by its kind.
+fn typed(key: &str, kind: Kind, text: &str, source: &str) -> anyhow::Result<toml::Value> {
+    let bad = |what: &str| anyhow::anyhow!("{source}: {key} must be {what}, not {text:?}");
+    Ok(match kind {
+        Kind::Text => toml::Value::String(text.to_owned()),
+        Kind::Integer => {
+            toml::Value::Integer(text.trim().parse().map_err(|_| bad("a whole number"))?)
+        }
+        Kind::Decimal => toml::Value::Float(text.trim().parse().map_err(|_| bad("a number"))?),
+        Kind::Switch => toml::Value::Boolean(match text.trim() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => return Err(bad("true or false")),
+        }),
+    })
+}
+
 impl Config {
+    /// The engine's settings.
+    pub fn engine_config(&self) -> ferry_engine::EngineConfig {
+        use std::time::Duration;
+        ferry_engine::EngineConfig {
+            workers: self.workers,
+            chunk_size: self.chunk_size_mib * 1024 * 1024,
+            give_up_after: Duration::from_secs(self.give_up_after_secs),
+            max_backoff: Duration::from_secs(self.max_backoff_secs),
+            brake_window: Duration::from_secs(self.brake_window_secs),
+            brake_share: self.brake_share,
+            brake_min: self.brake_min,
+            connection_brake_share: self.connection_brake_share,
+            connection_brake_min: self.connection_brake_min,
+            custom_dropbox_hosts: self.custom_dropbox_hosts,
+            reconcile_every: Duration::from_secs(self.reconcile_every_secs),
+            upload_concurrency: self.upload_concurrency,
+            longpoll_secs: self.longpoll_secs,
+            lease: Duration::from_secs(self.lease_secs),
+            heartbeat: Duration::from_secs(self.heartbeat_secs),
+            client_attempts: self.client_attempts,
+            ..ferry_engine::EngineConfig::default()
+        }
+    }
+
+    /// The limits of the API's HTTP server.
+    pub fn server_limits(&self) -> crate::http_server::ServerLimits {
+        crate::http_server::ServerLimits {
+            max_connections: self.max_connections,
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
+            body_idle_timeout: std::time::Duration::from_secs(self.body_idle_timeout_secs),
+            drain: std::time::Duration::from_secs(self.drain_secs),
+        }
+    }
+
     /// Defaults, overlaid with the TOML file at `path` if given.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
-        let Some(path) = path else {
-            return Ok(Config::default());
+        Config::load_layered(path, std::iter::empty(), &[])
+    }
+
+    /// Defaults, then the TOML file at `path`, then `FERRY_<KEY>` variables from `env`, then
+    /// `flags` (key, value as text); validated. Unknown keys in the file are an error; other
+    /// `FERRY_` variables (`FERRY_CONFIG`, ...) are not configuration keys and are ignored.
+    pub fn load_layered(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &[(&str, String)],
+    ) -> anyhow::Result<Config> {
+        let mut table = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                text.parse::<toml::Table>()
+                    .with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => toml::Table::new(),
         };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let config: Config = toml::from_str(&text)
-            .with_context(|| format!("invalid config file {}", path.display()))?;
+        let env: std::collections::HashMap<String, String> = env.into_iter().collect();
+        for (key, kind) in KEYS {
+            let var = format!("FERRY_{}", key.to_ascii_uppercase());
+            if let Some(text) = env.get(&var) {
+                table.insert((*key).to_owned(), typed(key, *kind, text, &var)?);
+            }
+        }
+        for (key, text) in flags {
+            let kind = KEYS
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, kind)| *kind)
+                .with_context(|| format!("no configuration key {key:?}"))?;
+            table.insert(
+                (*key).to_owned(),
+                typed(key, kind, text, &format!("--{}", key.replace('_', "-")))?,
+            );
+        }
+        let config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    anyhow::anyhow!(
+                        "invalid configuration{}: {}",
+                        path.map(|p| format!(" (file {})", p.display()))
+                            .unwrap_or_default(),
+                        e.message()
+                    )
+                })?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The effective configuration as TOML, secrets redacted (`ferry config check`).
+    pub fn to_redacted_toml(&self) -> String {
+        let mut text = toml::to_string(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"));
+        for (key, _) in KEYS {
+            if !text.lines().any(|l| l.starts_with(&format!("{key} ="))) {
+                let default = if SECRET_KEYS.contains(key) {
+                    "generated into the data dir"
+                } else {
+                    "the default"
+                };
+                text.push_str(&format!("# {key}: not set ({default})\n"));
+            }
+        }
+        text
     }
 
     /// Checks value ranges.
@@ -131,6 +326,57 @@ impl Config {
         if self.give_up_after_secs > 365 * 24 * 3600 || self.brake_window_secs > 7 * 24 * 3600 {
             bail!("give_up_after_secs is at most a year and brake_window_secs at most a week");
         }
+        if !(1..=65_536).contains(&self.max_connections) {
+            bail!(
+                "max_connections must be between 1 and 65536, not {}",
+                self.max_connections
+            );
+        }
+        for (name, secs) in [
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("body_idle_timeout_secs", self.body_idle_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&secs) {
+                bail!("{name} must be between 1 and 3600, not {secs}");
+            }
+        }
+        if !(30..=480).contains(&self.longpoll_secs) {
+            bail!(
+                "longpoll_secs must be between 30 and 480 (Dropbox's range), not {}",
+                self.longpoll_secs
+            );
+        }
+        if !(1..=64).contains(&self.upload_concurrency) {
+            bail!(
+                "upload_concurrency must be between 1 and 64, not {}",
+                self.upload_concurrency
+            );
+        }
+        if !(1..=10).contains(&self.client_attempts) {
+            bail!(
+                "client_attempts must be between 1 and 10, not {}",
+                self.client_attempts
+            );
+        }
+        if !(60..=7 * 24 * 3600).contains(&self.reconcile_every_secs) {
+            bail!(
+                "reconcile_every_secs must be between 60 and a week, not {}",
+                self.reconcile_every_secs
+            );
+        }
+        if self.heartbeat_secs == 0
+            || self.lease_secs < 3 * self.heartbeat_secs
+            || self.lease_secs > 3600
+        {
+            bail!(
+                "heartbeat_secs must be at least 1 and lease_secs at least three heartbeats and at most 3600 (now {} and {})",
+                self.heartbeat_secs,
+                self.lease_secs
+            );
+        }
+        if self.drain_secs > 600 {
+            bail!("drain_secs must be at most 600, not {}", self.drain_secs);
+        }
         if !(1..=4096).contains(&self.max_attachment_mib) {
             bail!(
                 "max_attachment_mib must be between 1 and 4096, not {}",
@@ -170,5 +416,98 @@ mod tests {
             assert!(e.contains("SQLite"), "{url}: {e}");
         }
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+    }
+
+    /// Each layer overrides the one before: file, then `FERRY_<KEY>`, then flags; every key
+    /// is settable from the environment, typed by its kind; secrets never print.
+    #[test]
+    fn layers_override_in_order_and_every_key_is_settable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.toml");
+        std::fs::write(&path, "workers = 2\nbrake_min = 5\n").unwrap();
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let c = Config::load_layered(
+            Some(&path),
+            env(&[
+                ("FERRY_WORKERS", "3"),
+                ("FERRY_API_KEY", "007"),
+                ("FERRY_CONFIG", "x"),
+                ("FERRY_BLESS", "1"),
+            ]),
+            &[("workers", "4".into())],
+        )
+        .unwrap();
+        assert_eq!((c.workers, c.brake_min), (4, 5));
+        assert_eq!(
+            c.api_key.as_ref().map(|k| k.expose()),
+            Some("007"),
+            "text stays text"
+        );
+        let printed = c.to_redacted_toml();
+        assert!(
+            printed.contains("api_key = \"<redacted>\"") && !printed.contains("007"),
+            "{printed}"
+        );
+        // A sample value of each kind for every key: all accepted from the environment.
+        let sample = |key: &str, kind: Kind| match (key, kind) {
+            ("listen", _) => "127.0.0.1:1".to_owned(),
+            ("database_url", _) => "sqlite://x.db".to_owned(),
+            ("secret_key", _) => "00".repeat(32),
+            ("longpoll_secs", _) => "60".to_owned(),
+            ("lease_secs", _) => "30".to_owned(),
+            ("reconcile_every_secs", _) => "600".to_owned(),
+            (_, Kind::Text) => "text".to_owned(),
+            (_, Kind::Integer) => "2".to_owned(),
+            (_, Kind::Decimal) => "0.25".to_owned(),
+            (_, Kind::Switch) => "true".to_owned(),
+        };
+        let all: Vec<(String, String)> = KEYS
+            .iter()
+            .map(|(k, kind)| {
+                (
+                    format!("FERRY_{}", k.to_ascii_uppercase()),
+                    sample(k, *kind),
+                )
+            })
+            .collect();
+        let c = Config::load_layered(None, all, &[]).unwrap();
+        let printed = c.to_redacted_toml();
+        for (key, _) in KEYS {
+            assert!(
+                printed.lines().any(|l| l.starts_with(&format!("{key} ="))),
+                "{key} not set: {printed}"
+            );
+        }
+        let e = Config::load_layered(None, env(&[("FERRY_BRAKE_SHARE", "half")]), &[]).unwrap_err();
+        assert!(e.to_string().contains("FERRY_BRAKE_SHARE"), "{e}");
+    }
+
+    /// docs/configuration.md lists exactly the keys the loader knows.
+    #[test]
+    fn the_docs_list_every_key() {
+        let docs = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/configuration.md"
+        ))
+        .unwrap();
+        let documented: std::collections::BTreeSet<&str> = docs
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        let known: std::collections::BTreeSet<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+        assert_eq!(documented, known);
+        // And every field of Config is a key (a field missing from KEYS could not be set
+        // from the environment).
+        let fields: toml::Table =
+            toml::from_str(&toml::to_string(&Config::default()).unwrap()).unwrap();
+        for field in fields.keys() {
+            assert!(known.contains(field.as_str()), "{field} is not in KEYS");
+        }
     }
 }

@@ -7,6 +7,7 @@ pub mod app;
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod http_server;
 mod sim_faults;
 pub mod simulate;
 pub mod tree;

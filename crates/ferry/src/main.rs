@@ -3,7 +3,6 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ferry::config::Config;
-use ferry_core::secret::Secret;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,28 +33,20 @@ enum Command {
         port: u16,
     },
     /// Runs the Ferry service (REST API + sync workers).
+    ///
+    /// Settings come from defaults, the config file, `FERRY_<KEY>` environment variables and
+    /// these flags, in that order (docs/configuration.md lists every key).
     Serve {
-        /// TOML config file (see docs/configuration.md).
-        #[arg(long, env = "FERRY_CONFIG")]
-        config: Option<PathBuf>,
-        /// Data directory (database, blobs, keys).
-        #[arg(long, env = "FERRY_DATA_DIR")]
-        data_dir: Option<PathBuf>,
-        /// API listen address.
-        #[arg(long, env = "FERRY_LISTEN")]
-        listen: Option<SocketAddr>,
-        /// Database URL (default sqlite in the data dir).
-        #[arg(long, env = "FERRY_DATABASE_URL")]
-        database_url: Option<String>,
-        /// API key (default: generated into <data dir>/api-key).
-        #[arg(long, env = "FERRY_API_KEY", hide_env_values = true)]
-        api_key: Option<String>,
-        /// Token encryption key, 64 hex digits (default: <data dir>/secret.key).
-        #[arg(long, env = "FERRY_SECRET_KEY", hide_env_values = true)]
-        secret_key: Option<String>,
-        /// Records synced in parallel.
-        #[arg(long, env = "FERRY_WORKERS")]
-        workers: Option<usize>,
+        #[command(flatten)]
+        settings: Settings,
+        /// Log lines as text or as JSON objects (one per line).
+        #[arg(long, env = "FERRY_LOG_FORMAT", value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// Runs the deterministic simulation: random edits on both sides with injected faults,
     /// then checks that everything converged and nothing was lost.
@@ -132,10 +123,101 @@ enum Command {
     },
 }
 
+/// The settings `serve` and `config check` share: the file, then the flags that override it.
+#[derive(clap::Args)]
+struct Settings {
+    /// TOML config file (see docs/configuration.md).
+    #[arg(long, env = "FERRY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (database, blobs, keys).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// API listen address.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Database URL (default sqlite in the data dir).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// API key (default: generated into <data dir>/api-key).
+    #[arg(long)]
+    api_key: Option<String>,
+    /// Token encryption key, 64 hex digits (default: <data dir>/secret.key).
+    #[arg(long)]
+    secret_key: Option<String>,
+    /// Records synced in parallel.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Any other key, as KEY=VALUE (repeatable), e.g. `--set max_connections=4096`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+impl Settings {
+    /// The layered configuration: defaults, file, environment, flags.
+    fn load(&self) -> anyhow::Result<Config> {
+        let mut flags: Vec<(&str, String)> = Vec::new();
+        let named = [
+            (
+                "data_dir",
+                self.data_dir.as_ref().map(|v| v.display().to_string()),
+            ),
+            ("listen", self.listen.map(|v| v.to_string())),
+            ("database_url", self.database_url.clone()),
+            ("api_key", self.api_key.clone()),
+            ("secret_key", self.secret_key.clone()),
+            ("workers", self.workers.map(|v| v.to_string())),
+        ];
+        flags.extend(named.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+        for pair in &self.set {
+            let (key, value) = pair
+                .split_once('=')
+                .with_context(|| format!("--set {pair:?}: write KEY=VALUE"))?;
+            let key = ferry::config::KEYS
+                .iter()
+                .map(|(k, _)| *k)
+                .find(|k| *k == key.trim())
+                .with_context(|| {
+                    format!("--set {pair:?}: no configuration key {:?}", key.trim())
+                })?;
+            flags.push((key, value.to_owned()));
+        }
+        Config::load_layered(self.config.as_deref(), std::env::vars(), &flags)
+    }
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Loads the configuration as `serve` would, checks it, and prints the effective
+    /// settings (secrets redacted). Exits non-zero when it is invalid.
+    Check {
+        #[command(flatten)]
+        settings: Settings,
+    },
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// For people.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
 fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn init_json_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .json()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
@@ -156,6 +238,13 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<bool> {
     match command {
+        Command::Config {
+            command: ConfigCommand::Check { settings },
+        } => {
+            let cfg = settings.load()?;
+            print!("{}", cfg.to_redacted_toml());
+            Ok(true)
+        }
         Command::Demo {
             once,
             data_dir,
@@ -170,34 +259,14 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             .await
         }
         Command::Serve {
-            config,
-            data_dir,
-            listen,
-            database_url,
-            api_key,
-            secret_key,
-            workers,
+            settings,
+            log_format,
         } => {
-            init_tracing("info");
-            let mut cfg = Config::load(config.as_deref())?;
-            if let Some(v) = data_dir {
-                cfg.data_dir = v
+            match log_format {
+                LogFormat::Text => init_tracing("info"),
+                LogFormat::Json => init_json_tracing("info"),
             }
-            if let Some(v) = listen {
-                cfg.listen = v
-            }
-            if let Some(v) = database_url {
-                cfg.database_url = Some(v)
-            }
-            if let Some(v) = api_key {
-                cfg.api_key = Some(Secret::new(v))
-            }
-            if let Some(v) = secret_key {
-                cfg.secret_key = Some(Secret::new(v))
-            }
-            if let Some(v) = workers {
-                cfg.workers = v
-            }
+            let cfg = settings.load()?;
             let app = ferry::app::RunningApp::start(&cfg).await?;
             println!(
                 "Ferry API on {} (data in {})",

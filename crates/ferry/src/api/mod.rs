@@ -101,6 +101,7 @@ pub fn router(state: ApiState) -> Router {
         .nest("/v1", v1)
         .route("/v1/openapi.json", get(openapi::document))
         .route("/health", get(openapi::health))
+        .route("/ready", get(openapi::ready))
         .fallback(|| async { ApiError::not_found("no such route; see docs/api.md") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(middleware::from_fn(catch_panics))

@@ -37,6 +37,42 @@ pub async fn health() -> axum::Json<Health> {
     axum::Json(Health { ok: true })
 }
 
+/// `GET /ready`'s answer.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct Readiness {
+    /// True when the store answers and the sync workers run.
+    pub ready: bool,
+    /// Whether the store answered.
+    pub store: bool,
+    /// Sync workers running.
+    pub workers: usize,
+}
+
+/// Readiness (no authentication): 200 when the store answers and the sync workers run, 503
+/// otherwise (a load balancer then sends traffic elsewhere).
+#[utoipa::path(get, path = "/ready", operation_id = "ready", tag = "status", security(()),
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub async fn ready(
+    axum::extract::State(state): axum::extract::State<super::ApiState>,
+) -> (axum::http::StatusCode, axum::Json<Readiness>) {
+    let store = state.engine.status().await.is_ok();
+    let workers = state.engine.running_workers();
+    let ready = store && workers > 0;
+    let status = if ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(Readiness {
+            ready,
+            store,
+            workers,
+        }),
+    )
+}
+
 /// This document (no authentication).
 #[utoipa::path(get, operation_id = "openapi", path = "/v1/openapi.json", tag = "status", security(()),
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object)))]
@@ -157,7 +193,7 @@ impl Modify for CommonErrors {
     modifiers(&BearerKey, &CommonErrors),
     security(("api_key" = [])),
     paths(
-        health, document,
+        health, ready, document,
         records::list, records::upsert, records::show, records::delete, records::sync_state,
         records::resync, records::archive, records::archived_content, records::restore,
         records::confirm_deletions,

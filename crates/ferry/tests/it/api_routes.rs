@@ -472,3 +472,42 @@ async fn json_bodies_are_objects_without_repeated_keys() {
         .unwrap();
     assert_eq!(status, StatusCode::OK, "{value}");
 }
+
+/// `/ready` answers 200 while the store answers and workers run, 503 with the same body
+/// shape when no worker runs; neither needs the key.
+#[tokio::test]
+async fn readiness_reports_store_and_workers() {
+    let stack = Stack::start().await;
+    let ready = reqwest::get(format!("{}/ready", stack.app.base_url()))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body, json!({"ready": true, "store": true, "workers": 2}));
+
+    // An engine whose workers were never started is not ready.
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(
+        ferry_store::SqliteStore::open(&dir.path().join("f.db"))
+            .await
+            .unwrap(),
+    );
+    let engine = ferry_engine::Engine::new(
+        store,
+        ferry_store::BlobStore::local(&dir.path().join("blobs")).unwrap(),
+        ferry_store::SecretCipher::load_or_create(&dir.path().join("secret.key")).unwrap(),
+        ferry_engine::EngineConfig::default(),
+    );
+    let router = ferry::api::router(ferry::api::ApiState {
+        engine,
+        api_key: ferry_core::secret::Secret::new("k"),
+        max_attachment_bytes: 1024,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let not_ready = reqwest::get(format!("http://{addr}/ready")).await.unwrap();
+    assert_eq!(not_ready.status(), 503);
+    let body: Value = not_ready.json().await.unwrap();
+    assert_eq!(body, json!({"ready": false, "store": true, "workers": 0}));
+}
