@@ -1,6 +1,8 @@
 //! Ferry's domain model and pure logic: records, attachments, rules, path rendering, Dropbox
 //! name rules, the three-tree sync planner and the content hash. Nothing here does I/O.
 
+#![warn(missing_docs)]
+
 pub mod content_hash;
 pub mod model;
 pub mod names;

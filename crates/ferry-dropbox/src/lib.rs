@@ -1,9 +1,11 @@
 //! Ferry's Dropbox client.
 //!
 //! The wire format comes from the official `dropbox-sdk` crate (its request and response
-//! types); transport is our own [`http::FerryHttpClient`] on reqwest, which rewrites the SDK's
+//! types); transport is our own `FerryHttpClient` (`http.rs`) on reqwest, which rewrites the SDK's
 //! hard-coded `https://*.dropboxapi.com/` URLs to configurable [`Endpoints`]. The same code
 //! path talks to the real Dropbox or to Ferry's emulator.
+
+#![warn(missing_docs)]
 
 mod batch;
 mod client;

@@ -6,6 +6,8 @@
 //! the account) lives in the data directory and survives a restart. See the crate README for
 //! the routes, the on-disk layout and the known differences from Dropbox.
 
+#![warn(missing_docs)]
+
 mod account;
 mod approot;
 mod blobs;

@@ -1,8 +1,10 @@
 //! Ferry's sync engine: turns records, attachments and rules into files in Dropbox.
 //!
 //! The queue (in the store) says which records need a pass; a pass recomputes the plan from
-//! state ([`ferry_core::plan::plan_push`]) and executes it, so any crash is recovered by the
+//! state ([`ferry_core::sync_plan::plan`]) and executes it, so any crash is recovered by the
 //! next pass.
+
+#![warn(missing_docs)]
 
 mod backoff;
 mod batch_upload;

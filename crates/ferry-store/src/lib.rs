@@ -7,6 +7,8 @@
 //! written and reviewed one aggregate at a time, and every backend passes the same contract
 //! suite (`contract.rs`, run by `store_contract_tests!`).
 
+#![warn(missing_docs)]
+
 mod blobs;
 pub mod bulk;
 #[cfg(test)]
@@ -184,7 +186,7 @@ pub trait SyncStateStore: Send + Sync + 'static {
     async fn sync_rows(&self, record_id: RecordId) -> StoreResult<Vec<SyncRow>>;
     /// Inserts (`id == 0`, upserting on binding + path) or updates a sync row; returns its id.
     async fn save_sync_row(&self, row: &SyncRow) -> StoreResult<i64>;
-    /// Saves many sync rows (as [`Store::save_sync_row`]) and log entries in one
+    /// Saves many sync rows (as [`SyncStateStore::save_sync_row`]) and log entries in one
     /// transaction: a batch of uploads is recorded at the cost of one commit.
     async fn save_sync_rows_logged(&self, rows: &[SyncRow], log: &[LogEntry]) -> StoreResult<()>;
     /// Deletes a sync row.

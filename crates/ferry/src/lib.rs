@@ -1,6 +1,8 @@
 //! The `ferry` service: configuration, wiring, REST API, demo and the emulator command.
 //! Business logic lives in the `ferry-*` library crates; this crate only connects them.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod api_client;
 pub mod app;
