@@ -57,6 +57,7 @@ impl DropboxClient {
                 token: std::sync::RwLock::new(Arc::new(token.expose().to_owned())),
                 refresh: None,
                 injector: None,
+                observer: None,
             }),
             chunk_size: DEFAULT_CHUNK_SIZE,
             max_attempts: 3,
@@ -92,6 +93,7 @@ impl DropboxClient {
             token: std::sync::RwLock::new(Arc::new(token)),
             refresh: Some(refresh),
             injector: None,
+            observer: client.transport.observer.clone(),
         };
         Ok(DropboxClient {
             transport: Arc::new(transport),
@@ -108,6 +110,22 @@ impl DropboxClient {
             token: std::sync::RwLock::new(self.transport.current_token()),
             refresh: self.transport.refresh.clone(),
             injector: Some(injector),
+            observer: self.transport.observer.clone(),
+        };
+        self.transport = Arc::new(transport);
+        self
+    }
+
+    /// Tells `observer` about every request this client sends (metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn crate::CallObserver>) -> Self {
+        let transport = Transport {
+            http: self.transport.http.clone(),
+            http_long: self.transport.http_long.clone(),
+            endpoints: self.transport.endpoints.clone(),
+            token: std::sync::RwLock::new(self.transport.current_token()),
+            refresh: self.transport.refresh.clone(),
+            injector: self.transport.injector.clone(),
+            observer: Some(observer),
         };
         self.transport = Arc::new(transport);
         self

@@ -26,3 +26,29 @@ pub trait FaultInjector: Send + Sync + std::fmt::Debug {
     /// Called once per HTTP request, in order.
     fn decide(&self, route: &str) -> Injected;
 }
+
+/// Told about every HTTP request the client sends (metrics). Must be cheap: it runs on the
+/// request path.
+pub trait CallObserver: Send + Sync + std::fmt::Debug {
+    /// One request: its route (`files/upload`, ...), the status (`None` when no answer came),
+    /// the `Retry-After` it carried, the bytes sent and (when known) received, and how long
+    /// it took until the answer's headers.
+    fn observe(&self, call: &ObservedCall<'_>);
+}
+
+/// What a [`CallObserver`] learns about one request.
+#[derive(Debug, Clone, Copy)]
+pub struct ObservedCall<'a> {
+    /// The API route, without the `/2/` prefix.
+    pub route: &'a str,
+    /// The HTTP status, if an answer came.
+    pub status: Option<u16>,
+    /// The answer's `Retry-After`, in seconds.
+    pub retry_after_secs: Option<u64>,
+    /// Request body bytes.
+    pub bytes_sent: u64,
+    /// Response body bytes, when the answer says.
+    pub bytes_received: Option<u64>,
+    /// Until the answer's headers.
+    pub elapsed: std::time::Duration,
+}

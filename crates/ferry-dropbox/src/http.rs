@@ -21,6 +21,7 @@ pub(crate) struct Transport {
     /// Set for OAuth connections: how to get a new access token when one expires.
     pub(crate) refresh: Option<crate::oauth::Refresh>,
     pub(crate) injector: Option<Arc<dyn crate::FaultInjector>>,
+    pub(crate) observer: Option<Arc<dyn crate::CallObserver>>,
 }
 
 impl Transport {
@@ -78,14 +79,31 @@ fn canned(status: u16, body: &'static str) -> HttpRequestResultRaw {
 /// A request under construction.
 pub(crate) struct FerryRequest {
     builder: reqwest::RequestBuilder,
+    /// The API route (`files/upload`), for fault injection and metrics.
+    route: String,
 }
 
 impl HttpRequest for FerryRequest {
     fn set_header(self, name: &str, value: &str) -> Self {
         FerryRequest {
             builder: self.builder.header(name, value),
+            route: self.route,
         }
     }
+}
+
+/// The route of a Dropbox API URL: its path without the version prefix.
+fn route_of(url: &str) -> String {
+    let path = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split_once('/')
+        .map_or("", |(_, path)| path);
+    path.split(['?', '#'])
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("2/")
+        .to_owned()
 }
 
 impl HttpClient for FerryHttpClient {
@@ -96,22 +114,31 @@ impl HttpClient for FerryHttpClient {
         request: Self::Request,
         body: Bytes,
     ) -> Result<HttpRequestResultRaw, dropbox_sdk::Error> {
+        let route = request.route;
+        let bytes_sent = body.len() as u64;
         let request = if body.is_empty() {
             request.builder
         } else {
             request.builder.body(body)
         };
         let injected = match &self.transport.injector {
-            Some(injector) => {
-                let route = request
-                    .try_clone()
-                    .and_then(|r| r.build().ok())
-                    .map(|r| r.url().path().trim_start_matches("/2/").to_owned())
-                    .unwrap_or_default();
-                injector.decide(&route)
-            }
+            Some(injector) => injector.decide(&route),
             None => crate::Injected::Nothing,
         };
+        let started = std::time::Instant::now();
+        let observe =
+            |status: Option<u16>, retry_after_secs: Option<u64>, bytes_received: Option<u64>| {
+                if let Some(observer) = &self.transport.observer {
+                    observer.observe(&crate::ObservedCall {
+                        route: &route,
+                        status,
+                        retry_after_secs,
+                        bytes_sent,
+                        bytes_received,
+                        elapsed: started.elapsed(),
+                    });
+                }
+            };
         match injected {
             crate::Injected::Nothing | crate::Injected::DropAfterApply => {}
             crate::Injected::ServerError => return Ok(canned(503, "injected server error")),
@@ -135,10 +162,13 @@ impl HttpClient for FerryHttpClient {
                 ));
             }
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| dropbox_sdk::Error::HttpClient(Box::new(e.without_url())))?;
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                observe(None, None, None);
+                return Err(dropbox_sdk::Error::HttpClient(Box::new(e.without_url())));
+            }
+        };
         if injected == crate::Injected::DropAfterApply {
             let _ = response.bytes().await;
             return Err(dropbox_sdk::Error::HttpClient(Box::new(
@@ -150,13 +180,14 @@ impl HttpClient for FerryHttpClient {
         }
         let status = response.status().as_u16();
         let headers = response.headers();
-        if let Some(secs) = headers
+        let retry_after = headers
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-        {
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(secs) = retry_after {
             self.retry_after_secs.store(secs, Ordering::Relaxed);
         }
+        observe(Some(status), retry_after, response.content_length());
         let result_header = match headers.get("Dropbox-API-Result") {
             Some(v) => Some(
                 v.to_str()
@@ -190,6 +221,7 @@ impl HttpClient for FerryHttpClient {
             &self.transport.http_long
         };
         FerryRequest {
+            route: route_of(&url),
             builder: http.post(url),
         }
     }
@@ -229,3 +261,23 @@ impl HttpClient for FerryHttpClient {
 
 impl UserAuthClient for FerryHttpClient {}
 impl NoauthClient for FerryHttpClient {}
+
+#[cfg(test)]
+mod tests {
+    /// Metrics and fault injection see the route, whatever the host or query.
+    #[test]
+    fn routes_are_paths_without_the_version() {
+        assert_eq!(
+            super::route_of("https://content.dropboxapi.com/2/files/upload_session/append_v2"),
+            "files/upload_session/append_v2"
+        );
+        assert_eq!(
+            super::route_of("http://127.0.0.1:8090/2/users/get_current_account?x=1"),
+            "users/get_current_account"
+        );
+        assert_eq!(
+            super::route_of("https://api.dropboxapi.com/oauth2/token"),
+            "oauth2/token"
+        );
+    }
+}

@@ -20,6 +20,6 @@ pub use batch::{MAX_APPEND_BATCH, MAX_APPEND_BATCH_BYTES, MAX_BATCH, Staged};
 pub use client::{DEFAULT_CHUNK_SIZE, DropboxClient};
 pub use endpoints::Endpoints;
 pub use error::DropboxError;
-pub use faults::{FaultInjector, Injected};
+pub use faults::{CallObserver, FaultInjector, Injected, ObservedCall};
 pub use oauth::Refresh;
 pub use types::{AccountInfo, Entry, FileInfo, FolderInfo, ListPage, WriteMode};

@@ -36,6 +36,7 @@ pub(crate) struct Connections {
     attempts: u32,
     custom_hosts: bool,
     injector: Option<Arc<dyn ferry_dropbox::FaultInjector>>,
+    observer: Arc<dyn ferry_dropbox::CallObserver>,
     clients: Mutex<HashMap<String, (DropboxClient, String)>>,
 }
 
@@ -55,8 +56,10 @@ impl Connections {
         store: Arc<dyn Store>,
         cipher: SecretCipher,
         config: &crate::EngineConfig,
+        observer: Arc<dyn ferry_dropbox::CallObserver>,
     ) -> Self {
         Connections {
+            observer,
             store,
             cipher,
             chunk_size: config.chunk_size,
@@ -101,7 +104,8 @@ impl Connections {
         let mut client = build_client(endpoints, &credentials)
             .await?
             .with_chunk_size(self.chunk_size)
-            .with_max_attempts(self.attempts);
+            .with_max_attempts(self.attempts)
+            .with_observer(Arc::clone(&self.observer));
         if let Some(injector) = &self.injector {
             client = client.with_injector(Arc::clone(injector));
         }
@@ -168,7 +172,9 @@ impl Engine {
         }
         validate_root(&input.root)?;
         allowed(&input.endpoints, self.connections.custom_hosts)?;
-        let client = build_client(input.endpoints.clone(), &input.credentials).await?;
+        let client = build_client(input.endpoints.clone(), &input.credentials)
+            .await?
+            .with_observer(Arc::clone(&self.connections.observer));
         let account = client.current_account().await?;
         crate::watcher::ensure_folder(&client, &input.root).await?;
         let stored = StoredConnection {

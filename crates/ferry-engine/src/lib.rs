@@ -14,6 +14,7 @@ mod error;
 mod folder_moves;
 mod import;
 mod liveness;
+pub mod metrics;
 mod placement;
 mod reconcile;
 mod resumable;
@@ -121,6 +122,8 @@ pub struct Engine {
     liveness: liveness::Liveness,
     /// Sync workers running now.
     running_workers: std::sync::atomic::AtomicUsize,
+    /// What Prometheus scrapes.
+    metrics: Arc<metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -139,8 +142,15 @@ impl Engine {
         cipher: SecretCipher,
         config: EngineConfig,
     ) -> Arc<Self> {
+        let metrics = Arc::new(metrics::Metrics::default());
         Arc::new(Engine {
-            connections: connections::Connections::new(Arc::clone(&store), cipher, &config),
+            connections: connections::Connections::new(
+                Arc::clone(&store),
+                cipher,
+                &config,
+                Arc::clone(&metrics) as Arc<dyn ferry_dropbox::CallObserver>,
+            ),
+            metrics,
             store,
             blobs,
             config,

@@ -118,9 +118,16 @@ impl Engine {
     }
 
     async fn run_task(&self, task: &ferry_store::Task) -> Result<(), EngineError> {
+        use crate::metrics::PassEnd;
+        use tracing::Instrument;
         let attempts = u32::try_from(task.attempts).unwrap_or(u32::MAX);
-        let (error, retry, retry_after) = match self.sync_record(task.record_id).await {
+        let started = std::time::Instant::now();
+        let span = tracing::info_span!("pass", record = task.record_id, attempt = attempts + 1);
+        let passed = self.sync_record(task.record_id).instrument(span).await;
+        let counted = |end| self.metrics.pass(end, started.elapsed());
+        let (error, retry, retry_after) = match passed {
             Ok(outcome) if outcome.retryable == 0 => {
+                counted(PassEnd::Ok);
                 tracing::info!(record = task.record_id, ?outcome, "sync pass done");
                 self.store.finish_task(task).await?;
                 return Ok(());
@@ -131,6 +138,7 @@ impl Engine {
                 outcome.retry_after,
             ),
             Err(EngineError::NeedsReconnect(name, reason)) => {
+                counted(PassEnd::Deferred);
                 // Paused, not failed: try again later, without counting an attempt.
                 let next = now_ms() + 60_000;
                 self.store
@@ -144,6 +152,7 @@ impl Engine {
             }
             Err(e) if e.is_retryable() => (e.to_string(), e.retry(), e.retry().after()),
             Err(e) => {
+                counted(PassEnd::Failed);
                 // Retrying cannot help until something changes; the change re-queues it.
                 tracing::error!(record = task.record_id, error = %e, "sync pass failed");
                 self.store.finish_task(task).await?;
@@ -156,6 +165,7 @@ impl Engine {
         let failing_for = now.saturating_sub(task.failing_since.unwrap_or(now));
         let budget = i64::try_from(self.config.give_up_after.as_millis()).unwrap_or(i64::MAX);
         let dead = !retry.is_wait() && failing_for >= budget;
+        counted(if dead { PassEnd::Dead } else { PassEnd::Retry });
         if dead {
             tracing::error!(record = task.record_id, attempts = attempts + 1, failing_for_ms = failing_for, %error, "sync pass dead-lettered");
         } else {

@@ -97,15 +97,55 @@ pub fn router(state: ApiState) -> Router {
             state.clone(),
             require_api_key,
         ));
+    let metrics = Router::new()
+        .route("/metrics", get(openapi::metrics))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_api_key,
+        ));
     Router::new()
         .nest("/v1", v1)
+        .merge(metrics)
         .route("/v1/openapi.json", get(openapi::document))
         .route("/health", get(openapi::health))
         .route("/ready", get(openapi::ready))
         .fallback(|| async { ApiError::not_found("no such route; see docs/api.md") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe_requests,
+        ))
         .layer(middleware::from_fn(catch_panics))
         .with_state(state)
+}
+
+/// Each request runs in a span naming its method, route template and an id (its log lines
+/// carry them), and is counted in the metrics by route template — never by raw path, which
+/// holds record keys.
+async fn observe_requests(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let id = hex::encode(rand::random::<[u8; 4]>());
+    let span = tracing::info_span!("request", %method, %route, %id);
+    let started = std::time::Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    state
+        .engine
+        .metrics()
+        .api_request(&method, &route, status, started.elapsed());
+    span.in_scope(|| {
+        tracing::debug!(
+            status,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "answered"
+        )
+    });
+    response
 }
 
 /// A handler that panics answers 500 in JSON (the detail goes to the log), and the

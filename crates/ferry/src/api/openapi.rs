@@ -73,6 +73,25 @@ pub async fn ready(
     )
 }
 
+/// Prometheus metrics in the OpenMetrics text format (with the API key, like every route
+/// that is not a probe).
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "status",
+    responses((status = 200, description = "OpenMetrics text; docs/operations.md lists the metrics", content_type = "application/openmetrics-text", body = String)))]
+pub async fn metrics(
+    axum::extract::State(state): axum::extract::State<super::ApiState>,
+) -> Result<axum::response::Response, super::ApiError> {
+    use axum::response::IntoResponse;
+    let text = state.engine.metrics_text().await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            ferry_engine::metrics::METRICS_CONTENT_TYPE,
+        )],
+        text,
+    )
+        .into_response())
+}
+
 /// This document (no authentication).
 #[utoipa::path(get, operation_id = "openapi", path = "/v1/openapi.json", tag = "status", security(()),
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object)))]
@@ -193,7 +212,7 @@ impl Modify for CommonErrors {
     modifiers(&BearerKey, &CommonErrors),
     security(("api_key" = [])),
     paths(
-        health, ready, document,
+        health, ready, document, metrics,
         records::list, records::upsert, records::show, records::delete, records::sync_state,
         records::resync, records::archive, records::archived_content, records::restore,
         records::confirm_deletions,

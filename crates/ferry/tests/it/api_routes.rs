@@ -511,3 +511,58 @@ async fn readiness_reports_store_and_workers() {
     let body: Value = not_ready.json().await.unwrap();
     assert_eq!(body, json!({"ready": false, "store": true, "workers": 0}));
 }
+
+/// `GET /metrics` (with the key) counts what Ferry did and reports what it holds, in the
+/// OpenMetrics format; raw paths (record keys) never become labels.
+#[tokio::test]
+async fn metrics_count_calls_passes_and_files() {
+    let stack = Stack::start().await;
+    ticket_rule(&stack).await;
+    ticket(&stack, "secret-key-M1", &["a.txt", "b.txt"]).await;
+    stack.settle().await;
+    let url = format!("{}/metrics", stack.app.base_url());
+    let anonymous = reqwest::get(&url).await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let response = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(stack.app.api_key().expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = response.text().await.unwrap();
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{text}"))
+    };
+    assert_eq!(value("ferry_files{state=\"synced\"}"), 2.0);
+    assert_eq!(value("ferry_queue_records{class=\"queued\"}"), 0.0);
+    assert!(value("ferry_passes_total{outcome=\"ok\"}") >= 1.0);
+    assert!(value("ferry_dropbox_sent_bytes_total") >= 10.0);
+    assert!(value("ferry_workers_running") >= 1.0);
+    assert!(
+        value(
+            "ferry_api_requests_total{method=\"PUT\",route=\"/v1/records/{kind}/{key}/attachments/{name}\",status=\"200\"}"
+        ) >= 2.0
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with(
+            "ferry_dropbox_requests_total{route=\"users/get_current_account\",status=\"200\"}"
+        )),
+        "{text}"
+    );
+    assert!(
+        !text.contains("secret-key-M1"),
+        "a record key became a label"
+    );
+    assert!(text.trim_end().ends_with("# EOF"));
+}
