@@ -175,8 +175,35 @@ impl Engine {
         let client = build_client(input.endpoints.clone(), &input.credentials)
             .await?
             .with_observer(Arc::clone(&self.connections.observer));
-        let account = client.current_account().await?;
-        crate::watcher::ensure_folder(&client, &input.root).await?;
+        let account = client.current_account().await.map_err(|e| match e {
+            // Dropbox's 400 for a token that is not one account's: say so in our words.
+            DropboxError::BadRequest(detail) if detail.contains("Dropbox Business team") => {
+                EngineError::Invalid(
+                    "this is a team token, and a connection acts as one account: give a team member's token (choosing a member of a team comes with the admin console)".into(),
+                )
+            }
+            DropboxError::BadRequest(detail) => {
+                tracing::warn!(%detail, "Dropbox refused the account check");
+                EngineError::Invalid(
+                    "Dropbox refused to check these credentials as one account's (details are in Ferry's log)".into(),
+                )
+            }
+            other => other.into(),
+        })?;
+        crate::watcher::ensure_folder(&client, &input.root)
+            .await
+            .map_err(|e| {
+                let why = match &e {
+                    DropboxError::Conflict(_) => "a file, not a folder, is at that path",
+                    DropboxError::BadPath(_) => "Dropbox does not accept that folder name",
+                    DropboxError::InsufficientSpace => "the Dropbox account is full",
+                    _ => return EngineError::Dropbox(e),
+                };
+                EngineError::Invalid(format!(
+                    "Dropbox refused the root folder {:?}: {why}",
+                    input.root
+                ))
+            })?;
         let stored = StoredConnection {
             name: input.name.clone(),
             api_url: input.endpoints.api.clone(),

@@ -204,7 +204,9 @@ pub(crate) async fn ensure_folder(
         return Ok(());
     }
     match client.create_folder(root).await {
-        Ok(_) | Err(DropboxError::Conflict(_)) => Ok(()),
+        Ok(_) => Ok(()),
+        // Only a folder already there will do; a file in the way is refused.
+        Err(DropboxError::Conflict(what)) if what == "a folder is at this path" => Ok(()),
         Err(e) => Err(e),
     }
 }

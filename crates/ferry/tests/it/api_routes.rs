@@ -566,3 +566,64 @@ async fn metrics_count_calls_passes_and_files() {
     );
     assert!(text.trim_end().ends_with("# EOF"));
 }
+
+/// A team token and a root Dropbox refuses are the caller's to fix: 400 with a message in
+/// Ferry's words, never a 502 or Dropbox's own text.
+#[tokio::test]
+async fn team_tokens_and_refused_roots_are_bad_requests() {
+    let emu = crate::support::Emu::start_with(|c| {
+        c.team = Some(ferry_emulator::TeamSpec {
+            name: "acme".into(),
+            token: None,
+            members: vec!["default".into()],
+        });
+    })
+    .await;
+    let team_token = emu.emulator.team().expect("team").token.clone();
+    let base_url = emu.emulator.base_url();
+    // A file where the root folder should go.
+    emu.client()
+        .upload(
+            "/Taken",
+            bytes::Bytes::from_static(b"x"),
+            &ferry_dropbox::WriteMode::Add,
+        )
+        .await
+        .unwrap();
+    let stack = Stack::start_on(emu, |_| {}).await;
+    let put = |body: Value| {
+        let api = &stack.api;
+        async move {
+            api.raw(
+                Method::PUT,
+                "/v1/connections/second",
+                Some((body.to_string().into_bytes(), "application/json")),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let (status, body) =
+        put(json!({"token": team_token, "root": "/T", "base_url": base_url})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("team token"), "{body}");
+    assert!(
+        !message.contains("Select-User"),
+        "Dropbox's own text leaked: {body}"
+    );
+
+    let token = stack.emu.emulator.token();
+    let (status, body) = put(json!({"token": token, "root": "/Taken", "base_url": base_url})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("a file, not a folder"),
+        "{body}"
+    );
+    // Nothing was stored.
+    let connections = stack.api.get("/v1/connections").await.unwrap();
+    assert_eq!(connections["connections"].as_array().unwrap().len(), 1);
+}
