@@ -96,4 +96,32 @@ impl ApiClient {
     pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
         self.ok(Method::DELETE, path, None).await
     }
+
+    /// `POST` a JSON body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.ok(
+            Method::POST,
+            path,
+            Some((body.to_string().into_bytes(), "application/json")),
+        )
+        .await
+    }
+
+    /// `GET` whose answer is read as it arrives (exports, downloads); fails on an error status
+    /// with Ferry's error message.
+    pub async fn get_streaming(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(self.key.expose())
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            bail!("GET {path} failed with {status}: {body}");
+        }
+        Ok(response)
+    }
 }

@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod api;
 pub mod api_client;
 pub mod app;

@@ -1,4 +1,6 @@
-//! The `ferry` command: `demo`, `serve`, `simulate`, `bench`, `emulator`. Thin: parses flags and calls the library.
+//! The `ferry` command: `demo`, `serve`, `config`, the admin commands (`status`, `records`,
+//! `rules`, `log`, `connections`, `dead`), `completions`, `simulate`, `bench`, `emulator`.
+//! Thin: parses flags and calls the library.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -47,6 +49,71 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// A running Ferry's queue, files and connections.
+    Status {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Records: list, show, sync.
+    Records {
+        #[command(subcommand)]
+        command: RecordsCommand,
+    },
+    /// Rules: list, apply from a file, preview.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// The sync log: recent entries, follow, export.
+    Log {
+        #[command(flatten)]
+        remote: Remote,
+        /// Only this record, kind/key.
+        #[arg(long)]
+        record: Option<String>,
+        /// Only this connection.
+        #[arg(long)]
+        connection: Option<String>,
+        /// Only this action (upload, delete, import, ...).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only this outcome (ok, failed, skipped).
+        #[arg(long)]
+        outcome: Option<String>,
+        /// Only entries at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// How many of the newest entries to show.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        limit: u32,
+        /// Keep printing new entries as they are logged.
+        #[arg(long, short)]
+        follow: bool,
+        /// Stream the whole selection as csv or jsonl instead.
+        #[arg(long, value_name = "FORMAT", value_parser = ["csv", "jsonl"], conflicts_with = "follow")]
+        export: Option<String>,
+    },
+    /// Dropbox connections.
+    Connections {
+        #[command(subcommand)]
+        command: ConnectionsCommand,
+    },
+    /// Dead-lettered records; `--requeue` runs them again.
+    Dead {
+        #[command(flatten)]
+        remote: Remote,
+        /// Put every dead letter back in the queue.
+        #[arg(long)]
+        requeue: bool,
+        /// With --requeue: wait until they ran.
+        #[arg(long, requires = "requeue")]
+        wait: bool,
+    },
+    /// Prints a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
     /// Runs the deterministic simulation: random edits on both sides with injected faults,
     /// then checks that everything converged and nothing was lost.
@@ -185,6 +252,130 @@ impl Settings {
     }
 }
 
+/// Where the running Ferry is, and how to talk to it.
+#[derive(clap::Args)]
+struct Remote {
+    /// The Ferry API's base URL.
+    #[arg(long, env = "FERRY_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// The API key (default: read from <data dir>/api-key).
+    #[arg(long, env = "FERRY_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// The data directory whose api-key file to read when no key is given.
+    #[arg(long, env = "FERRY_DATA_DIR", default_value = "ferry-data")]
+    data_dir: PathBuf,
+    /// Print the API's JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Remote {
+    fn admin(&self) -> anyhow::Result<ferry::admin::Admin> {
+        let key = match &self.api_key {
+            Some(key) => key.clone(),
+            None => {
+                let path = self.data_dir.join("api-key");
+                std::fs::read_to_string(&path)
+                    .with_context(|| {
+                        format!(
+                            "no API key: give --api-key or FERRY_API_KEY, or --data-dir with an api-key file ({} is not readable)",
+                            path.display()
+                        )
+                    })?
+                    .trim()
+                    .to_owned()
+            }
+        };
+        let api = ferry::api_client::ApiClient::new(
+            self.url.trim_end_matches('/'),
+            ferry_core::secret::Secret::new(key),
+        );
+        Ok(ferry::admin::Admin::new(api, self.json))
+    }
+}
+
+#[derive(Subcommand)]
+enum RecordsCommand {
+    /// Records with their sync summary.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+        /// Only this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only keys containing this text.
+        #[arg(long)]
+        q: Option<String>,
+        /// Only records in this state.
+        #[arg(long, value_parser = ["synced", "pending", "failed", "dead"])]
+        state: Option<String>,
+        /// Every page, not only the first 1000 records.
+        #[arg(long)]
+        all: bool,
+    },
+    /// A record, its folders and its files in Dropbox.
+    Show {
+        #[command(flatten)]
+        remote: Remote,
+        /// Record kind.
+        kind: String,
+        /// Record key.
+        key: String,
+    },
+    /// A sync pass for a record now.
+    Sync {
+        #[command(flatten)]
+        remote: Remote,
+        /// Record kind.
+        kind: String,
+        /// Record key.
+        key: String,
+        /// Wait until the pass ran; exit non-zero if a file is not synced.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Every rule.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Checks and stores the rules of a TOML or JSON file ([rules.<name>] tables).
+    Apply {
+        #[command(flatten)]
+        remote: Remote,
+        /// The rules file.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Only check them.
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait until the back-fill is done.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// What the rules of a file would do for existing records; stores nothing.
+    Preview {
+        #[command(flatten)]
+        remote: Remote,
+        /// The rules file.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConnectionsCommand {
+    /// Every connection and its state.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Loads the configuration as `serve` would, checks it, and prints the effective
@@ -238,6 +429,86 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<bool> {
     match command {
+        Command::Status { remote } => remote.admin()?.status().await.map(|()| true),
+        Command::Records { command } => match command {
+            RecordsCommand::List {
+                remote,
+                kind,
+                q,
+                state,
+                all,
+            } => remote
+                .admin()?
+                .records_list(kind, q, state, all)
+                .await
+                .map(|()| true),
+            RecordsCommand::Show { remote, kind, key } => remote
+                .admin()?
+                .records_show(&kind, &key)
+                .await
+                .map(|()| true),
+            RecordsCommand::Sync {
+                remote,
+                kind,
+                key,
+                wait,
+            } => remote.admin()?.records_sync(&kind, &key, wait).await,
+        },
+        Command::Rules { command } => match command {
+            RulesCommand::List { remote } => remote.admin()?.rules_list().await.map(|()| true),
+            RulesCommand::Apply {
+                remote,
+                file,
+                dry_run,
+                wait,
+            } => remote
+                .admin()?
+                .rules_apply(&file, dry_run, wait)
+                .await
+                .map(|()| true),
+            RulesCommand::Preview { remote, file } => {
+                remote.admin()?.rules_preview(&file).await.map(|()| true)
+            }
+        },
+        Command::Log {
+            remote,
+            record,
+            connection,
+            action,
+            outcome,
+            since,
+            limit,
+            follow,
+            export,
+        } => remote
+            .admin()?
+            .log(
+                ferry::admin::LogFilters {
+                    connection,
+                    record,
+                    action,
+                    outcome,
+                    since,
+                    limit,
+                },
+                follow,
+                export,
+            )
+            .await
+            .map(|()| true),
+        Command::Connections {
+            command: ConnectionsCommand::List { remote },
+        } => remote.admin()?.connections_list().await.map(|()| true),
+        Command::Dead {
+            remote,
+            requeue,
+            wait,
+        } => remote.admin()?.dead(requeue, wait).await.map(|()| true),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "ferry", &mut std::io::stdout());
+            Ok(true)
+        }
         Command::Config {
             command: ConfigCommand::Check { settings },
         } => {
