@@ -7,6 +7,7 @@ pub mod content_hash;
 pub mod model;
 pub mod names;
 pub mod retry;
+pub mod rule_safety;
 pub mod rules;
 pub mod secret;
 pub mod sync_plan;

@@ -80,6 +80,15 @@ pub enum RuleError {
         /// Which limit.
         message: String,
     },
+    /// A template or expression uses what the rule language leaves out (see
+    /// `rule_safety.rs`).
+    #[error("{field}: {message}")]
+    NotAllowed {
+        /// Which part of the rule.
+        field: &'static str,
+        /// What is not allowed, and what to do instead.
+        message: String,
+    },
     /// A required value is missing or empty.
     #[error("{0}")]
     Invalid(String),
@@ -95,13 +104,110 @@ pub const MAX_RENDERED_BYTES: usize = 16 * 1024;
 /// Deepest nesting of blocks and calls.
 const MAX_DEPTH: usize = 32;
 
+/// Largest value `join` or `replace` may build in a rule.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+
+fn too_large(filter: &str) -> minijinja::Error {
+    minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        format!(
+            "{filter} would build a value larger than {MAX_VALUE_BYTES} bytes (too large for a rule)"
+        ),
+    )
+}
+
+/// `replace` with its result bounded: the size is known before anything is built.
+fn bounded_replace(
+    value: String,
+    from: String,
+    to: String,
+    count: Option<usize>,
+) -> Result<String, minijinja::Error> {
+    let hits = if from.is_empty() {
+        value.chars().count() + 1
+    } else {
+        value.matches(from.as_str()).count()
+    };
+    let hits = count.map_or(hits, |c| c.min(hits));
+    let size = value
+        .len()
+        .saturating_add(hits.saturating_mul(to.len()))
+        .saturating_sub(hits.saturating_mul(from.len()));
+    if size > MAX_VALUE_BYTES {
+        return Err(too_large("replace"));
+    }
+    Ok(match count {
+        Some(c) => value.replacen(from.as_str(), &to, c),
+        None => value.replace(from.as_str(), &to),
+    })
+}
+
+/// `join` with its result bounded.
+fn bounded_join(values: Value, separator: Option<String>) -> Result<String, minijinja::Error> {
+    let separator = separator.unwrap_or_default();
+    let mut out = String::new();
+    for (i, item) in values.try_iter()?.enumerate() {
+        if i > 0 {
+            out.push_str(&separator);
+        }
+        let text = item.to_string();
+        if out.len().saturating_add(text.len()) > MAX_VALUE_BYTES {
+            return Err(too_large("join"));
+        }
+        out.push_str(&text);
+        if out.len() > MAX_VALUE_BYTES {
+            return Err(too_large("join"));
+        }
+    }
+    Ok(out)
+}
+
 /// An environment with the rules' limits.
 fn limited_environment(undefined: UndefinedBehavior) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(undefined);
     env.set_fuel(Some(MAX_STEPS));
     env.set_recursion_limit(MAX_DEPTH);
+    env.add_filter("replace", bounded_replace);
+    env.add_filter("join", bounded_join);
     env
+}
+
+/// Parses a template or expression and checks it against the rule language.
+fn check_language(field: &'static str, text: &str, expression: bool) -> Result<(), RuleError> {
+    use minijinja::machinery;
+    let checked = guarded(field, || {
+        Ok(if expression {
+            machinery::parse_expr(text).map(|e| crate::rule_safety::check_expression(&e))?
+        } else {
+            machinery::parse(text, field, Default::default(), Default::default())
+                .map(|t| crate::rule_safety::check_template(&t))?
+        })
+    })
+    .map_err(|e| syntax(field, e))?;
+    checked.map_err(|message| RuleError::NotAllowed { field, message })
+}
+
+/// A writer that refuses output past [`MAX_RENDERED_BYTES`], so a loop's output stops
+/// growing the moment it is too large rather than after the render.
+struct CappedOutput {
+    text: String,
+    over: bool,
+}
+
+impl std::io::Write for CappedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.text.len() + buf.len() > MAX_RENDERED_BYTES {
+            self.over = true;
+            return Err(std::io::Error::other("output too large"));
+        }
+        self.text.push_str(&String::from_utf8_lossy(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// What a rule sees of a record: `record`, `parent`, `children` and `siblings` (the parent's
@@ -222,6 +328,17 @@ impl CompiledRule {
                 });
             }
         }
+        let file_path_text = spec.file_path.as_deref().unwrap_or(DEFAULT_FILE_PATH);
+        check_language("folder", &spec.folder, false)?;
+        check_language("file_path", file_path_text, false)?;
+        for (field, expr) in [
+            ("condition", &spec.condition),
+            ("file_filter", &spec.file_filter),
+        ] {
+            if let Some(expr) = expr {
+                check_language(field, expr, true)?;
+            }
+        }
         // Paths must not silently lose a missing field: strict undefined in templates.
         let mut templates = limited_environment(UndefinedBehavior::Strict);
         guarded("folder", || {
@@ -319,14 +436,24 @@ impl CompiledRule {
         field: &'static str,
         ctx: &impl Serialize,
     ) -> Result<Vec<String>, RuleError> {
-        let rendered = guarded(field, || self.templates.get_template(field)?.render(ctx))
-            .map_err(|e| eval(field, e))?;
-        if rendered.len() > MAX_RENDERED_BYTES {
+        let mut out = CappedOutput {
+            text: String::new(),
+            over: false,
+        };
+        let rendered = guarded(field, || {
+            self.templates
+                .get_template(field)?
+                .render_captured_to(ctx, &mut out)
+                .map(|_| ())
+        });
+        if out.over {
             return Err(RuleError::Limit {
                 field,
                 message: format!("rendered more than {MAX_RENDERED_BYTES} bytes"),
             });
         }
+        rendered.map_err(|e| eval(field, e))?;
+        let rendered = out.text;
         rendered
             .split('/')
             .filter(|part| !part.trim().is_empty())
@@ -580,10 +707,11 @@ mod hostile_tests {
     fn rendering_is_bounded() {
         let started = std::time::Instant::now();
         for folder in [
-            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
             "{% for a in range(1000) %}{% for b in range(1000) %}{{ a }}{% endfor %}{% endfor %}",
-            "{{ 'a' * 1000000 }}",
             "{{ range(100000)|join(',') }}",
+            "{{ range(10000)|join(',')|replace(',', ',,,,,,,,,,,,') }}",
+            "{{ (range(10000)|join(','))|replace('', 'xxxxxxxxxx') }}",
         ] {
             let rule = CompiledRule::compile(spec(None, folder)).unwrap();
             match rule.folder(&ctx()) {
@@ -592,13 +720,74 @@ mod hostile_tests {
             }
         }
         assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        // Ways to build a huge value in a few steps are outside the rule language: refused
+        // when the rule is compiled, before any record is seen.
+        let doubling = "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}".to_owned();
+        let sets =
+            "{% set s = 'x' %}".to_owned() + &"{% set s = s ~ s %}".repeat(40) + "{{ s|length }}";
+        let nested = "{% for a in [record.key ~ record.key] %}".repeat(3)
+            + "{{ a }}"
+            + &"{% endfor %}".repeat(3);
+        let deep = "{% for a in range(2) %}".repeat(5) + "x" + &"{% endfor %}".repeat(5);
+        let concat = format!("{{{{ {} }}}}", vec!["record.key"; 18].join(" ~ "));
+        for folder in [
+            "{{ 'a' * 1000000 }}",
+            "{{ 2 ** 64 }}",
+            doubling.as_str(),
+            sets.as_str(),
+            nested.as_str(),
+            deep.as_str(),
+            concat.as_str(),
+            "{{ record.key|urlencode|urlencode|urlencode }}",
+            "{{ record.key|indent(100000000) }}",
+            "{{ record.key|format(1) }}",
+            "{{ lipsum(1000) }}",
+            "{{ [record.key]|map('urlencode')|join }}",
+            "{% with x = record.key %}{{ x }}{% endwith %}",
+            "{% filter upper %}x{% endfilter %}",
+            "{% for c in record.children recursive %}{{ loop(c.children) }}{% endfor %}",
+            "{{ record.key.upper() }}",
+        ] {
+            match CompiledRule::compile(spec(None, folder)) {
+                Err(RuleError::NotAllowed {
+                    field: "folder", ..
+                }) => {}
+                other => panic!(
+                    "{folder:?}: expected NotAllowed, got {:?}",
+                    other.map(|_| ())
+                ),
+            }
+        }
+        for condition in ["record.key * 100000000 == ''", "lipsum(5) == ''"] {
+            assert!(
+                matches!(
+                    CompiledRule::compile(spec(Some(condition), "x")),
+                    Err(RuleError::NotAllowed {
+                        field: "condition",
+                        ..
+                    })
+                ),
+                "{condition}"
+            );
+        }
+        // What real rules use stays available.
+        for folder in [
+            "{{ parent.key }} {{ parent.fields.customer }}/Item {{ record.fields.line }} - {{ record.fields.product }}",
+            "{% for t in record.fields.tags if t is startingwith('a') %}{{ t[1:] }}/{% endfor %}x",
+            "{{ record.fields.alias | replace('-', '/') }}",
+            "{% for c in children|rejectattr('fields.done')|sort(attribute='key') %}{{ c.key }}{% endfor %}",
+            "{{ record.key ~ '-' ~ (record.fields.n|default('none')|upper) }}",
+            "{{ [record.kind, record.key]|join('/') }}",
+        ] {
+            CompiledRule::compile(spec(None, folder)).unwrap_or_else(|e| panic!("{folder}: {e}"));
+        }
         // Macros (and so recursion) are not part of the rule language at all.
         assert!(matches!(
             CompiledRule::compile(spec(
                 None,
                 "{% macro m(n) %}{{ m(n + 1) }}{% endmacro %}{{ m(0) }}"
             )),
-            Err(RuleError::Syntax { .. })
+            Err(RuleError::Syntax { .. } | RuleError::NotAllowed { .. })
         ));
         let long = "x".repeat(MAX_TEMPLATE_BYTES + 1);
         assert!(matches!(
