@@ -538,6 +538,9 @@ async fn run(command: Command) -> anyhow::Result<bool> {
                 LogFormat::Json => init_json_tracing("info"),
             }
             let cfg = settings.load()?;
+            // Files this process creates (database, WAL, blobs, keys) are its owner's only.
+            #[cfg(unix)]
+            rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
             let app = ferry::app::RunningApp::start(&cfg).await?;
             println!(
                 "Ferry API on {} (data in {})",

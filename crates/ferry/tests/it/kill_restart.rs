@@ -344,6 +344,22 @@ async fn kill_nine_during_a_sync_then_restart_loses_nothing_and_resumes_at_once(
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "exit after SIGTERM: {status}");
+    // Everything the server wrote — database, WAL, keys, blobs — is its owner's only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut stack = vec![dir.join("data")];
+        let mut checked = 0;
+        while let Some(path) = stack.pop() {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{} is mode {:o}", path.display(), mode & 0o777);
+            checked += 1;
+            if path.is_dir() {
+                stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            }
+        }
+        assert!(checked > 5, "only {checked} paths in the data dir");
+    }
     let sessions = emu.emulator.route_calls("files/upload_session/start");
     let sent = emu.emulator.upload_bytes();
     eprintln!(
