@@ -20,6 +20,8 @@ pub struct RunningApp {
     engine: Arc<Engine>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// How long shutdown waits for requests and passes in flight.
+    drain: std::time::Duration,
 }
 
 impl RunningApp {
@@ -89,6 +91,7 @@ impl RunningApp {
             engine,
             shutdown,
             tasks,
+            drain: std::time::Duration::from_secs(config.drain_secs),
         })
     }
 
@@ -112,11 +115,35 @@ impl RunningApp {
         &self.engine
     }
 
-    /// Stops the API and the workers, waiting for running passes to end.
+    /// Stops the API and the workers, waiting for requests and running passes to end — for
+    /// at most the drain time (then with one more for the HTTP server's own drain). A pass
+    /// cut short is like a crash, which loses nothing; its claims are released here so other
+    /// processes take the records at once.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        for task in self.tasks {
-            let _ = task.await;
+        let mut tasks = self.tasks;
+        let waited = tokio::time::timeout(
+            self.drain + std::time::Duration::from_secs(1),
+            futures::future::join_all(tasks.iter_mut()),
+        )
+        .await;
+        if waited.is_err() {
+            tracing::warn!(
+                drain_secs = self.drain.as_secs(),
+                "passes still running after the drain time; stopping them"
+            );
+            // Cancelled at their next await; none may still run once its claim is released.
+            for task in &tasks {
+                task.abort();
+            }
+            // A task join_all already saw finish must not be polled again.
+            for task in tasks.into_iter().filter(|t| !t.is_finished()) {
+                let _ = task.await;
+            }
+        }
+        let id = self.engine.process_id().to_owned();
+        if let Err(e) = self.engine.store().release_process(&id).await {
+            tracing::warn!(error = %e, "could not release this process's queue claims");
         }
     }
 }

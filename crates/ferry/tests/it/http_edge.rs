@@ -102,3 +102,57 @@ async fn a_stalled_body_fails_cleanly() {
     let record = stack.api.get("/v1/records/ticket/S").await.unwrap();
     assert_eq!(record["attachments"], serde_json::json!([]));
 }
+
+/// Shutdown waits for a pass stuck on Dropbox for the drain time only, then stops it and
+/// releases its claim, so another process takes the record at once.
+#[tokio::test]
+async fn shutdown_is_bounded_by_the_drain_time() {
+    let emu = crate::support::Emu::start().await;
+    let stack = Stack::start_on(emu, |c| c.drain_secs = 1).await;
+    stack
+        .api
+        .put_json(
+            "/v1/rules/t",
+            &serde_json::json!({"record_kind": "t", "connection": "dropbox", "folder": "T/{{ record.key }}"}),
+        )
+        .await
+        .unwrap();
+    // Every Dropbox call now takes a minute: the pass for the new record hangs.
+    stack.emu.emulator.set_model(ferry_emulator::FaultModel {
+        latency_ms: 60_000,
+        ..ferry_emulator::FaultModel::off()
+    });
+    stack
+        .api
+        .put_json("/v1/records/t/stuck", &serde_json::json!({}))
+        .await
+        .unwrap();
+    let engine = std::sync::Arc::clone(stack.app.engine());
+    let record = engine.store().record("t", "stuck").await.unwrap().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while engine
+        .store()
+        .queue_entry(record.id)
+        .await
+        .unwrap()
+        .and_then(|q| q.claimed_by)
+        .is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pass never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = tokio::time::Instant::now();
+    stack.app.shutdown().await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "shutdown took {took:?}");
+    let entry = engine
+        .store()
+        .queue_entry(record.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.claimed_by, None, "the claim was released");
+}

@@ -352,7 +352,13 @@ async fn kill_nine_during_a_sync_then_restart_loses_nothing_and_resumes_at_once(
         let mut checked = 0;
         while let Some(path) = stack.pop() {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o077, 0, "{} is mode {:o}", path.display(), mode & 0o777);
+            assert_eq!(
+                mode & 0o077,
+                0,
+                "{} is mode {:o}",
+                path.display(),
+                mode & 0o777
+            );
             checked += 1;
             if path.is_dir() {
                 stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
