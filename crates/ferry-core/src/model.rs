@@ -20,10 +20,39 @@ pub struct Record {
     pub fields: serde_json::Value,
     /// The record this one belongs to (an order for an item).
     pub parent_id: Option<RecordId>,
-    /// Deleted with its Dropbox files: rules place nothing for it any more, and it is
-    /// forgotten once its files are gone.
+    /// Being deleted, and what happens to its Dropbox files first; it is forgotten once
+    /// they are gone (or moved).
     #[serde(default, skip_serializing)]
-    pub deleting: bool,
+    pub deletion: Option<Deletion>,
+}
+
+/// How a deleted record's Dropbox files go before the record is forgotten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Deletion {
+    /// Deleted from Dropbox (under the deletion brake).
+    Delete,
+    /// Moved, folder by folder, under the connection root's archive folder.
+    Archive,
+}
+
+impl Deletion {
+    /// Database spelling (the `records.deleting` column: 0 is none).
+    pub fn code(self) -> i64 {
+        match self {
+            Deletion::Delete => 1,
+            Deletion::Archive => 2,
+        }
+    }
+
+    /// Parses [`Deletion::code`] (0 and unknown codes: none).
+    pub fn from_code(code: i64) -> Option<Deletion> {
+        match code {
+            1 => Some(Deletion::Delete),
+            2 => Some(Deletion::Archive),
+            _ => None,
+        }
+    }
 }
 
 /// A file attached to a record. Content lives in the blob store under `content_hash`.

@@ -537,7 +537,7 @@ mod tests {
             key: key.into(),
             fields,
             parent_id: None,
-            deleting: false,
+            deletion: None,
         }
     }
 
@@ -696,7 +696,7 @@ mod hostile_tests {
             key: "k".into(),
             fields: serde_json::json!({"n": "x"}),
             parent_id: None,
-            deleting: false,
+            deletion: None,
         };
         RuleContext::new(&record, None, &[], &[])
     }

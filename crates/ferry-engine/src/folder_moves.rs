@@ -28,7 +28,7 @@ impl Engine {
             match client.move_entry(from, to).await {
                 Ok(_) => Ok(()),
                 Err(DropboxError::Conflict(_)) => {
-                    self.move_files_into(client, record, binding, to).await
+                    self.move_tracked_files(client, record, binding, to).await
                 }
                 Err(e) => Err(e),
             }
@@ -82,8 +82,8 @@ impl Engine {
         Err(last)
     }
 
-    /// Moves each tracked file of the binding into `to` (which already exists).
-    async fn move_files_into(
+    /// Moves each tracked file of the binding into `to` (Dropbox creates missing parents).
+    pub(crate) async fn move_tracked_files(
         &self,
         client: &DropboxClient,
         record: &Record,

@@ -17,6 +17,7 @@ mod liveness;
 pub mod metrics;
 mod placement;
 mod reconcile;
+mod record_archive;
 mod resumable;
 mod reverse_sync;
 mod rule_overlaps;

@@ -24,6 +24,9 @@ pub enum DeletePolicy {
     /// They are deleted from Dropbox by the record's next passes, under the deletion brake;
     /// the record (and its content) is kept until they are gone, then forgotten.
     Delete,
+    /// Each of the record's folders is moved under `Archived/` in its connection's root
+    /// (keeping its path below the root); then the record is forgotten.
+    Archive,
 }
 
 /// A page of records: filters and cursor.
@@ -207,7 +210,14 @@ impl Engine {
                 self.store.forget_record(record.id).await?;
             }
             DeletePolicy::Delete => {
-                self.store.mark_record_deleting(record.id).await?;
+                self.store
+                    .mark_record_deleting(record.id, ferry_core::model::Deletion::Delete)
+                    .await?;
+            }
+            DeletePolicy::Archive => {
+                self.store
+                    .mark_record_deleting(record.id, ferry_core::model::Deletion::Archive)
+                    .await?;
             }
         }
         self.wake();

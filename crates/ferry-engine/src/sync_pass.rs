@@ -139,7 +139,13 @@ impl Engine {
         let mut rules = Vec::new();
         // A record deleted with its files is placed by no rule: its bindings remove what
         // they synced (under the brake), and the record goes once they are gone.
-        let specs = match (record.deleting, rule_override) {
+        if record.deletion == Some(ferry_core::model::Deletion::Archive) {
+            if !dry_run {
+                self.archive_record(&record, &mut outcome).await?;
+            }
+            return Ok(outcome);
+        }
+        let specs = match (record.deletion.is_some(), rule_override) {
             (true, _) => Vec::new(),
             (false, None) => self.store.rules().await?,
             (false, Some(spec)) => {
@@ -198,7 +204,10 @@ impl Engine {
                 .await?;
         }
 
-        if record.deleting && !dry_run && self.store.bindings_for_record(id).await?.is_empty() {
+        if record.deletion.is_some()
+            && !dry_run
+            && self.store.bindings_for_record(id).await?.is_empty()
+        {
             tracing::info!(kind = %record.kind, key = %record.key, "deleted record forgotten: its files are gone");
             self.store.forget_record(id).await?;
             return Ok(outcome);

@@ -615,11 +615,105 @@ pub async fn a_change_and_its_queue_entry_commit_together(s: &dyn Store) {
     }
 }
 
+/// Contract: deleting a record with its files keeps what came from Dropbox there (its rows
+/// go, so no pass deletes it); an upsert takes the deletion back; forgetting drops it all.
+pub async fn record_deletion_spares_dropbox_versions(s: &dyn Store) {
+    use ferry_core::model::{Deletion, Side};
+    let r = s.upsert_record(&input("D", json!({}))).await.unwrap().value;
+    let b = s
+        .save_binding(&Binding {
+            id: 0,
+            record_id: r.id,
+            rule_name: "r".into(),
+            connection: "c".into(),
+            folder_display: "/F".into(),
+            folder_lower: "/f".into(),
+            paused_reason: None,
+            confirm_deletions: false,
+            deletions_confirmed_at: 0,
+        })
+        .await
+        .unwrap();
+    let mut rows = Vec::new();
+    for (name, source) in [("app.txt", Side::App), ("box.txt", Side::Dropbox)] {
+        let a = s
+            .put_attachment(&AttachmentInput {
+                record_id: r.id,
+                name: name.into(),
+                tags: vec![],
+                content_hash: "0".repeat(64),
+                size: 1,
+                origin_path: None,
+                source,
+                if_match: None,
+            })
+            .await
+            .unwrap()
+            .value;
+        rows.push(
+            s.save_sync_row(&SyncRow {
+                id: 0,
+                record_id: r.id,
+                binding_id: Some(b),
+                rule_name: "r".into(),
+                connection: "c".into(),
+                attachment_id: Some(a.id),
+                rel_display: Some(name.into()),
+                rel_lower: Some(name.into()),
+                dropbox_id: Some(format!("id:{name}")),
+                rev: Some("1".into()),
+                content_hash: Some("0".repeat(64)),
+                state: SyncState::Synced,
+                last_error: None,
+                updated_at: 0,
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    assert!(
+        s.mark_record_deleting(r.id, Deletion::Delete)
+            .await
+            .unwrap()
+    );
+    let left: Vec<String> = s
+        .sync_rows(r.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|row| row.rel_display)
+        .collect();
+    assert_eq!(left, ["app.txt"], "only the app's file is left to delete");
+    assert_eq!(
+        s.record_by_id(r.id).await.unwrap().unwrap().deletion,
+        Some(Deletion::Delete)
+    );
+    assert!(
+        s.queue_entry(r.id).await.unwrap().is_some(),
+        "queued with the mark"
+    );
+    // An upsert takes it back.
+    s.upsert_record(&input("D", json!({}))).await.unwrap();
+    assert_eq!(s.record_by_id(r.id).await.unwrap().unwrap().deletion, None);
+    // Forgetting removes the record and everything of it.
+    assert!(s.forget_record(r.id).await.unwrap());
+    assert!(s.record_by_id(r.id).await.unwrap().is_none());
+    assert!(s.sync_rows(r.id).await.unwrap().is_empty());
+    assert!(s.bindings_for_record(r.id).await.unwrap().is_empty());
+    assert!(s.attachments(r.id).await.unwrap().is_empty());
+    assert!(s.queue_entry(r.id).await.unwrap().is_none());
+}
+
 /// Expands to one `#[tokio::test]` per contract function, each on a fresh store from
 /// `$make` (an async expression yielding `(guard, store)`; the guard lives as long as the test).
 #[macro_export]
 macro_rules! store_contract_tests {
     ($make:expr) => {
+        #[tokio::test]
+        async fn record_deletion_spares_dropbox_versions() {
+            let (_guard, store) = $make.await;
+            $crate::contract::record_deletion_spares_dropbox_versions(&store).await;
+        }
         #[tokio::test]
         async fn upserts_report_changes() {
             let (_guard, store) = $make.await;

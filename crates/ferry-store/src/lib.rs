@@ -50,9 +50,15 @@ pub trait RecordStore: Send + Sync + 'static {
     /// file rows and queue entry — and queues its relatives (their templates may name it).
     /// Its files in Dropbox stay where they are. False if it does not exist.
     async fn forget_record(&self, record_id: RecordId) -> StoreResult<bool>;
-    /// Marks a record as being deleted with its Dropbox files, and queues it and its
-    /// relatives, in one transaction. False if it does not exist.
-    async fn mark_record_deleting(&self, record_id: RecordId) -> StoreResult<bool>;
+    /// Marks a record as being deleted, its Dropbox files to go as `deletion` says first, and
+    /// queues it and its relatives, in one transaction. With `Delete`, files whose current
+    /// version came from Dropbox stop being tracked, so they stay there. False if it does not
+    /// exist.
+    async fn mark_record_deleting(
+        &self,
+        record_id: RecordId,
+        deletion: ferry_core::model::Deletion,
+    ) -> StoreResult<bool>;
     /// A page of records in id order, with their sync summaries.
     async fn list_records(&self, filter: &RecordFilter) -> StoreResult<Vec<RecordSummary>>;
     /// A record's attachments, in name order.

@@ -8,7 +8,7 @@ use crate::{
     SyncedFileScan, Task, Upserted, migrations,
 };
 use async_trait::async_trait;
-use ferry_core::model::{Attachment, AttachmentId, Record, RecordId, Side};
+use ferry_core::model::{Attachment, AttachmentId, Deletion, Record, RecordId, Side};
 use ferry_core::rules::RuleSpec;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -77,7 +77,7 @@ fn record_from_row(row: &SqliteRow) -> StoreResult<Record> {
         fields: serde_json::from_str(&fields)
             .map_err(|e| StoreError::Corrupt(format!("record fields: {e}")))?,
         parent_id: row.try_get("parent_id")?,
-        deleting: row.try_get::<i64, _>("deleting")? != 0,
+        deletion: Deletion::from_code(row.try_get::<i64, _>("deleting")?),
     })
 }
 
@@ -341,7 +341,7 @@ impl RecordStore for SqliteStore {
             Some(old)
                 if old.fields == input.fields
                     && old.parent_id == input.parent_id
-                    && !old.deleting =>
+                    && old.deletion.is_none() =>
             {
                 (old, false)
             }
@@ -360,7 +360,7 @@ impl RecordStore for SqliteStore {
                 let new = Record {
                     fields: input.fields.clone(),
                     parent_id: input.parent_id,
-                    deleting: false,
+                    deletion: None,
                     ..old
                 };
                 (new, true)
@@ -384,7 +384,7 @@ impl RecordStore for SqliteStore {
                     key: input.key.clone(),
                     fields: input.fields.clone(),
                     parent_id: input.parent_id,
-                    deleting: false,
+                    deletion: None,
                 };
                 (new, true)
             }
@@ -457,13 +457,30 @@ impl RecordStore for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn mark_record_deleting(&self, record_id: RecordId) -> StoreResult<bool> {
+    async fn mark_record_deleting(
+        &self,
+        record_id: RecordId,
+        deletion: Deletion,
+    ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query("UPDATE records SET deleting = 1, updated_at = ? WHERE id = ?")
+        let done = sqlx::query("UPDATE records SET deleting = ?, updated_at = ? WHERE id = ?")
+            .bind(deletion.code())
             .bind(now_ms())
             .bind(record_id)
             .execute(&mut *tx)
             .await?;
+        if deletion == Deletion::Delete {
+            // A file whose current version came from Dropbox is not the app's to delete: it
+            // stays there, untracked, when the record goes.
+            sqlx::query(
+                "DELETE FROM sync_files WHERE record_id = ? AND attachment_id IN \
+                 (SELECT id FROM attachments WHERE record_id = ? AND source = 'dropbox')",
+            )
+            .bind(record_id)
+            .bind(record_id)
+            .execute(&mut *tx)
+            .await?;
+        }
         enqueue_related_tx(&mut tx, record_id).await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)

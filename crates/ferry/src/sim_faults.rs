@@ -111,9 +111,13 @@ impl RecordStore for FaultyStore {
         self.inner.forget_record(record_id).await
     }
 
-    async fn mark_record_deleting(&self, record_id: RecordId) -> StoreResult<bool> {
+    async fn mark_record_deleting(
+        &self,
+        record_id: RecordId,
+        deletion: ferry_core::model::Deletion,
+    ) -> StoreResult<bool> {
         self.fault("mark_record_deleting")?;
-        self.inner.mark_record_deleting(record_id).await
+        self.inner.mark_record_deleting(record_id, deletion).await
     }
 
     async fn list_records(&self, filter: &RecordFilter) -> StoreResult<Vec<RecordSummary>> {

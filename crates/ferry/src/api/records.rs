@@ -47,7 +47,7 @@ pub struct ListQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
-    /// What happens to the record's files in Dropbox: `keep` (default) or `delete`.
+    /// What happens to the record's files in Dropbox: `keep` (default), `delete` or `archive`.
     files: Option<DeletePolicy>,
 }
 
@@ -103,7 +103,7 @@ pub async fn show(
     Ok(Json(state.engine.record_view(&record).await?))
 }
 
-/// `DELETE /v1/records/{kind}/{key}?files=keep|delete`.
+/// `DELETE /v1/records/{kind}/{key}?files=keep|delete|archive`.
 #[utoipa::path(delete, operation_id = "delete_record", path = "/v1/records/{kind}/{key}", tag = "records",
     params(("kind" = String, Path, description = "Record kind"), ("key" = String, Path, description = "Record key"), DeleteQuery),
     responses((status = 200, body = RecordDeleted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]

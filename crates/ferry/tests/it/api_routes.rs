@@ -143,7 +143,8 @@ async fn records_are_listed_filtered_and_paged() {
 }
 
 /// Deleting a record keeps its Dropbox files by default; `files=delete` removes them under
-/// the deletion brake, and the record goes once they are gone.
+/// the deletion brake, `files=archive` moves its folder under `Archived/`, and the record goes
+/// once they are gone.
 #[tokio::test]
 async fn deleting_a_record_keeps_or_deletes_its_files() {
     let stack = Stack::start().await;
@@ -209,6 +210,27 @@ async fn deleting_a_record_keeps_or_deletes_its_files() {
     let (status, _) = status_of(&stack, Method::GET, "/v1/records/ticket/M").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(dropbox_paths(&stack).await, ["/Ferry/Tickets/K/keep.txt"]);
+
+    // Archive: the folder moves under Archived/, keeping its place below the root.
+    ticket(&stack, "A", &["x.txt", "y.txt"]).await;
+    stack.settle().await;
+    let archived = stack
+        .api
+        .delete("/v1/records/ticket/A?files=archive")
+        .await
+        .unwrap();
+    assert_eq!(archived["files"], "archive");
+    stack.settle().await;
+    let (status, _) = status_of(&stack, Method::GET, "/v1/records/ticket/A").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        dropbox_paths(&stack).await,
+        [
+            "/Ferry/Archived/Tickets/A/x.txt",
+            "/Ferry/Archived/Tickets/A/y.txt",
+            "/Ferry/Tickets/K/keep.txt"
+        ]
+    );
 
     // A parent with children is refused; an unknown policy or record is a clean error.
     stack
