@@ -233,9 +233,11 @@ impl Engine {
             disconnecting: false,
         };
         let existed = self.store.connection(&input.name).await?.is_some();
+        // A new account or root: its change feed starts from now, and its rules' records are
+        // queued, with the connection itself. The cached client goes before and after, so no
+        // pass picks up the old one in between.
+        self.connections.forget(&input.name);
         self.store.put_connection(&stored).await?;
-        // A new account or root: start its change feed from now.
-        self.store.set_connection_cursor(&input.name, None).await?;
         self.connections.forget(&input.name);
         let shutdown = self
             .watch_shutdown
@@ -244,14 +246,6 @@ impl Engine {
             .clone();
         if let (false, Some(shutdown)) = (existed, shutdown) {
             self.spawn_watcher(input.name.clone(), shutdown);
-        }
-        for rule in self.store.rules().await? {
-            if rule.connection == input.name {
-                let ids = self.store.record_ids_of_kind(&rule.record_kind).await?;
-                self.store
-                    .enqueue(&ids, ferry_store::Priority::Normal)
-                    .await?;
-            }
         }
         self.wake();
         Ok(account)
@@ -288,23 +282,11 @@ impl Engine {
         if self.store.connection(name).await?.is_none() {
             return Err(EngineError::UnknownConnection(name.to_owned()));
         }
-        self.store.set_disconnecting(name).await?;
-        let mut ids: Vec<i64> = self
-            .store
-            .bindings_of_connection(name)
-            .await?
-            .iter()
-            .map(|b| b.record_id)
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
+        // Marked and queued (or, with nothing bound, deleted) in one transaction.
+        let ids = self.store.set_disconnecting(name).await?;
         if ids.is_empty() {
-            self.store.delete_connection(name).await?;
             self.connections.forget(name);
         } else {
-            self.store
-                .enqueue(&ids, ferry_store::Priority::Reverse)
-                .await?;
             self.wake();
         }
         Ok(ids.len())

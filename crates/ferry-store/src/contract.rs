@@ -704,11 +704,109 @@ pub async fn record_deletion_spares_dropbox_versions(s: &dyn Store) {
     assert!(s.queue_entry(r.id).await.unwrap().is_none());
 }
 
+/// Contract: saving a connection resets its change feed and queues its rules' records, and
+/// disconnecting queues the records bound on it (or deletes it when none is) — each in the
+/// write's own transaction.
+pub async fn connection_writes_queue_their_work(s: &dyn Store) {
+    let connection = |name: &str| crate::StoredConnection {
+        name: name.into(),
+        api_url: "https://api.dropboxapi.com".into(),
+        content_url: "https://content.dropboxapi.com".into(),
+        notify_url: "https://notify.dropboxapi.com".into(),
+        root: "/F".into(),
+        token_ciphertext: vec![1, 2, 3],
+        refresh_ciphertext: None,
+        app_key: None,
+        app_secret_ciphertext: None,
+        needs_reconnect: None,
+        disconnecting: false,
+    };
+    let r = s
+        .upsert_record(&input("C1", json!({})))
+        .await
+        .unwrap()
+        .value;
+    let other = s
+        .upsert_record(&RecordInput {
+            kind: "ticket".into(),
+            ..input("C2", json!({}))
+        })
+        .await
+        .unwrap()
+        .value;
+    s.put_rule(&ferry_core::rules::RuleSpec {
+        name: "orders".into(),
+        record_kind: "order".into(),
+        connection: "c".into(),
+        condition: None,
+        folder: "x".into(),
+        file_path: None,
+        file_filter: None,
+        direction: Default::default(),
+        pull_subfolders: false,
+    })
+    .await
+    .unwrap();
+    let now = chrono::Utc::now().timestamp_millis() + 1;
+    while let Some(t) = s.claim_task("p", &[], now, 0).await.unwrap() {
+        s.finish_task(&t).await.unwrap();
+    }
+    assert_eq!(s.put_connection(&connection("c")).await.unwrap(), 1);
+    assert!(
+        s.queue_entry(r.id).await.unwrap().is_some(),
+        "its rule's record is queued"
+    );
+    assert!(
+        s.queue_entry(other.id).await.unwrap().is_none(),
+        "another kind is not"
+    );
+    s.set_connection_cursor("c", Some("cursor-1"))
+        .await
+        .unwrap();
+    s.put_connection(&connection("c")).await.unwrap();
+    assert_eq!(
+        s.connection_cursor("c").await.unwrap(),
+        None,
+        "the feed starts anew"
+    );
+
+    // Disconnecting with a binding: its record is queued first of all; without: gone at once.
+    s.save_binding(&Binding {
+        id: 0,
+        record_id: r.id,
+        rule_name: "orders".into(),
+        connection: "c".into(),
+        folder_display: "/F/x".into(),
+        folder_lower: "/f/x".into(),
+        paused_reason: None,
+        confirm_deletions: false,
+        deletions_confirmed_at: 0,
+    })
+    .await
+    .unwrap();
+    while let Some(t) = s.claim_task("p", &[], now + 5, 0).await.unwrap() {
+        s.finish_task(&t).await.unwrap();
+    }
+    s.enqueue(&[other.id], Priority::Normal).await.unwrap();
+    assert_eq!(s.set_disconnecting("c").await.unwrap(), vec![r.id]);
+    assert!(s.connection("c").await.unwrap().unwrap().disconnecting);
+    let first = s.claim_task("p", &[], now + 10, 0).await.unwrap().unwrap();
+    assert_eq!(first.record_id, r.id, "reverse sync goes first");
+    s.put_connection(&connection("empty")).await.unwrap();
+    assert!(s.set_disconnecting("empty").await.unwrap().is_empty());
+    assert!(s.connection("empty").await.unwrap().is_none());
+}
+
 /// Expands to one `#[tokio::test]` per contract function, each on a fresh store from
 /// `$make` (an async expression yielding `(guard, store)`; the guard lives as long as the test).
 #[macro_export]
 macro_rules! store_contract_tests {
     ($make:expr) => {
+        #[tokio::test]
+        async fn connection_writes_queue_their_work() {
+            let (_guard, store) = $make.await;
+            $crate::contract::connection_writes_queue_their_work(&store).await;
+        }
         #[tokio::test]
         async fn record_deletion_spares_dropbox_versions() {
             let (_guard, store) = $make.await;

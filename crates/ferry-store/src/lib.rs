@@ -115,14 +115,18 @@ pub trait RuleStore: Send + Sync + 'static {
 /// Dropbox connections: encrypted credentials, cursors, state.
 #[async_trait]
 pub trait ConnectionStore: Send + Sync + 'static {
-    /// Creates or replaces a connection (token already encrypted).
-    async fn put_connection(&self, connection: &StoredConnection) -> StoreResult<()>;
+    /// Creates or replaces a connection (token already encrypted), starts its change feed
+    /// anew (no cursor), and queues every record of the kinds its rules place, in one
+    /// transaction. Returns how many records were queued.
+    async fn put_connection(&self, connection: &StoredConnection) -> StoreResult<u64>;
     /// A connection by name.
     async fn connection(&self, name: &str) -> StoreResult<Option<StoredConnection>>;
     /// All connections, by name.
     async fn connections(&self) -> StoreResult<Vec<StoredConnection>>;
-    /// Marks a connection as being disconnected.
-    async fn set_disconnecting(&self, name: &str) -> StoreResult<()>;
+    /// Marks a connection as being disconnected and, in the same transaction, queues the
+    /// records bound on it for reverse sync (most urgent) — or deletes it at once when none
+    /// is. Returns those records.
+    async fn set_disconnecting(&self, name: &str) -> StoreResult<Vec<RecordId>>;
     /// Deletes a connection (its bindings must be gone).
     async fn delete_connection(&self, name: &str) -> StoreResult<()>;
     /// Marks a connection as needing a reconnect (`Some(reason)`) or clears the mark.

@@ -851,7 +851,8 @@ impl RuleStore for SqliteStore {
 
 #[async_trait]
 impl ConnectionStore for SqliteStore {
-    async fn put_connection(&self, c: &StoredConnection) -> StoreResult<()> {
+    async fn put_connection(&self, c: &StoredConnection) -> StoreResult<u64> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO connections (name, api_url, content_url, notify_url, root, token_ciphertext, \
              refresh_ciphertext, app_key, app_secret_ciphertext, needs_reconnect, updated_at) \
@@ -860,7 +861,8 @@ impl ConnectionStore for SqliteStore {
              root = excluded.root, token_ciphertext = excluded.token_ciphertext, \
              refresh_ciphertext = excluded.refresh_ciphertext, app_key = excluded.app_key, \
              app_secret_ciphertext = excluded.app_secret_ciphertext, \
-             needs_reconnect = excluded.needs_reconnect, disconnecting = 0, updated_at = excluded.updated_at",
+             needs_reconnect = excluded.needs_reconnect, disconnecting = 0, cursor = NULL, \
+             updated_at = excluded.updated_at",
         )
         .bind(&c.name)
         .bind(&c.api_url)
@@ -873,9 +875,26 @@ impl ConnectionStore for SqliteStore {
         .bind(&c.app_secret_ciphertext)
         .bind(&c.needs_reconnect)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        // Its rules' records have a new target: all of them get a pass.
+        let definitions: Vec<String> = sqlx::query_scalar("SELECT definition FROM rules")
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut kinds = std::collections::BTreeSet::new();
+        for d in &definitions {
+            let rule: RuleSpec =
+                serde_json::from_str(d).map_err(|e| StoreError::Corrupt(format!("rule: {e}")))?;
+            if rule.connection == c.name {
+                kinds.insert(rule.record_kind);
+            }
+        }
+        let mut queued = 0;
+        for kind in &kinds {
+            queued += enqueue_kind_tx(&mut tx, kind, Priority::Normal).await?;
+        }
+        tx.commit().await?;
+        Ok(queued)
     }
 
     async fn connection(&self, name: &str) -> StoreResult<Option<StoredConnection>> {
@@ -896,12 +915,28 @@ impl ConnectionStore for SqliteStore {
             .collect()
     }
 
-    async fn set_disconnecting(&self, name: &str) -> StoreResult<()> {
+    async fn set_disconnecting(&self, name: &str) -> StoreResult<Vec<RecordId>> {
+        let mut tx = self.write_tx().await?;
         sqlx::query("UPDATE connections SET disconnecting = 1 WHERE name = ?")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        let ids: Vec<RecordId> = sqlx::query_scalar(
+            "SELECT DISTINCT record_id FROM bindings WHERE connection = ? ORDER BY record_id",
+        )
+        .bind(name)
+        .fetch_all(&mut *tx)
+        .await?;
+        if ids.is_empty() {
+            sqlx::query("DELETE FROM connections WHERE name = ?")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            enqueue_tx(&mut tx, &ids, Priority::Reverse).await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
     }
 
     async fn delete_connection(&self, name: &str) -> StoreResult<()> {

@@ -199,7 +199,7 @@ impl RuleStore for FaultyStore {
 
 #[async_trait]
 impl ConnectionStore for FaultyStore {
-    async fn put_connection(&self, connection: &StoredConnection) -> StoreResult<()> {
+    async fn put_connection(&self, connection: &StoredConnection) -> StoreResult<u64> {
         self.fault("put_connection")?;
         self.inner.put_connection(connection).await
     }
@@ -214,7 +214,7 @@ impl ConnectionStore for FaultyStore {
         self.inner.connections().await
     }
 
-    async fn set_disconnecting(&self, name: &str) -> StoreResult<()> {
+    async fn set_disconnecting(&self, name: &str) -> StoreResult<Vec<RecordId>> {
         self.fault("set_disconnecting")?;
         self.inner.set_disconnecting(name).await
     }
