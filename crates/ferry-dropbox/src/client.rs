@@ -101,34 +101,31 @@ impl DropboxClient {
         })
     }
 
-    /// Injects faults into every call (deterministic simulation only).
-    pub fn with_injector(mut self, injector: Arc<dyn crate::FaultInjector>) -> Self {
-        let transport = Transport {
-            http: self.transport.http.clone(),
-            http_long: self.transport.http_long.clone(),
-            endpoints: self.transport.endpoints.clone(),
-            token: std::sync::RwLock::new(self.transport.current_token()),
-            refresh: self.transport.refresh.clone(),
-            injector: Some(injector),
-            observer: self.transport.observer.clone(),
-        };
-        self.transport = Arc::new(transport);
-        self
-    }
-
-    /// Tells `observer` about every request this client sends (metrics).
-    pub fn with_observer(mut self, observer: Arc<dyn crate::CallObserver>) -> Self {
-        let transport = Transport {
+    /// This client with a transport of its own (same pools, token and refresh), changed by
+    /// `change`: clients share nothing they set afterwards.
+    fn with_transport(mut self, change: impl FnOnce(&mut Transport)) -> Self {
+        let mut transport = Transport {
             http: self.transport.http.clone(),
             http_long: self.transport.http_long.clone(),
             endpoints: self.transport.endpoints.clone(),
             token: std::sync::RwLock::new(self.transport.current_token()),
             refresh: self.transport.refresh.clone(),
             injector: self.transport.injector.clone(),
-            observer: Some(observer),
+            observer: self.transport.observer.clone(),
         };
+        change(&mut transport);
         self.transport = Arc::new(transport);
         self
+    }
+
+    /// Injects faults into every call (deterministic simulation only).
+    pub fn with_injector(self, injector: Arc<dyn crate::FaultInjector>) -> Self {
+        self.with_transport(|t| t.injector = Some(injector))
+    }
+
+    /// Tells `observer` about every request this client sends (metrics).
+    pub fn with_observer(self, observer: Arc<dyn crate::CallObserver>) -> Self {
+        self.with_transport(|t| t.observer = Some(observer))
     }
 
     /// Where this client sends requests.

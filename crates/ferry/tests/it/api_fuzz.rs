@@ -5,7 +5,6 @@
 //! schema-violating input refused, no dropped connection. Ferry must still answer afterwards.
 
 use crate::support::Stack;
-use serde_json::json;
 
 /// The schemathesis release the run is written against.
 const SCHEMATHESIS: &str = "4.32.5";
@@ -17,32 +16,12 @@ async fn schemathesis_finds_nothing() {
             .await
             .expect("venv task");
     let stack = Stack::start().await;
-    // Something to reach past the 404s: a rule, records with files, a parent and a child.
+    // Something to reach past the 404s: a rule and records with files.
     stack
-        .api
-        .put_json(
-            "/v1/rules/tickets",
-            &json!({"record_kind": "ticket", "connection": "dropbox", "folder": "Tickets/{{ record.key }}"}),
-        )
-        .await
-        .unwrap();
+        .push_rule("tickets", "ticket", "Tickets/{{ record.key }}")
+        .await;
     for key in ["0", "T-1"] {
-        stack
-            .api
-            .put_json(
-                &format!("/v1/records/ticket/{key}"),
-                &json!({"fields": {"title": "x"}}),
-            )
-            .await
-            .unwrap();
-        stack
-            .api
-            .put_bytes(
-                &format!("/v1/records/ticket/{key}/attachments/a.txt"),
-                b"a".to_vec(),
-            )
-            .await
-            .unwrap();
+        stack.record_with("ticket", key, &["a.txt"]).await;
     }
     stack.settle().await;
 

@@ -8,31 +8,12 @@ use serde_json::{Value, json};
 
 async fn ticket_rule(stack: &Stack) {
     stack
-        .api
-        .put_json(
-            "/v1/rules/tickets",
-            &json!({"record_kind": "ticket", "connection": "dropbox", "folder": "Tickets/{{ record.key }}"}),
-        )
-        .await
-        .expect("rule accepted");
+        .push_rule("tickets", "ticket", "Tickets/{{ record.key }}")
+        .await;
 }
 
 async fn ticket(stack: &Stack, key: &str, files: &[&str]) {
-    stack
-        .api
-        .put_json(&format!("/v1/records/ticket/{key}"), &json!({"fields": {}}))
-        .await
-        .unwrap();
-    for name in files {
-        stack
-            .api
-            .put_bytes(
-                &format!("/v1/records/ticket/{key}/attachments/{name}"),
-                format!("{key}/{name}").into_bytes(),
-            )
-            .await
-            .unwrap();
-    }
+    stack.record_with("ticket", key, files).await;
 }
 
 /// Paths of the files under `/Ferry` in the emulator.

@@ -85,30 +85,12 @@ async fn admin(stack: &crate::support::Stack, args: &[&str]) -> (bool, String, S
 /// The admin commands against a running server, as an operator would use them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_commands_drive_a_running_server() {
-    use serde_json::json;
     let stack = crate::support::Stack::start().await;
     stack
-        .api
-        .put_json(
-            "/v1/rules/tickets",
-            &json!({"record_kind": "ticket", "connection": "dropbox", "folder": "Tickets/{{ record.key }}"}),
-        )
-        .await
-        .unwrap();
+        .push_rule("tickets", "ticket", "Tickets/{{ record.key }}")
+        .await;
     for key in ["T-1", "T-2"] {
-        stack
-            .api
-            .put_json(&format!("/v1/records/ticket/{key}"), &json!({}))
-            .await
-            .unwrap();
-        stack
-            .api
-            .put_bytes(
-                &format!("/v1/records/ticket/{key}/attachments/a.txt"),
-                b"a".to_vec(),
-            )
-            .await
-            .unwrap();
+        stack.record_with("ticket", key, &["a.txt"]).await;
     }
     stack.settle().await;
 
@@ -236,13 +218,8 @@ async fn log_follow_prints_new_entries() {
     use tokio::io::AsyncBufReadExt;
     let stack = crate::support::Stack::start().await;
     stack
-        .api
-        .put_json(
-            "/v1/rules/tickets",
-            &json!({"record_kind": "ticket", "connection": "dropbox", "folder": "T/{{ record.key }}"}),
-        )
-        .await
-        .unwrap();
+        .push_rule("tickets", "ticket", "T/{{ record.key }}")
+        .await;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(["log", "--follow", "--url", &stack.app.base_url()])
         .args(["--api-key", stack.app.api_key().expose()])

@@ -87,6 +87,34 @@ impl Stack {
         Stack { emu, app, api }
     }
 
+    /// Puts a push rule `name` placing records of `kind` in `folder` (a template).
+    pub async fn push_rule(&self, name: &str, kind: &str, folder: &str) {
+        self.api
+            .put_json(
+                &format!("/v1/rules/{name}"),
+                &serde_json::json!({"record_kind": kind, "connection": "dropbox", "folder": folder}),
+            )
+            .await
+            .expect("rule accepted");
+    }
+
+    /// Upserts a record and gives it attachments `files` (content: `key/name`).
+    pub async fn record_with(&self, kind: &str, key: &str, files: &[&str]) {
+        self.api
+            .put_json(&format!("/v1/records/{kind}/{key}"), &serde_json::json!({}))
+            .await
+            .expect("record accepted");
+        for name in files {
+            self.api
+                .put_bytes(
+                    &format!("/v1/records/{kind}/{key}/attachments/{name}"),
+                    format!("{key}/{name}").into_bytes(),
+                )
+                .await
+                .expect("attachment accepted");
+        }
+    }
+
     /// Polls the API at `path` until `check` holds for its answer (fails the test after 10 s).
     pub async fn eventually(
         &self,
