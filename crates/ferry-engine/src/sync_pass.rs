@@ -200,8 +200,17 @@ impl Engine {
         for name in names {
             let placed: Option<&RulePlacement> = placement.rules.iter().find(|p| p.rule == name);
             let binding = bindings.iter().find(|b| b.rule_name == name).cloned();
-            self.sync_binding(&record, placed, binding, dry_run, &mut outcome)
-                .await?;
+            // Log lines of this binding's work name it (inside the worker's `pass` span).
+            let span = tracing::info_span!(
+                "binding",
+                rule = name,
+                id = binding.as_ref().map_or(0, |b| b.id)
+            );
+            tracing::Instrument::instrument(
+                self.sync_binding(&record, placed, binding, dry_run, &mut outcome),
+                span,
+            )
+            .await?;
         }
 
         if record.deletion.is_some()

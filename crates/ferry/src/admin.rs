@@ -481,6 +481,45 @@ impl Admin {
         Ok(())
     }
 
+    /// `ferry connections remove NAME`: reverse sync (every file only Dropbox holds comes
+    /// back into Ferry), then the connection goes; with `wait`, until it is gone.
+    pub async fn connections_remove(&self, name: &str, wait: bool) -> anyhow::Result<()> {
+        let answer = self
+            .api
+            .delete(&format!("/v1/connections/{}", enc(name)))
+            .await?;
+        let records = answer["records_to_bring_back"].as_u64().unwrap_or(0);
+        if wait {
+            let bar = indicatif::ProgressBar::new(records.max(1))
+                .with_message(format!("bringing {name}'s files back"));
+            loop {
+                let connections = self.api.get("/v1/connections").await?;
+                let still = connections["connections"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["name"] == name);
+                if !still {
+                    break;
+                }
+                let status = self.api.get("/v1/status").await?;
+                let left = status["queue"]["queued"].as_u64().unwrap_or(0);
+                bar.set_position(records.saturating_sub(left));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            bar.finish_and_clear();
+        }
+        if self.json {
+            return self.print_json(&answer);
+        }
+        if wait {
+            println!("disconnected {name}: {records} record(s) brought back");
+        } else {
+            println!("disconnecting {name}: {records} record(s) to bring back first");
+        }
+        Ok(())
+    }
+
     /// `ferry dead`, and `--requeue` (with `wait`, until they ran).
     pub async fn dead(&self, requeue: bool, wait: bool) -> anyhow::Result<()> {
         if requeue {

@@ -374,6 +374,17 @@ enum ConnectionsCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Disconnects: every file only Dropbox holds comes back into Ferry first (nothing is
+    /// deleted in Dropbox), then the connection goes.
+    Remove {
+        #[command(flatten)]
+        remote: Remote,
+        /// The connection.
+        name: String,
+        /// Wait until it is gone.
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -496,9 +507,16 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             )
             .await
             .map(|()| true),
-        Command::Connections {
-            command: ConnectionsCommand::List { remote },
-        } => remote.admin()?.connections_list().await.map(|()| true),
+        Command::Connections { command } => match command {
+            ConnectionsCommand::List { remote } => {
+                remote.admin()?.connections_list().await.map(|()| true)
+            }
+            ConnectionsCommand::Remove { remote, name, wait } => remote
+                .admin()?
+                .connections_remove(&name, wait)
+                .await
+                .map(|()| true),
+        },
         Command::Dead {
             remote,
             requeue,

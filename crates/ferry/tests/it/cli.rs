@@ -179,6 +179,12 @@ async fn admin_commands_drive_a_running_server() {
     let (ok, out, _) = admin(&stack, &["dead", "--requeue", "--wait"]).await;
     assert!(ok && out.contains("requeued 0"), "{out}");
 
+    let (ok, out, err) = admin(&stack, &["connections", "remove", "dropbox", "--wait"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("disconnected dropbox"), "{out}");
+    let (ok, out, _) = admin(&stack, &["connections", "list"]).await;
+    assert!(ok && !out.contains("dropbox"), "{out}");
+
     let (ok, out, _) = admin(&stack, &["status", "--json"]).await;
     assert!(ok);
     let status: serde_json::Value = serde_json::from_str(&out).expect("JSON");
