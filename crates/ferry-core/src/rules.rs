@@ -43,6 +43,13 @@ pub struct RuleSpec {
     /// When pulling, also import files from subfolders of the record's folder.
     #[serde(default)]
     pub pull_subfolders: bool,
+    /// Folders made inside each record's folder when Ferry first creates it (`Scans`,
+    /// `Scans/Official`): for people to fill. One deleted on purpose is not made again…
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subfolders: Vec<String>,
+    /// …unless this is set: then every pass makes missing ones again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recreate_subfolders: bool,
 }
 
 /// Why a rule cannot be used, or failed for one record or file.
@@ -339,6 +346,29 @@ impl CompiledRule {
                 check_language(field, expr, true)?;
             }
         }
+        if spec.subfolders.len() > 32 {
+            return Err(RuleError::Invalid(
+                "a rule may name at most 32 subfolders".into(),
+            ));
+        }
+        for sub in &spec.subfolders {
+            let parts: Vec<&str> = sub.split('/').filter(|p| !p.trim().is_empty()).collect();
+            if parts.is_empty() || parts.len() > 8 {
+                return Err(RuleError::Invalid(format!(
+                    "subfolder {sub:?} must be a relative path of 1 to 8 folders"
+                )));
+            }
+            for part in parts {
+                match sanitize_component(part) {
+                    Ok(clean) if clean == part => {}
+                    Ok(_) | Err(_) => {
+                        return Err(RuleError::Invalid(format!(
+                            "subfolder {sub:?}: {part:?} is not a name Dropbox keeps as written"
+                        )));
+                    }
+                }
+            }
+        }
         // Paths must not silently lose a missing field: strict undefined in templates.
         let mut templates = limited_environment(UndefinedBehavior::Strict);
         guarded("folder", || {
@@ -567,6 +597,8 @@ mod tests {
             file_filter: Some("'alternate' not in attachment.tags".into()),
             direction: Direction::Push,
             pull_subfolders: false,
+            subfolders: vec![],
+            recreate_subfolders: false,
         })
         .unwrap()
     }
@@ -644,6 +676,8 @@ mod tests {
             file_filter: None,
             direction: Direction::Both,
             pull_subfolders: false,
+            subfolders: vec![],
+            recreate_subfolders: false,
         })
         .unwrap();
         let order = record("order", "7", json!({}));
@@ -686,6 +720,8 @@ mod hostile_tests {
             file_filter: None,
             direction: Default::default(),
             pull_subfolders: false,
+            subfolders: vec![],
+            recreate_subfolders: false,
         }
     }
 

@@ -151,6 +151,10 @@ impl Engine {
         if !dry_run {
             binding.id = self.store.save_binding(&binding).await?;
         }
+        if let Some(p) = placed.filter(|p| !p.subfolders.is_empty()) {
+            self.default_subfolders(&client, &binding, p, dry_run, outcome)
+                .await?;
+        }
 
         let rows: Vec<SyncRow> = self
             .store

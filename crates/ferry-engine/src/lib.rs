@@ -22,6 +22,7 @@ mod resumable;
 mod reverse_sync;
 mod rule_overlaps;
 pub mod service;
+mod subfolders;
 mod sync_pass;
 pub mod views;
 mod watcher;

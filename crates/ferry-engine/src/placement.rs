@@ -14,6 +14,10 @@ pub(crate) struct RulePlacement {
     pub(crate) connection: String,
     pub(crate) direction: Direction,
     pub(crate) pull_subfolders: bool,
+    /// Folders to make inside the record's folder (see `RuleSpec::subfolders`).
+    pub(crate) subfolders: Vec<String>,
+    /// Make missing ones on every pass.
+    pub(crate) recreate_subfolders: bool,
     /// Sanitised folder components under the connection root.
     pub(crate) folder: Vec<String>,
     pub(crate) local: Vec<LocalFile>,
@@ -119,6 +123,8 @@ pub(crate) fn place(
             connection: spec.connection.clone(),
             direction: spec.direction,
             pull_subfolders: spec.pull_subfolders,
+            subfolders: spec.subfolders.clone(),
+            recreate_subfolders: spec.recreate_subfolders,
             folder,
             local,
         });

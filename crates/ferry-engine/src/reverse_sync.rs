@@ -36,6 +36,8 @@ impl Engine {
             connection: binding.connection.clone(),
             direction: Direction::Pull,
             pull_subfolders: true,
+            subfolders: Vec::new(),
+            recreate_subfolders: false,
             folder: Vec::new(),
             local: Vec::new(),
         };

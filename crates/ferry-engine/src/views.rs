@@ -33,6 +33,9 @@ pub struct AttachmentView {
     pub content_hash: String,
     /// Who wrote the current content.
     pub source: Side,
+    /// For a file that came from Dropbox: where it sits in the record's folder
+    /// (`Drawings/Level 2/deep.pdf`), which its name alone does not say.
+    pub path: Option<String>,
 }
 
 impl From<Attachment> for AttachmentView {
@@ -43,6 +46,7 @@ impl From<Attachment> for AttachmentView {
             size: a.size,
             content_hash: a.content_hash,
             source: a.source,
+            path: a.origin_path,
         }
     }
 }

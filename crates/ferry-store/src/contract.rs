@@ -322,6 +322,8 @@ pub async fn changes_after_a_pass_date_the_record(s: &dyn Store) {
         file_filter: None,
         direction: ferry_core::sync_plan::Direction::Push,
         pull_subfolders: false,
+        subfolders: vec![],
+        recreate_subfolders: false,
     })
     .await
     .unwrap();
@@ -744,6 +746,8 @@ pub async fn connection_writes_queue_their_work(s: &dyn Store) {
         file_filter: None,
         direction: Default::default(),
         pull_subfolders: false,
+        subfolders: vec![],
+        recreate_subfolders: false,
     })
     .await
     .unwrap();
@@ -797,11 +801,41 @@ pub async fn connection_writes_queue_their_work(s: &dyn Store) {
     assert!(s.connection("empty").await.unwrap().is_none());
 }
 
+/// Contract: a binding's default subfolders are marked made once, and the mark goes with the
+/// binding (a new binding of the record makes them again).
+pub async fn subfolders_are_marked_per_binding(s: &dyn Store) {
+    let r = s.upsert_record(&input("S", json!({}))).await.unwrap().value;
+    let binding = Binding {
+        id: 0,
+        record_id: r.id,
+        rule_name: "r".into(),
+        connection: "c".into(),
+        folder_display: "/S".into(),
+        folder_lower: "/s".into(),
+        paused_reason: None,
+        confirm_deletions: false,
+        deletions_confirmed_at: 0,
+    };
+    let b = s.save_binding(&binding).await.unwrap();
+    assert!(!s.subfolders_made(b).await.unwrap());
+    s.set_subfolders_made(b).await.unwrap();
+    s.set_subfolders_made(b).await.unwrap();
+    assert!(s.subfolders_made(b).await.unwrap());
+    s.delete_binding(b).await.unwrap();
+    let again = s.save_binding(&binding).await.unwrap();
+    assert!(!s.subfolders_made(again).await.unwrap());
+}
+
 /// Expands to one `#[tokio::test]` per contract function, each on a fresh store from
 /// `$make` (an async expression yielding `(guard, store)`; the guard lives as long as the test).
 #[macro_export]
 macro_rules! store_contract_tests {
     ($make:expr) => {
+        #[tokio::test]
+        async fn subfolders_are_marked_per_binding() {
+            let (_guard, store) = $make.await;
+            $crate::contract::subfolders_are_marked_per_binding(&store).await;
+        }
         #[tokio::test]
         async fn connection_writes_queue_their_work() {
             let (_guard, store) = $make.await;

@@ -188,6 +188,10 @@ pub trait SyncStateStore: Send + Sync + 'static {
     async fn save_binding(&self, binding: &Binding) -> StoreResult<i64>;
     /// Deletes a binding and its sync rows.
     async fn delete_binding(&self, id: i64) -> StoreResult<()>;
+    /// Whether a binding's default subfolders were made.
+    async fn subfolders_made(&self, binding_id: i64) -> StoreResult<bool>;
+    /// Records that a binding's default subfolders were made (gone with the binding).
+    async fn set_subfolders_made(&self, binding_id: i64) -> StoreResult<()>;
     /// An admin confirms the deletions the brake stopped for one record: its paused bindings
     /// may run them once, and the record and its relatives are queued, in one transaction.
     /// Returns how many bindings were confirmed.

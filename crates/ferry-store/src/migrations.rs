@@ -17,6 +17,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "record_deletion",
         include_str!("../migrations/0003_record_deletion.sql"),
     ),
+    (
+        4,
+        "binding_subfolders",
+        include_str!("../migrations/0004_binding_subfolders.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -1229,6 +1229,27 @@ impl SyncStateStore for SqliteStore {
         Ok(())
     }
 
+    async fn subfolders_made(&self, binding_id: i64) -> StoreResult<bool> {
+        let made: Option<i64> =
+            sqlx::query_scalar("SELECT made_at FROM binding_subfolders WHERE binding_id = ?")
+                .bind(binding_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(made.is_some())
+    }
+
+    async fn set_subfolders_made(&self, binding_id: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO binding_subfolders (binding_id, made_at) VALUES (?, ?) \
+             ON CONFLICT (binding_id) DO NOTHING",
+        )
+        .bind(binding_id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn confirm_record_deletions(&self, record_id: RecordId) -> StoreResult<u64> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(

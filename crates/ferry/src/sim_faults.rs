@@ -321,6 +321,16 @@ impl SyncStateStore for FaultyStore {
         self.inner.delete_binding(id).await
     }
 
+    async fn subfolders_made(&self, binding_id: i64) -> StoreResult<bool> {
+        self.fault("subfolders_made")?;
+        self.inner.subfolders_made(binding_id).await
+    }
+
+    async fn set_subfolders_made(&self, binding_id: i64) -> StoreResult<()> {
+        self.fault("set_subfolders_made")?;
+        self.inner.set_subfolders_made(binding_id).await
+    }
+
     async fn confirm_record_deletions(&self, record_id: RecordId) -> StoreResult<u64> {
         self.fault("confirm_record_deletions")?;
         self.inner.confirm_record_deletions(record_id).await

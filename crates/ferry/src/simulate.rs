@@ -106,6 +106,8 @@ fn sim_rule(direction: Direction, prefix: &str) -> ferry_core::rules::RuleSpec {
         file_filter: None,
         direction,
         pull_subfolders: false,
+        subfolders: vec![],
+        recreate_subfolders: false,
     }
 }
 

@@ -36,6 +36,12 @@ pub struct RuleBody {
     /// When pulling, also import files from subfolders.
     #[serde(default)]
     pull_subfolders: bool,
+    /// Folders made inside each record's folder when it is first created.
+    #[serde(default)]
+    subfolders: Vec<String>,
+    /// Make missing subfolders again on every pass (default: a deleted one stays deleted).
+    #[serde(default)]
+    recreate_subfolders: bool,
 }
 
 impl RuleBody {
@@ -50,6 +56,8 @@ impl RuleBody {
             file_filter: self.file_filter,
             direction: self.direction,
             pull_subfolders: self.pull_subfolders,
+            subfolders: self.subfolders,
+            recreate_subfolders: self.recreate_subfolders,
         }
     }
 }

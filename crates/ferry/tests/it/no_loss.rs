@@ -417,6 +417,8 @@ async fn giving_up_is_by_time_and_never_for_waits() {
                 file_filter: None,
                 direction: Default::default(),
                 pull_subfolders: false,
+                subfolders: vec![],
+                recreate_subfolders: false,
             })
             .await
             .unwrap();

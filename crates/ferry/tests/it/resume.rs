@@ -82,6 +82,8 @@ async fn large_upload_resumes_after_a_crash() {
             file_filter: None,
             direction: Default::default(),
             pull_subfolders: false,
+            subfolders: vec![],
+            recreate_subfolders: false,
         })
         .await
         .unwrap();

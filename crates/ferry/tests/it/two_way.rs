@@ -3,7 +3,7 @@
 
 use crate::support::Stack;
 use ferry_core::content_hash::content_hash;
-use ferry_dropbox::WriteMode;
+use ferry_dropbox::{Entry, WriteMode};
 use serde_json::{Value, json};
 
 async fn project_rule(stack: &Stack, extra: Value) {
@@ -155,6 +155,12 @@ async fn subfolders_are_pulled_when_asked() {
         .eventually("/v1/records/project/P2", |r| !names(r).is_empty())
         .await;
     assert_eq!(names(&record), vec!["ground floor.dwg"]);
+    // The app sees where it sits, not only its name.
+    assert_eq!(
+        record["attachments"][0]["path"],
+        "Drawings/Level 1/ground floor.dwg"
+    );
+    assert_eq!(record["attachments"][0]["source"], "dropbox");
     let state = stack.api.get("/v1/records/project/P2/sync").await.unwrap();
     assert_eq!(
         state["files"][0]["path"],
@@ -473,4 +479,74 @@ async fn dropbox_rename_renames_the_attachment() {
         transfers,
         "no content moved"
     );
+}
+
+/// A rule's default subfolders are made with the record's folder, kept when filled, and not
+/// made again once deleted, unless the rule says so.
+#[tokio::test]
+async fn default_subfolders_are_made_once() {
+    let stack = Stack::start().await;
+    let rule = |recreate: bool| {
+        json!({"record_kind": "job", "connection": "dropbox", "folder": "Jobs/{{ record.key }}",
+               "subfolders": ["Scans", "Scans/Official", "Photos"], "recreate_subfolders": recreate})
+    };
+    stack
+        .api
+        .put_json("/v1/rules/jobs", &rule(false))
+        .await
+        .unwrap();
+    stack.record_with("job", "J1", &["order.pdf"]).await;
+    stack.settle().await;
+    let dbx = stack.emu.client();
+    let folders = || async {
+        let (entries, _) = dbx.list_all("/Ferry/Jobs/J1", true).await.unwrap();
+        let mut folders: Vec<String> = entries
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::Folder(f) if f.path_display != "/Ferry/Jobs/J1" => Some(f.path_display),
+                _ => None,
+            })
+            .collect();
+        folders.sort();
+        folders
+    };
+    assert_eq!(
+        folders().await,
+        [
+            "/Ferry/Jobs/J1/Photos",
+            "/Ferry/Jobs/J1/Scans",
+            "/Ferry/Jobs/J1/Scans/Official"
+        ]
+    );
+    // Someone deletes Photos on purpose: later passes leave it deleted.
+    dbx.delete("/Ferry/Jobs/J1/Photos", None).await.unwrap();
+    stack.api.post("/v1/records/job/J1/sync").await.unwrap();
+    stack.settle().await;
+    assert_eq!(
+        folders().await,
+        ["/Ferry/Jobs/J1/Scans", "/Ferry/Jobs/J1/Scans/Official"]
+    );
+    // Unless the rule recreates them.
+    stack
+        .api
+        .put_json("/v1/rules/jobs", &rule(true))
+        .await
+        .unwrap();
+    stack.settle().await;
+    assert_eq!(folders().await.len(), 3);
+    // A subfolder that is not a plain relative path is refused when the rule is saved.
+    for bad in [json!(["../up"]), json!(["a:b"]), json!([""])] {
+        let mut r = rule(false);
+        r["subfolders"] = bad.clone();
+        let (status, body) = stack
+            .api
+            .raw(
+                reqwest::Method::PUT,
+                "/v1/rules/jobs",
+                Some((r.to_string().into_bytes(), "application/json")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
 }
