@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod backoff;
+pub mod backup;
 mod batch_upload;
 mod binding;
 mod connections;

@@ -301,24 +301,47 @@ pub trait LogStore: Send + Sync + 'static {
     async fn log_entries(&self, filter: &LogFilter) -> StoreResult<Vec<LogLine>>;
 }
 
+/// The database as a whole: consistent copies and their check (backups).
+#[async_trait]
+pub trait MaintenanceStore: Send + Sync + 'static {
+    /// Writes a consistent copy of the whole database to `path` (which must not exist),
+    /// while the store stays in use.
+    async fn snapshot_to(&self, path: &std::path::Path) -> StoreResult<()>;
+    /// Checks the database's own consistency; the problems found (none: empty).
+    async fn integrity_problems(&self) -> StoreResult<Vec<String>>;
+}
+
 /// Everything Ferry keeps durably, except attachment content: the sum of the per-aggregate
 /// traits. A backend implements each of them; `Store` then comes for free.
 ///
 /// Callers hold an `Arc<dyn Store>` and bring the aggregates' methods into scope with
 /// `use ferry_store::prelude::*`.
 pub trait Store:
-    RecordStore + RuleStore + ConnectionStore + SyncStateStore + QueueStore + LogStore
+    RecordStore
+    + RuleStore
+    + ConnectionStore
+    + SyncStateStore
+    + QueueStore
+    + LogStore
+    + MaintenanceStore
 {
 }
 
 impl<T> Store for T where
-    T: RecordStore + RuleStore + ConnectionStore + SyncStateStore + QueueStore + LogStore
+    T: RecordStore
+        + RuleStore
+        + ConnectionStore
+        + SyncStateStore
+        + QueueStore
+        + LogStore
+        + MaintenanceStore
 {
 }
 
 /// The store traits, for `use ferry_store::prelude::*`.
 pub mod prelude {
     pub use super::{
-        ConnectionStore, LogStore, QueueStore, RecordStore, RuleStore, Store, SyncStateStore,
+        ConnectionStore, LogStore, MaintenanceStore, QueueStore, RecordStore, RuleStore, Store,
+        SyncStateStore,
     };
 }

@@ -1692,6 +1692,28 @@ impl LogStore for SqliteStore {
     }
 }
 
+#[async_trait]
+impl MaintenanceStore for SqliteStore {
+    async fn snapshot_to(&self, path: &std::path::Path) -> StoreResult<()> {
+        let target = path
+            .to_str()
+            .ok_or_else(|| StoreError::Corrupt(format!("snapshot path {path:?} is not UTF-8")))?;
+        // One statement, one read transaction: a consistent copy while writers go on.
+        sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn integrity_problems(&self) -> StoreResult<Vec<String>> {
+        let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().filter(|r| r != "ok").collect())
+    }
+}
+
 /// Inserts (`id == 0`, upserting on binding + path) or updates a sync row; returns its id.
 async fn upsert_sync_row<'e, E>(executor: E, r: &SyncRow) -> StoreResult<i64>
 where

@@ -520,6 +520,67 @@ impl Admin {
         Ok(())
     }
 
+    /// `ferry backup now`: a verified backup, made by the server.
+    pub async fn backup_now(&self) -> anyhow::Result<()> {
+        let report = self
+            .api
+            .raw(reqwest::Method::POST, "/v1/backups", None)
+            .await?;
+        let (status, report) = report;
+        if !status.is_success() {
+            bail!(
+                "backup failed ({status}): {}",
+                text(&report["error"]["message"])
+            );
+        }
+        if self.json {
+            return self.print_json(&report);
+        }
+        println!(
+            "backed up to {} ({} bytes, {} uncompressed), verified",
+            text(&report["backup"]["path"]),
+            report["backup"]["size"],
+            report["database_bytes"]
+        );
+        for name in report["pruned"].as_array().into_iter().flatten() {
+            println!("  pruned {}", text(name));
+        }
+        Ok(())
+    }
+
+    /// `ferry backup list`.
+    pub async fn backup_list(&self) -> anyhow::Result<()> {
+        let list = self.api.get("/v1/backups").await?;
+        if self.json {
+            return self.print_json(&list);
+        }
+        let rows: Vec<Vec<String>> = list["backups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|b| vec![text(&b["name"]), text(&b["size"]), text(&b["path"])])
+            .collect();
+        table(
+            &mut std::io::stdout(),
+            &["NAME", "BYTES", "DROPBOX PATH"],
+            &rows,
+        )?;
+        Ok(())
+    }
+
+    /// Downloads backup `name` through the server (for `ferry restore`).
+    pub async fn backup_download(&self, name: &str) -> anyhow::Result<Vec<u8>> {
+        let mut response = self
+            .api
+            .get_streaming(&format!("/v1/backups/{}", enc(name)))
+            .await?;
+        let mut data = Vec::new();
+        while let Some(chunk) = response.chunk().await.context("downloading the backup")? {
+            data.extend_from_slice(&chunk);
+        }
+        Ok(data)
+    }
+
     /// `ferry dead`, and `--requeue` (with `wait`, until they ran).
     pub async fn dead(&self, requeue: bool, wait: bool) -> anyhow::Result<()> {
         if requeue {
@@ -664,4 +725,45 @@ pub struct LogFilters {
     pub since: Option<String>,
     /// How many of the newest entries to show first.
     pub limit: u32,
+}
+
+/// Restores a backup (zstd-compressed SQLite) into `data_dir`, which must not hold a
+/// database yet, and checks the result opens and is sound. Returns the database's path.
+pub async fn restore(compressed: Vec<u8>, data_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let db = data_dir.join("ferry.db");
+    anyhow::ensure!(
+        !db.exists(),
+        "{} already exists: restore into a new data dir",
+        db.display()
+    );
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let partial = data_dir.join("ferry.db.restoring");
+    {
+        let partial = partial.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let mut out = std::fs::File::create(&partial)?;
+            zstd::stream::copy_decode(std::io::Cursor::new(compressed), &mut out)
+                .context("not a Ferry backup (zstd)")?;
+            out.sync_all()?;
+            Ok(())
+        })
+        .await??;
+    }
+    // Checked where it will live, so the database and its WAL files keep one name.
+    std::fs::rename(&partial, &db)?;
+    let check = async {
+        let store = ferry_store::SqliteStore::open(&db).await?;
+        let problems = ferry_store::MaintenanceStore::integrity_problems(&store).await?;
+        anyhow::ensure!(
+            problems.is_empty(),
+            "the restored database is damaged: {problems:?}"
+        );
+        anyhow::Ok(())
+    };
+    if let Err(e) = check.await {
+        let _ = std::fs::rename(&db, data_dir.join("ferry.db.damaged"));
+        return Err(e);
+    }
+    Ok(db)
 }

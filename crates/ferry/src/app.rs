@@ -75,7 +75,16 @@ impl RunningApp {
             engine: Arc::clone(&engine),
             api_key: api_key.clone(),
             max_attachment_bytes: config.max_attachment_mib * 1024 * 1024,
+            backup: config.backup_settings(),
+            scratch: config.data_dir.clone(),
         });
+        if let Some(settings) = config.backup_settings() {
+            tasks.extend(engine.spawn_backups(
+                settings,
+                config.data_dir.clone(),
+                shutdown_rx.clone(),
+            ));
+        }
         tasks.push(tokio::spawn(crate::http_server::serve(
             listener,
             router,

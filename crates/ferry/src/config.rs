@@ -50,6 +50,10 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("header_timeout_secs", Kind::Integer),
     ("body_idle_timeout_secs", Kind::Integer),
     ("drain_secs", Kind::Integer),
+    ("backup_connection", Kind::Text),
+    ("backup_folder", Kind::Text),
+    ("backup_every_secs", Kind::Integer),
+    ("backup_keep", Kind::Integer),
 ];
 
 /// Keys whose values are secrets: never printed.
@@ -117,6 +121,15 @@ pub struct Config {
     pub body_idle_timeout_secs: u64,
     /// On shutdown, seconds requests in flight get to finish.
     pub drain_secs: u64,
+    /// Back up Ferry's database to this connection (`[backup] connection` in the file);
+    /// unset: no backups.
+    pub backup_connection: Option<String>,
+    /// The backups' folder, relative to the connection's root.
+    pub backup_folder: String,
+    /// Seconds between scheduled backups (0: only `ferry backup now`).
+    pub backup_every_secs: u64,
+    /// How many backups to keep.
+    pub backup_keep: usize,
 }
 
 impl Default for Config {
@@ -148,6 +161,10 @@ impl Default for Config {
             header_timeout_secs: 10,
             body_idle_timeout_secs: 30,
             drain_secs: 10,
+            backup_connection: None,
+            backup_folder: "Ferry backups".into(),
+            backup_every_secs: 0,
+            backup_keep: 7,
         }
     }
 }
@@ -205,6 +222,19 @@ impl Config {
         }
     }
 
+    /// Where backups go, if they are configured.
+    pub fn backup_settings(&self) -> Option<ferry_engine::backup::BackupSettings> {
+        self.backup_connection
+            .as_ref()
+            .map(|connection| ferry_engine::backup::BackupSettings {
+                connection: connection.clone(),
+                folder: self.backup_folder.clone(),
+                keep: self.backup_keep,
+                every: (self.backup_every_secs > 0)
+                    .then(|| std::time::Duration::from_secs(self.backup_every_secs)),
+            })
+    }
+
     /// The limits of the API's HTTP server.
     pub fn server_limits(&self) -> crate::http_server::ServerLimits {
         crate::http_server::ServerLimits {
@@ -237,6 +267,15 @@ impl Config {
             }
             None => toml::Table::new(),
         };
+        // `[backup] connection = …` is `backup_connection = …`.
+        if let Some(section) = table.remove("backup") {
+            let toml::Value::Table(section) = section else {
+                bail!("[backup] must be a table");
+            };
+            for (key, value) in section {
+                table.insert(format!("backup_{key}"), value);
+            }
+        }
         let env: std::collections::HashMap<String, String> = env.into_iter().collect();
         for (key, kind) in KEYS {
             let var = format!("FERRY_{}", key.to_ascii_uppercase());
@@ -374,6 +413,21 @@ impl Config {
                 self.lease_secs
             );
         }
+        if !(1..=1000).contains(&self.backup_keep) {
+            bail!(
+                "backup_keep must be between 1 and 1000, not {}",
+                self.backup_keep
+            );
+        }
+        if self.backup_every_secs != 0 && self.backup_every_secs < 60 {
+            bail!(
+                "backup_every_secs must be 0 (no schedule) or at least 60, not {}",
+                self.backup_every_secs
+            );
+        }
+        if self.backup_folder.split('/').any(|p| p == "." || p == "..") {
+            bail!("backup_folder must be a plain path below the connection's root");
+        }
         if self.drain_secs > 600 {
             bail!("drain_secs must be at most 600, not {}", self.drain_secs);
         }
@@ -461,6 +515,7 @@ mod tests {
             ("longpoll_secs", _) => "60".to_owned(),
             ("lease_secs", _) => "30".to_owned(),
             ("reconcile_every_secs", _) => "600".to_owned(),
+            ("backup_every_secs", _) => "3600".to_owned(),
             (_, Kind::Text) => "text".to_owned(),
             (_, Kind::Integer) => "2".to_owned(),
             (_, Kind::Decimal) => "0.25".to_owned(),
@@ -485,6 +540,29 @@ mod tests {
         }
         let e = Config::load_layered(None, env(&[("FERRY_BRAKE_SHARE", "half")]), &[]).unwrap_err();
         assert!(e.to_string().contains("FERRY_BRAKE_SHARE"), "{e}");
+    }
+
+    /// A `[backup]` table is the `backup_*` keys.
+    #[test]
+    fn the_backup_section_is_its_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.toml");
+        std::fs::write(
+            &path,
+            "[backup]\nconnection = \"dropbox\"\nevery_secs = 3600\nkeep = 3\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        let settings = c.backup_settings().unwrap();
+        assert_eq!(settings.connection, "dropbox");
+        assert_eq!(settings.keep, 3);
+        assert_eq!(settings.every, Some(std::time::Duration::from_secs(3600)));
+        std::fs::write(&path, "[backup]\nconection = \"x\"\n").unwrap();
+        assert!(
+            Config::load(Some(&path)).is_err(),
+            "a misspelt key in [backup]"
+        );
+        assert!(Config::default().backup_settings().is_none());
     }
 
     /// docs/configuration.md lists exactly the keys the loader knows.

@@ -110,6 +110,31 @@ enum Command {
         #[arg(long, requires = "requeue")]
         wait: bool,
     },
+    /// Backups of Ferry's database to Dropbox (`[backup]` in the config).
+    Backup {
+        #[command(subcommand)]
+        command: BackupCommand,
+    },
+    /// Restores a backup into a new data directory (then start `ferry serve` on it, with the
+    /// same token key).
+    Restore {
+        /// The data directory to restore into (must not hold a database yet).
+        #[arg(long = "to", value_name = "DIR")]
+        to: PathBuf,
+        /// A backup file on this machine (`ferry-….db.zst`).
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with = "backup",
+            required_unless_present = "backup"
+        )]
+        file: Option<PathBuf>,
+        /// A backup's name, downloaded through a running Ferry (`ferry backup list`).
+        #[arg(long, value_name = "NAME")]
+        backup: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Prints a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -388,6 +413,20 @@ enum ConnectionsCommand {
 }
 
 #[derive(Subcommand)]
+enum BackupCommand {
+    /// A verified backup now.
+    Now {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// The backups in Dropbox, newest first.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Loads the configuration as `serve` would, checks it, and prints the effective
     /// settings (secrets redacted). Exits non-zero when it is invalid.
@@ -522,6 +561,32 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             requeue,
             wait,
         } => remote.admin()?.dead(requeue, wait).await.map(|()| true),
+        Command::Backup { command } => match command {
+            BackupCommand::Now { remote } => remote.admin()?.backup_now().await.map(|()| true),
+            BackupCommand::List { remote } => remote.admin()?.backup_list().await.map(|()| true),
+        },
+        Command::Restore {
+            to,
+            file,
+            backup,
+            remote,
+        } => {
+            let data = match (file, backup) {
+                (Some(file), _) => std::fs::read(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?,
+                (None, Some(name)) => remote.admin()?.backup_download(&name).await?,
+                (None, None) => anyhow::bail!("give --file or --backup"),
+            };
+            let db = ferry::admin::restore(data, &to).await?;
+            println!("restored into {}", db.display());
+            if !to.join("secret.key").exists() {
+                println!(
+                    "its connections' tokens need the token key of the Ferry it came from: copy its secret.key into {} or set secret_key",
+                    to.display()
+                );
+            }
+            Ok(true)
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "ferry", &mut std::io::stdout());

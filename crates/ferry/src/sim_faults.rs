@@ -80,6 +80,19 @@ impl FaultyStore {
 }
 
 #[async_trait]
+impl MaintenanceStore for FaultyStore {
+    async fn snapshot_to(&self, path: &std::path::Path) -> StoreResult<()> {
+        self.fault("snapshot_to")?;
+        self.inner.snapshot_to(path).await
+    }
+
+    async fn integrity_problems(&self) -> StoreResult<Vec<String>> {
+        self.fault("integrity_problems")?;
+        self.inner.integrity_problems().await
+    }
+}
+
+#[async_trait]
 impl RecordStore for FaultyStore {
     async fn upsert_record(&self, input: &RecordInput) -> StoreResult<Upserted<Record>> {
         self.fault("upsert_record")?;

@@ -2,6 +2,7 @@
 //! Documented in `docs/api.md`.
 
 mod attachments;
+mod backups;
 mod connections;
 mod error;
 mod extract;
@@ -31,6 +32,10 @@ pub struct ApiState {
     pub api_key: Secret,
     /// Largest attachment body accepted.
     pub max_attachment_bytes: usize,
+    /// Where backups go (`None`: not configured).
+    pub backup: Option<ferry_engine::backup::BackupSettings>,
+    /// A directory for backup snapshots (the data dir).
+    pub scratch: std::path::PathBuf,
 }
 
 /// Builds the API router.
@@ -82,6 +87,8 @@ pub fn router(state: ApiState) -> Router {
             put(connections::put).delete(connections::remove),
         )
         .route("/status", get(status::show))
+        .route("/backups", get(backups::list).post(backups::now))
+        .route("/backups/{name}", get(backups::content))
         .route("/log", get(status::log))
         .route("/log/export", get(status::export))
         .route("/queue/dead", get(status::dead))

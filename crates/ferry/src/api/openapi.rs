@@ -2,7 +2,7 @@
 //! request and response structs. Served at `GET /v1/openapi.json`; a copy is committed as
 //! `docs/openapi.json`, and a test fails when the two drift.
 
-use super::{attachments, connections, records, rules, status};
+use super::{attachments, backups, connections, records, rules, status};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
@@ -221,6 +221,7 @@ impl Modify for CommonErrors {
         rules::list, rules::put, rules::preview, rules::remove,
         connections::list, connections::put, connections::remove, connections::confirm_deletions,
         status::show, status::log, status::export, status::dead, status::requeue_dead,
+        backups::now, backups::list, backups::content,
     ),
     components(schemas(ErrorBody, ErrorDetail, ferry_store::RecordState, status::ExportFormat, ferry_engine::DeletePolicy)),
     tags(
@@ -229,6 +230,7 @@ impl Modify for CommonErrors {
         (name = "rules", description = "Folder rules"),
         (name = "connections", description = "Dropbox connections"),
         (name = "status", description = "Status, log, dead letters"),
+        (name = "backups", description = "Verified backups of Ferry's database to Dropbox"),
     )
 )]
 struct ApiDoc;

@@ -505,6 +505,8 @@ async fn readiness_reports_store_and_workers() {
         engine,
         api_key: ferry_core::secret::Secret::new("k"),
         max_attachment_bytes: 1024,
+        backup: None,
+        scratch: dir.path().to_path_buf(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -3,6 +3,7 @@
 mod api_e2e;
 mod api_fuzz;
 mod api_routes;
+mod backup;
 mod bench_quick;
 mod cli;
 mod client_emulator;

@@ -1,0 +1,292 @@
+//! Verified backups of Ferry's own database to Dropbox. A backup is a consistent snapshot
+//! (the store's `snapshot_to`), compressed with zstd, uploaded (Dropbox checks the content
+//! hash Ferry sends, and Ferry the one Dropbox answers), and restored once into a scratch
+//! file that must open and pass its integrity check. Only then are older backups beyond the
+//! retention count deleted. Each run is logged (`backup` in the sync log).
+
+use crate::{Engine, EngineError};
+use ferry_dropbox::{DropboxError, Entry, WriteMode};
+use ferry_store::LogEntry;
+use serde::Serialize;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use utoipa::ToSchema;
+
+/// Where backups go and how many stay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSettings {
+    /// The connection they are uploaded to.
+    pub connection: String,
+    /// Their folder, relative to the connection's root.
+    pub folder: String,
+    /// How many to keep (the newest); older ones are deleted after a verified backup.
+    pub keep: usize,
+    /// How often to make one on a schedule (`None`: only when asked).
+    pub every: Option<Duration>,
+}
+
+/// One backup in Dropbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BackupEntry {
+    /// File name (`ferry-20261201T120000Z.db.zst`; the names sort by time).
+    pub name: String,
+    /// Its Dropbox path.
+    pub path: String,
+    /// Size in bytes (compressed).
+    pub size: u64,
+    /// Dropbox content hash.
+    pub content_hash: Option<String>,
+}
+
+/// What a backup run did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BackupReport {
+    /// The new backup.
+    pub backup: BackupEntry,
+    /// Size of the database snapshot before compression.
+    pub database_bytes: u64,
+    /// Dropbox's content hash matched, and the uploaded bytes restored into a database that
+    /// passed its integrity check.
+    pub verified: bool,
+    /// Older backups deleted to keep `keep`.
+    pub pruned: Vec<String>,
+    /// How long it took.
+    pub took_ms: u64,
+}
+
+/// All backups, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BackupList {
+    /// Newest first.
+    pub backups: Vec<BackupEntry>,
+}
+
+const PREFIX: &str = "ferry-";
+const SUFFIX: &str = ".db.zst";
+
+/// Whether a file name is one of Ferry's backups (nothing else in the folder is touched).
+fn is_backup_name(name: &str) -> bool {
+    name.starts_with(PREFIX) && name.ends_with(SUFFIX)
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Invalid(format!("backup failed while {what}: {e}"))
+}
+
+impl Engine {
+    fn backup_folder(root: &str, settings: &BackupSettings) -> String {
+        let folder = settings.folder.trim_matches('/');
+        if folder.is_empty() {
+            root.to_owned()
+        } else {
+            format!("{root}/{folder}")
+        }
+    }
+
+    /// Makes, verifies and uploads a backup now, then prunes old ones. `scratch` is a
+    /// directory for the snapshot and the test restore (cleaned up after).
+    pub async fn backup_now(
+        &self,
+        settings: &BackupSettings,
+        scratch: &Path,
+    ) -> Result<BackupReport, EngineError> {
+        let started = Instant::now();
+        let result = self.backup_run(settings, scratch, started).await;
+        let (outcome, path, bytes, error) = match &result {
+            Ok(r) => ("ok", r.backup.path.clone(), r.backup.size, None),
+            Err(e) => ("failed", settings.folder.clone(), 0, Some(e.to_string())),
+        };
+        let _ = self
+            .store
+            .log(&LogEntry {
+                id: 0,
+                at: 0,
+                connection: settings.connection.clone(),
+                binding_id: None,
+                record_id: 0,
+                path,
+                action: "backup".into(),
+                outcome: outcome.into(),
+                bytes,
+                duration_ms: started.elapsed().as_millis() as u64,
+                error,
+            })
+            .await;
+        result
+    }
+
+    async fn backup_run(
+        &self,
+        settings: &BackupSettings,
+        scratch: &Path,
+        started: Instant,
+    ) -> Result<BackupReport, EngineError> {
+        let (client, root) = self.client(&settings.connection).await?;
+        let work = tempfile::Builder::new()
+            .prefix("backup-")
+            .tempdir_in(scratch)
+            .map_err(|e| failed("making a scratch directory", e))?;
+        let snapshot = work.path().join("snapshot.db");
+        self.store.snapshot_to(&snapshot).await?;
+        let database_bytes = std::fs::metadata(&snapshot)
+            .map_err(|e| failed("reading the snapshot", e))?
+            .len();
+        let compressed = {
+            let snapshot = snapshot.clone();
+            tokio::task::spawn_blocking(move || {
+                let file = std::fs::File::open(&snapshot)?;
+                zstd::stream::encode_all(file, 3)
+            })
+            .await
+            .map_err(|e| failed("compressing", e))?
+            .map_err(|e| failed("compressing", e))?
+        };
+        // The test restore: what is uploaded must come back as a sound database.
+        self.test_restore(&compressed, work.path()).await?;
+        let name = format!(
+            "{PREFIX}{}{SUFFIX}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+        );
+        let folder = Self::backup_folder(&root, settings);
+        let path = format!("{folder}/{name}");
+        // `upload` sends the content hash and checks the one Dropbox answers.
+        let info = client
+            .upload(&path, bytes::Bytes::from(compressed), &WriteMode::Add)
+            .await?;
+        let pruned = self.prune_backups(&client, &folder, settings.keep).await?;
+        Ok(BackupReport {
+            backup: BackupEntry {
+                name,
+                path: info.path_display,
+                size: info.size,
+                content_hash: info.content_hash,
+            },
+            database_bytes,
+            verified: true,
+            pruned,
+            took_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// Decompresses a backup into a scratch database and checks that it opens and is sound.
+    async fn test_restore(&self, compressed: &[u8], scratch: &Path) -> Result<(), EngineError> {
+        let restored = scratch.join("restore-test.db");
+        let data = compressed.to_vec();
+        let target = restored.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let mut out = std::fs::File::create(&target)?;
+            zstd::stream::copy_decode(std::io::Cursor::new(data), &mut out)?;
+            out.sync_all()
+        })
+        .await
+        .map_err(|e| failed("restoring for the check", e))?
+        .map_err(|e| failed("restoring for the check", e))?;
+        let store = ferry_store::SqliteStore::open(&restored).await?;
+        let problems = ferry_store::MaintenanceStore::integrity_problems(&store).await?;
+        if !problems.is_empty() {
+            return Err(failed("checking the restored copy", problems.join("; ")));
+        }
+        Ok(())
+    }
+
+    /// Deletes Ferry's backups in `folder` beyond the newest `keep`; returns their names.
+    async fn prune_backups(
+        &self,
+        client: &ferry_dropbox::DropboxClient,
+        folder: &str,
+        keep: usize,
+    ) -> Result<Vec<String>, EngineError> {
+        let mut backups = list_backups(client, folder).await?;
+        let mut pruned = Vec::new();
+        for old in backups.split_off(keep.min(backups.len())) {
+            match client.delete(&old.path, None).await {
+                Ok(_) | Err(DropboxError::NotFound(_)) => pruned.push(old.name),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(pruned)
+    }
+
+    /// The backups in Dropbox, newest first.
+    pub async fn backups(&self, settings: &BackupSettings) -> Result<BackupList, EngineError> {
+        let (client, root) = self.client(&settings.connection).await?;
+        let folder = Self::backup_folder(&root, settings);
+        Ok(BackupList {
+            backups: list_backups(&client, &folder).await?,
+        })
+    }
+
+    /// One backup's content, streamed from Dropbox (for `ferry restore`).
+    pub async fn backup_content(
+        &self,
+        settings: &BackupSettings,
+        name: &str,
+    ) -> Result<(u64, Box<dyn futures::AsyncRead + Send + Unpin>), EngineError> {
+        if !is_backup_name(name) || name.contains('/') {
+            return Err(EngineError::NotFound(format!("no backup named {name:?}")));
+        }
+        let (client, root) = self.client(&settings.connection).await?;
+        let path = format!("{}/{name}", Self::backup_folder(&root, settings));
+        match client.download_stream(&path).await {
+            Ok((info, body)) => Ok((info.size, Box::new(body))),
+            Err(DropboxError::NotFound(_)) => {
+                Err(EngineError::NotFound(format!("no backup named {name:?}")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Runs backups every `settings.every` until `shutdown` turns true. A failed run is logged
+    /// (and in the sync log) and tried again at the next time.
+    pub fn spawn_backups(
+        self: &std::sync::Arc<Self>,
+        settings: BackupSettings,
+        scratch: std::path::PathBuf,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let every = settings.every?;
+        let engine = std::sync::Arc::clone(self);
+        Some(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = shutdown.wait_for(|s| *s) => return,
+                }
+                match engine.backup_now(&settings, &scratch).await {
+                    Ok(report) => {
+                        tracing::info!(backup = %report.backup.path, size = report.backup.size, pruned = report.pruned.len(), "backup made and verified")
+                    }
+                    Err(e) => tracing::error!(error = %e, "backup failed"),
+                }
+            }
+        }))
+    }
+}
+
+async fn list_backups(
+    client: &ferry_dropbox::DropboxClient,
+    folder: &str,
+) -> Result<Vec<BackupEntry>, EngineError> {
+    let entries = match client.list_all(folder, false).await {
+        Ok((entries, _)) => entries,
+        Err(DropboxError::NotFound(_)) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut backups: Vec<BackupEntry> = entries
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::File(f) => {
+                let name = f.path_display.rsplit('/').next()?.to_owned();
+                is_backup_name(&name).then_some(BackupEntry {
+                    name,
+                    path: f.path_display,
+                    size: f.size,
+                    content_hash: f.content_hash,
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    backups.sort_by(|a, b| b.name.cmp(&a.name));
+    Ok(backups)
+}
