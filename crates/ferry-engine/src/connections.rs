@@ -31,7 +31,7 @@ pub struct ConnectionInput {
 
 pub(crate) struct Connections {
     store: Arc<dyn Store>,
-    cipher: SecretCipher,
+    pub(crate) cipher: SecretCipher,
     chunk_size: usize,
     attempts: u32,
     custom_hosts: bool,

@@ -27,6 +27,7 @@ mod subfolders;
 mod sync_pass;
 pub mod views;
 mod watcher;
+pub mod webhooks;
 mod worker;
 
 pub use backoff::backoff_delay;
@@ -82,6 +83,9 @@ pub struct EngineConfig {
     /// Whether connections may use Dropbox hosts other than Dropbox's own (an emulator, a
     /// proxy). Off by default: a connection's token then only ever goes to Dropbox.
     pub custom_dropbox_hosts: bool,
+    /// Whether webhooks may go to loopback, private and link-local addresses (off: only to
+    /// public ones, so a webhook cannot probe the network Ferry runs in).
+    pub webhooks_allow_internal: bool,
     /// Fault injection for the deterministic simulation; `None` in production.
     pub injector: Option<std::sync::Arc<dyn ferry_dropbox::FaultInjector>>,
 }
@@ -105,6 +109,7 @@ impl Default for EngineConfig {
             upload_concurrency: 8,
             client_attempts: 3,
             custom_dropbox_hosts: false,
+            webhooks_allow_internal: false,
             injector: None,
         }
     }
@@ -127,6 +132,8 @@ pub struct Engine {
     running_workers: std::sync::atomic::AtomicUsize,
     /// What Prometheus scrapes.
     metrics: Arc<metrics::Metrics>,
+    /// Tells the webhook sender that a delivery may be due.
+    wake_webhooks: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Engine {
@@ -154,6 +161,7 @@ impl Engine {
                 Arc::clone(&metrics) as Arc<dyn ferry_dropbox::CallObserver>,
             ),
             metrics,
+            wake_webhooks: tokio::sync::Notify::new(),
             store,
             blobs,
             config,

@@ -18,12 +18,14 @@ mod migrations;
 mod secrets;
 mod sqlite;
 mod types;
+mod webhooks;
 
 pub use blobs::{BlobStore, BlobWriter};
 pub use error::StoreError;
 pub use secrets::{SecretCipher, write_private_file};
 pub use sqlite::SqliteStore;
 pub use types::*;
+pub use webhooks::EVENT_TYPES;
 
 use async_trait::async_trait;
 use ferry_core::model::{Attachment, AttachmentId, Record, RecordId};
@@ -301,6 +303,40 @@ pub trait LogStore: Send + Sync + 'static {
     async fn log_entries(&self, filter: &LogFilter) -> StoreResult<Vec<LogLine>>;
 }
 
+/// Webhook subscriptions and deliveries. Events are written by the other aggregates' own
+/// writes (see `webhooks.rs`); this trait manages subscriptions and moves deliveries along.
+#[async_trait]
+pub trait WebhookStore: Send + Sync + 'static {
+    /// Stores a subscription; returns its id.
+    async fn put_webhook(&self, webhook: &StoredWebhook) -> StoreResult<i64>;
+    /// All subscriptions, by id.
+    async fn webhooks(&self) -> StoreResult<Vec<StoredWebhook>>;
+    /// Deletes a subscription and its deliveries; false if unknown.
+    async fn delete_webhook(&self, id: i64) -> StoreResult<bool>;
+    /// Up to `limit` deliveries due at `now_ms`, each then held for `hold_ms` (so a slow
+    /// receiver is not sent the same delivery twice at once).
+    async fn due_deliveries(
+        &self,
+        now_ms: i64,
+        limit: u32,
+        hold_ms: i64,
+    ) -> StoreResult<Vec<DueDelivery>>;
+    /// Records an attempt: delivered (`next_at_ms` ignored), or failed and due again at
+    /// `next_at_ms` (`None`: given up).
+    async fn finish_delivery(
+        &self,
+        id: i64,
+        delivered: bool,
+        status: Option<u16>,
+        error: Option<&str>,
+        next_at_ms: Option<i64>,
+    ) -> StoreResult<()>;
+    /// A subscription's deliveries, newest first.
+    async fn deliveries(&self, subscription_id: i64, limit: u32) -> StoreResult<Vec<DeliveryView>>;
+    /// Sends a delivery again now, with a fresh attempt budget; false if unknown.
+    async fn redeliver(&self, delivery_id: i64) -> StoreResult<bool>;
+}
+
 /// The database as a whole: consistent copies and their check (backups).
 #[async_trait]
 pub trait MaintenanceStore: Send + Sync + 'static {
@@ -324,6 +360,7 @@ pub trait Store:
     + QueueStore
     + LogStore
     + MaintenanceStore
+    + WebhookStore
 {
 }
 
@@ -335,6 +372,7 @@ impl<T> Store for T where
         + QueueStore
         + LogStore
         + MaintenanceStore
+        + WebhookStore
 {
 }
 
@@ -342,6 +380,6 @@ impl<T> Store for T where
 pub mod prelude {
     pub use super::{
         ConnectionStore, LogStore, MaintenanceStore, QueueStore, RecordStore, RuleStore, Store,
-        SyncStateStore,
+        SyncStateStore, WebhookStore,
     };
 }

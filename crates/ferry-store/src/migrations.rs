@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "binding_subfolders",
         include_str!("../migrations/0004_binding_subfolders.sql"),
     ),
+    (
+        5,
+        "webhooks",
+        include_str!("../migrations/0005_webhooks.sql"),
+    ),
 ];
 
 #[derive(Debug)]

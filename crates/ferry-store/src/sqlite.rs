@@ -2,10 +2,10 @@
 
 use crate::prelude::*;
 use crate::{
-    ArchivedAttachment, AttachmentInput, Binding, LogEntry, LogFilter, LogLine, Priority,
-    ProcessInfo, QueueEntry, QueueStats, RecordFilter, RecordInput, RecordState, RecordSummary,
-    RuleChange, StoreError, StoreResult, StoredConnection, SyncCounts, SyncRow, SyncState,
-    SyncedFileScan, Task, Upserted, migrations,
+    ArchivedAttachment, AttachmentInput, Binding, DeliveryView, DueDelivery, LogEntry, LogFilter,
+    LogLine, Priority, ProcessInfo, QueueEntry, QueueStats, RecordFilter, RecordInput, RecordState,
+    RecordSummary, RuleChange, StoreError, StoreResult, StoredConnection, StoredWebhook,
+    SyncCounts, SyncRow, SyncState, SyncedFileScan, Task, Upserted, migrations,
 };
 use async_trait::async_trait;
 use ferry_core::model::{Attachment, AttachmentId, Deletion, Record, RecordId, Side};
@@ -853,6 +853,19 @@ impl RuleStore for SqliteStore {
 impl ConnectionStore for SqliteStore {
     async fn put_connection(&self, c: &StoredConnection) -> StoreResult<u64> {
         let mut tx = self.write_tx().await?;
+        let was_refused: Option<Option<String>> =
+            sqlx::query_scalar("SELECT needs_reconnect FROM connections WHERE name = ?")
+                .bind(&c.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(Some(reason)) = was_refused {
+            crate::webhooks::emit(
+                &mut tx,
+                "connection.reconnected",
+                serde_json::json!({"connection": c.name, "was": reason}),
+            )
+            .await?;
+        }
         sqlx::query(
             "INSERT INTO connections (name, api_url, content_url, notify_url, root, token_ciphertext, \
              refresh_ciphertext, app_key, app_secret_ciphertext, needs_reconnect, updated_at) \
@@ -1285,7 +1298,7 @@ impl SyncStateStore for SqliteStore {
             upsert_sync_row(&mut *tx, r).await?;
         }
         for e in log {
-            insert_log(&mut *tx, e).await?;
+            insert_log(&mut tx, e).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -1499,6 +1512,7 @@ impl QueueStore for SqliteStore {
         next_at_ms: i64,
         dead: bool,
     ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
         // Re-queued while running (generation moved on): run again now, never dead-letter.
         sqlx::query(
             "UPDATE sync_queue SET claimed_until = NULL, claimed_by = NULL, last_error = ?, \
@@ -1516,8 +1530,26 @@ impl QueueStore for SqliteStore {
         .bind(task.generation)
         .bind(next_at_ms)
         .bind(task.record_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if dead {
+            let record: Option<(String, String, i64)> = sqlx::query_as(
+                "SELECT r.kind, r.key, q.dead FROM records r JOIN sync_queue q ON q.record_id = r.id \
+                 WHERE r.id = ?",
+            )
+            .bind(task.record_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((kind, key, 1)) = record {
+                crate::webhooks::emit(
+                    &mut tx,
+                    "record.dead_lettered",
+                    serde_json::json!({"record": {"kind": kind, "key": key}, "error": error}),
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1657,7 +1689,10 @@ impl QueueStore for SqliteStore {
 #[async_trait]
 impl LogStore for SqliteStore {
     async fn log(&self, e: &LogEntry) -> StoreResult<()> {
-        insert_log(&self.pool, e).await
+        let mut tx = self.write_tx().await?;
+        insert_log(&mut tx, e).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn log_entries(&self, filter: &LogFilter) -> StoreResult<Vec<LogLine>> {
@@ -1714,6 +1749,177 @@ impl MaintenanceStore for SqliteStore {
     }
 }
 
+fn events_column(events: &[String]) -> String {
+    if events.iter().any(|e| e == "*") {
+        "*".to_owned()
+    } else {
+        format!(",{},", events.join(","))
+    }
+}
+
+fn events_from_column(column: &str) -> Vec<String> {
+    if column == "*" {
+        return vec!["*".to_owned()];
+    }
+    column
+        .split(',')
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[async_trait]
+impl WebhookStore for SqliteStore {
+    async fn put_webhook(&self, w: &StoredWebhook) -> StoreResult<i64> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO webhook_subscriptions (url, events, secret_ciphertext, created_at) \
+             VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&w.url)
+        .bind(events_column(&w.events))
+        .bind(&w.secret_ciphertext)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    async fn webhooks(&self) -> StoreResult<Vec<StoredWebhook>> {
+        let rows = sqlx::query("SELECT * FROM webhook_subscriptions ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredWebhook {
+                    id: r.try_get("id")?,
+                    url: r.try_get("url")?,
+                    events: events_from_column(&r.try_get::<String, _>("events")?),
+                    secret_ciphertext: r.try_get("secret_ciphertext")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_webhook(&self, id: i64) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM webhook_subscriptions WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn due_deliveries(
+        &self,
+        now_ms: i64,
+        limit: u32,
+        hold_ms: i64,
+    ) -> StoreResult<Vec<DueDelivery>> {
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(
+            "SELECT d.id, d.subscription_id, s.url, s.secret_ciphertext, d.event_id, e.payload, d.attempts \
+             FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id \
+             JOIN webhook_events e ON e.id = d.event_id \
+             WHERE d.state = 'pending' AND d.next_at <= ? ORDER BY d.next_at, d.id LIMIT ?",
+        )
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut due = Vec::new();
+        for r in &rows {
+            let id: i64 = r.try_get("id")?;
+            sqlx::query("UPDATE webhook_deliveries SET next_at = ? WHERE id = ?")
+                .bind(now_ms + hold_ms)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            due.push(DueDelivery {
+                id,
+                subscription_id: r.try_get("subscription_id")?,
+                url: r.try_get("url")?,
+                secret_ciphertext: r.try_get("secret_ciphertext")?,
+                event_id: r.try_get("event_id")?,
+                payload: r.try_get("payload")?,
+                attempts: r.try_get("attempts")?,
+            });
+        }
+        tx.commit().await?;
+        Ok(due)
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: i64,
+        delivered: bool,
+        status: Option<u16>,
+        error: Option<&str>,
+        next_at_ms: Option<i64>,
+    ) -> StoreResult<()> {
+        let state = match (delivered, next_at_ms) {
+            (true, _) => "delivered",
+            (false, Some(_)) => "pending",
+            (false, None) => "failed",
+        };
+        sqlx::query(
+            "UPDATE webhook_deliveries SET state = ?, attempts = attempts + 1, last_status = ?, \
+             last_error = ?, next_at = COALESCE(?, next_at), \
+             delivered_at = CASE WHEN ? THEN ? ELSE delivered_at END WHERE id = ?",
+        )
+        .bind(state)
+        .bind(status.map(i64::from))
+        .bind(error)
+        .bind(next_at_ms)
+        .bind(delivered)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn deliveries(&self, subscription_id: i64, limit: u32) -> StoreResult<Vec<DeliveryView>> {
+        let rows = sqlx::query(
+            "SELECT d.*, e.type AS event_type FROM webhook_deliveries d \
+             JOIN webhook_events e ON e.id = d.event_id WHERE d.subscription_id = ? \
+             ORDER BY d.id DESC LIMIT ?",
+        )
+        .bind(subscription_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let state: String = r.try_get("state")?;
+                Ok(DeliveryView {
+                    id: r.try_get("id")?,
+                    event_id: r.try_get("event_id")?,
+                    event_type: r.try_get("event_type")?,
+                    next_at: (state == "pending")
+                        .then(|| r.try_get("next_at"))
+                        .transpose()?,
+                    state,
+                    attempts: r.try_get("attempts")?,
+                    last_status: r.try_get("last_status")?,
+                    last_error: r.try_get("last_error")?,
+                    delivered_at: r.try_get("delivered_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn redeliver(&self, delivery_id: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_at = ? WHERE id = ?",
+        )
+        .bind(now_ms())
+        .bind(delivery_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
 /// Inserts (`id == 0`, upserting on binding + path) or updates a sync row; returns its id.
 async fn upsert_sync_row<'e, E>(executor: E, r: &SyncRow) -> StoreResult<i64>
 where
@@ -1758,10 +1964,9 @@ where
 }
 
 /// Appends one sync-log entry.
-async fn insert_log<'e, E>(executor: E, e: &LogEntry) -> StoreResult<()>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
-{
+/// Appends to the sync log and, in the same transaction, writes the webhook event the entry
+/// is (if any subscription wants it).
+async fn insert_log(conn: &mut sqlx::SqliteConnection, e: &LogEntry) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO sync_log (at, connection, binding_id, record_id, path, action, outcome, bytes, \
          duration_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1776,8 +1981,16 @@ where
     .bind(i64::try_from(e.bytes).unwrap_or(i64::MAX))
     .bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
     .bind(&e.error)
-    .execute(executor)
+    .execute(&mut *conn)
     .await?;
+    if let Some(event) = crate::webhooks::event_for_log(&e.action, &e.outcome) {
+        let record: Option<(String, String)> =
+            sqlx::query_as("SELECT kind, key FROM records WHERE id = ?")
+                .bind(e.record_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        crate::webhooks::emit(conn, event, crate::webhooks::log_data(e, record)).await?;
+    }
     Ok(())
 }
 

@@ -417,3 +417,60 @@ pub struct LogLine {
     /// The record's key.
     pub key: Option<String>,
 }
+
+/// A webhook subscription as stored (its secret encrypted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredWebhook {
+    /// Store id.
+    pub id: i64,
+    /// Where events are POSTed.
+    pub url: String,
+    /// Event types it receives (`["*"]`: all).
+    pub events: Vec<String>,
+    /// The signing secret, encrypted.
+    pub secret_ciphertext: Vec<u8>,
+    /// When it was created, ms since the epoch.
+    pub created_at: i64,
+}
+
+/// A delivery due to be sent, with what it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueDelivery {
+    /// Delivery id.
+    pub id: i64,
+    /// Its subscription.
+    pub subscription_id: i64,
+    /// Where to send it.
+    pub url: String,
+    /// The subscription's signing secret, encrypted.
+    pub secret_ciphertext: Vec<u8>,
+    /// The event's id (`webhook-id`).
+    pub event_id: String,
+    /// The event as JSON (the request body).
+    pub payload: String,
+    /// Attempts made so far.
+    pub attempts: i64,
+}
+
+/// A delivery as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DeliveryView {
+    /// Delivery id (for redelivery).
+    pub id: i64,
+    /// The event's id.
+    pub event_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// `pending`, `delivered` or `failed` (given up; redeliver to try again).
+    pub state: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// When the next attempt is due (ms), while pending.
+    pub next_at: Option<i64>,
+    /// The receiver's last HTTP status.
+    pub last_status: Option<i64>,
+    /// What went wrong last.
+    pub last_error: Option<String>,
+    /// When it was delivered (ms).
+    pub delivered_at: Option<i64>,
+}

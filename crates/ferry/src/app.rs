@@ -78,6 +78,7 @@ impl RunningApp {
             backup: config.backup_settings(),
             scratch: config.data_dir.clone(),
         });
+        tasks.push(engine.spawn_webhooks(shutdown_rx.clone()));
         if let Some(settings) = config.backup_settings() {
             tasks.extend(engine.spawn_backups(
                 settings,

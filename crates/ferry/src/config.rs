@@ -54,6 +54,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("backup_folder", Kind::Text),
     ("backup_every_secs", Kind::Integer),
     ("backup_keep", Kind::Integer),
+    ("webhooks_allow_internal", Kind::Switch),
 ];
 
 /// Keys whose values are secrets: never printed.
@@ -130,6 +131,8 @@ pub struct Config {
     pub backup_every_secs: u64,
     /// How many backups to keep.
     pub backup_keep: usize,
+    /// Let webhooks go to loopback, private and link-local addresses (off: public ones only).
+    pub webhooks_allow_internal: bool,
 }
 
 impl Default for Config {
@@ -165,6 +168,7 @@ impl Default for Config {
             backup_folder: "Ferry backups".into(),
             backup_every_secs: 0,
             backup_keep: 7,
+            webhooks_allow_internal: false,
         }
     }
 }
@@ -218,6 +222,7 @@ impl Config {
             lease: Duration::from_secs(self.lease_secs),
             heartbeat: Duration::from_secs(self.heartbeat_secs),
             client_attempts: self.client_attempts,
+            webhooks_allow_internal: self.webhooks_allow_internal,
             ..ferry_engine::EngineConfig::default()
         }
     }

@@ -80,6 +80,62 @@ impl FaultyStore {
 }
 
 #[async_trait]
+impl WebhookStore for FaultyStore {
+    async fn put_webhook(&self, webhook: &ferry_store::StoredWebhook) -> StoreResult<i64> {
+        self.fault("put_webhook")?;
+        self.inner.put_webhook(webhook).await
+    }
+
+    async fn webhooks(&self) -> StoreResult<Vec<ferry_store::StoredWebhook>> {
+        self.fault("webhooks")?;
+        self.inner.webhooks().await
+    }
+
+    async fn delete_webhook(&self, id: i64) -> StoreResult<bool> {
+        self.fault("delete_webhook")?;
+        self.inner.delete_webhook(id).await
+    }
+
+    async fn due_deliveries(
+        &self,
+        now_ms: i64,
+        limit: u32,
+        hold_ms: i64,
+    ) -> StoreResult<Vec<ferry_store::DueDelivery>> {
+        self.fault("due_deliveries")?;
+        self.inner.due_deliveries(now_ms, limit, hold_ms).await
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: i64,
+        delivered: bool,
+        status: Option<u16>,
+        error: Option<&str>,
+        next_at_ms: Option<i64>,
+    ) -> StoreResult<()> {
+        self.fault("finish_delivery")?;
+        self.inner
+            .finish_delivery(id, delivered, status, error, next_at_ms)
+            .await
+    }
+
+    async fn deliveries(
+        &self,
+        subscription_id: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<ferry_store::DeliveryView>> {
+        self.fault("deliveries")?;
+        self.inner.deliveries(subscription_id, limit).await
+    }
+
+    async fn redeliver(&self, delivery_id: i64) -> StoreResult<bool> {
+        self.fault("redeliver")?;
+        self.inner.redeliver(delivery_id).await
+    }
+}
+
+#[async_trait]
 impl MaintenanceStore for FaultyStore {
     async fn snapshot_to(&self, path: &std::path::Path) -> StoreResult<()> {
         self.fault("snapshot_to")?;

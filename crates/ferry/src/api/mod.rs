@@ -10,6 +10,7 @@ pub mod openapi;
 mod records;
 mod rules;
 mod status;
+mod webhooks;
 
 pub use error::ApiError;
 pub use openapi::ErrorBody;
@@ -89,6 +90,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/status", get(status::show))
         .route("/backups", get(backups::list).post(backups::now))
         .route("/backups/{name}", get(backups::content))
+        .route("/webhooks", get(webhooks::list).post(webhooks::add))
+        .route("/webhooks/{id}", axum::routing::delete(webhooks::remove))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route(
+            "/webhooks/deliveries/{id}/redeliver",
+            axum::routing::post(webhooks::redeliver),
+        )
         .route("/log", get(status::log))
         .route("/log/export", get(status::export))
         .route("/queue/dead", get(status::dead))

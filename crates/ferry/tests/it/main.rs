@@ -18,3 +18,4 @@ mod resume;
 mod simulation;
 mod support;
 mod two_way;
+mod webhooks;
