@@ -1297,8 +1297,9 @@ impl SyncStateStore for SqliteStore {
         for r in rows {
             upsert_sync_row(&mut *tx, r).await?;
         }
+        let subscribed = crate::webhooks::any_subscription(&mut tx).await?;
         for e in log {
-            insert_log(&mut tx, e).await?;
+            insert_log_with(&mut tx, e, subscribed).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -1967,6 +1968,17 @@ where
 /// Appends to the sync log and, in the same transaction, writes the webhook event the entry
 /// is (if any subscription wants it).
 async fn insert_log(conn: &mut sqlx::SqliteConnection, e: &LogEntry) -> StoreResult<()> {
+    let subscribed = crate::webhooks::any_subscription(conn).await?;
+    insert_log_with(conn, e, subscribed).await
+}
+
+/// [`insert_log`] when the caller already knows whether any webhook subscription exists (one
+/// look per transaction, not per entry).
+async fn insert_log_with(
+    conn: &mut sqlx::SqliteConnection,
+    e: &LogEntry,
+    subscribed: bool,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO sync_log (at, connection, binding_id, record_id, path, action, outcome, bytes, \
          duration_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1983,7 +1995,9 @@ async fn insert_log(conn: &mut sqlx::SqliteConnection, e: &LogEntry) -> StoreRes
     .bind(&e.error)
     .execute(&mut *conn)
     .await?;
-    if let Some(event) = crate::webhooks::event_for_log(&e.action, &e.outcome) {
+    if let Some(event) = crate::webhooks::event_for_log(&e.action, &e.outcome)
+        && subscribed
+    {
         let record: Option<(String, String)> =
             sqlx::query_as("SELECT kind, key FROM records WHERE id = ?")
                 .bind(e.record_id)

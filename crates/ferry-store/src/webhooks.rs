@@ -52,6 +52,14 @@ pub(crate) fn log_data(e: &LogEntry, record: Option<(String, String)>) -> Value 
     })
 }
 
+/// Whether any webhook subscription exists (else no event is worth building).
+pub(crate) async fn any_subscription(conn: &mut sqlx::SqliteConnection) -> StoreResult<bool> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM webhook_subscriptions LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(found.is_some())
+}
+
 /// Writes an event and its deliveries inside `conn`'s transaction (nothing without a
 /// subscription that wants `event_type`).
 pub(crate) async fn emit(

@@ -35,7 +35,9 @@ async fn schemathesis_finds_nothing() {
         .arg("--config-file")
         .arg(&config)
         .args(["run", &url, "-H", &auth])
-        .args(["--max-examples", "40", "--seed", "7", "--workers", "2"])
+        // One worker: Python 3.11's `ast` is not thread-safe ("AST constructor recursion depth
+        // mismatch" inside Hypothesis under load), and a crash of the fuzzer is no finding.
+        .args(["--max-examples", "40", "--seed", "7", "--workers", "1"])
         .args([
             "--request-timeout",
             "10",
