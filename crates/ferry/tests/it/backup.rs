@@ -83,18 +83,15 @@ async fn backup_restore_round_trip() {
     // Restore through the running server's API into a fresh data dir.
     let restored = tempfile::tempdir().unwrap();
     let to = restored.path().join("data");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["restore", "--backup", newest, "--to"])
-        .arg(&to)
-        .args([
-            "--url",
-            &stack.app.base_url(),
-            "--api-key",
-            stack.app.api_key().expose(),
-        ])
-        .output()
-        .await
-        .unwrap();
+    let restore = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["restore", "--backup", newest, "--to"])
+            .arg(&to)
+            .args(["--url", &stack.app.base_url()])
+            .args(["--api-key", stack.app.api_key().expose()])
+            .output()
+    };
+    let out = restore().await.unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -105,18 +102,7 @@ async fn backup_restore_round_trip() {
         "the key hint is given"
     );
     // Restoring twice into the same place is refused: nothing is overwritten.
-    let again = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["restore", "--backup", newest, "--to"])
-        .arg(&to)
-        .args([
-            "--url",
-            &stack.app.base_url(),
-            "--api-key",
-            stack.app.api_key().expose(),
-        ])
-        .output()
-        .await
-        .unwrap();
+    let again = restore().await.unwrap();
     assert!(!again.status.success());
 
     // The old Ferry stops; the restored one takes over with the same token key.
