@@ -21,6 +21,8 @@ pub struct BackupSettings {
     pub folder: String,
     /// How many to keep (the newest); older ones are deleted after a verified backup.
     pub keep: usize,
+    /// Backups older than this are deleted too (never the newest one).
+    pub max_age: Option<Duration>,
     /// How often to make one on a schedule (`None`: only when asked).
     pub every: Option<Duration>,
 }
@@ -63,6 +65,14 @@ pub struct BackupList {
 
 const PREFIX: &str = "ferry-";
 const SUFFIX: &str = ".db.zst";
+
+/// When a backup was made, from its name.
+fn backup_time(name: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let stamp = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%.3fZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
 
 /// Whether a file name is one of Ferry's backups (nothing else in the folder is touched).
 fn is_backup_name(name: &str) -> bool {
@@ -153,7 +163,7 @@ impl Engine {
         let info = client
             .upload(&path, bytes::Bytes::from(compressed), &WriteMode::Add)
             .await?;
-        let pruned = self.prune_backups(&client, &folder, settings.keep).await?;
+        let pruned = self.prune_backups(&client, &folder, settings).await?;
         Ok(BackupReport {
             backup: BackupEntry {
                 name,
@@ -189,16 +199,26 @@ impl Engine {
         Ok(())
     }
 
-    /// Deletes Ferry's backups in `folder` beyond the newest `keep`; returns their names.
+    /// Deletes Ferry's backups in `folder` beyond the newest `keep`, and those older than
+    /// `max_age` (never the newest); returns their names.
     async fn prune_backups(
         &self,
         client: &ferry_dropbox::DropboxClient,
         folder: &str,
-        keep: usize,
+        settings: &BackupSettings,
     ) -> Result<Vec<String>, EngineError> {
-        let mut backups = list_backups(client, folder).await?;
+        let backups = list_backups(client, folder).await?;
+        let now = chrono::Utc::now();
+        let too_old = |name: &str| {
+            settings.max_age.is_some_and(|max| {
+                backup_time(name).is_some_and(|at| (now - at).to_std().is_ok_and(|age| age > max))
+            })
+        };
         let mut pruned = Vec::new();
-        for old in backups.split_off(keep.min(backups.len())) {
+        for (i, old) in backups.into_iter().enumerate() {
+            if i == 0 || (i < settings.keep && !too_old(&old.name)) {
+                continue;
+            }
             match client.delete(&old.path, None).await {
                 Ok(_) | Err(DropboxError::NotFound(_)) => pruned.push(old.name),
                 Err(e) => return Err(e.into()),
@@ -289,4 +309,16 @@ async fn list_backups(
         .collect();
     backups.sort_by(|a, b| b.name.cmp(&a.name));
     Ok(backups)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backup_names_carry_their_time() {
+        let t = super::backup_time("ferry-20261201T120000.250Z.db.zst").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-12-01T12:00:00.250+00:00");
+        assert!(super::backup_time("ferry-yesterday.db.zst").is_none());
+        assert!(super::is_backup_name("ferry-20261201T120000.250Z.db.zst"));
+        assert!(!super::is_backup_name("notes.txt"));
+    }
 }

@@ -54,6 +54,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("backup_folder", Kind::Text),
     ("backup_every_secs", Kind::Integer),
     ("backup_keep", Kind::Integer),
+    ("backup_max_age_days", Kind::Integer),
     ("webhooks_allow_internal", Kind::Switch),
 ];
 
@@ -131,6 +132,8 @@ pub struct Config {
     pub backup_every_secs: u64,
     /// How many backups to keep.
     pub backup_keep: usize,
+    /// Delete backups older than this many days too (0: by count only; never the newest).
+    pub backup_max_age_days: u64,
     /// Let webhooks go to loopback, private and link-local addresses (off: public ones only).
     pub webhooks_allow_internal: bool,
 }
@@ -168,6 +171,7 @@ impl Default for Config {
             backup_folder: "Ferry backups".into(),
             backup_every_secs: 0,
             backup_keep: 7,
+            backup_max_age_days: 0,
             webhooks_allow_internal: false,
         }
     }
@@ -235,6 +239,8 @@ impl Config {
                 connection: connection.clone(),
                 folder: self.backup_folder.clone(),
                 keep: self.backup_keep,
+                max_age: (self.backup_max_age_days > 0)
+                    .then(|| std::time::Duration::from_secs(self.backup_max_age_days * 86_400)),
                 every: (self.backup_every_secs > 0)
                     .then(|| std::time::Duration::from_secs(self.backup_every_secs)),
             })
@@ -422,6 +428,12 @@ impl Config {
             bail!(
                 "backup_keep must be between 1 and 1000, not {}",
                 self.backup_keep
+            );
+        }
+        if self.backup_max_age_days > 36_500 {
+            bail!(
+                "backup_max_age_days must be at most 36500, not {}",
+                self.backup_max_age_days
             );
         }
         if self.backup_every_secs != 0 && self.backup_every_secs < 60 {

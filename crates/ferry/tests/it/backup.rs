@@ -11,8 +11,23 @@ async fn backup_restore_round_trip() {
     let stack = Stack::start_with(|c| {
         c.backup_connection = Some("dropbox".into());
         c.backup_keep = 2;
+        c.backup_max_age_days = 30;
     })
     .await;
+    // An old backup (pruned by age) and someone's file (never touched) in the folder.
+    let dbx = stack.emu.client();
+    for path in [
+        "/Ferry/Ferry backups/ferry-20200101T000000.000Z.db.zst",
+        "/Ferry/Ferry backups/notes.txt",
+    ] {
+        dbx.upload(
+            path,
+            bytes::Bytes::from_static(b"x"),
+            &ferry_dropbox::WriteMode::Add,
+        )
+        .await
+        .unwrap();
+    }
     stack
         .push_rule("tickets", "ticket", "Tickets/{{ record.key }}")
         .await;
@@ -40,6 +55,15 @@ async fn backup_restore_round_trip() {
         "{}",
         reports[2]
     );
+    assert_eq!(
+        reports[0]["pruned"],
+        json!(["ferry-20200101T000000.000Z.db.zst"]),
+        "too old: {}",
+        reports[0]
+    );
+    dbx.metadata("/Ferry/Ferry backups/notes.txt")
+        .await
+        .expect("other files in the folder are left alone");
     let list = stack.api.get("/v1/backups").await.unwrap();
     let names: Vec<&str> = list["backups"]
         .as_array()
@@ -172,6 +196,7 @@ async fn scheduled_backups_run_and_are_listed() {
         connection: "dropbox".into(),
         folder: "Scheduled".into(),
         keep: 5,
+        max_age: None,
         every: Some(std::time::Duration::from_millis(300)),
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
