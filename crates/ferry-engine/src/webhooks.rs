@@ -25,6 +25,8 @@ use utoipa::ToSchema;
 const RETRIES: &[u64] = &[5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800];
 /// How long a receiver may take to answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long ended deliveries stay in the delivery log.
+const KEEP_ENDED: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// A subscription as the API shows it (its secret only when created).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -332,7 +334,17 @@ impl Engine {
     ) -> tokio::task::JoinHandle<()> {
         let engine = std::sync::Arc::clone(self);
         tokio::spawn(async move {
+            let mut pruned_at: Option<tokio::time::Instant> = None;
             loop {
+                // Once an hour, the log of ended deliveries is trimmed to a week.
+                if pruned_at.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+                    let before =
+                        chrono::Utc::now().timestamp_millis() - KEEP_ENDED.as_millis() as i64;
+                    if let Err(e) = engine.store.prune_webhook_deliveries(before).await {
+                        tracing::warn!(error = %e, "could not trim the webhook delivery log");
+                    }
+                    pruned_at = Some(tokio::time::Instant::now());
+                }
                 let worked = match engine.deliver_webhooks().await {
                     Ok(n) => n > 0,
                     Err(e) => {

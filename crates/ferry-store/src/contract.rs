@@ -826,11 +826,87 @@ pub async fn subfolders_are_marked_per_binding(s: &dyn Store) {
     assert!(!s.subfolders_made(again).await.unwrap());
 }
 
+/// Contract: a logged change writes its webhook event and deliveries with it (only when a
+/// subscription wants it); deliveries move along, come back on redelivery, and ended ones are
+/// pruned while pending ones stay.
+pub async fn webhook_events_follow_their_changes(s: &dyn Store) {
+    let entry = |action: &str, outcome: &str| crate::LogEntry {
+        id: 0,
+        at: 0,
+        connection: "c".into(),
+        binding_id: None,
+        record_id: 0,
+        path: "/F/a.txt".into(),
+        action: action.into(),
+        outcome: outcome.into(),
+        bytes: 1,
+        duration_ms: 1,
+        error: None,
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    // Nothing is stored without a subscription.
+    s.log(&entry("upload", "ok")).await.unwrap();
+    assert!(
+        s.due_deliveries(now + 1000, 10, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let id = s
+        .put_webhook(&crate::StoredWebhook {
+            id: 0,
+            url: "https://example.invalid/hook".into(),
+            events: vec!["file.synced".into()],
+            secret_ciphertext: vec![1],
+            created_at: 0,
+        })
+        .await
+        .unwrap();
+    s.save_sync_rows_logged(&[], &[entry("upload", "ok"), entry("delete", "ok")])
+        .await
+        .unwrap();
+    let due = s.due_deliveries(now + 1000, 10, 60_000).await.unwrap();
+    assert_eq!(due.len(), 1, "only the event it subscribed to");
+    assert!(
+        due[0].payload.contains("\"file.synced\""),
+        "{}",
+        due[0].payload
+    );
+    assert!(
+        s.due_deliveries(now + 1000, 10, 60_000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "held while being sent"
+    );
+    s.finish_delivery(due[0].id, true, Some(204), None, None)
+        .await
+        .unwrap();
+    let log = s.deliveries(id, 10).await.unwrap();
+    assert_eq!((log[0].state.as_str(), log[0].attempts), ("delivered", 1));
+    assert!(s.redeliver(due[0].id).await.unwrap());
+    assert_eq!(s.due_deliveries(now + 1000, 10, 0).await.unwrap().len(), 1);
+    // Pending: kept by pruning. Ended: pruned.
+    assert_eq!(s.prune_webhook_deliveries(now + 10_000).await.unwrap(), 0);
+    s.finish_delivery(due[0].id, false, Some(500), Some("down"), None)
+        .await
+        .unwrap();
+    assert_eq!(s.deliveries(id, 10).await.unwrap()[0].state, "failed");
+    assert_eq!(s.prune_webhook_deliveries(now + 10_000).await.unwrap(), 1);
+    assert!(s.deliveries(id, 10).await.unwrap().is_empty());
+    assert!(s.delete_webhook(id).await.unwrap());
+}
+
 /// Expands to one `#[tokio::test]` per contract function, each on a fresh store from
 /// `$make` (an async expression yielding `(guard, store)`; the guard lives as long as the test).
 #[macro_export]
 macro_rules! store_contract_tests {
     ($make:expr) => {
+        #[tokio::test]
+        async fn webhook_events_follow_their_changes() {
+            let (_guard, store) = $make.await;
+            $crate::contract::webhook_events_follow_their_changes(&store).await;
+        }
         #[tokio::test]
         async fn subfolders_are_marked_per_binding() {
             let (_guard, store) = $make.await;

@@ -335,6 +335,9 @@ pub trait WebhookStore: Send + Sync + 'static {
     async fn deliveries(&self, subscription_id: i64, limit: u32) -> StoreResult<Vec<DeliveryView>>;
     /// Sends a delivery again now, with a fresh attempt budget; false if unknown.
     async fn redeliver(&self, delivery_id: i64) -> StoreResult<bool>;
+    /// Forgets deliveries that ended (delivered or given up) before `before_ms`, and events
+    /// left without deliveries; pending ones are kept. Returns how many deliveries went.
+    async fn prune_webhook_deliveries(&self, before_ms: i64) -> StoreResult<u64>;
 }
 
 /// The database as a whole: consistent copies and their check (backups).

@@ -1909,6 +1909,26 @@ impl WebhookStore for SqliteStore {
             .collect()
     }
 
+    async fn prune_webhook_deliveries(&self, before_ms: i64) -> StoreResult<u64> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "DELETE FROM webhook_deliveries WHERE state IN ('delivered', 'failed') \
+             AND created_at < ?",
+        )
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM webhook_events WHERE created_at < ? AND NOT EXISTS \
+             (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.id)",
+        )
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
     async fn redeliver(&self, delivery_id: i64) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_at = ? WHERE id = ?",

@@ -133,6 +133,11 @@ impl WebhookStore for FaultyStore {
         self.fault("redeliver")?;
         self.inner.redeliver(delivery_id).await
     }
+
+    async fn prune_webhook_deliveries(&self, before_ms: i64) -> StoreResult<u64> {
+        self.fault("prune_webhook_deliveries")?;
+        self.inner.prune_webhook_deliveries(before_ms).await
+    }
 }
 
 #[async_trait]
