@@ -23,8 +23,42 @@ pub struct BackupSettings {
     pub keep: usize,
     /// Backups older than this are deleted too (never the newest one).
     pub max_age: Option<Duration>,
-    /// How often to make one on a schedule (`None`: only when asked).
+    /// How often to make one on a schedule (`None`: only when asked)…
     pub every: Option<Duration>,
+    /// …or when: a cron expression (UTC), checked by [`parse_cron`].
+    pub cron: Option<String>,
+}
+
+/// A cron schedule, five fields (`min hour day month weekday`, as crontab) or six (with
+/// seconds first); times are UTC.
+pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
+    let fields = expr.split_whitespace().count();
+    let full = match fields {
+        5 => format!("0 {expr}"),
+        6 | 7 => expr.to_owned(),
+        _ => {
+            return Err(format!(
+                "cron expression {expr:?} must have 5 fields (min hour day month weekday)"
+            ));
+        }
+    };
+    full.parse::<cron::Schedule>()
+        .map_err(|e| format!("cron expression {expr:?}: {e}"))
+}
+
+impl BackupSettings {
+    /// How long until the next scheduled backup, if there is a schedule.
+    fn next_wait(&self) -> Option<Duration> {
+        if let Some(expr) = &self.cron {
+            let schedule = parse_cron(expr).ok()?;
+            let next = schedule.upcoming(chrono::Utc).next()?;
+            return (next - chrono::Utc::now())
+                .to_std()
+                .ok()
+                .or(Some(Duration::ZERO));
+        }
+        self.every
+    }
 }
 
 /// One backup in Dropbox.
@@ -256,7 +290,8 @@ impl Engine {
         }
     }
 
-    /// Runs backups every `settings.every` until `shutdown` turns true. A failed run is logged
+    /// Runs backups on `settings`' schedule (interval or cron) until `shutdown` turns true; `None`
+    /// without a schedule. A failed run is logged
     /// (and in the sync log) and tried again at the next time.
     pub fn spawn_backups(
         self: &std::sync::Arc<Self>,
@@ -264,12 +299,15 @@ impl Engine {
         scratch: std::path::PathBuf,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Option<tokio::task::JoinHandle<()>> {
-        let every = settings.every?;
+        settings.next_wait()?;
         let engine = std::sync::Arc::clone(self);
         Some(tokio::spawn(async move {
             loop {
+                let Some(wait) = settings.next_wait() else {
+                    return;
+                };
                 tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.wait_for(|s| *s) => return,
                 }
                 match engine.backup_now(&settings, &scratch).await {
@@ -320,5 +358,22 @@ mod tests {
         assert!(super::backup_time("ferry-yesterday.db.zst").is_none());
         assert!(super::is_backup_name("ferry-20261201T120000.250Z.db.zst"));
         assert!(!super::is_backup_name("notes.txt"));
+    }
+
+    #[test]
+    fn cron_takes_crontab_and_seconds_forms() {
+        assert!(super::parse_cron("0 2 * * *").is_ok());
+        assert!(super::parse_cron("30 0 2 * * *").is_ok());
+        assert!(super::parse_cron("every day").is_err());
+        assert!(super::parse_cron("61 2 * * *").is_err());
+        let settings = super::BackupSettings {
+            connection: "c".into(),
+            folder: "f".into(),
+            keep: 1,
+            max_age: None,
+            every: None,
+            cron: Some("* * * * *".into()),
+        };
+        assert!(settings.next_wait().unwrap() <= std::time::Duration::from_secs(60));
     }
 }

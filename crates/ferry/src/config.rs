@@ -53,6 +53,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("backup_connection", Kind::Text),
     ("backup_folder", Kind::Text),
     ("backup_every_secs", Kind::Integer),
+    ("backup_cron", Kind::Text),
     ("backup_keep", Kind::Integer),
     ("backup_max_age_days", Kind::Integer),
     ("webhooks_allow_internal", Kind::Switch),
@@ -128,8 +129,10 @@ pub struct Config {
     pub backup_connection: Option<String>,
     /// The backups' folder, relative to the connection's root.
     pub backup_folder: String,
-    /// Seconds between scheduled backups (0: only `ferry backup now`).
+    /// Seconds between scheduled backups (0: only `ferry backup now`)…
     pub backup_every_secs: u64,
+    /// …or when to make them: a cron expression in UTC (`0 2 * * *`: daily at 02:00).
+    pub backup_cron: Option<String>,
     /// How many backups to keep.
     pub backup_keep: usize,
     /// Delete backups older than this many days too (0: by count only; never the newest).
@@ -170,6 +173,7 @@ impl Default for Config {
             backup_connection: None,
             backup_folder: "Ferry backups".into(),
             backup_every_secs: 0,
+            backup_cron: None,
             backup_keep: 7,
             backup_max_age_days: 0,
             webhooks_allow_internal: false,
@@ -243,6 +247,7 @@ impl Config {
                     .then(|| std::time::Duration::from_secs(self.backup_max_age_days * 86_400)),
                 every: (self.backup_every_secs > 0)
                     .then(|| std::time::Duration::from_secs(self.backup_every_secs)),
+                cron: self.backup_cron.clone(),
             })
     }
 
@@ -430,6 +435,13 @@ impl Config {
                 self.backup_keep
             );
         }
+        if let Some(expr) = &self.backup_cron {
+            if self.backup_every_secs != 0 {
+                bail!("give backup_every_secs or backup_cron, not both");
+            }
+            ferry_engine::backup::parse_cron(expr)
+                .map_err(|e| anyhow::anyhow!("backup_cron: {e}"))?;
+        }
         if self.backup_max_age_days > 36_500 {
             bail!(
                 "backup_max_age_days must be at most 36500, not {}",
@@ -532,7 +544,8 @@ mod tests {
             ("longpoll_secs", _) => "60".to_owned(),
             ("lease_secs", _) => "30".to_owned(),
             ("reconcile_every_secs", _) => "600".to_owned(),
-            ("backup_every_secs", _) => "3600".to_owned(),
+            ("backup_every_secs", _) => "0".to_owned(),
+            ("backup_cron", _) => "0 2 * * *".to_owned(),
             (_, Kind::Text) => "text".to_owned(),
             (_, Kind::Integer) => "2".to_owned(),
             (_, Kind::Decimal) => "0.25".to_owned(),

@@ -198,6 +198,7 @@ async fn scheduled_backups_run_and_are_listed() {
         keep: 5,
         max_age: None,
         every: Some(std::time::Duration::from_millis(300)),
+        cron: None,
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let scratch = tempfile::tempdir().unwrap();
