@@ -592,6 +592,23 @@ mod tests {
             Config::load(Some(&path)).is_err(),
             "a misspelt key in [backup]"
         );
+        std::fs::write(
+            &path,
+            "[backup]\nconnection = \"d\"\ncron = \"0 2 * * *\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(
+            c.backup_settings().unwrap().cron.as_deref(),
+            Some("0 2 * * *")
+        );
+        for bad in [
+            "cron = \"daily\"",
+            "cron = \"0 2 * * *\"\nevery_secs = 3600",
+        ] {
+            std::fs::write(&path, format!("[backup]\nconnection = \"d\"\n{bad}\n")).unwrap();
+            assert!(Config::load(Some(&path)).is_err(), "{bad}");
+        }
         assert!(Config::default().backup_settings().is_none());
     }
 
