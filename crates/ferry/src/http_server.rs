@@ -107,6 +107,33 @@ impl Drop for InFlight {
     }
 }
 
+/// A response body that keeps its request counted as in flight until the last byte is sent
+/// (a long download is not an idle connection).
+struct CountedBody {
+    inner: axum::body::Body,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for CountedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` turns true, then drains.
 pub async fn serve(
     listener: TcpListener,
@@ -158,8 +185,12 @@ pub async fn serve(
                     // A Router is always ready; its error type is Infallible.
                     let response =
                         tower::Service::call(&mut router, request.map(axum::body::Body::new)).await;
-                    drop(guard);
-                    response
+                    response.map(|r| {
+                        r.map(|inner| CountedBody {
+                            inner,
+                            _in_flight: guard,
+                        })
+                    })
                 }
             })
         };
@@ -236,6 +267,21 @@ async fn body_idle_timeout(request: Request, next: Next, idle: Duration) -> Resp
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request counts as in flight until its response body is gone, not only until the
+    /// handler returns (a download in progress is not idle).
+    #[test]
+    fn a_response_body_keeps_its_request_in_flight() {
+        let busy = Arc::new(AtomicUsize::new(0));
+        let body = CountedBody {
+            inner: axum::body::Body::from("data"),
+            _in_flight: InFlight::new(&busy),
+        };
+        assert_eq!(busy.load(Ordering::Acquire), 1);
+        assert_eq!(http_body::Body::size_hint(&body).exact(), Some(4));
+        drop(body);
+        assert_eq!(busy.load(Ordering::Acquire), 0);
+    }
 
     /// At the limit the oldest idle connection makes room; busy ones are never closed.
     #[test]
