@@ -320,9 +320,10 @@ async fn rule_preview_and_dry_run_store_nothing() {
 #[tokio::test]
 async fn log_is_filtered_paged_and_exported() {
     let stack = Stack::start().await;
-    ticket_rule(&stack).await;
+    // Records first, then the rule: one back-fill pass each, so the log's counts are exact.
     ticket(&stack, "L-1", &["a.txt", "b.txt", "c.txt"]).await;
     ticket(&stack, "L-2", &["d.txt"]).await;
+    ticket_rule(&stack).await;
     stack.settle().await;
 
     let page = stack
