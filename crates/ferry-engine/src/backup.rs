@@ -183,10 +183,11 @@ impl Engine {
             })
             .await
             .map_err(|e| failed("compressing", e))?
-            .map_err(|e| failed("compressing", e))?
+            .map_err(|e| failed("compressing", e))
+            .map(bytes::Bytes::from)?
         };
         // The test restore: what is uploaded must come back as a sound database.
-        self.test_restore(&compressed, work.path()).await?;
+        restore_database(compressed.clone(), &work.path().join("restore-test.db")).await?;
         let name = format!(
             "{PREFIX}{}{SUFFIX}",
             chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
@@ -194,9 +195,7 @@ impl Engine {
         let folder = Self::backup_folder(&root, settings);
         let path = format!("{folder}/{name}");
         // `upload` sends the content hash and checks the one Dropbox answers.
-        let info = client
-            .upload(&path, bytes::Bytes::from(compressed), &WriteMode::Add)
-            .await?;
+        let info = client.upload(&path, compressed, &WriteMode::Add).await?;
         let pruned = self.prune_backups(&client, &folder, settings).await?;
         Ok(BackupReport {
             backup: BackupEntry {
@@ -210,27 +209,6 @@ impl Engine {
             pruned,
             took_ms: started.elapsed().as_millis() as u64,
         })
-    }
-
-    /// Decompresses a backup into a scratch database and checks that it opens and is sound.
-    async fn test_restore(&self, compressed: &[u8], scratch: &Path) -> Result<(), EngineError> {
-        let restored = scratch.join("restore-test.db");
-        let data = compressed.to_vec();
-        let target = restored.clone();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let mut out = std::fs::File::create(&target)?;
-            zstd::stream::copy_decode(std::io::Cursor::new(data), &mut out)?;
-            out.sync_all()
-        })
-        .await
-        .map_err(|e| failed("restoring for the check", e))?
-        .map_err(|e| failed("restoring for the check", e))?;
-        let store = ferry_store::SqliteStore::open(&restored).await?;
-        let problems = ferry_store::MaintenanceStore::integrity_problems(&store).await?;
-        if !problems.is_empty() {
-            return Err(failed("checking the restored copy", problems.join("; ")));
-        }
-        Ok(())
     }
 
     /// Deletes Ferry's backups in `folder` beyond the newest `keep`, and those older than
@@ -319,6 +297,40 @@ impl Engine {
             }
         }))
     }
+}
+
+/// Decompresses a backup (zstd-compressed SQLite) into `db`, which must not exist, and
+/// checks that it opens and passes its integrity check: the test restore of every backup and
+/// `ferry restore` alike.
+pub async fn restore_database(compressed: bytes::Bytes, db: &Path) -> Result<(), EngineError> {
+    let target = db.to_path_buf();
+    let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let mut out = std::fs::File::create_new(&target)?;
+        let decoded = zstd::stream::copy_decode(std::io::Cursor::new(compressed), &mut out);
+        if decoded.is_err() {
+            // Nothing half-written is left behind.
+            let _ = std::fs::remove_file(&target);
+        }
+        decoded?;
+        out.sync_all()
+    })
+    .await
+    .map_err(|e| EngineError::Invalid(format!("cannot restore: {e}")))?;
+    written.map_err(|e| {
+        EngineError::Invalid(format!(
+            "cannot restore into {}: {e} (is it a Ferry backup?)",
+            db.display()
+        ))
+    })?;
+    let store = ferry_store::SqliteStore::open(db).await?;
+    let problems = ferry_store::MaintenanceStore::integrity_problems(&store).await?;
+    if !problems.is_empty() {
+        return Err(EngineError::Invalid(format!(
+            "the restored database is damaged: {}",
+            problems.join("; ")
+        )));
+    }
+    Ok(())
 }
 
 async fn list_backups(

@@ -33,14 +33,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Queues every record of a kind (a rule for it changed: back-fill) at `priority`.
-    pub async fn enqueue_kind(&self, kind: &str, priority: Priority) -> Result<usize, EngineError> {
-        let ids = self.store.record_ids_of_kind(kind).await?;
-        self.store.enqueue(&ids, priority).await?;
-        self.wake();
-        Ok(ids.len())
-    }
-
     /// Registers this process (releasing the claims of dead ones), then starts its heartbeat
     /// and `config.workers` workers; they stop when `shutdown` turns true.
     pub async fn spawn_workers(

@@ -16,8 +16,9 @@ pub struct Admin {
     json: bool,
 }
 
-/// Percent-encodes one URL path segment or query value.
-fn enc(s: &str) -> String {
+/// Percent-encodes one URL path segment or query value (everything but RFC 3986's
+/// unreserved characters).
+pub fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -728,7 +729,8 @@ pub struct LogFilters {
 }
 
 /// Restores a backup (zstd-compressed SQLite) into `data_dir`, which must not hold a
-/// database yet, and checks the result opens and is sound. Returns the database's path.
+/// database yet, and checks the result opens and is sound. Returns the database's path; a
+/// damaged one is moved aside to `ferry.db.damaged`.
 pub async fn restore(compressed: Vec<u8>, data_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
     let db = data_dir.join("ferry.db");
     anyhow::ensure!(
@@ -738,32 +740,12 @@ pub async fn restore(compressed: Vec<u8>, data_dir: &Path) -> anyhow::Result<std
     );
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let partial = data_dir.join("ferry.db.restoring");
-    {
-        let partial = partial.clone();
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let mut out = std::fs::File::create(&partial)?;
-            zstd::stream::copy_decode(std::io::Cursor::new(compressed), &mut out)
-                .context("not a Ferry backup (zstd)")?;
-            out.sync_all()?;
-            Ok(())
-        })
-        .await??;
-    }
     // Checked where it will live, so the database and its WAL files keep one name.
-    std::fs::rename(&partial, &db)?;
-    let check = async {
-        let store = ferry_store::SqliteStore::open(&db).await?;
-        let problems = ferry_store::MaintenanceStore::integrity_problems(&store).await?;
-        anyhow::ensure!(
-            problems.is_empty(),
-            "the restored database is damaged: {problems:?}"
-        );
-        anyhow::Ok(())
-    };
-    if let Err(e) = check.await {
-        let _ = std::fs::rename(&db, data_dir.join("ferry.db.damaged"));
-        return Err(e);
+    if let Err(e) = ferry_engine::backup::restore_database(compressed.into(), &db).await {
+        if db.exists() {
+            let _ = std::fs::rename(&db, data_dir.join("ferry.db.damaged"));
+        }
+        return Err(e.into());
     }
     Ok(db)
 }

@@ -74,7 +74,10 @@ async fn record_files_reach_dropbox_with_right_hashes() {
     stack
         .api
         .put_bytes(
-            &format!("/v1/records/ticket/T-1/attachments/{}", urlencode(unicode)),
+            &format!(
+                "/v1/records/ticket/T-1/attachments/{}",
+                ferry::admin::enc(unicode)
+            ),
             b"hello world".to_vec(),
         )
         .await
@@ -512,17 +515,6 @@ async fn raw_attachment_streams_and_respects_the_limit() {
             .is_err(),
         "refused content must not be stored"
     );
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 async fn expect_error(
