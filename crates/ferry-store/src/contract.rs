@@ -15,6 +15,21 @@ fn fresh_owner() -> String {
     format!("p{}", N.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
 }
 
+/// A new binding of rule `rule` on connection `c` (folder compared lower-cased).
+fn binding(record_id: i64, rule: &str, folder: &str) -> Binding {
+    Binding {
+        id: 0,
+        record_id,
+        rule_name: rule.into(),
+        connection: "c".into(),
+        folder_display: folder.into(),
+        folder_lower: folder.to_lowercase(),
+        paused_reason: None,
+        confirm_deletions: false,
+        deletions_confirmed_at: 0,
+    }
+}
+
 fn input(key: &str, fields: serde_json::Value) -> RecordInput {
     RecordInput {
         kind: "order".into(),
@@ -243,17 +258,7 @@ pub async fn priorities_and_dead_letters(s: &dyn Store) {
 
 /// Contract: see the function's name.
 pub async fn bindings_by_folder_prefix(s: &dyn Store) {
-    let mk = |record_id, folder: &str| Binding {
-        id: 0,
-        record_id,
-        rule_name: "r".into(),
-        connection: "c".into(),
-        folder_display: folder.into(),
-        folder_lower: folder.to_lowercase(),
-        paused_reason: None,
-        confirm_deletions: false,
-        deletions_confirmed_at: 0,
-    };
+    let mk = |record_id, folder: &str| binding(record_id, "r", folder);
     s.save_binding(&mk(1, "/F/1001")).await.unwrap();
     s.save_binding(&mk(2, "/F/1001/Item 1")).await.unwrap();
     s.save_binding(&mk(3, "/F/10011")).await.unwrap();
@@ -331,17 +336,7 @@ pub async fn changes_after_a_pass_date_the_record(s: &dyn Store) {
     let other = s.upsert_record(&input("B", json!({}))).await.unwrap().value;
     tick().await;
     // A pass stamps the binding: nothing changed since.
-    let pass = |record_id| Binding {
-        id: 0,
-        record_id,
-        rule_name: "r".into(),
-        connection: "c".into(),
-        folder_display: format!("/Orders/{record_id}"),
-        folder_lower: format!("/orders/{record_id}"),
-        paused_reason: None,
-        confirm_deletions: false,
-        deletions_confirmed_at: 0,
-    };
+    let pass = |record_id| binding(record_id, "r", &format!("/Orders/{record_id}"));
     s.save_binding(&pass(record.id)).await.unwrap();
     s.save_binding(&pass(other.id)).await.unwrap();
     assert!(s.records_changed_since_pass("c").await.unwrap().is_empty());
@@ -622,20 +617,7 @@ pub async fn a_change_and_its_queue_entry_commit_together(s: &dyn Store) {
 pub async fn record_deletion_spares_dropbox_versions(s: &dyn Store) {
     use ferry_core::model::{Deletion, Side};
     let r = s.upsert_record(&input("D", json!({}))).await.unwrap().value;
-    let b = s
-        .save_binding(&Binding {
-            id: 0,
-            record_id: r.id,
-            rule_name: "r".into(),
-            connection: "c".into(),
-            folder_display: "/F".into(),
-            folder_lower: "/f".into(),
-            paused_reason: None,
-            confirm_deletions: false,
-            deletions_confirmed_at: 0,
-        })
-        .await
-        .unwrap();
+    let b = s.save_binding(&binding(r.id, "r", "/F")).await.unwrap();
     let mut rows = Vec::new();
     for (name, source) in [("app.txt", Side::App), ("box.txt", Side::Dropbox)] {
         let a = s
@@ -775,19 +757,9 @@ pub async fn connection_writes_queue_their_work(s: &dyn Store) {
     );
 
     // Disconnecting with a binding: its record is queued first of all; without: gone at once.
-    s.save_binding(&Binding {
-        id: 0,
-        record_id: r.id,
-        rule_name: "orders".into(),
-        connection: "c".into(),
-        folder_display: "/F/x".into(),
-        folder_lower: "/f/x".into(),
-        paused_reason: None,
-        confirm_deletions: false,
-        deletions_confirmed_at: 0,
-    })
-    .await
-    .unwrap();
+    s.save_binding(&binding(r.id, "orders", "/F/x"))
+        .await
+        .unwrap();
     while let Some(t) = s.claim_task("p", &[], now + 5, 0).await.unwrap() {
         s.finish_task(&t).await.unwrap();
     }
@@ -805,24 +777,13 @@ pub async fn connection_writes_queue_their_work(s: &dyn Store) {
 /// binding (a new binding of the record makes them again).
 pub async fn subfolders_are_marked_per_binding(s: &dyn Store) {
     let r = s.upsert_record(&input("S", json!({}))).await.unwrap().value;
-    let binding = Binding {
-        id: 0,
-        record_id: r.id,
-        rule_name: "r".into(),
-        connection: "c".into(),
-        folder_display: "/S".into(),
-        folder_lower: "/s".into(),
-        paused_reason: None,
-        confirm_deletions: false,
-        deletions_confirmed_at: 0,
-    };
-    let b = s.save_binding(&binding).await.unwrap();
+    let b = s.save_binding(&binding(r.id, "r", "/S")).await.unwrap();
     assert!(!s.subfolders_made(b).await.unwrap());
     s.set_subfolders_made(b).await.unwrap();
     s.set_subfolders_made(b).await.unwrap();
     assert!(s.subfolders_made(b).await.unwrap());
     s.delete_binding(b).await.unwrap();
-    let again = s.save_binding(&binding).await.unwrap();
+    let again = s.save_binding(&binding(r.id, "r", "/S")).await.unwrap();
     assert!(!s.subfolders_made(again).await.unwrap());
 }
 
