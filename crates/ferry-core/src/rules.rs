@@ -50,6 +50,39 @@ pub struct RuleSpec {
     /// …unless this is set: then every pass makes missing ones again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub recreate_subfolders: bool,
+    /// Shared links for the rule's synced files: `off` (default), `public` or `team` (team
+    /// members only; Dropbox Business).
+    #[serde(default, skip_serializing_if = "LinkMode::is_off")]
+    pub links: LinkMode,
+    /// Links stop working this many days after they are made (then Ferry makes new ones).
+    /// Needs a paid Dropbox account. Absent: links do not expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 3650)]
+    pub link_expiry_days: Option<u32>,
+    /// Also a link per record folder.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub folder_links: bool,
+}
+
+/// Whether and for whom a rule makes shared links.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkMode {
+    /// No links: the API shows where the file is (`https://www.dropbox.com/home/…`), which
+    /// only people with access to the account can open.
+    #[default]
+    Off,
+    /// Anyone with the link can view.
+    Public,
+    /// Only members of the account's Dropbox team can view.
+    Team,
+}
+
+impl LinkMode {
+    /// Whether links are off.
+    pub fn is_off(&self) -> bool {
+        *self == LinkMode::Off
+    }
 }
 
 /// Why a rule cannot be used, or failed for one record or file.
@@ -346,6 +379,19 @@ impl CompiledRule {
                 check_language(field, expr, true)?;
             }
         }
+        if spec
+            .link_expiry_days
+            .is_some_and(|d| !(1..=3650).contains(&d))
+        {
+            return Err(RuleError::Invalid(
+                "link_expiry_days must be between 1 and 3650".into(),
+            ));
+        }
+        if spec.links.is_off() && (spec.link_expiry_days.is_some() || spec.folder_links) {
+            return Err(RuleError::Invalid(
+                "link_expiry_days and folder_links need links: public or team".into(),
+            ));
+        }
         if spec.subfolders.len() > 32 {
             return Err(RuleError::Invalid(
                 "a rule may name at most 32 subfolders".into(),
@@ -599,6 +645,9 @@ mod tests {
             pull_subfolders: false,
             subfolders: vec![],
             recreate_subfolders: false,
+            links: Default::default(),
+            link_expiry_days: None,
+            folder_links: false,
         })
         .unwrap()
     }
@@ -678,6 +727,9 @@ mod tests {
             pull_subfolders: false,
             subfolders: vec![],
             recreate_subfolders: false,
+            links: Default::default(),
+            link_expiry_days: None,
+            folder_links: false,
         })
         .unwrap();
         let order = record("order", "7", json!({}));
@@ -722,6 +774,9 @@ mod hostile_tests {
             pull_subfolders: false,
             subfolders: vec![],
             recreate_subfolders: false,
+            links: Default::default(),
+            link_expiry_days: None,
+            folder_links: false,
         }
     }
 

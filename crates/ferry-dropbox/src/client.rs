@@ -58,6 +58,8 @@ impl DropboxClient {
                 refresh: None,
                 injector: None,
                 observer: None,
+                team_select: None,
+                path_root: None,
             }),
             chunk_size: DEFAULT_CHUNK_SIZE,
             max_attempts: 3,
@@ -94,6 +96,8 @@ impl DropboxClient {
             refresh: Some(refresh),
             injector: None,
             observer: client.transport.observer.clone(),
+            team_select: client.transport.team_select.clone(),
+            path_root: client.transport.path_root.clone(),
         };
         Ok(DropboxClient {
             transport: Arc::new(transport),
@@ -112,6 +116,8 @@ impl DropboxClient {
             refresh: self.transport.refresh.clone(),
             injector: self.transport.injector.clone(),
             observer: self.transport.observer.clone(),
+            team_select: self.transport.team_select.clone(),
+            path_root: self.transport.path_root.clone(),
         };
         change(&mut transport);
         self.transport = Arc::new(transport);
@@ -121,6 +127,18 @@ impl DropboxClient {
     /// Injects faults into every call (deterministic simulation only).
     pub fn with_injector(self, injector: Arc<dyn crate::FaultInjector>) -> Self {
         self.with_transport(|t| t.injector = Some(injector))
+    }
+
+    /// Acts in a team's context: as the member `select_user` (`dbmid:…`, for a team token)
+    /// and from `path_root` (the team space instead of the member's home).
+    pub fn acting_as(self, select_user: Option<&str>, path_root: Option<&crate::PathRoot>) -> Self {
+        let team_select =
+            select_user.map(|m| dropbox_sdk::async_client_trait::TeamSelect::User(m.to_owned()));
+        let path_root = path_root.map(crate::PathRoot::header);
+        self.with_transport(|t| {
+            t.team_select = team_select;
+            t.path_root = path_root;
+        })
     }
 
     /// Tells `observer` about every request this client sends (metrics).
@@ -484,10 +502,26 @@ impl DropboxClient {
                 (r, c.retry_after_secs())
             })
             .await?;
+        let (root_namespace_id, home_namespace_id) = match &account.root_info {
+            dropbox_sdk::common::RootInfo::Team(t) => {
+                (t.root_namespace_id.clone(), t.home_namespace_id.clone())
+            }
+            dropbox_sdk::common::RootInfo::User(u) => {
+                (u.root_namespace_id.clone(), u.home_namespace_id.clone())
+            }
+            _ => (String::new(), String::new()),
+        };
         Ok(AccountInfo {
             account_id: account.account_id,
             display_name: account.name.display_name,
             email: account.email,
+            business: matches!(
+                account.account_type,
+                dropbox_sdk::users_common::AccountType::Business
+            ),
+            team_member_id: account.team_member_id,
+            root_namespace_id,
+            home_namespace_id,
         })
     }
 }

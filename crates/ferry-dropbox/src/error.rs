@@ -187,7 +187,7 @@ pub(crate) trait Classify: std::fmt::Display {
     fn classify(self) -> DropboxError;
 }
 
-fn lookup(e: files::LookupError) -> DropboxError {
+pub(crate) fn lookup(e: files::LookupError) -> DropboxError {
     match e {
         files::LookupError::NotFound => {
             DropboxError::NotFound("no file or folder at this path".into())

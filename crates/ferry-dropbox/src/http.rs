@@ -22,6 +22,10 @@ pub(crate) struct Transport {
     pub(crate) refresh: Option<crate::oauth::Refresh>,
     pub(crate) injector: Option<Arc<dyn crate::FaultInjector>>,
     pub(crate) observer: Option<Arc<dyn crate::CallObserver>>,
+    /// `Dropbox-API-Select-User`: the team member a team token acts as.
+    pub(crate) team_select: Option<dropbox_sdk::async_client_trait::TeamSelect>,
+    /// `Dropbox-API-Path-Root` (a serialised `PathRoot`): the namespace paths start from.
+    pub(crate) path_root: Option<String>,
 }
 
 impl Transport {
@@ -224,6 +228,14 @@ impl HttpClient for FerryHttpClient {
             route: route_of(&url),
             builder: http.post(url),
         }
+    }
+
+    fn path_root(&self) -> Option<&str> {
+        self.transport.path_root.as_deref()
+    }
+
+    fn team_select(&self) -> Option<&dropbox_sdk::async_client_trait::TeamSelect> {
+        self.transport.team_select.as_ref()
     }
 
     fn token(&self) -> Option<Arc<String>> {

@@ -14,6 +14,7 @@ mod error;
 mod faults;
 mod http;
 mod oauth;
+mod sharing;
 mod types;
 
 pub use batch::{MAX_APPEND_BATCH, MAX_APPEND_BATCH_BYTES, MAX_BATCH, Staged};
@@ -22,4 +23,5 @@ pub use endpoints::Endpoints;
 pub use error::DropboxError;
 pub use faults::{CallObserver, FaultInjector, Injected, ObservedCall};
 pub use oauth::Refresh;
-pub use types::{AccountInfo, Entry, FileInfo, FolderInfo, ListPage, WriteMode};
+pub use sharing::{LinkAudience, SharedLink};
+pub use types::{AccountInfo, Entry, FileInfo, FolderInfo, ListPage, PathRoot, WriteMode};

@@ -113,6 +113,39 @@ pub struct AccountInfo {
     pub display_name: String,
     /// E-mail address.
     pub email: String,
+    /// A Dropbox Business (team) account.
+    pub business: bool,
+    /// The member id within its team, if any.
+    pub team_member_id: Option<String>,
+    /// The namespace at the top of what the account sees (a team's space for team members
+    /// in a team space).
+    pub root_namespace_id: String,
+    /// The account's own home namespace.
+    pub home_namespace_id: String,
+}
+
+/// Where paths start (`Dropbox-API-Path-Root`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathRoot {
+    /// The member's home (the default).
+    Home,
+    /// Everything the member sees from the team's root namespace (the team space).
+    Root(String),
+    /// One namespace the member can reach (a team folder, a shared folder).
+    Namespace(String),
+}
+
+impl PathRoot {
+    /// The header value: the serialised `common.PathRoot` union.
+    pub fn header(&self) -> String {
+        match self {
+            PathRoot::Home => r#"{".tag":"home"}"#.to_owned(),
+            PathRoot::Root(ns) => serde_json::json!({".tag": "root", "root": ns}).to_string(),
+            PathRoot::Namespace(ns) => {
+                serde_json::json!({".tag": "namespace_id", "namespace_id": ns}).to_string()
+            }
+        }
+    }
 }
 
 pub(crate) fn file_info(m: files::FileMetadata) -> FileInfo {

@@ -141,9 +141,26 @@ fn create(cx: &Ctx<'_>, arg: Value) -> Result<Response, ApiError> {
     if !matches!(audience.as_str(), "public" | "team" | "no_one") {
         return Err(settings_error("invalid_settings"));
     }
+    // Basic accounts may only make public links that never expire; team links need a team.
+    let on_team = cx
+        .app
+        .team
+        .as_ref()
+        .is_some_and(|t| t.member_of(cx.user).is_some());
+    if !on_team && (audience == "team" || settings.expires.is_some()) {
+        return Err(settings_error("not_authorized"));
+    }
     let tree = cx.tree();
     let node = resolve(&tree, &arg.path)?;
     if let Some(existing) = cx.links.for_node(&node.id) {
+        // As Dropbox does, the existing link is only returned when the settings asked for
+        // could not make it a different one.
+        let asked_other = (settings.audience.is_some() || settings.requested_visibility.is_some())
+            && existing.audience != audience
+            || settings.expires.is_some() && existing.expires != settings.expires;
+        if asked_other {
+            return Err(ApiError::route(tag("shared_link_already_exists")));
+        }
         let metadata = nested("metadata", link_metadata(&existing, &node));
         return Err(ApiError::route(nested(
             "shared_link_already_exists",

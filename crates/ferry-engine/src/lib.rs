@@ -23,6 +23,7 @@ mod resumable;
 mod reverse_sync;
 mod rule_overlaps;
 pub mod service;
+mod shared_links;
 mod subfolders;
 mod sync_pass;
 pub mod views;
@@ -86,6 +87,8 @@ pub struct EngineConfig {
     /// Whether webhooks may go to loopback, private and link-local addresses (off: only to
     /// public ones, so a webhook cannot probe the network Ferry runs in).
     pub webhooks_allow_internal: bool,
+    /// Shared links asked of Dropbox per second at most (they are made off the sync path).
+    pub links_per_second: u32,
     /// Fault injection for the deterministic simulation; `None` in production.
     pub injector: Option<std::sync::Arc<dyn ferry_dropbox::FaultInjector>>,
 }
@@ -110,6 +113,7 @@ impl Default for EngineConfig {
             client_attempts: 3,
             custom_dropbox_hosts: false,
             webhooks_allow_internal: false,
+            links_per_second: 10,
             injector: None,
         }
     }
@@ -134,6 +138,12 @@ pub struct Engine {
     metrics: Arc<metrics::Metrics>,
     /// Tells the webhook sender that a delivery may be due.
     wake_webhooks: tokio::sync::Notify,
+    /// Tells the link maker that files were synced.
+    wake_links: tokio::sync::Notify,
+    /// Paces link requests.
+    link_pacer: shared_links::Pacer,
+    /// Connections whose link making waits (rate limited, unreachable) until then.
+    links_paused: std::sync::Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -162,6 +172,9 @@ impl Engine {
             ),
             metrics,
             wake_webhooks: tokio::sync::Notify::new(),
+            wake_links: tokio::sync::Notify::new(),
+            link_pacer: shared_links::Pacer::new(config.links_per_second),
+            links_paused: std::sync::Mutex::new(std::collections::HashMap::new()),
             store,
             blobs,
             config,

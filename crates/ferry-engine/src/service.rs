@@ -4,7 +4,7 @@
 
 use crate::views::*;
 use crate::{Engine, EngineError};
-use ferry_core::model::{Attachment, Record, Side, validate_record_ident};
+use ferry_core::model::{Attachment, Record, RecordId, Side, validate_record_ident};
 use ferry_core::rules::RuleSpec;
 use ferry_store::{
     ArchivedAttachment, AttachmentInput, LogFilter, RecordFilter, RecordInput, RecordState,
@@ -113,7 +113,15 @@ impl Engine {
             }),
             None => None,
         };
-        let attachments = self.store.attachments(record.id).await?;
+        let stored = self.store.attachments(record.id).await?;
+        let ids: Vec<i64> = stored.iter().map(|a| a.id).collect();
+        let mut attachments: Vec<AttachmentView> =
+            stored.into_iter().map(AttachmentView::from).collect();
+        for (attachment_id, link) in self.file_links(record.id).await? {
+            if let Some(i) = ids.iter().position(|id| *id == attachment_id) {
+                attachments[i].links.push(link);
+            }
+        }
         let children = self.store.children(record.id).await?;
         Ok(RecordView {
             kind: record.kind.clone(),
@@ -127,7 +135,7 @@ impl Engine {
                     key: c.key,
                 })
                 .collect(),
-            attachments: attachments.into_iter().map(AttachmentView::from).collect(),
+            attachments,
         })
     }
 
@@ -253,6 +261,27 @@ impl Engine {
         })
     }
 
+    /// The link of each synced file of a record, by attachment id.
+    async fn file_links(&self, record_id: RecordId) -> Result<Vec<(i64, LinkView)>, EngineError> {
+        let links = self.store.record_links(record_id).await?;
+        let bindings = self.store.bindings_for_record(record_id).await?;
+        let mut out = Vec::new();
+        for r in self.store.sync_rows(record_id).await? {
+            let (Some(attachment_id), Some(_)) = (r.attachment_id, &r.rev) else {
+                continue;
+            };
+            let folder = bindings.iter().find(|b| Some(b.id) == r.binding_id);
+            if let (Some(folder), Some(rel)) = (folder, &r.rel_display) {
+                let stored = links.iter().find(|l| {
+                    l.connection == r.connection && Some(&l.item) == r.dropbox_id.as_ref()
+                });
+                let path = format!("{}/{rel}", folder.folder_display);
+                out.push((attachment_id, LinkView::new(stored, &path)));
+            }
+        }
+        Ok(out)
+    }
+
     /// Each file's Dropbox path, hash, state and last error, the record's folders and its
     /// queue entry.
     pub async fn record_sync(&self, kind: &str, key: &str) -> Result<RecordSyncView, EngineError> {
@@ -269,6 +298,7 @@ impl Engine {
             id.and_then(|id| bindings.iter().find(|b| b.id == id))
                 .map(|b| b.folder_display.clone())
         };
+        let links = self.store.record_links(record.id).await?;
         let mut summary = SyncCounts::default();
         let mut files = Vec::new();
         for r in self.store.sync_rows(record.id).await? {
@@ -281,7 +311,17 @@ impl Engine {
                 (Some(folder), Some(rel)) => Some(format!("{folder}/{rel}")),
                 _ => None,
             };
+            let link = match (&path, &r.rev) {
+                (Some(path), Some(_)) => {
+                    let stored = links.iter().find(|l| {
+                        l.connection == r.connection && Some(&l.item) == r.dropbox_id.as_ref()
+                    });
+                    Some(LinkView::new(stored, path))
+                }
+                _ => None,
+            };
             files.push(FileView {
+                link,
                 attachment: r.attachment_id.and_then(|id| names.get(&id).cloned()),
                 rule: r.rule_name,
                 connection: r.connection,
@@ -308,6 +348,12 @@ impl Engine {
                     connection: b.connection.clone(),
                     folder: b.folder_display.clone(),
                     paused: b.paused_reason.clone(),
+                    link: LinkView::new(
+                        links.iter().find(|l| {
+                            l.connection == b.connection && l.item == format!("binding:{}", b.id)
+                        }),
+                        &b.folder_display,
+                    ),
                 })
                 .collect(),
             files,

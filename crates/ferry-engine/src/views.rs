@@ -36,6 +36,68 @@ pub struct AttachmentView {
     /// For a file that came from Dropbox: where it sits in the record's folder
     /// (`Drawings/Level 2/deep.pdf`), which its name alone does not say.
     pub path: Option<String>,
+    /// Where to open it in Dropbox, one per place it is synced to (shown with the record).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkView>,
+}
+
+/// What kind of link a [`LinkView`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    /// A shared link: whoever it lets in can open it.
+    Shared,
+    /// The item's place in Dropbox's web pages: only people signed in to the account (or a
+    /// team member it is shared with) can open it. Used while the rule's `links` is off or
+    /// the shared link is not made yet.
+    Home,
+}
+
+/// Where to open a file or folder in Dropbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct LinkView {
+    /// The URL.
+    pub url: String,
+    /// A shared link or the item's place in Dropbox.
+    pub kind: LinkKind,
+    /// Who a shared link lets in (`public`, `team`), as Dropbox resolved it.
+    pub audience: Option<String>,
+    /// When a shared link stops working (ms since the epoch); Ferry makes a new one then.
+    pub expires_at: Option<i64>,
+    /// Why making the shared link failed last (retried later), if it did.
+    pub error: Option<String>,
+}
+
+impl LinkView {
+    /// The shared link when there is one, else the item's place in Dropbox's web pages.
+    pub fn new(stored: Option<&ferry_store::StoredLink>, path: &str) -> LinkView {
+        let error = stored.and_then(|l| l.error.clone());
+        match stored.and_then(|l| l.url.clone().map(|url| (l, url))) {
+            Some((l, url)) => LinkView {
+                url,
+                kind: LinkKind::Shared,
+                audience: l.audience.clone(),
+                expires_at: l.expires_at,
+                error,
+            },
+            None => LinkView {
+                url: home_url(path),
+                kind: LinkKind::Home,
+                audience: None,
+                expires_at: None,
+                error,
+            },
+        }
+    }
+}
+
+/// `https://www.dropbox.com/home/<path>`, each part percent-encoded.
+fn home_url(path: &str) -> String {
+    let mut url = reqwest::Url::parse("https://www.dropbox.com/home").expect("a valid base URL");
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.extend(path.split('/').filter(|p| !p.is_empty()));
+    }
+    url.to_string()
 }
 
 impl From<Attachment> for AttachmentView {
@@ -47,6 +109,7 @@ impl From<Attachment> for AttachmentView {
             content_hash: a.content_hash,
             source: a.source,
             path: a.origin_path,
+            links: Vec::new(),
         }
     }
 }
@@ -122,6 +185,8 @@ pub struct BindingView {
     pub folder: String,
     /// Why it is paused (the deletion brake), if it is.
     pub paused: Option<String>,
+    /// Where to open the folder in Dropbox (a shared link with the rule's `folder_links`).
+    pub link: LinkView,
 }
 
 /// One file of a record as synced (or failing to).
@@ -145,6 +210,8 @@ pub struct FileView {
     pub state: SyncState,
     /// What went wrong last.
     pub last_error: Option<String>,
+    /// Where to open it in Dropbox, once synced.
+    pub link: Option<LinkView>,
 }
 
 /// A record's sync state.

@@ -116,6 +116,10 @@ impl Engine {
         let started = std::time::Instant::now();
         let span = tracing::info_span!("pass", record = task.record_id, attempt = attempts + 1);
         let passed = self.sync_record(task.record_id).instrument(span).await;
+        if passed.is_ok() {
+            // Files or folders this pass made may want shared links.
+            self.wake_links.notify_one();
+        }
         let counted = |end| self.metrics.pass(end, started.elapsed());
         let (error, retry, retry_after) = match passed {
             Ok(outcome) if outcome.retryable == 0 => {

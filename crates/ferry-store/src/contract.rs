@@ -329,6 +329,9 @@ pub async fn changes_after_a_pass_date_the_record(s: &dyn Store) {
         pull_subfolders: false,
         subfolders: vec![],
         recreate_subfolders: false,
+        links: Default::default(),
+        link_expiry_days: None,
+        folder_links: false,
     })
     .await
     .unwrap();
@@ -730,6 +733,9 @@ pub async fn connection_writes_queue_their_work(s: &dyn Store) {
         pull_subfolders: false,
         subfolders: vec![],
         recreate_subfolders: false,
+        links: Default::default(),
+        link_expiry_days: None,
+        folder_links: false,
     })
     .await
     .unwrap();
@@ -858,11 +864,132 @@ pub async fn webhook_events_follow_their_changes(s: &dyn Store) {
     assert!(s.delete_webhook(id).await.unwrap());
 }
 
+/// Contract: see the function's name.
+pub async fn links_are_wanted_until_made_retried_when_due_renewed_when_expired(s: &dyn Store) {
+    use crate::LinkResult;
+    let record = s
+        .upsert_record(&input("1", json!({})))
+        .await
+        .unwrap()
+        .value
+        .id;
+    let binding_id = s
+        .save_binding(&binding(record, "r", "/Orders/1"))
+        .await
+        .unwrap();
+    let synced = |rel: &str, id: &str| SyncRow {
+        id: 0,
+        record_id: record,
+        binding_id: Some(binding_id),
+        rule_name: "r".into(),
+        connection: "c".into(),
+        attachment_id: None,
+        rel_display: Some(rel.into()),
+        rel_lower: Some(rel.to_lowercase()),
+        dropbox_id: Some(id.into()),
+        rev: Some("0123456789".into()),
+        content_hash: Some("h".into()),
+        state: SyncState::Synced,
+        last_error: None,
+        updated_at: 0,
+    };
+    s.save_sync_row(&synced("a.pdf", "id:a")).await.unwrap();
+    s.save_sync_row(&synced("b.pdf", "id:b")).await.unwrap();
+    let items = |t: &[crate::LinkTarget]| t.iter().map(|t| t.item.clone()).collect::<Vec<_>>();
+    let wanted = s.links_wanted("c", "r", true, 1000, 10).await.unwrap();
+    assert_eq!(
+        items(&wanted),
+        ["id:a", "id:b", &format!("binding:{binding_id}")]
+    );
+    assert_eq!(wanted[0].path(), "/Orders/1/a.pdf");
+    assert_eq!(wanted[2].path(), "/Orders/1");
+    assert!(
+        s.links_wanted("x", "r", true, 1000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.links_wanted("c", "r", false, 1000, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let made = |expires_at| LinkResult::Made {
+        url: "https://link/a".into(),
+        audience: Some("public".into()),
+        expires_at,
+        duration_ms: 1,
+    };
+    s.save_link(&wanted[0], &made(Some(5000))).await.unwrap();
+    s.save_link(
+        &wanted[1],
+        &LinkResult::Failed {
+            error: "refused".into(),
+            retry_at_ms: 2000,
+            duration_ms: 1,
+        },
+    )
+    .await
+    .unwrap();
+    s.save_link(&wanted[2], &made(None)).await.unwrap();
+    assert!(
+        s.links_wanted("c", "r", true, 1000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = s.links_wanted("c", "r", true, 2000, 10).await.unwrap();
+    assert_eq!(items(&due), ["id:b"], "a failed try comes back when due");
+    assert_eq!(due[0].attempts, 1);
+    let expired = s.links_wanted("c", "r", true, 5000, 10).await.unwrap();
+    assert_eq!(
+        items(&expired),
+        ["id:a", "id:b"],
+        "an expired link is made again"
+    );
+
+    let links = s.record_links(record).await.unwrap();
+    assert_eq!(links.len(), 3);
+    let a = links.iter().find(|l| l.item == "id:a").unwrap();
+    assert_eq!(a.url.as_deref(), Some("https://link/a"));
+    let b = links.iter().find(|l| l.item == "id:b").unwrap();
+    assert_eq!(
+        (b.url.as_deref(), b.error.as_deref()),
+        (None, Some("refused"))
+    );
+    let log = s
+        .log_entries(&crate::LogFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(log.iter().filter(|l| l.entry.action == "link").count(), 3);
+
+    // A file that left Dropbox takes its link with it.
+    let rows = s.sync_rows(record).await.unwrap();
+    let a_row = rows
+        .iter()
+        .find(|r| r.dropbox_id.as_deref() == Some("id:a"))
+        .unwrap();
+    s.delete_sync_row(a_row.id).await.unwrap();
+    assert_eq!(s.prune_links("c").await.unwrap(), 1);
+    assert_eq!(s.record_links(record).await.unwrap().len(), 2);
+}
+
 /// Expands to one `#[tokio::test]` per contract function, each on a fresh store from
 /// `$make` (an async expression yielding `(guard, store)`; the guard lives as long as the test).
 #[macro_export]
 macro_rules! store_contract_tests {
     ($make:expr) => {
+        #[tokio::test]
+        async fn links_are_wanted_until_made_retried_when_due_renewed_when_expired() {
+            let (_guard, store) = $make.await;
+            $crate::contract::links_are_wanted_until_made_retried_when_due_renewed_when_expired(&store).await;
+        }
         #[tokio::test]
         async fn webhook_events_follow_their_changes() {
             let (_guard, store) = $make.await;

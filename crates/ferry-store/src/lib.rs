@@ -14,6 +14,7 @@ pub mod bulk;
 #[cfg(test)]
 mod contract;
 mod error;
+mod links;
 mod migrations;
 mod secrets;
 mod sqlite;
@@ -340,6 +341,30 @@ pub trait WebhookStore: Send + Sync + 'static {
     async fn prune_webhook_deliveries(&self, before_ms: i64) -> StoreResult<u64>;
 }
 
+/// Shared links of synced files and record folders (made after the commit, by the link
+/// maker, never on the sync path).
+#[async_trait]
+pub trait LinkStore: Send + Sync + 'static {
+    /// Up to `limit` synced files of `rule` (on `connection`) whose link is missing, due for
+    /// another try at `now_ms`, or expired; and, with `folders`, the rule's record folders
+    /// likewise.
+    async fn links_wanted(
+        &self,
+        connection: &str,
+        rule: &str,
+        folders: bool,
+        now_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<LinkTarget>>;
+    /// Records a link (or a failed try, due again at `retry_at_ms`) and logs it, in one
+    /// transaction that also writes its webhook event.
+    async fn save_link(&self, target: &LinkTarget, result: &LinkResult) -> StoreResult<()>;
+    /// The links of a record's files and folders.
+    async fn record_links(&self, record_id: RecordId) -> StoreResult<Vec<StoredLink>>;
+    /// Forgets links of items Ferry no longer syncs on `connection`; returns how many.
+    async fn prune_links(&self, connection: &str) -> StoreResult<u64>;
+}
+
 /// The database as a whole: consistent copies and their check (backups).
 #[async_trait]
 pub trait MaintenanceStore: Send + Sync + 'static {
@@ -364,6 +389,7 @@ pub trait Store:
     + LogStore
     + MaintenanceStore
     + WebhookStore
+    + LinkStore
 {
 }
 
@@ -376,13 +402,14 @@ impl<T> Store for T where
         + LogStore
         + MaintenanceStore
         + WebhookStore
+        + LinkStore
 {
 }
 
 /// The store traits, for `use ferry_store::prelude::*`.
 pub mod prelude {
     pub use super::{
-        ConnectionStore, LogStore, MaintenanceStore, QueueStore, RecordStore, RuleStore, Store,
-        SyncStateStore, WebhookStore,
+        ConnectionStore, LinkStore, LogStore, MaintenanceStore, QueueStore, RecordStore, RuleStore,
+        Store, SyncStateStore, WebhookStore,
     };
 }

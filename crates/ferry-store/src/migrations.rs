@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhooks",
         include_str!("../migrations/0005_webhooks.sql"),
     ),
+    (
+        6,
+        "shared_links",
+        include_str!("../migrations/0006_shared_links.sql"),
+    ),
 ];
 
 #[derive(Debug)]

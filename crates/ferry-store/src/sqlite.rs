@@ -21,10 +21,10 @@ use std::time::Duration;
 /// A [`Store`] on one SQLite database file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
@@ -54,7 +54,7 @@ impl SqliteStore {
     /// A write transaction that takes the write lock up front. A deferred transaction that
     /// reads first and writes later gets SQLITE_BUSY at once (no busy wait) when another
     /// connection wrote in between.
-    async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    pub(crate) async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
@@ -1994,7 +1994,7 @@ async fn insert_log(conn: &mut sqlx::SqliteConnection, e: &LogEntry) -> StoreRes
 
 /// [`insert_log`] when the caller already knows whether any webhook subscription exists (one
 /// look per transaction, not per entry).
-async fn insert_log_with(
+pub(crate) async fn insert_log_with(
     conn: &mut sqlx::SqliteConnection,
     e: &LogEntry,
     subscribed: bool,

@@ -474,3 +474,74 @@ pub struct DeliveryView {
     /// When it was delivered (ms).
     pub delivered_at: Option<i64>,
 }
+
+/// A file or record folder that wants a shared link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkTarget {
+    /// The connection.
+    pub connection: String,
+    /// A file's Dropbox id, or `binding:<id>` for a record folder.
+    pub item: String,
+    /// The record.
+    pub record_id: RecordId,
+    /// Its binding.
+    pub binding_id: i64,
+    /// The record folder in Dropbox.
+    pub folder: String,
+    /// The file's path inside it (`None`: the folder itself).
+    pub rel: Option<String>,
+    /// Failed tries so far.
+    pub attempts: u32,
+}
+
+impl LinkTarget {
+    /// The item's path in Dropbox.
+    pub fn path(&self) -> String {
+        match &self.rel {
+            Some(rel) => format!("{}/{rel}", self.folder.trim_end_matches('/')),
+            None => self.folder.clone(),
+        }
+    }
+}
+
+/// What making a link gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkResult {
+    /// The link.
+    Made {
+        /// The link.
+        url: String,
+        /// Who it lets in, as Dropbox resolved it.
+        audience: Option<String>,
+        /// When it stops working, ms since the epoch.
+        expires_at: Option<i64>,
+        /// How long the call took.
+        duration_ms: u64,
+    },
+    /// Dropbox refused or failed; try again at `retry_at_ms`.
+    Failed {
+        /// Why.
+        error: String,
+        /// When to try again.
+        retry_at_ms: i64,
+        /// How long the call took.
+        duration_ms: u64,
+    },
+}
+
+/// A link as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct StoredLink {
+    /// The connection.
+    pub connection: String,
+    /// A file's Dropbox id, or `binding:<id>` for a record folder.
+    pub item: String,
+    /// The link, once made.
+    pub url: Option<String>,
+    /// Who it lets in (`public`, `team`…), as Dropbox resolved it.
+    pub audience: Option<String>,
+    /// When it stops working, ms since the epoch.
+    pub expires_at: Option<i64>,
+    /// Why the last try failed.
+    pub error: Option<String>,
+}

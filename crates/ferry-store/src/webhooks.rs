@@ -20,6 +20,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "connection.reconnected",
     "backup.completed",
     "backup.failed",
+    "link.created",
+    "link.failed",
 ];
 
 /// The event a sync log entry is, if any.
@@ -29,6 +31,8 @@ pub(crate) fn event_for_log(action: &str, outcome: &str) -> Option<&'static str>
         ("backup", _) => "backup.failed",
         ("needs_reconnect", _) => "connection.needs_reconnect",
         ("pause", _) => "brake.paused",
+        // Written by `save_link` itself, with the link.
+        ("link", _) => return None,
         (_, "failed") => "file.failed",
         ("upload", "ok") => "file.synced",
         ("import" | "reverse_import", "ok") => "file.imported",

@@ -57,6 +57,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("backup_keep", Kind::Integer),
     ("backup_max_age_days", Kind::Integer),
     ("webhooks_allow_internal", Kind::Switch),
+    ("links_per_second", Kind::Integer),
 ];
 
 /// Keys whose values are secrets: never printed.
@@ -139,6 +140,8 @@ pub struct Config {
     pub backup_max_age_days: u64,
     /// Let webhooks go to loopback, private and link-local addresses (off: public ones only).
     pub webhooks_allow_internal: bool,
+    /// Shared links asked of Dropbox per second at most (1–100).
+    pub links_per_second: u32,
 }
 
 impl Default for Config {
@@ -177,6 +180,7 @@ impl Default for Config {
             backup_keep: 7,
             backup_max_age_days: 0,
             webhooks_allow_internal: false,
+            links_per_second: 10,
         }
     }
 }
@@ -231,6 +235,7 @@ impl Config {
             heartbeat: Duration::from_secs(self.heartbeat_secs),
             client_attempts: self.client_attempts,
             webhooks_allow_internal: self.webhooks_allow_internal,
+            links_per_second: self.links_per_second,
             ..ferry_engine::EngineConfig::default()
         }
     }
@@ -399,6 +404,12 @@ impl Config {
             bail!(
                 "longpoll_secs must be between 30 and 480 (Dropbox's range), not {}",
                 self.longpoll_secs
+            );
+        }
+        if !(1..=100).contains(&self.links_per_second) {
+            bail!(
+                "links_per_second must be between 1 and 100, not {}",
+                self.links_per_second
             );
         }
         if !(1..=64).contains(&self.upload_concurrency) {

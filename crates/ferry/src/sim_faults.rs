@@ -80,6 +80,45 @@ impl FaultyStore {
 }
 
 #[async_trait]
+impl LinkStore for FaultyStore {
+    async fn links_wanted(
+        &self,
+        connection: &str,
+        rule: &str,
+        folders: bool,
+        now_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<ferry_store::LinkTarget>> {
+        self.fault("links_wanted")?;
+        self.inner
+            .links_wanted(connection, rule, folders, now_ms, limit)
+            .await
+    }
+
+    async fn save_link(
+        &self,
+        target: &ferry_store::LinkTarget,
+        result: &ferry_store::LinkResult,
+    ) -> StoreResult<()> {
+        self.fault("save_link")?;
+        self.inner.save_link(target, result).await
+    }
+
+    async fn record_links(
+        &self,
+        record_id: ferry_core::model::RecordId,
+    ) -> StoreResult<Vec<ferry_store::StoredLink>> {
+        self.fault("record_links")?;
+        self.inner.record_links(record_id).await
+    }
+
+    async fn prune_links(&self, connection: &str) -> StoreResult<u64> {
+        self.fault("prune_links")?;
+        self.inner.prune_links(connection).await
+    }
+}
+
+#[async_trait]
 impl WebhookStore for FaultyStore {
     async fn put_webhook(&self, webhook: &ferry_store::StoredWebhook) -> StoreResult<i64> {
         self.fault("put_webhook")?;

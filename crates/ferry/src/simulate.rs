@@ -108,6 +108,9 @@ fn sim_rule(direction: Direction, prefix: &str) -> ferry_core::rules::RuleSpec {
         pull_subfolders: false,
         subfolders: vec![],
         recreate_subfolders: false,
+        links: Default::default(),
+        link_expiry_days: None,
+        folder_links: false,
     }
 }
 

@@ -203,3 +203,54 @@ async fn select_user_and_path_root() {
         .json();
     assert_eq!(carol_me["root_info"][".tag"], "user");
 }
+
+/// Team members may make team-only and expiring links; asking an existing link for other
+/// settings answers `shared_link_already_exists` without its metadata, as Dropbox does.
+#[tokio::test]
+async fn team_members_make_team_links_that_expire() {
+    let h = team_harness().await;
+    h.upload("/share/doc.txt", b"doc").await;
+    let past = h
+        .rpc(
+            "sharing/create_shared_link_with_settings",
+            json!({"path": "/share/doc.txt", "settings": {"expires": "2001-01-01T00:00:00Z"}}),
+        )
+        .await;
+    assert_eq!(
+        past.route_error(),
+        json!({".tag": "settings_error", "settings_error": {".tag": "invalid_settings"}})
+    );
+    let created = h
+        .rpc(
+            "sharing/create_shared_link_with_settings",
+            json!({"path": "/Share/doc.txt", "settings": {"audience": {".tag": "team"}, "expires": "2999-01-01T00:00:00Z"}}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+    let link = created.json();
+    assert_eq!(link["expires"], "2999-01-01T00:00:00Z");
+    assert_eq!(
+        link["link_permissions"]["effective_audience"],
+        json!({".tag": "team"})
+    );
+    let other = h
+        .rpc(
+            "sharing/create_shared_link_with_settings",
+            json!({"path": "/share/doc.txt", "settings": {"audience": {".tag": "public"}}}),
+        )
+        .await;
+    assert_eq!(
+        other.route_error(),
+        json!({".tag": "shared_link_already_exists"})
+    );
+    let same = h
+        .rpc(
+            "sharing/create_shared_link_with_settings",
+            json!({"path": "/share/doc.txt", "settings": {"audience": {".tag": "team"}, "expires": "2999-01-01T00:00:00Z"}}),
+        )
+        .await;
+    assert_eq!(
+        same.route_error()["shared_link_already_exists"]["metadata"]["url"],
+        link["url"]
+    );
+}

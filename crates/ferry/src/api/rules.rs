@@ -42,6 +42,16 @@ pub struct RuleBody {
     /// Make missing subfolders again on every pass (default: a deleted one stays deleted).
     #[serde(default)]
     recreate_subfolders: bool,
+    /// Shared links for synced files: `off` (default), `public` or `team`.
+    #[serde(default)]
+    links: ferry_core::rules::LinkMode,
+    /// Links expire this many days after they are made (1–3650; paid accounts only).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 3650)]
+    link_expiry_days: Option<u32>,
+    /// Also a link per record folder.
+    #[serde(default)]
+    folder_links: bool,
 }
 
 impl RuleBody {
@@ -58,6 +68,9 @@ impl RuleBody {
             pull_subfolders: self.pull_subfolders,
             subfolders: self.subfolders,
             recreate_subfolders: self.recreate_subfolders,
+            links: self.links,
+            link_expiry_days: self.link_expiry_days,
+            folder_links: self.folder_links,
         }
     }
 }

@@ -15,6 +15,7 @@ mod no_loss;
 mod oauth_refresh;
 mod openapi;
 mod resume;
+mod shared_links;
 mod simulation;
 mod support;
 mod two_way;

@@ -419,6 +419,9 @@ async fn giving_up_is_by_time_and_never_for_waits() {
                 pull_subfolders: false,
                 subfolders: vec![],
                 recreate_subfolders: false,
+                links: Default::default(),
+                link_expiry_days: None,
+                folder_links: false,
             })
             .await
             .unwrap();

@@ -84,6 +84,9 @@ async fn large_upload_resumes_after_a_crash() {
             pull_subfolders: false,
             subfolders: vec![],
             recreate_subfolders: false,
+            links: Default::default(),
+            link_expiry_days: None,
+            folder_links: false,
         })
         .await
         .unwrap();
