@@ -172,6 +172,17 @@ impl DropboxError {
                     retry_after: Duration::from_secs(retry_after_header),
                 }
             }
+            // Dropbox-API-Path-Root refused (`invalid_root`, `no_permission`).
+            E2::UnexpectedHttpError {
+                code: 422,
+                response,
+            } => {
+                let tag = serde_json::from_str::<serde_json::Value>(&response)
+                    .ok()
+                    .and_then(|v| v["error"][".tag"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "refused".into());
+                DropboxError::BadRequest(format!("path root {tag}"))
+            }
             E2::UnexpectedHttpError { code, response } if code >= 500 => {
                 DropboxError::Server(format!("HTTP {code}: {response}"))
             }

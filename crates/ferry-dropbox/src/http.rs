@@ -230,12 +230,20 @@ impl HttpClient for FerryHttpClient {
         }
     }
 
+    // Long-poll carries neither: it is unauthenticated, and its cursor already names the
+    // namespace.
     fn path_root(&self) -> Option<&str> {
-        self.transport.path_root.as_deref()
+        self.transport
+            .path_root
+            .as_deref()
+            .filter(|_| self.authenticated)
     }
 
     fn team_select(&self) -> Option<&dropbox_sdk::async_client_trait::TeamSelect> {
-        self.transport.team_select.as_ref()
+        self.transport
+            .team_select
+            .as_ref()
+            .filter(|_| self.authenticated)
     }
 
     fn token(&self) -> Option<Arc<String>> {

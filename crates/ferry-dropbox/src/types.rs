@@ -136,6 +136,24 @@ pub enum PathRoot {
 }
 
 impl PathRoot {
+    /// As stored: `root:<id>` or `namespace:<id>`; `None` for home.
+    pub fn to_stored(&self) -> Option<String> {
+        match self {
+            PathRoot::Home => None,
+            PathRoot::Root(ns) => Some(format!("root:{ns}")),
+            PathRoot::Namespace(ns) => Some(format!("namespace:{ns}")),
+        }
+    }
+
+    /// Reads what [`PathRoot::to_stored`] wrote (`None` for anything else).
+    pub fn from_stored(text: &str) -> Option<PathRoot> {
+        match text.split_once(':') {
+            Some(("root", ns)) => Some(PathRoot::Root(ns.to_owned())),
+            Some(("namespace", ns)) => Some(PathRoot::Namespace(ns.to_owned())),
+            _ => None,
+        }
+    }
+
     /// The header value: the serialised `common.PathRoot` union.
     pub fn header(&self) -> String {
         match self {

@@ -27,6 +27,57 @@ pub struct ConnectionInput {
     pub root: String,
     /// Dropbox hosts (the real ones, or an emulator).
     pub endpoints: Endpoints,
+    /// For a team token: the member Ferry acts as (`dbmid:…`).
+    pub select_user: Option<String>,
+    /// Where the root folder is: the member's home (default) or the team space.
+    pub path_root: PathRootChoice,
+}
+
+/// Where a connection's paths start, as an admin chooses it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PathRootChoice {
+    /// The account's (or team member's) own folder.
+    #[default]
+    Home,
+    /// The team space: everything the member sees from the team's root namespace (team
+    /// folders included).
+    Team,
+    /// One namespace by id (a team folder or a shared folder the account can reach).
+    Namespace(String),
+}
+
+impl PathRootChoice {
+    /// Reads `home`, `team` or a namespace id (digits).
+    pub fn parse(text: &str) -> Result<Self, EngineError> {
+        match text {
+            "" | "home" => Ok(PathRootChoice::Home),
+            "team" => Ok(PathRootChoice::Team),
+            ns if !ns.is_empty() && ns.len() <= 20 && ns.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok(PathRootChoice::Namespace(ns.to_owned()))
+            }
+            other => Err(EngineError::Invalid(format!(
+                "path_root must be \"home\", \"team\" or a namespace id (digits), not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Checks a `select_user` value's shape (`dbmid:` and a short id).
+fn validate_select_user(id: &str) -> Result<(), EngineError> {
+    let ok = id.strip_prefix("dbmid:").is_some_and(|rest| {
+        !rest.is_empty()
+            && rest.len() <= 128
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::Invalid(format!(
+            "select_user must be a team member id such as \"dbmid:AAB…\", not {id:?}"
+        )))
+    }
 }
 
 pub(crate) struct Connections {
@@ -101,8 +152,13 @@ impl Connections {
             }),
             _ => Credentials::Token(self.cipher.decrypt(&stored.token_ciphertext)?),
         };
+        let path_root = stored
+            .path_root
+            .as_deref()
+            .and_then(ferry_dropbox::PathRoot::from_stored);
         let mut client = build_client(endpoints, &credentials)
             .await?
+            .acting_as(stored.select_user.as_deref(), path_root.as_ref())
             .with_chunk_size(self.chunk_size)
             .with_max_attempts(self.attempts)
             .with_observer(Arc::clone(&self.observer));
@@ -172,15 +228,30 @@ impl Engine {
         }
         validate_root(&input.root)?;
         allowed(&input.endpoints, self.connections.custom_hosts)?;
-        let client = build_client(input.endpoints.clone(), &input.credentials)
+        if let Some(id) = &input.select_user {
+            validate_select_user(id)?;
+        }
+        let base = build_client(input.endpoints.clone(), &input.credentials)
             .await?
             .with_observer(Arc::clone(&self.connections.observer));
-        let account = client.current_account().await.map_err(|e| match e {
+        let member = input.select_user.as_deref();
+        let account = base
+            .clone()
+            .acting_as(member, None)
+            .current_account()
+            .await
+            .map_err(|e| match e {
             // Dropbox's 400 for a token that is not one account's: say so in our words.
             DropboxError::BadRequest(detail) if detail.contains("Dropbox Business team") => {
                 EngineError::Invalid(
-                    "this is a team token, and a connection acts as one account: give a team member's token (choosing a member of a team comes with the admin console)".into(),
+                    "this is a team token: say which team member Ferry acts as with select_user (a member id, dbmid:…, from the team's member list)".into(),
                 )
+            }
+            DropboxError::Auth(detail) if member.is_some() && detail.contains("Select-User") => {
+                EngineError::Invalid(format!(
+                    "Dropbox says team member {:?} (select_user) is not on this token's team",
+                    member.unwrap_or_default()
+                ))
             }
             DropboxError::BadRequest(detail) => {
                 tracing::warn!(%detail, "Dropbox refused the account check");
@@ -190,6 +261,30 @@ impl Engine {
             }
             other => other.into(),
         })?;
+        if let Some(id) = member
+            && account.team_member_id.as_deref() != Some(id)
+        {
+            return Err(EngineError::Invalid(
+                "select_user is for team tokens, and this token is one account's: leave it out"
+                    .into(),
+            ));
+        }
+        let path_root = match &input.path_root {
+            PathRootChoice::Home => ferry_dropbox::PathRoot::Home,
+            PathRootChoice::Team
+                if account.root_namespace_id.is_empty()
+                    || account.root_namespace_id == account.home_namespace_id =>
+            {
+                return Err(EngineError::Invalid(
+                    "this account has no team space (its root is its own folder): use path_root \"home\"".into(),
+                ));
+            }
+            PathRootChoice::Team => {
+                ferry_dropbox::PathRoot::Root(account.root_namespace_id.clone())
+            }
+            PathRootChoice::Namespace(ns) => ferry_dropbox::PathRoot::Namespace(ns.clone()),
+        };
+        let client = base.acting_as(member, Some(&path_root));
         crate::watcher::ensure_folder(&client, &input.root)
             .await
             .map_err(|e| {
@@ -197,6 +292,12 @@ impl Engine {
                     DropboxError::Conflict(_) => "a file, not a folder, is at that path",
                     DropboxError::BadPath(_) => "Dropbox does not accept that folder name",
                     DropboxError::InsufficientSpace => "the Dropbox account is full",
+                    DropboxError::BadRequest(d) if d.starts_with("path root") => {
+                        return EngineError::Invalid(format!(
+                            "Dropbox refused path_root ({}): the account cannot reach that namespace",
+                            d.trim_start_matches("path root ")
+                        ));
+                    }
                     _ => return EngineError::Dropbox(e),
                 };
                 EngineError::Invalid(format!(
@@ -231,6 +332,8 @@ impl Engine {
             },
             needs_reconnect: None,
             disconnecting: false,
+            select_user: input.select_user.clone(),
+            path_root: path_root.to_stored(),
         };
         let existed = self.store.connection(&input.name).await?.is_some();
         // A new account or root: its change feed starts from now, and its rules' records are

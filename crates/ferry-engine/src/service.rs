@@ -652,6 +652,8 @@ impl Engine {
                     content_url: c.content_url,
                     needs_reconnect: c.needs_reconnect,
                     disconnecting: c.disconnecting,
+                    select_user: c.select_user,
+                    path_root: c.path_root.unwrap_or_else(|| "home".into()),
                 })
                 .collect(),
         })

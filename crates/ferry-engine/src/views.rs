@@ -344,6 +344,11 @@ pub struct ConnectionView {
     pub needs_reconnect: Option<String>,
     /// Being disconnected (reverse sync running).
     pub disconnecting: bool,
+    /// The team member a team token acts as.
+    pub select_user: Option<String>,
+    /// Where `root` is: `home`, or the namespace (`root:<id>` for the team space,
+    /// `namespace:<id>`).
+    pub path_root: String,
 }
 
 /// All connections.

@@ -707,7 +707,25 @@ pub async fn connection_writes_queue_their_work(s: &dyn Store) {
         app_secret_ciphertext: None,
         needs_reconnect: None,
         disconnecting: false,
+        select_user: None,
+        path_root: None,
     };
+    // A team connection keeps the member it acts as and where its paths start.
+    s.put_connection(&crate::StoredConnection {
+        select_user: Some("dbmid:m".into()),
+        path_root: Some("root:42".into()),
+        ..connection("team")
+    })
+    .await
+    .unwrap();
+    let team = s.connection("team").await.unwrap().unwrap();
+    assert_eq!(
+        (team.select_user.as_deref(), team.path_root.as_deref()),
+        (Some("dbmid:m"), Some("root:42"))
+    );
+    s.put_connection(&connection("team")).await.unwrap();
+    let team = s.connection("team").await.unwrap().unwrap();
+    assert_eq!((team.select_user, team.path_root), (None, None));
     let r = s
         .upsert_record(&input("C1", json!({})))
         .await

@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "shared_links",
         include_str!("../migrations/0006_shared_links.sql"),
     ),
+    (
+        7,
+        "team_context",
+        include_str!("../migrations/0007_team_context.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -318,6 +318,8 @@ fn connection_from_row(row: &SqliteRow) -> StoreResult<StoredConnection> {
         app_secret_ciphertext: row.try_get("app_secret_ciphertext")?,
         needs_reconnect: row.try_get("needs_reconnect")?,
         disconnecting: row.try_get::<i64, _>("disconnecting")? != 0,
+        select_user: row.try_get("select_user")?,
+        path_root: row.try_get("path_root")?,
     })
 }
 
@@ -868,14 +870,16 @@ impl ConnectionStore for SqliteStore {
         }
         sqlx::query(
             "INSERT INTO connections (name, api_url, content_url, notify_url, root, token_ciphertext, \
-             refresh_ciphertext, app_key, app_secret_ciphertext, needs_reconnect, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET \
+             refresh_ciphertext, app_key, app_secret_ciphertext, needs_reconnect, updated_at, \
+             select_user, path_root) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET \
              api_url = excluded.api_url, content_url = excluded.content_url, notify_url = excluded.notify_url, \
              root = excluded.root, token_ciphertext = excluded.token_ciphertext, \
              refresh_ciphertext = excluded.refresh_ciphertext, app_key = excluded.app_key, \
              app_secret_ciphertext = excluded.app_secret_ciphertext, \
              needs_reconnect = excluded.needs_reconnect, disconnecting = 0, cursor = NULL, \
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at, select_user = excluded.select_user, \
+             path_root = excluded.path_root",
         )
         .bind(&c.name)
         .bind(&c.api_url)
@@ -888,6 +892,8 @@ impl ConnectionStore for SqliteStore {
         .bind(&c.app_secret_ciphertext)
         .bind(&c.needs_reconnect)
         .bind(now_ms())
+        .bind(&c.select_user)
+        .bind(&c.path_root)
         .execute(&mut *tx)
         .await?;
         // Its rules' records have a new target: all of them get a pass.

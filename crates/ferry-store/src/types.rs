@@ -74,6 +74,11 @@ pub struct StoredConnection {
     pub needs_reconnect: Option<String>,
     /// Being disconnected (reverse sync in progress).
     pub disconnecting: bool,
+    /// For a team token: the member it acts as (`dbmid:…`, `Dropbox-API-Select-User`).
+    pub select_user: Option<String>,
+    /// Where paths start: `root:<namespace id>` (the team space), `namespace:<id>`, or
+    /// `None` for the account's home.
+    pub path_root: Option<String>,
 }
 
 /// Where a file stands.

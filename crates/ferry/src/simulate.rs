@@ -273,6 +273,8 @@ impl Sim {
                 }),
                 root: ROOT.into(),
                 endpoints: Endpoints::single(&emulator.base_url())?,
+                select_user: None,
+                path_root: Default::default(),
             })
             .await?;
         let direction = match rng.gen_range(0..3) {

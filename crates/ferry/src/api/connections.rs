@@ -11,7 +11,7 @@ use ferry_dropbox::Refresh;
 use ferry_engine::views::{
     AccountView, ConfirmedRecords, ConnectionList, ConnectionSaved, Disconnecting,
 };
-use ferry_engine::{ConnectionInput, Credentials};
+use ferry_engine::{ConnectionInput, Credentials, PathRootChoice};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -37,6 +37,13 @@ pub struct ConnectionBody {
     /// One base URL for all Dropbox hosts (the emulator); default: the real Dropbox.
     #[serde(default)]
     base_url: Option<String>,
+    /// With a team token: the team member Ferry acts as (`dbmid:…`).
+    #[serde(default)]
+    select_user: Option<String>,
+    /// Where `root` is: `home` (default: the account's or member's own folder), `team` (the
+    /// team space) or a namespace id.
+    #[serde(default)]
+    path_root: Option<String>,
 }
 
 /// `PUT /v1/connections/{name}`: checks the token against Dropbox, stores it encrypted.
@@ -89,6 +96,8 @@ pub async fn put(
             credentials,
             root: body.root.clone(),
             endpoints,
+            select_user: nonempty(&body.select_user),
+            path_root: PathRootChoice::parse(body.path_root.as_deref().unwrap_or("home").trim())?,
         })
         .await?;
     Ok(Json(ConnectionSaved {

@@ -18,5 +18,6 @@ mod resume;
 mod shared_links;
 mod simulation;
 mod support;
+mod team_spaces;
 mod two_way;
 mod webhooks;

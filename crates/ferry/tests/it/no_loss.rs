@@ -403,6 +403,8 @@ async fn giving_up_is_by_time_and_never_for_waits() {
                 app_secret_ciphertext: None,
                 needs_reconnect: None,
                 disconnecting: false,
+                select_user: None,
+                path_root: None,
             })
             .await
             .unwrap();

@@ -68,6 +68,8 @@ async fn large_upload_resumes_after_a_crash() {
             credentials: ferry_engine::Credentials::Token(Secret::new(emu.emulator.token())),
             root: "/Ferry".into(),
             endpoints: Endpoints::single(&emu.emulator.base_url()).unwrap(),
+            select_user: None,
+            path_root: Default::default(),
         })
         .await
         .unwrap();
