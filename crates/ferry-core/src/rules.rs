@@ -18,6 +18,11 @@ pub const DEFAULT_FILE_PATH: &str = "{{ attachment.name }}";
 pub struct RuleSpec {
     /// Unique rule name.
     pub name: String,
+    /// Where the rule stands among the rules (lower first; ties by name): rules are listed
+    /// and evaluated in this order, and when two rules would put one record in the same
+    /// folder, the first claims it. Default 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub order: i32,
     /// The record kind the rule applies to.
     pub record_kind: String,
     /// The Dropbox connection the files go to.
@@ -62,6 +67,17 @@ pub struct RuleSpec {
     /// Also a link per record folder.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub folder_links: bool,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+impl RuleSpec {
+    /// The key rules are ordered by: `order`, then name.
+    pub fn sort_key(&self) -> (i32, &str) {
+        (self.order, self.name.as_str())
+    }
 }
 
 /// Whether and for whom a rule makes shared links.
@@ -648,6 +664,7 @@ mod tests {
             links: Default::default(),
             link_expiry_days: None,
             folder_links: false,
+            order: 0,
         })
         .unwrap()
     }
@@ -730,6 +747,7 @@ mod tests {
             links: Default::default(),
             link_expiry_days: None,
             folder_links: false,
+            order: 0,
         })
         .unwrap();
         let order = record("order", "7", json!({}));
@@ -777,6 +795,7 @@ mod hostile_tests {
             links: Default::default(),
             link_expiry_days: None,
             folder_links: false,
+            order: 0,
         }
     }
 

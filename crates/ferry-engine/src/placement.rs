@@ -21,6 +21,9 @@ pub(crate) struct RulePlacement {
     /// Sanitised folder components under the connection root.
     pub(crate) folder: Vec<String>,
     pub(crate) local: Vec<LocalFile>,
+    /// An earlier rule (in rule order) puts this record in the same folder: that rule claims
+    /// it, and this one makes no binding there (one it already has is kept).
+    pub(crate) claimed_by: Option<String>,
 }
 
 /// A file (or a whole record, `attachment_id: None`) that could not be placed.
@@ -48,6 +51,8 @@ pub(crate) fn place(
     connections: &HashMap<String, String>,
 ) -> Placement {
     let mut out = Placement::default();
+    // The first rule (in rule order) to put the record in a folder claims it.
+    let mut folders: HashMap<(String, String), String> = HashMap::new();
     for rule in rules {
         let spec = rule.spec();
         let fail = |attachment_id: Option<i64>, error: String| Unplaced {
@@ -76,6 +81,16 @@ pub(crate) fn place(
             Err(e) => {
                 out.unplaced.push(fail(None, e.to_string()));
                 continue;
+            }
+        };
+        let claimed_by = match folders.entry((
+            spec.connection.clone(),
+            ferry_core::names::dropbox_lower(&folder.join("/")),
+        )) {
+            std::collections::hash_map::Entry::Occupied(first) => Some(first.get().clone()),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(spec.name.clone());
+                None
             }
         };
         let mut local = Vec::new();
@@ -127,6 +142,7 @@ pub(crate) fn place(
             recreate_subfolders: spec.recreate_subfolders,
             folder,
             local,
+            claimed_by,
         });
     }
     out

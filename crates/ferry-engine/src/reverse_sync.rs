@@ -40,6 +40,7 @@ impl Engine {
             recreate_subfolders: false,
             folder: Vec::new(),
             local: Vec::new(),
+            claimed_by: None,
         };
         let others = self
             .store

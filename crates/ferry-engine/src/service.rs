@@ -521,11 +521,23 @@ impl Engine {
                 o.rule
             )));
         }
+        let rules = self.store.rules().await?;
+        let order_of = |name: &str| {
+            rules
+                .iter()
+                .find(|r| r.name == name)
+                .map_or((0, name.to_owned()), |r| (r.order, r.name.clone()))
+        };
         Ok(overlaps
             .iter()
             .map(|o| {
+                let (first, second) = if (spec.order, spec.name.clone()) < order_of(&o.rule) {
+                    (spec.name.as_str(), o.rule.as_str())
+                } else {
+                    (o.rule.as_str(), spec.name.as_str())
+                };
                 format!(
-                    "rule {:?} places {} in the same folder {:?}; a file both select is synced by whichever rule placed it first",
+                    "rule {:?} places {} in the same folder {:?}; rule {first:?} comes first (order, then name) and claims the folder, so rule {second:?} places nothing there (a folder it already has keeps its files)",
                     o.rule,
                     o.record.as_deref().unwrap_or("every record"),
                     o.folder

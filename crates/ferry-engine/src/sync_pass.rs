@@ -200,6 +200,13 @@ impl Engine {
         for name in names {
             let placed: Option<&RulePlacement> = placement.rules.iter().find(|p| p.rule == name);
             let binding = bindings.iter().find(|b| b.rule_name == name).cloned();
+            if let (Some(p), None) = (placed, &binding)
+                && let Some(first) = &p.claimed_by
+            {
+                // An earlier rule claims this folder for the record: no second binding.
+                tracing::debug!(rule = name, claimed_by = %first, "folder claimed by an earlier rule");
+                continue;
+            }
             // Log lines of this binding's work name it (inside the worker's `pass` span).
             let span = tracing::info_span!(
                 "binding",

@@ -332,6 +332,7 @@ pub async fn changes_after_a_pass_date_the_record(s: &dyn Store) {
         links: Default::default(),
         link_expiry_days: None,
         folder_links: false,
+        order: 0,
     })
     .await
     .unwrap();
@@ -754,6 +755,7 @@ pub async fn connection_writes_queue_their_work(s: &dyn Store) {
         links: Default::default(),
         link_expiry_days: None,
         folder_links: false,
+        order: 0,
     })
     .await
     .unwrap();

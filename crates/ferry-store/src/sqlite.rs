@@ -845,9 +845,12 @@ impl RuleStore for SqliteStore {
         let rows: Vec<String> = sqlx::query_scalar("SELECT definition FROM rules ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
+        let mut rules = rows
+            .iter()
             .map(|d| serde_json::from_str(d).map_err(|e| StoreError::Corrupt(format!("rule: {e}"))))
-            .collect()
+            .collect::<StoreResult<Vec<RuleSpec>>>()?;
+        rules.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        Ok(rules)
     }
 }
 

@@ -111,6 +111,7 @@ fn sim_rule(direction: Direction, prefix: &str) -> ferry_core::rules::RuleSpec {
         links: Default::default(),
         link_expiry_days: None,
         folder_links: false,
+        order: 0,
     }
 }
 

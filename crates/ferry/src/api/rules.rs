@@ -52,6 +52,10 @@ pub struct RuleBody {
     /// Also a link per record folder.
     #[serde(default)]
     folder_links: bool,
+    /// Place among the rules (lower first, ties by name); the first of two rules that put a
+    /// record in the same folder claims it.
+    #[serde(default)]
+    order: i32,
 }
 
 impl RuleBody {
@@ -71,6 +75,7 @@ impl RuleBody {
             links: self.links,
             link_expiry_days: self.link_expiry_days,
             folder_links: self.folder_links,
+            order: self.order,
         }
     }
 }

@@ -281,7 +281,8 @@ async fn deletions_one_by_one_are_braked_like_one_big_delete() {
 }
 
 /// Two rules rendering one folder: refused when one pulls; accepted with a warning when
-/// both push, and then each file there is tracked by one binding only.
+/// both push. The first rule in order claims a record's folder; two records sharing one
+/// folder still never track one file twice.
 #[tokio::test]
 async fn overlapping_rules_never_track_one_file_twice() {
     let stack = Stack::start().await;
@@ -326,20 +327,36 @@ async fn overlapping_rules_never_track_one_file_twice() {
         .put_json("/v1/rules/two", &rule("jobs/{{ record.fields.n }}", "push"))
         .await
         .unwrap();
-    assert!(
-        saved["warnings"][0].as_str().unwrap().contains("\"one\""),
-        "{saved}"
-    );
+    let warning = saved["warnings"][0].as_str().unwrap();
+    assert!(warning.contains("\"one\" comes first"), "{saved}");
     stack.api.post("/v1/records/project/P4/sync").await.unwrap();
     stack.settle().await;
     let state = stack.api.get("/v1/records/project/P4/sync").await.unwrap();
     let files = state["files"].as_array().unwrap();
     let tracked: Vec<&Value> = files.iter().filter(|f| f["rev"].is_string()).collect();
     assert_eq!(tracked.len(), 1, "one binding tracks a.txt: {state}");
-    let refused = files
+    assert_eq!(state["bindings"].as_array().unwrap().len(), 1, "{state}");
+    assert_eq!(state["bindings"][0]["rule"], "one", "{state}");
+
+    // Another record lands in the same folder with a file of the same name: it is P4's.
+    stack
+        .api
+        .put_json("/v1/records/project/P5", &json!({"fields": {"n": "Quay"}}))
+        .await
+        .unwrap();
+    stack
+        .api
+        .put_bytes("/v1/records/project/P5/attachments/a.txt", b"b".to_vec())
+        .await
+        .unwrap();
+    stack.settle().await;
+    let state = stack.api.get("/v1/records/project/P5/sync").await.unwrap();
+    let refused = state["files"]
+        .as_array()
+        .unwrap()
         .iter()
         .find(|f| f["state"] == "failed")
-        .unwrap_or_else(|| panic!("the second binding reports the overlap: {state}"));
+        .unwrap_or_else(|| panic!("the second record's binding reports the overlap: {state}"));
     assert!(
         refused["last_error"]
             .as_str()
@@ -347,6 +364,31 @@ async fn overlapping_rules_never_track_one_file_twice() {
             .contains("already synced by"),
         "{refused}"
     );
+
+    // Given an earlier order, rule two claims the folders of new records; P4 keeps its.
+    stack
+        .api
+        .put_json(
+            "/v1/rules/two",
+            &json!({"record_kind": "project", "connection": "dropbox",
+                    "folder": "jobs/{{ record.fields.n }}", "order": -1}),
+        )
+        .await
+        .unwrap();
+    stack
+        .api
+        .put_json("/v1/records/project/P6", &json!({"fields": {"n": "Pier"}}))
+        .await
+        .unwrap();
+    stack.settle().await;
+    let rules = stack.api.get("/v1/rules").await.unwrap();
+    assert_eq!(rules["rules"][0]["name"], "two", "listed in order: {rules}");
+    let p6 = stack.api.get("/v1/records/project/P6/sync").await.unwrap();
+    assert_eq!(p6["bindings"][0]["rule"], "two", "{p6}");
+    assert_eq!(p6["bindings"].as_array().unwrap().len(), 1, "{p6}");
+    let p4 = stack.api.get("/v1/records/project/P4/sync").await.unwrap();
+    assert_eq!(p4["bindings"][0]["rule"], "one", "{p4}");
+    assert_eq!(p4["files"][0]["state"], "synced", "{p4}");
 }
 
 /// Fails every Dropbox call of one kind.
@@ -424,6 +466,7 @@ async fn giving_up_is_by_time_and_never_for_waits() {
                 links: Default::default(),
                 link_expiry_days: None,
                 folder_links: false,
+                order: 0,
             })
             .await
             .unwrap();

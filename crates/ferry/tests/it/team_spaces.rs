@@ -75,7 +75,7 @@ async fn a_team_member_in_the_team_space_syncs_and_shares_with_the_team() {
         .put_json(
             "/v1/rules/jobs",
             &json!({"record_kind": "job", "connection": "team", "folder": "{{ record.key }}",
-                    "links": "team", "link_expiry_days": 7}),
+                    "direction": "both", "links": "team", "link_expiry_days": 7}),
         )
         .await
         .unwrap();
@@ -127,14 +127,10 @@ async fn a_team_member_in_the_team_space_syncs_and_shares_with_the_team() {
         .await
         .unwrap();
     stack
-        .api
-        .put_json(
-            "/v1/rules/jobs",
-            &json!({"record_kind": "job", "connection": "team", "folder": "{{ record.key }}",
-                    "direction": "both", "links": "team"}),
-        )
-        .await
-        .unwrap();
+        .eventually("/v1/records/job/J1", |r| {
+            r["attachments"][0]["source"] == "dropbox"
+        })
+        .await;
     stack.settle().await;
     let content = stack
         .api
