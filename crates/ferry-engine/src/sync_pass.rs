@@ -45,6 +45,12 @@ pub struct PassOutcome {
 }
 
 impl PassOutcome {
+    /// Whether the pass changed a file on either side.
+    pub fn changed_anything(&self) -> bool {
+        self.uploaded + self.imported + self.deleted + self.archived + self.preserved + self.renamed
+            > 0
+    }
+
     pub(crate) fn failure(&mut self, e: &DropboxError) {
         self.failed += 1;
         if let DropboxError::Auth(m) = e {

@@ -125,6 +125,9 @@ impl Engine {
             Ok(outcome) if outcome.retryable == 0 => {
                 counted(PassEnd::Ok);
                 tracing::info!(record = task.record_id, ?outcome, "sync pass done");
+                if outcome.failed == 0 && outcome.changed_anything() {
+                    self.log_record_synced(task.record_id, started).await?;
+                }
                 self.store.finish_task(task).await?;
                 return Ok(());
             }
@@ -169,6 +172,39 @@ impl Engine {
         }
         let next = now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
         self.store.retry_task(task, &error, next, dead).await?;
+        Ok(())
+    }
+
+    /// Logs that a pass left all of a record's files in step, once per connection it is
+    /// bound on (the `record.synced` webhook). Written before the task is finished: after a
+    /// crash in between, the rerun changes nothing and says nothing again.
+    async fn log_record_synced(
+        &self,
+        record_id: RecordId,
+        started: std::time::Instant,
+    ) -> Result<(), EngineError> {
+        let bindings = self.store.bindings_for_record(record_id).await?;
+        let mut seen = std::collections::BTreeSet::new();
+        for binding in bindings {
+            if !seen.insert(binding.connection.clone()) {
+                continue;
+            }
+            self.store
+                .log(&ferry_store::LogEntry {
+                    id: 0,
+                    at: 0,
+                    connection: binding.connection,
+                    binding_id: Some(binding.id),
+                    record_id,
+                    path: binding.folder_display,
+                    action: "record_synced".into(),
+                    outcome: "ok".into(),
+                    bytes: 0,
+                    duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    error: None,
+                })
+                .await?;
+        }
         Ok(())
     }
 

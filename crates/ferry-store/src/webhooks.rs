@@ -15,6 +15,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "file.failed",
     "folder.moved",
     "brake.paused",
+    "record.synced",
     "record.dead_lettered",
     "connection.needs_reconnect",
     "connection.reconnected",
@@ -31,6 +32,7 @@ pub(crate) fn event_for_log(action: &str, outcome: &str) -> Option<&'static str>
         ("backup", _) => "backup.failed",
         ("needs_reconnect", _) => "connection.needs_reconnect",
         ("pause", _) => "brake.paused",
+        ("record_synced", _) => "record.synced",
         // Written by `save_link` itself, with the link.
         ("link", _) => return None,
         (_, "failed") => "file.failed",

@@ -17,8 +17,8 @@ struct Seen {
     body: String,
 }
 
-/// A receiver that fails the first request, then accepts.
-async fn receiver() -> (String, Arc<Mutex<Vec<Seen>>>) {
+/// A receiver that fails the first request (with `fail_first`), then accepts.
+async fn receiver_with(fail_first: bool) -> (String, Arc<Mutex<Vec<Seen>>>) {
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let log = Arc::clone(&seen);
     let app = axum::Router::new().route(
@@ -40,7 +40,7 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Seen>>>) {
                     signature: h("webhook-signature"),
                     body,
                 });
-                if log.len() == 1 {
+                if fail_first && log.len() == 1 {
                     axum::http::StatusCode::INTERNAL_SERVER_ERROR
                 } else {
                     axum::http::StatusCode::NO_CONTENT
@@ -52,6 +52,11 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Seen>>>) {
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, seen)
+}
+
+/// A receiver that fails the first request, then accepts.
+async fn receiver() -> (String, Arc<Mutex<Vec<Seen>>>) {
+    receiver_with(true).await
 }
 
 async fn wait_for(seen: &Arc<Mutex<Vec<Seen>>>, n: usize, secs: u64) {
@@ -234,4 +239,94 @@ async fn bad_or_internal_targets_are_refused() {
         stack.api.get("/v1/webhooks").await.unwrap()["webhooks"],
         json!([])
     );
+}
+
+/// `record.synced` says once per pass that changed something that all of a record's files
+/// are in step; a pass with nothing to do says nothing. `link.created` carries each link.
+#[tokio::test]
+async fn record_synced_and_link_created_are_sent() {
+    let (url, seen) = receiver_with(false).await;
+    let stack = Stack::start_with(|c| c.webhooks_allow_internal = true).await;
+    stack
+        .api
+        .post_json(
+            "/v1/webhooks",
+            &json!({"url": url, "events": ["record.synced", "link.created"]}),
+        )
+        .await
+        .unwrap();
+    stack
+        .api
+        .put_json(
+            "/v1/rules/orders",
+            &json!({"record_kind": "order", "connection": "dropbox",
+                    "folder": "Orders/{{ record.key }}", "links": "public"}),
+        )
+        .await
+        .unwrap();
+    stack.record_with("order", "9", &["a.pdf", "b.pdf"]).await;
+    stack.settle().await;
+    // One record.synced (the passes may be one or two, as the files arrive) and two links.
+    let types = || -> Vec<Value> {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .map(|s| serde_json::from_str::<Value>(&s.body).unwrap())
+            .collect()
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while types()
+        .iter()
+        .filter(|e| e["type"] == "link.created")
+        .count()
+        < 2
+    {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", types());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let events = types();
+    let synced: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "record.synced")
+        .collect();
+    assert!(!synced.is_empty() && synced.len() <= 2, "{events:?}");
+    assert_eq!(
+        synced[0]["data"]["record"],
+        json!({"kind": "order", "key": "9"})
+    );
+    assert_eq!(synced[0]["data"]["path"], "/Ferry/Orders/9");
+    let link = events.iter().find(|e| e["type"] == "link.created").unwrap();
+    assert!(
+        link["data"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://"),
+        "{link}"
+    );
+    assert_eq!(link["data"]["audience"], "public");
+    // A pass with nothing to do sends nothing.
+    let before = synced.len();
+    stack.api.post("/v1/records/order/9/sync").await.unwrap();
+    stack.settle().await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let after = types()
+        .iter()
+        .filter(|e| e["type"] == "record.synced")
+        .count();
+    assert_eq!(after, before);
+}
+
+/// docs/operations.md names every event type Ferry sends.
+#[test]
+fn every_event_type_is_documented() {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/operations.md"),
+    )
+    .unwrap();
+    for event in ferry_store::EVENT_TYPES {
+        assert!(
+            doc.contains(&format!("`{event}`")),
+            "docs/operations.md does not describe {event}"
+        );
+    }
 }
