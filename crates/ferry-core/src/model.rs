@@ -76,6 +76,21 @@ pub struct Attachment {
     /// Who wrote the current content.
     #[serde(default)]
     pub source: Side,
+    /// Set when Ferry dropped its own copy of the content (the rule offloads): where Dropbox
+    /// holds it.
+    #[serde(default)]
+    pub offloaded: Option<Offloaded>,
+}
+
+/// Where an offloaded attachment's content is: one revision in one connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offloaded {
+    /// The connection.
+    pub connection: String,
+    /// The Dropbox revision holding exactly this content.
+    pub rev: String,
+    /// When it was offloaded, ms since the epoch.
+    pub at: i64,
 }
 
 /// Which side wrote a version of a file.

@@ -67,6 +67,11 @@ pub struct RuleSpec {
     /// Also a link per record folder.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub folder_links: bool,
+    /// Once Dropbox confirms a file (same content hash), Ferry drops its own copy of the
+    /// content and reads it back from Dropbox when asked; it brings the content back before
+    /// anything could make Dropbox's copy the last one to go (see docs/rules.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub offload: bool,
 }
 
 fn is_zero(n: &i32) -> bool {
@@ -643,6 +648,7 @@ mod tests {
             size: 3,
             origin_path: None,
             source: Default::default(),
+            offloaded: None,
         }
     }
 
@@ -664,6 +670,7 @@ mod tests {
             links: Default::default(),
             link_expiry_days: None,
             folder_links: false,
+            offload: false,
             order: 0,
         })
         .unwrap()
@@ -747,6 +754,7 @@ mod tests {
             links: Default::default(),
             link_expiry_days: None,
             folder_links: false,
+            offload: false,
             order: 0,
         })
         .unwrap();
@@ -795,6 +803,7 @@ mod hostile_tests {
             links: Default::default(),
             link_expiry_days: None,
             folder_links: false,
+            offload: false,
             order: 0,
         }
     }

@@ -311,11 +311,18 @@ impl Engine {
         for action in preserve {
             self.execute(&cx, &rows, action, outcome).await?;
         }
+        let attachments = self.store.attachments(record.id).await?;
+        // Content only Dropbox holds comes back before it is uploaded anywhere.
+        for a in attachments.iter().filter(|a| {
+            a.offloaded.is_some()
+                && uploads.iter().any(
+                    |u| matches!(u, Action::Upload { attachment_id, .. } if *attachment_id == a.id),
+                )
+        }) {
+            self.bring_back(a).await?;
+        }
         // Several uploads, or a large one (resumable session), go through the batch path.
-        let sizes: HashMap<String, u64> = self
-            .store
-            .attachments(record.id)
-            .await?
+        let sizes: HashMap<String, u64> = attachments
             .into_iter()
             .map(|a| (a.content_hash, a.size))
             .collect();
@@ -668,6 +675,17 @@ impl Engine {
                 row_id,
                 attachment_id,
             } => {
+                // Deleted in Dropbox: an offloaded version comes back (from its revision)
+                // before it is archived.
+                if let Some(a) = self
+                    .store
+                    .attachments(cx.record.id)
+                    .await?
+                    .iter()
+                    .find(|a| a.id == attachment_id && a.offloaded.is_some())
+                {
+                    self.bring_back(a).await?;
+                }
                 self.store
                     .archive_attachment(attachment_id, "deleted in Dropbox")
                     .await?;

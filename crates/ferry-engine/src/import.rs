@@ -33,6 +33,8 @@ impl Engine {
                 "the file changed in Dropbox while it was imported".into(),
             ));
         }
+        // Held until the attachment row is committed, so the new blob cannot be dropped.
+        let _hold = self.blobs.hold().await;
         let mut writer = self.blobs.writer().await.map_err(store_err)?;
         let mut buffer = vec![0u8; 1 << 20];
         loop {
@@ -54,10 +56,18 @@ impl Engine {
             .attachments(cx.record.id)
             .await
             .map_err(store_err)?;
-        // The replaced version is archived by the store, in the same transaction.
+        // The replaced version is archived by the store, in the same transaction; one only
+        // Dropbox holds comes back first.
         let (name, tags) =
             match attachment_id.and_then(|id| attachments.iter().find(|a| a.id == id)) {
-                Some(old) => (old.name.clone(), old.tags.clone()),
+                Some(old) => {
+                    self.bring_back(old).await.map_err(|e| match e {
+                        crate::EngineError::Dropbox(d) => d,
+                        crate::EngineError::Store(s) => store_err(s),
+                        other => DropboxError::Other(other.to_string()),
+                    })?;
+                    (old.name.clone(), old.tags.clone())
+                }
                 None => {
                     let taken: HashSet<String> =
                         attachments.iter().map(|a| dropbox_lower(&a.name)).collect();

@@ -16,6 +16,7 @@ mod folder_moves;
 mod import;
 mod liveness;
 pub mod metrics;
+mod offload;
 mod placement;
 mod reconcile;
 mod record_archive;
@@ -140,6 +141,8 @@ pub struct Engine {
     wake_webhooks: tokio::sync::Notify,
     /// Tells the link maker that files were synced.
     wake_links: tokio::sync::Notify,
+    /// Tells the offloader that files were synced.
+    wake_offload: tokio::sync::Notify,
     /// Paces link requests.
     link_pacer: shared_links::Pacer,
     /// Connections whose link making waits (rate limited, unreachable) until then.
@@ -173,6 +176,7 @@ impl Engine {
             metrics,
             wake_webhooks: tokio::sync::Notify::new(),
             wake_links: tokio::sync::Notify::new(),
+            wake_offload: tokio::sync::Notify::new(),
             link_pacer: shared_links::Pacer::new(config.links_per_second),
             links_paused: std::sync::Mutex::new(std::collections::HashMap::new()),
             store,

@@ -392,13 +392,17 @@ impl Engine {
         size: u64,
         if_match: Option<String>,
     ) -> Result<AttachmentWritten, EngineError> {
-        let origin_path = self
+        let current = self
             .store
             .attachments(record.id)
             .await?
             .into_iter()
-            .find(|a| a.name == name)
-            .and_then(|a| a.origin_path);
+            .find(|a| a.name == name);
+        // Replacing a Dropbox version archives it: one only Dropbox holds comes back first.
+        if let Some(a) = current.as_ref().filter(|a| a.source == Side::Dropbox) {
+            self.bring_back(a).await?;
+        }
+        let origin_path = current.and_then(|a| a.origin_path);
         let upserted = self
             .store
             .put_attachment(&AttachmentInput {
@@ -429,6 +433,16 @@ impl Engine {
         name: &str,
     ) -> Result<Removed, EngineError> {
         let record = self.find_record(kind, key).await?;
+        // A Dropbox version the app removes is archived: one only Dropbox holds comes back.
+        if let Some(a) = self
+            .store
+            .attachments(record.id)
+            .await?
+            .iter()
+            .find(|a| a.name == name && a.source == Side::Dropbox)
+        {
+            self.bring_back(a).await?;
+        }
         if !self.store.remove_attachment(record.id, name).await? {
             return Err(not_found(format!(
                 "record {kind}/{key} has no attachment {name:?}"
@@ -489,6 +503,22 @@ impl Engine {
         id: i64,
     ) -> Result<Restored, EngineError> {
         let record = self.find_record(kind, key).await?;
+        // The version a restore replaces is archived: one only Dropbox holds comes back.
+        if let Some(archived) = self
+            .store
+            .archived_attachments(record.id)
+            .await?
+            .into_iter()
+            .find(|a| a.id == id)
+            && let Some(current) = self
+                .store
+                .attachments(record.id)
+                .await?
+                .iter()
+                .find(|a| a.name == archived.name)
+        {
+            self.bring_back(current).await?;
+        }
         let Some(restored) = self.store.restore_archived(record.id, id).await? else {
             return Err(not_found(format!(
                 "record {kind}/{key} has no archived version {id}"
@@ -692,6 +722,7 @@ impl Engine {
         Ok(StatusView {
             queue: self.store.queue_stats().await?,
             files: self.store.sync_counts().await?,
+            content: self.store.content_totals().await?,
         })
     }
 

@@ -187,14 +187,33 @@ impl Engine {
         let placement = place(&ctx, &attachments, &rules, &connections);
 
         let mut bindings = self.store.bindings_for_record(id).await?;
+        let moved = |binding: &ferry_store::Binding| {
+            placement
+                .rules
+                .iter()
+                .any(|p| p.rule == binding.rule_name && p.connection != binding.connection)
+        };
+        // Offloaded content comes back before anything could leave Dropbox's copy the last
+        // one (a binding going away included).
+        if !dry_run && attachments.iter().any(|a| a.offloaded.is_some()) {
+            let specs: Vec<ferry_core::rules::RuleSpec> =
+                rules.iter().map(|r| r.spec().clone()).collect();
+            let rows = self.store.sync_rows(id).await?;
+            self.bring_back_unless_in_step(
+                &attachments,
+                &placement,
+                &specs,
+                &bindings,
+                &rows,
+                &|b| moved(b) || disconnecting.contains(&b.connection),
+            )
+            .await?;
+        }
         // Reverse sync first: a binding whose connection goes away, or whose rule now points
         // at another connection, gives back every file only Dropbox holds before anything else.
         let mut reversed = Vec::new();
         for binding in &bindings {
-            let moved = placement
-                .rules
-                .iter()
-                .any(|p| p.rule == binding.rule_name && p.connection != binding.connection);
+            let moved = moved(binding);
             if !dry_run && (moved || disconnecting.contains(&binding.connection)) {
                 self.reverse_binding(&record, binding, &mut outcome).await?;
                 reversed.push(binding.id);

@@ -396,6 +396,8 @@ pub struct StatusView {
     pub queue: QueueStats,
     /// Files by state.
     pub files: SyncCounts,
+    /// Attachment content held by Ferry and offloaded to Dropbox.
+    pub content: ferry_store::ContentTotals,
 }
 
 /// A page of the log.

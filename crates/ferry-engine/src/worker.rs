@@ -119,6 +119,7 @@ impl Engine {
         if passed.is_ok() {
             // Files or folders this pass made may want shared links.
             self.wake_links.notify_one();
+            self.wake_offload.notify_one();
         }
         let counted = |end| self.metrics.pass(end, started.elapsed());
         let (error, retry, retry_after) = match passed {

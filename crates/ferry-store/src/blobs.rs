@@ -16,21 +16,69 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub struct BlobStore {
     inner: Arc<dyn ObjectStore>,
+    /// Writers of content (and of the rows that reference it) hold it shared; dropping an
+    /// offloaded blob holds it alone, so a blob is never dropped between its write and the
+    /// commit of the row that needs it.
+    gate: Arc<tokio::sync::RwLock<()>>,
 }
+
+/// Held from writing content until the row that references it is committed.
+#[derive(Debug)]
+pub struct BlobHold(#[allow(dead_code)] tokio::sync::OwnedRwLockReadGuard<()>);
+
+/// Held while checking that nothing needs a blob and dropping it.
+#[derive(Debug)]
+pub struct BlobDropGuard(#[allow(dead_code)] tokio::sync::OwnedRwLockWriteGuard<()>);
 
 impl BlobStore {
     /// A blob store on local disk under `dir` (created if missing).
     pub fn local(dir: &Path) -> StoreResult<Self> {
         std::fs::create_dir_all(dir)?;
         let fs = LocalFileSystem::new_with_prefix(dir)?;
-        Ok(BlobStore {
-            inner: Arc::new(fs),
-        })
+        Ok(BlobStore::new(Arc::new(fs)))
     }
 
     /// A blob store on any `object_store` backend (S3-compatible, memory...).
     pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
-        BlobStore { inner }
+        BlobStore {
+            inner,
+            gate: Arc::default(),
+        }
+    }
+
+    /// Shared hold for writing content and committing the row that references it (many at
+    /// once). In this process only: several processes on one blob store need a lock of
+    /// their own (see docs/rules.md on offload).
+    pub async fn hold(&self) -> BlobHold {
+        BlobHold(Arc::clone(&self.gate).read_owned().await)
+    }
+
+    /// The exclusive hold for dropping blobs, if no write is under way (never waits, so a
+    /// long upload never stalls others behind a waiting drop).
+    pub fn try_drop_guard(&self) -> Option<BlobDropGuard> {
+        Arc::clone(&self.gate)
+            .try_write_owned()
+            .ok()
+            .map(BlobDropGuard)
+    }
+
+    /// Drops a blob (offloaded content); one already gone is fine. Needs the drop guard.
+    pub async fn delete(&self, hash: &str, _guard: &BlobDropGuard) -> StoreResult<()> {
+        let key = Self::key(hash)?;
+        match self.inner.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether the blob of `hash` is here.
+    pub async fn contains(&self, hash: &str) -> StoreResult<bool> {
+        let key = Self::key(hash)?;
+        match self.inner.head(&key).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn key(hash: &str) -> StoreResult<ObjectPath> {

@@ -332,6 +332,7 @@ pub async fn changes_after_a_pass_date_the_record(s: &dyn Store) {
         links: Default::default(),
         link_expiry_days: None,
         folder_links: false,
+        offload: false,
         order: 0,
     })
     .await
@@ -755,6 +756,7 @@ pub async fn connection_writes_queue_their_work(s: &dyn Store) {
         links: Default::default(),
         link_expiry_days: None,
         folder_links: false,
+        offload: false,
         order: 0,
     })
     .await
@@ -1000,11 +1002,117 @@ pub async fn links_are_wanted_until_made_retried_when_due_renewed_when_expired(s
     assert_eq!(s.record_links(record).await.unwrap().len(), 2);
 }
 
+/// Contract: see the function's name.
+pub async fn offload_needs_dropbox_to_confirm_and_never_archives_what_only_dropbox_holds(
+    s: &dyn Store,
+) {
+    use ferry_core::model::Side;
+    let record = s
+        .upsert_record(&input("O1", json!({})))
+        .await
+        .unwrap()
+        .value
+        .id;
+    let put = |hash: &str, source: Side| AttachmentInput {
+        record_id: record,
+        name: "scan.pdf".into(),
+        tags: vec![],
+        content_hash: hash.into(),
+        size: 10,
+        origin_path: None,
+        source,
+        if_match: None,
+    };
+    let a = s
+        .put_attachment(&put("h1", Side::Dropbox))
+        .await
+        .unwrap()
+        .value;
+    let binding_id = s
+        .save_binding(&binding(record, "r", "/Scans/O1"))
+        .await
+        .unwrap();
+    let row = |hash: &str| SyncRow {
+        id: 0,
+        record_id: record,
+        binding_id: Some(binding_id),
+        rule_name: "r".into(),
+        connection: "c".into(),
+        attachment_id: Some(a.id),
+        rel_display: Some("scan.pdf".into()),
+        rel_lower: Some("scan.pdf".into()),
+        dropbox_id: Some("id:s".into()),
+        rev: Some("0123456789a".into()),
+        content_hash: Some(hash.into()),
+        state: SyncState::Synced,
+        last_error: None,
+        updated_at: 0,
+    };
+    // Dropbox holds other content: not a candidate.
+    s.save_sync_row(&row("h0")).await.unwrap();
+    assert!(s.offload_candidates("c", "r", 10).await.unwrap().is_empty());
+    s.save_sync_row(&row("h1")).await.unwrap();
+    // Not while the record has work queued (the write above queued it).
+    assert!(s.offload_candidates("c", "r", 10).await.unwrap().is_empty());
+    let now = chrono::Utc::now().timestamp_millis();
+    while let Some(task) = s
+        .claim_task(&fresh_owner(), &[], now, 60_000)
+        .await
+        .unwrap()
+    {
+        s.finish_task(&task).await.unwrap();
+    }
+    let candidates = s.offload_candidates("c", "r", 10).await.unwrap();
+    assert_eq!(candidates.len(), 1);
+    assert_eq!(candidates[0].rev, "0123456789a");
+    assert!(s.mark_offloaded(&candidates[0]).await.unwrap());
+    assert!(!s.mark_offloaded(&candidates[0]).await.unwrap(), "once");
+    let offloaded = s.attachments(record).await.unwrap().remove(0);
+    assert_eq!(offloaded.offloaded.as_ref().unwrap().connection, "c");
+    assert!(s.offload_candidates("c", "r", 10).await.unwrap().is_empty());
+    assert_eq!(s.droppable_blobs(10).await.unwrap(), ["h1"]);
+    assert!(!s.needs_blob("h1").await.unwrap());
+    let totals = s.content_totals().await.unwrap();
+    assert_eq!((totals.offloaded_files, totals.offloaded_bytes), (1, 10));
+
+    // Replacing or removing it would archive a version only Dropbox holds: refused, nothing
+    // written.
+    assert!(matches!(
+        s.put_attachment(&put("h2", Side::App)).await,
+        Err(StoreError::Offloaded(_))
+    ));
+    assert!(matches!(
+        s.remove_attachment(record, "scan.pdf").await,
+        Err(StoreError::Offloaded(_))
+    ));
+    assert!(s.archived_attachments(record).await.unwrap().is_empty());
+    assert_eq!(s.attachments(record).await.unwrap()[0].content_hash, "h1");
+
+    // The blob goes once; brought back, it is needed again and the write goes through.
+    s.set_blob_dropped("h1").await.unwrap();
+    assert!(s.droppable_blobs(10).await.unwrap().is_empty());
+    assert!(!s.clear_offloaded(a.id, "other").await.unwrap());
+    assert!(s.clear_offloaded(a.id, "h1").await.unwrap());
+    assert!(s.needs_blob("h1").await.unwrap());
+    let replaced = s.put_attachment(&put("h2", Side::App)).await.unwrap().value;
+    assert!(replaced.offloaded.is_none());
+    assert_eq!(s.archived_attachments(record).await.unwrap().len(), 1);
+    assert!(
+        s.needs_blob("h1").await.unwrap(),
+        "the archived version keeps it"
+    );
+}
+
 /// Expands to one `#[tokio::test]` per contract function, each on a fresh store from
 /// `$make` (an async expression yielding `(guard, store)`; the guard lives as long as the test).
 #[macro_export]
 macro_rules! store_contract_tests {
     ($make:expr) => {
+        #[tokio::test]
+        async fn offload_needs_dropbox_to_confirm_and_never_archives_what_only_dropbox_holds() {
+            let (_guard, store) = $make.await;
+            $crate::contract::offload_needs_dropbox_to_confirm_and_never_archives_what_only_dropbox_holds(&store).await;
+        }
         #[tokio::test]
         async fn links_are_wanted_until_made_retried_when_due_renewed_when_expired() {
             let (_guard, store) = $make.await;

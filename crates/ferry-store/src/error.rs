@@ -29,6 +29,10 @@ pub enum StoreError {
         /// The content hash the attachment has now (`None`: no such attachment).
         current: Option<String>,
     },
+    /// The write would archive or drop a version whose content only Dropbox holds now
+    /// (offloaded); the engine brings it back first.
+    #[error("the content of attachment {0} is offloaded to Dropbox and must be brought back first")]
+    Offloaded(ferry_core::model::AttachmentId),
 }
 
 impl StoreError {
@@ -57,6 +61,8 @@ impl StoreError {
             | StoreError::Corrupt(_)
             | StoreError::Secret(_)
             | StoreError::PreconditionFailed { .. } => Retry::Never,
+            // The engine brings the content back, then the write goes through.
+            StoreError::Offloaded(_) => Retry::Backoff,
         }
     }
 

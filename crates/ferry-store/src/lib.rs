@@ -16,12 +16,13 @@ mod contract;
 mod error;
 mod links;
 mod migrations;
+mod offload;
 mod secrets;
 mod sqlite;
 mod types;
 mod webhooks;
 
-pub use blobs::{BlobStore, BlobWriter};
+pub use blobs::{BlobDropGuard, BlobHold, BlobStore, BlobWriter};
 pub use error::StoreError;
 pub use secrets::{SecretCipher, write_private_file};
 pub use sqlite::SqliteStore;
@@ -365,6 +366,41 @@ pub trait LinkStore: Send + Sync + 'static {
     async fn prune_links(&self, connection: &str) -> StoreResult<u64>;
 }
 
+/// Offloaded content: attachments whose content only Dropbox holds (confirmed by its
+/// content hash), and the blobs Ferry may drop because of it.
+#[async_trait]
+pub trait OffloadStore: Send + Sync + 'static {
+    /// Up to `limit` attachments synced by `rule` on `connection` that Dropbox confirms
+    /// (same content hash, a revision), not offloaded yet, of records at rest (none queued,
+    /// so a pass that just brought content back is not undone under it).
+    async fn offload_candidates(
+        &self,
+        connection: &str,
+        rule: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<OffloadCandidate>>;
+    /// Marks an attachment offloaded to `connection`'s revision `rev`, only if it still has
+    /// `content_hash` and that revision is still its synced state there. False otherwise.
+    async fn mark_offloaded(&self, candidate: &OffloadCandidate) -> StoreResult<bool>;
+    /// Clears an attachment's offload once its content `content_hash` is back in the blob
+    /// store. False if the attachment changed meanwhile.
+    async fn clear_offloaded(
+        &self,
+        attachment_id: AttachmentId,
+        content_hash: &str,
+    ) -> StoreResult<bool>;
+    /// Up to `limit` content hashes whose blob Ferry may drop: every attachment with that
+    /// content is offloaded, no archived version has it, and it was not dropped already.
+    async fn droppable_blobs(&self, limit: u32) -> StoreResult<Vec<String>>;
+    /// Whether anything still needs `content_hash` in the blob store (checked again right
+    /// before the blob goes).
+    async fn needs_blob(&self, content_hash: &str) -> StoreResult<bool>;
+    /// Notes that the blob of `content_hash` is gone.
+    async fn set_blob_dropped(&self, content_hash: &str) -> StoreResult<()>;
+    /// Bytes and files held here and offloaded, over current attachments.
+    async fn content_totals(&self) -> StoreResult<ContentTotals>;
+}
+
 /// The database as a whole: consistent copies and their check (backups).
 #[async_trait]
 pub trait MaintenanceStore: Send + Sync + 'static {
@@ -390,6 +426,7 @@ pub trait Store:
     + MaintenanceStore
     + WebhookStore
     + LinkStore
+    + OffloadStore
 {
 }
 
@@ -403,13 +440,14 @@ impl<T> Store for T where
         + MaintenanceStore
         + WebhookStore
         + LinkStore
+        + OffloadStore
 {
 }
 
 /// The store traits, for `use ferry_store::prelude::*`.
 pub mod prelude {
     pub use super::{
-        ConnectionStore, LinkStore, LogStore, MaintenanceStore, QueueStore, RecordStore, RuleStore,
-        Store, SyncStateStore, WebhookStore,
+        ConnectionStore, LinkStore, LogStore, MaintenanceStore, OffloadStore, QueueStore,
+        RecordStore, RuleStore, Store, SyncStateStore, WebhookStore,
     };
 }

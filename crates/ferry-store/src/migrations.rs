@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "team_context",
         include_str!("../migrations/0007_team_context.sql"),
     ),
+    (8, "offload", include_str!("../migrations/0008_offload.sql")),
 ];
 
 #[derive(Debug)]

@@ -94,6 +94,18 @@ fn attachment_from_row(row: &SqliteRow) -> StoreResult<Attachment> {
         size: u64::try_from(size).map_err(|_| StoreError::Corrupt("negative size".into()))?,
         origin_path: row.try_get("origin_path")?,
         source: side_from_row(row)?,
+        offloaded: match (
+            row.try_get::<Option<String>, _>("offload_connection")?,
+            row.try_get::<Option<String>, _>("offload_rev")?,
+            row.try_get::<Option<i64>, _>("offloaded_at")?,
+        ) {
+            (Some(connection), Some(rev), Some(at)) => Some(ferry_core::model::Offloaded {
+                connection,
+                rev,
+                at,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -218,6 +230,11 @@ async fn archive_tx(
     a: &Attachment,
     reason: &str,
 ) -> StoreResult<()> {
+    // An archived version always has its content here: one only Dropbox holds is brought
+    // back by the engine before it may be archived.
+    if a.offloaded.is_some() {
+        return Err(StoreError::Offloaded(a.id));
+    }
     let tags =
         serde_json::to_string(&a.tags).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
     sqlx::query(
@@ -322,6 +339,13 @@ fn connection_from_row(row: &SqliteRow) -> StoreResult<StoredConnection> {
         path_root: row.try_get("path_root")?,
     })
 }
+
+/// New content is Ferry's own again: an upsert that changes the content clears the offload.
+const OFFLOAD_RESET: &str = "\
+     offload_connection = CASE WHEN attachments.content_hash = excluded.content_hash THEN attachments.offload_connection END, \
+     offload_rev = CASE WHEN attachments.content_hash = excluded.content_hash THEN attachments.offload_rev END, \
+     offloaded_at = CASE WHEN attachments.content_hash = excluded.content_hash THEN attachments.offloaded_at END, \
+     offload_dropped_at = CASE WHEN attachments.content_hash = excluded.content_hash THEN attachments.offload_dropped_at END";
 
 const SYNC_COLUMNS: &str = "id, record_id, binding_id, rule_name, connection, attachment_id, \
      rel_display, rel_lower, dropbox_id, rev, content_hash, state, last_error, updated_at";
@@ -601,15 +625,15 @@ impl RecordStore for SqliteStore {
             archive_tx(&mut tx, old, reason).await?;
         }
         let now = now_ms();
-        let row = sqlx::query(
+        let row = sqlx::query(&format!(
             "INSERT INTO attachments (record_id, name, tags, content_hash, size, origin_path, source, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (record_id, name) DO UPDATE SET tags = excluded.tags, \
              content_hash = excluded.content_hash, size = excluded.size, \
              origin_path = excluded.origin_path, source = excluded.source, \
-             updated_at = excluded.updated_at \
-             RETURNING *",
-        )
+             updated_at = excluded.updated_at, {OFFLOAD_RESET} \
+             RETURNING *"
+        ))
         .bind(input.record_id)
         .bind(&input.name)
         .bind(&tags)
@@ -762,14 +786,14 @@ impl RecordStore for SqliteStore {
         let now = now_ms();
         // A restore is the admin's (the app side's) decision: the restored content is the
         // app's version from now on, and it is pushed like any app change.
-        let row = sqlx::query(
+        let row = sqlx::query(&format!(
             "INSERT INTO attachments (record_id, name, tags, content_hash, size, origin_path, source, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, 'app', ?, ?) \
              ON CONFLICT (record_id, name) DO UPDATE SET tags = excluded.tags, \
              content_hash = excluded.content_hash, size = excluded.size, \
              origin_path = excluded.origin_path, source = excluded.source, \
-             updated_at = excluded.updated_at RETURNING *",
-        )
+             updated_at = excluded.updated_at, {OFFLOAD_RESET} RETURNING *"
+        ))
         .bind(record_id)
         .bind(&archived.name)
         .bind(&tags)

@@ -550,3 +550,33 @@ pub struct StoredLink {
     /// Why the last try failed.
     pub error: Option<String>,
 }
+
+/// An attachment Dropbox holds exactly (see [`crate::OffloadStore::offload_candidates`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffloadCandidate {
+    /// The attachment.
+    pub attachment_id: AttachmentId,
+    /// Its record.
+    pub record_id: RecordId,
+    /// Its content.
+    pub content_hash: String,
+    /// Its size.
+    pub size: u64,
+    /// The connection holding it.
+    pub connection: String,
+    /// The revision holding it.
+    pub rev: String,
+}
+
+/// Content held by Ferry and offloaded to Dropbox, over current attachments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ContentTotals {
+    /// Attachments whose content Ferry holds.
+    pub stored_files: u64,
+    /// Their bytes.
+    pub stored_bytes: u64,
+    /// Attachments whose content only Dropbox holds (offloaded).
+    pub offloaded_files: u64,
+    /// Their bytes.
+    pub offloaded_bytes: u64,
+}

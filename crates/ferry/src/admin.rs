@@ -136,6 +136,11 @@ impl Admin {
             "files   {} synced, {} pending, {} failed",
             f["synced"], f["pending"], f["failed"]
         );
+        let c = &status["content"];
+        println!(
+            "content {} files ({} bytes) held here, {} ({} bytes) offloaded to Dropbox",
+            c["stored_files"], c["stored_bytes"], c["offloaded_files"], c["offloaded_bytes"]
+        );
         let connections = self.api.get("/v1/connections").await?;
         for c in connections["connections"].as_array().into_iter().flatten() {
             let state = if c["disconnecting"] == true {

@@ -80,6 +80,7 @@ impl RunningApp {
         });
         tasks.push(engine.spawn_webhooks(shutdown_rx.clone()));
         tasks.push(engine.spawn_links(shutdown_rx.clone()));
+        tasks.push(engine.spawn_offload(shutdown_rx.clone()));
         if let Some(settings) = config.backup_settings() {
             tasks.extend(engine.spawn_backups(
                 settings,

@@ -666,7 +666,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             }
             let t = &report.totals;
             println!(
-                "{} seeds in {:.1} s: {} app ops, {} Dropbox ops, {} engine steps, {} Dropbox faults and {} store faults injected, {} crashes",
+                "{} seeds in {:.1} s: {} app ops, {} Dropbox ops, {} engine steps, {} Dropbox faults and {} store faults injected, {} crashes; {} shared links made, {} files offloaded at the end, {} brought back",
                 report.seeds,
                 started.elapsed().as_secs_f64(),
                 t.app_ops,
@@ -674,7 +674,10 @@ async fn run(command: Command) -> anyhow::Result<bool> {
                 t.engine_steps,
                 t.faults,
                 t.store_faults,
-                t.crashes
+                t.crashes,
+                t.links,
+                t.offloaded,
+                t.brought_back
             );
             for (seed, failure) in &report.failures {
                 println!("seed {seed} FAILED (replay: ferry simulate --seed {seed}): {failure}");

@@ -80,6 +80,55 @@ impl FaultyStore {
 }
 
 #[async_trait]
+impl OffloadStore for FaultyStore {
+    async fn offload_candidates(
+        &self,
+        connection: &str,
+        rule: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<ferry_store::OffloadCandidate>> {
+        self.fault("offload_candidates")?;
+        self.inner.offload_candidates(connection, rule, limit).await
+    }
+
+    async fn mark_offloaded(&self, candidate: &ferry_store::OffloadCandidate) -> StoreResult<bool> {
+        self.fault("mark_offloaded")?;
+        self.inner.mark_offloaded(candidate).await
+    }
+
+    async fn clear_offloaded(
+        &self,
+        attachment_id: ferry_core::model::AttachmentId,
+        content_hash: &str,
+    ) -> StoreResult<bool> {
+        self.fault("clear_offloaded")?;
+        self.inner
+            .clear_offloaded(attachment_id, content_hash)
+            .await
+    }
+
+    async fn droppable_blobs(&self, limit: u32) -> StoreResult<Vec<String>> {
+        self.fault("droppable_blobs")?;
+        self.inner.droppable_blobs(limit).await
+    }
+
+    async fn needs_blob(&self, content_hash: &str) -> StoreResult<bool> {
+        self.fault("needs_blob")?;
+        self.inner.needs_blob(content_hash).await
+    }
+
+    async fn set_blob_dropped(&self, content_hash: &str) -> StoreResult<()> {
+        self.fault("set_blob_dropped")?;
+        self.inner.set_blob_dropped(content_hash).await
+    }
+
+    async fn content_totals(&self) -> StoreResult<ferry_store::ContentTotals> {
+        self.fault("content_totals")?;
+        self.inner.content_totals().await
+    }
+}
+
+#[async_trait]
 impl LinkStore for FaultyStore {
     async fn links_wanted(
         &self,

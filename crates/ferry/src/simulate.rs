@@ -22,9 +22,7 @@ use ferry_dropbox::{
 };
 use ferry_emulator::{EmulatorConfig, FaultModel, RunningEmulator};
 use ferry_engine::{ConnectionInput, Engine, EngineConfig};
-use ferry_store::{
-    AttachmentInput, BlobStore, Priority, RecordInput, SecretCipher, SqliteStore, Store, SyncState,
-};
+use ferry_store::{BlobStore, Priority, RecordInput, SecretCipher, SqliteStore, Store, SyncState};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -53,6 +51,27 @@ pub struct SeedStats {
     pub store_faults: u32,
     /// Simulated crashes.
     pub crashes: u32,
+    /// Attachments offloaded at the end (content only in Dropbox).
+    pub offloaded: u32,
+    /// Offloaded content brought back during the seed.
+    pub brought_back: u32,
+    /// Shared links made.
+    pub links: u32,
+}
+
+impl SeedStats {
+    /// Adds another seed's counts.
+    pub fn add(&mut self, o: &SeedStats) {
+        self.app_ops += o.app_ops;
+        self.dropbox_ops += o.dropbox_ops;
+        self.engine_steps += o.engine_steps;
+        self.faults += o.faults;
+        self.store_faults += o.store_faults;
+        self.crashes += o.crashes;
+        self.offloaded += o.offloaded;
+        self.brought_back += o.brought_back;
+        self.links += o.links;
+    }
 }
 
 /// Seeded fault decisions for every Dropbox call the engine makes.
@@ -94,8 +113,15 @@ impl FaultInjector for SimInjector {
     }
 }
 
+/// What a seed's rule does besides syncing: offload content, make shared links.
+#[derive(Debug, Clone, Copy)]
+struct RuleExtras {
+    offload: bool,
+    links: bool,
+}
+
 /// The simulation's one rule.
-fn sim_rule(direction: Direction, prefix: &str) -> ferry_core::rules::RuleSpec {
+fn sim_rule(direction: Direction, prefix: &str, extras: RuleExtras) -> ferry_core::rules::RuleSpec {
     ferry_core::rules::RuleSpec {
         name: "jobs".into(),
         record_kind: "job".into(),
@@ -108,9 +134,14 @@ fn sim_rule(direction: Direction, prefix: &str) -> ferry_core::rules::RuleSpec {
         pull_subfolders: false,
         subfolders: vec![],
         recreate_subfolders: false,
-        links: Default::default(),
+        links: if extras.links {
+            ferry_core::rules::LinkMode::Public
+        } else {
+            ferry_core::rules::LinkMode::Off
+        },
         link_expiry_days: None,
         folder_links: false,
+        offload: extras.offload,
         order: 0,
     }
 }
@@ -118,11 +149,15 @@ fn sim_rule(direction: Direction, prefix: &str) -> ferry_core::rules::RuleSpec {
 /// A second rule over the same records and folders as [`sim_rule`] (written differently).
 /// It only pushes: the API refuses an overlap where either rule pulls, and accepts one where
 /// both push (with a warning), so that is the overlap an installation can have.
-fn overlapping_rule(_direction: Direction, prefix: &str) -> ferry_core::rules::RuleSpec {
+fn overlapping_rule(
+    _direction: Direction,
+    prefix: &str,
+    extras: RuleExtras,
+) -> ferry_core::rules::RuleSpec {
     ferry_core::rules::RuleSpec {
         name: "jobs-again".into(),
         folder: format!("{prefix}/{{{{record.fields.folder}}}}"),
-        ..sim_rule(Direction::Push, prefix)
+        ..sim_rule(Direction::Push, prefix, extras)
     }
 }
 
@@ -190,6 +225,8 @@ struct Sim {
     store_faults: Arc<crate::sim_faults::StoreFaults>,
     /// Whether a second rule renders the same folders.
     overlapping: bool,
+    /// Offload and links on the seed's rules.
+    extras: RuleExtras,
     records: Vec<(String, i64)>,
     direction: Direction,
     /// The rule's top folder ("Jobs" or "Work"); a rule change switches it.
@@ -213,6 +250,7 @@ fn engine_config(injector: &Arc<SimInjector>) -> EngineConfig {
         max_backoff: Duration::ZERO,
         client_attempts: 1,
         custom_dropbox_hosts: true,
+        links_per_second: 100,
         injector: Some(Arc::clone(injector) as Arc<dyn FaultInjector>),
         ..EngineConfig::default()
     }
@@ -286,9 +324,16 @@ impl Sim {
         // Some seeds carry a second rule rendering the very same folders (an admin's
         // overlapping rules): no Dropbox file may then be tracked twice.
         let overlapping = rng.gen_bool(0.25);
-        store.put_rule(&sim_rule(direction, "Jobs")).await?;
+        // Some seeds offload content to Dropbox, some make shared links.
+        let extras = RuleExtras {
+            offload: rng.gen_bool(0.3),
+            links: rng.gen_bool(0.2),
+        };
+        store.put_rule(&sim_rule(direction, "Jobs", extras)).await?;
         if overlapping {
-            store.put_rule(&overlapping_rule(direction, "Jobs")).await?;
+            store
+                .put_rule(&overlapping_rule(direction, "Jobs", extras))
+                .await?;
         }
         let mut sim = Sim {
             rng,
@@ -305,6 +350,7 @@ impl Sim {
             engine_blobs,
             store_faults,
             overlapping,
+            extras,
             direction,
             prefix: "Jobs",
             counter: 0,
@@ -312,7 +358,7 @@ impl Sim {
             superseded: BTreeSet::new(),
             stats: SeedStats::default(),
             trace: vec![format!(
-                "direction {direction:?}, overlapping rules {overlapping}"
+                "direction {direction:?}, overlapping rules {overlapping}, {extras:?}"
             )],
         };
         for key in ["J1", "J2", "J3"] {
@@ -385,11 +431,11 @@ impl Sim {
                     };
                 }
                 self.store
-                    .put_rule(&sim_rule(self.direction, self.prefix))
+                    .put_rule(&sim_rule(self.direction, self.prefix, self.extras))
                     .await?;
                 if self.overlapping {
                     self.store
-                        .put_rule(&overlapping_rule(self.direction, self.prefix))
+                        .put_rule(&overlapping_rule(self.direction, self.prefix, self.extras))
                         .await?;
                 }
                 let ids: Vec<i64> = self.records.iter().map(|(_, id)| *id).collect();
@@ -417,38 +463,73 @@ impl Sim {
                 let data = if self.rng.gen_bool(0.1) {
                     // Identical content to what Dropbox already holds, if anything.
                     match old {
-                        Some(a) => self.blobs.get(&a.content_hash).await?,
-                        None => self.content("app"),
+                        // (Unless it is offloaded: then Ferry no longer holds it.)
+                        Some(a) if self.blobs.contains(&a.content_hash).await? => {
+                            self.blobs.get(&a.content_hash).await?
+                        }
+                        _ => self.content("app"),
                     }
                 } else {
                     self.content("app")
                 };
-                if let Some(a) = old {
-                    self.supersede(&a.content_hash, "app");
-                }
                 let hash = self.blobs.put(data.clone()).await?;
-                self.at_risk
-                    .insert(hash.clone(), format!("app {key}/{name}"));
-                self.superseded.remove(&hash);
-                self.store
-                    .put_attachment(&AttachmentInput {
-                        record_id: id,
-                        name: name.clone(),
-                        tags: vec![],
-                        content_hash: hash,
-                        size: data.len() as u64,
-                        origin_path: old.and_then(|a| a.origin_path.clone()),
-                        source: ferry_core::model::Side::App,
-                        if_match: None,
-                    })
-                    .await?;
-                self.trace.push(format!("app: put {key}/{name}"));
+                let record = self
+                    .store
+                    .record_by_id(id)
+                    .await?
+                    .ok_or_else(|| anyhow!("record vanished"))?;
+                // Through the engine's service, as the REST API does: it brings offloaded
+                // content back first, and that may fail like any call (the app retries).
+                // (Injected Dropbox faults stay with the engine's own steps: a hang there is
+                // a crash the step handles; here it would stall the app.)
+                let was = self.injector.enabled.swap(false, Ordering::SeqCst);
+                let written = self
+                    .engine
+                    .put_attachment(
+                        &record,
+                        &name,
+                        vec![],
+                        hash.clone(),
+                        data.len() as u64,
+                        None,
+                    )
+                    .await;
+                self.injector.enabled.store(was, Ordering::SeqCst);
+                match written {
+                    Ok(_) => {
+                        if let Some(a) = old {
+                            self.supersede(&a.content_hash, "app");
+                        }
+                        self.at_risk
+                            .insert(hash.clone(), format!("app {key}/{name}"));
+                        self.superseded.remove(&hash);
+                        self.trace.push(format!("app: put {key}/{name}"));
+                    }
+                    Err(e) if e.is_retryable() => {
+                        self.trace
+                            .push(format!("app: put {key}/{name} failed, to retry: {e}"));
+                    }
+                    Err(e) => bail!("app write refused: {e}"),
+                }
             }
             6 | 7 => {
                 if let Some(a) = attachments.get(self.rng.gen_range(0..attachments.len().max(1))) {
-                    self.supersede(&a.content_hash, "app");
-                    self.store.remove_attachment(id, &a.name).await?;
-                    self.trace.push(format!("app: delete {key}/{}", a.name));
+                    let was = self.injector.enabled.swap(false, Ordering::SeqCst);
+                    let removed = self.engine.remove_attachment("job", &key, &a.name).await;
+                    self.injector.enabled.store(was, Ordering::SeqCst);
+                    match removed {
+                        Ok(_) => {
+                            self.supersede(&a.content_hash, "app");
+                            self.trace.push(format!("app: delete {key}/{}", a.name));
+                        }
+                        Err(e) if e.is_retryable() => {
+                            self.trace.push(format!(
+                                "app: delete {key}/{} failed, to retry: {e}",
+                                a.name
+                            ));
+                        }
+                        Err(e) => bail!("app delete refused: {e}"),
+                    }
                 }
             }
             8 => {
@@ -614,7 +695,9 @@ impl Sim {
             r = async {
                 match what {
                     0 => engine.run_one().await,
-                    _ => engine.drain_changes("dropbox").await.map(|_| true),
+                    1 => engine.drain_changes("dropbox").await.map(|_| true),
+                    2 => engine.offload_round().await.map(|n| n > 0),
+                    _ => engine.make_links().await.map(|n| n > 0),
                 }
             } => r,
             _ = hung => {
@@ -734,6 +817,8 @@ impl Sim {
                 }
             }
             if pending.is_empty() {
+                // What may be offloaded is, so the checks see Ferry holding the least.
+                self.engine.offload_round().await?;
                 return Ok(());
             }
         }
@@ -842,15 +927,55 @@ impl Sim {
         Ok(())
     }
 
+    /// What offload and links did in this seed (so a run shows they were exercised).
+    async fn count_extras(&mut self) -> anyhow::Result<()> {
+        let count = |action: &str| {
+            let store = Arc::clone(&self.store);
+            let action = action.to_owned();
+            async move {
+                let entries = store
+                    .log_entries(&ferry_store::LogFilter {
+                        action: Some(action),
+                        outcome: Some("ok".into()),
+                        limit: u32::MAX,
+                        ..Default::default()
+                    })
+                    .await?;
+                anyhow::Ok(u32::try_from(entries.len()).unwrap_or(u32::MAX))
+            }
+        };
+        self.stats.links = count("link").await?;
+        self.stats.brought_back = count("bring_back").await?;
+        self.stats.offloaded =
+            u32::try_from(self.store.content_totals().await?.offloaded_files).unwrap_or(u32::MAX);
+        Ok(())
+    }
+
     async fn check(&self) -> anyhow::Result<()> {
         // Everything retrievable: attachments, archives, files in Dropbox.
         let mut retrievable: HashSet<String> = HashSet::new();
         let mut tracked_ids: HashSet<String> = HashSet::new();
         for (key, id) in &self.records {
+            // Every version Ferry keeps can be read: from the blob store, or — offloaded —
+            // from the very revision in Dropbox; an archived version always from here.
             for a in self.store.attachments(*id).await? {
+                if !self.blobs.contains(&a.content_hash).await? {
+                    let Some(off) = &a.offloaded else {
+                        bail!("{key}: the content of {} is gone from Ferry", a.name);
+                    };
+                    let (info, data) = self.human.download(&format!("rev:{}", off.rev)).await?;
+                    if info.content_hash.as_deref() != Some(a.content_hash.as_str())
+                        || ferry_core::content_hash::content_hash(&data) != a.content_hash
+                    {
+                        bail!("{key}: offloaded {} is not at revision {}", a.name, off.rev);
+                    }
+                }
                 retrievable.insert(a.content_hash);
             }
             for a in self.store.archived_attachments(*id).await? {
+                if !self.blobs.contains(&a.content_hash).await? {
+                    bail!("{key}: the archived version {} of {} is gone", a.id, a.name);
+                }
                 retrievable.insert(a.content_hash);
             }
             let bindings = self.store.bindings_for_record(*id).await?;
@@ -919,8 +1044,14 @@ pub async fn run_seed(seed: u64, steps: u32) -> anyhow::Result<SeedStats> {
             match sim.rng.gen_range(0..100) {
                 0..=29 => sim.app_op().await?,
                 30..=54 => sim.dropbox_op().await?,
-                55..=84 => {
+                55..=81 => {
                     sim.engine_step(0).await?;
+                }
+                82..=83 => {
+                    sim.engine_step(2).await?;
+                }
+                84 => {
+                    sim.engine_step(3).await?;
                 }
                 85..=95 => {
                     sim.engine_step(1).await?;
@@ -930,6 +1061,7 @@ pub async fn run_seed(seed: u64, steps: u32) -> anyhow::Result<SeedStats> {
         }
         sim.quiesce().await?;
         sim.check().await?;
+        sim.count_extras().await?;
         sim.reconcile_finds_nothing().await
     }
     .await;
@@ -962,13 +1094,7 @@ impl Report {
     pub fn merge(&mut self, other: Report) {
         self.seeds += other.seeds;
         self.failures.extend(other.failures);
-        let (t, o) = (&mut self.totals, other.totals);
-        t.app_ops += o.app_ops;
-        t.dropbox_ops += o.dropbox_ops;
-        t.engine_steps += o.engine_steps;
-        t.faults += o.faults;
-        t.store_faults += o.store_faults;
-        t.crashes += o.crashes;
+        self.totals.add(&other.totals);
     }
 }
 
@@ -987,15 +1113,7 @@ pub async fn run_seeds(seeds: Vec<u64>, steps: u32, parallel: usize) -> Report {
         };
         report.seeds += 1;
         match done {
-            Ok((_, Ok(stats))) => {
-                let t = &mut report.totals;
-                t.app_ops += stats.app_ops;
-                t.dropbox_ops += stats.dropbox_ops;
-                t.engine_steps += stats.engine_steps;
-                t.faults += stats.faults;
-                t.store_faults += stats.store_faults;
-                t.crashes += stats.crashes;
-            }
+            Ok((_, Ok(stats))) => report.totals.add(&stats),
             Ok((seed, Err(e))) => report.failures.push((seed, format!("{e:#}"))),
             Err(e) => report
                 .failures

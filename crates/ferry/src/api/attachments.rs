@@ -80,6 +80,8 @@ async fn store_attachment(
     check_name(name)?;
     let record = state.engine.find_record(kind, key).await?;
     let size = content.len() as u64;
+    // Held until the attachment row is committed, so the blob cannot be dropped meanwhile.
+    let _hold = state.engine.blobs().hold().await;
     let content_hash = state.engine.blobs().put(content).await?;
     Ok(Json(
         state
@@ -127,6 +129,7 @@ pub async fn put_raw(
     let precondition = if_match(&headers)?;
     let record = state.engine.find_record(&kind, &key).await?;
     let limit = state.max_attachment_bytes as u64;
+    let _hold = state.engine.blobs().hold().await;
     let mut writer = state.engine.blobs().writer().await?;
     let mut stream = body.into_data_stream();
     let mut size = 0u64;
@@ -255,7 +258,17 @@ pub async fn download(
     PathParams((kind, key, name)): PathParams<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let attachment = state.engine.attachment(&kind, &key, &name).await?;
-    content_response(&state, &attachment.content_hash).await
+    // Offloaded content is read back from Dropbox.
+    let (size, stream) = state.engine.attachment_content(&attachment).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, size.to_string()),
+            (header::ETAG, format!("\"{}\"", attachment.content_hash)),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 /// Stored content as a streamed download, with its content hash as the `ETag` (what

@@ -56,6 +56,9 @@ pub struct RuleBody {
     /// record in the same folder claims it.
     #[serde(default)]
     order: i32,
+    /// Drop Ferry's copy of a file's content once Dropbox confirms it (read back on demand).
+    #[serde(default)]
+    offload: bool,
 }
 
 impl RuleBody {
@@ -76,6 +79,7 @@ impl RuleBody {
             link_expiry_days: self.link_expiry_days,
             folder_links: self.folder_links,
             order: self.order,
+            offload: self.offload,
         }
     }
 }

@@ -30,7 +30,11 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<Vec<Figure>> {
 
     let (seq_secs, seq_retries) = direct_uploads(ctx, &contents, per_record, 1).await?;
     let (par_secs, par_retries) = direct_uploads(ctx, &contents, per_record, 16).await?;
-    let ferry_secs = engine_push(ctx, &contents, records, per_record).await?;
+    let (ferry_secs, _) = engine_push(ctx, &contents, records, per_record, false).await?;
+    // The same push with shared links on: links are made beside the sync, so the files
+    // should arrive as fast.
+    let (linked_secs, links_made) = engine_push(ctx, &contents, records, per_record, true).await?;
+    println!("  (with links: {links_made} links made by the time the last file was synced)");
     println!(
         "  (baselines retried after 429: sequential {seq_retries}, 16 at a time {par_retries})"
     );
@@ -50,6 +54,13 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<Vec<Figure>> {
             "files/s",
             Some(("small_files.upload_16_at_a_time", rate(par_secs))),
             None,
+        ),
+        Figure::new(
+            "small_files.engine_with_links",
+            rate(linked_secs),
+            "files/s",
+            Some(("small_files.engine", rate(ferry_secs))),
+            Some(Goal::RatioAtLeast(0.8)),
         ),
     ];
     show(&figures);
@@ -158,7 +169,8 @@ async fn engine_push(
     contents: &[Bytes],
     records: usize,
     per_record: usize,
-) -> anyhow::Result<f64> {
+    links: bool,
+) -> anyhow::Result<(f64, u64)> {
     let stack = ctx.stack().await?;
     stack
         .api
@@ -169,6 +181,7 @@ async fn engine_push(
                 "connection": "dropbox",
                 "condition": "record.fields.ready",
                 "folder": "Small/{{ record.key }}",
+                "links": if links { "public" } else { "off" },
             }),
         )
         .await?;
@@ -241,6 +254,14 @@ async fn engine_push(
     }
     let secs = started.elapsed().as_secs_f64();
     progress.finish();
+    let links_made = store
+        .log_entries(&ferry_store::LogFilter {
+            action: Some("link".into()),
+            limit: u32::MAX,
+            ..Default::default()
+        })
+        .await?
+        .len() as u64;
     let (sessions, batches, uploads) = (
         stack.emulator.route_calls("files/upload_session/start"),
         stack
@@ -252,5 +273,5 @@ async fn engine_push(
         "  (engine requests: {sessions} upload_session/start, {batches} finish_batch_v2, {uploads} files/upload)"
     );
     stack.shutdown().await;
-    Ok(secs)
+    Ok((secs, links_made))
 }

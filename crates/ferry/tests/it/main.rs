@@ -13,6 +13,7 @@ mod http_edge;
 mod kill_restart;
 mod no_loss;
 mod oauth_refresh;
+mod offload;
 mod openapi;
 mod resume;
 mod shared_links;

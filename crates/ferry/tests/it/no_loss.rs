@@ -466,6 +466,7 @@ async fn giving_up_is_by_time_and_never_for_waits() {
                 links: Default::default(),
                 link_expiry_days: None,
                 folder_links: false,
+                offload: false,
                 order: 0,
             })
             .await

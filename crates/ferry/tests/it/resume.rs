@@ -89,6 +89,7 @@ async fn large_upload_resumes_after_a_crash() {
             links: Default::default(),
             link_expiry_days: None,
             folder_links: false,
+            offload: false,
             order: 0,
         })
         .await
