@@ -46,6 +46,16 @@ impl Endpoints {
         })
     }
 
+    /// Where a person approves an app: `https://www.dropbox.com/oauth2/authorize`, or the
+    /// same path on a custom API host (the emulator serves its consent page there).
+    pub fn authorize_url(&self) -> String {
+        if self.api == REAL_API {
+            "https://www.dropbox.com/oauth2/authorize".to_owned()
+        } else {
+            format!("{}/oauth2/authorize", self.api)
+        }
+    }
+
     /// Whether these are Dropbox's own hosts.
     pub fn is_dropbox(&self) -> bool {
         self.api == REAL_API && self.content == REAL_CONTENT && self.notify == REAL_NOTIFY

@@ -22,6 +22,6 @@ pub use client::{DEFAULT_CHUNK_SIZE, DropboxClient};
 pub use endpoints::Endpoints;
 pub use error::DropboxError;
 pub use faults::{CallObserver, FaultInjector, Injected, ObservedCall};
-pub use oauth::Refresh;
+pub use oauth::{OAuthApp, Refresh};
 pub use sharing::{LinkAudience, SharedLink};
 pub use types::{AccountInfo, Entry, FileInfo, FolderInfo, ListPage, PathRoot, WriteMode};

@@ -92,7 +92,7 @@ pub(crate) struct Connections {
 }
 
 /// Refuses endpoints other than Dropbox's own unless the operator allowed them.
-fn allowed(endpoints: &Endpoints, custom_hosts: bool) -> Result<(), EngineError> {
+pub(crate) fn allowed(endpoints: &Endpoints, custom_hosts: bool) -> Result<(), EngineError> {
     if endpoints.is_dropbox() || custom_hosts {
         return Ok(());
     }

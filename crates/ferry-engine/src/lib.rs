@@ -10,6 +10,7 @@ mod backoff;
 pub mod backup;
 mod batch_upload;
 mod binding;
+pub mod connect_flow;
 mod connections;
 mod error;
 mod folder_moves;
@@ -90,6 +91,9 @@ pub struct EngineConfig {
     pub webhooks_allow_internal: bool,
     /// Shared links asked of Dropbox per second at most (they are made off the sync path).
     pub links_per_second: u32,
+    /// The Dropbox app and callback for connecting through Dropbox's page (`None`: only
+    /// pasted tokens and refresh tokens).
+    pub oauth: Option<connect_flow::OAuthSettings>,
     /// Fault injection for the deterministic simulation; `None` in production.
     pub injector: Option<std::sync::Arc<dyn ferry_dropbox::FaultInjector>>,
 }
@@ -115,6 +119,7 @@ impl Default for EngineConfig {
             custom_dropbox_hosts: false,
             webhooks_allow_internal: false,
             links_per_second: 10,
+            oauth: None,
             injector: None,
         }
     }

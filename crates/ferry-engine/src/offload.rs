@@ -41,6 +41,11 @@ impl Engine {
             .into_iter()
             .filter(|r| r.offload)
             .collect();
+        // Without an offloading rule there is nothing to offload, and content offloaded under
+        // one since removed is brought back by the passes its removal queued.
+        if rules.is_empty() {
+            return Ok(0);
+        }
         let mut done = 0;
         for connection in self.store.connections().await? {
             if connection.disconnecting {

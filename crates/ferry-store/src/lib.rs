@@ -145,6 +145,11 @@ pub trait ConnectionStore: Send + Sync + 'static {
     async fn confirm_connection_deletions(&self, connection: &str) -> StoreResult<Vec<RecordId>>;
     /// When an admin last confirmed a connection's deletions (ms; 0 if never).
     async fn connection_deletions_confirmed_at(&self, connection: &str) -> StoreResult<i64>;
+    /// Stores a connect flow's state (and forgets those that expired).
+    async fn put_oauth_state(&self, state: &OAuthState) -> StoreResult<()>;
+    /// Takes a connect flow's state: returns it once and deletes it (`None`: unknown, or
+    /// already used).
+    async fn take_oauth_state(&self, state: &str) -> StoreResult<Option<OAuthState>>;
 }
 
 /// What was synced where: bindings (record folders), sync rows (files), upload sessions, and the deletion counts the brake reads.

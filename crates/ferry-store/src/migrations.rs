@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0007_team_context.sql"),
     ),
     (8, "offload", include_str!("../migrations/0008_offload.sql")),
+    (
+        9,
+        "oauth_states",
+        include_str!("../migrations/0009_oauth_states.sql"),
+    ),
 ];
 
 #[derive(Debug)]

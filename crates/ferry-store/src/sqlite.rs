@@ -1054,6 +1054,57 @@ impl ConnectionStore for SqliteStore {
                 .await?;
         Ok(at.unwrap_or(0))
     }
+
+    async fn put_oauth_state(&self, st: &crate::OAuthState) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM oauth_states WHERE expires_at < ?")
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO oauth_states (state, connection, root, api_url, content_url, notify_url, \
+             select_user, path_root, verifier_ciphertext, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&st.state)
+        .bind(&st.connection)
+        .bind(&st.root)
+        .bind(&st.api_url)
+        .bind(&st.content_url)
+        .bind(&st.notify_url)
+        .bind(&st.select_user)
+        .bind(&st.path_root)
+        .bind(&st.verifier_ciphertext)
+        .bind(st.created_at)
+        .bind(st.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn take_oauth_state(&self, state: &str) -> StoreResult<Option<crate::OAuthState>> {
+        let row = sqlx::query("DELETE FROM oauth_states WHERE state = ? RETURNING *")
+            .bind(state)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(crate::OAuthState {
+                state: r.try_get("state")?,
+                connection: r.try_get("connection")?,
+                root: r.try_get("root")?,
+                api_url: r.try_get("api_url")?,
+                content_url: r.try_get("content_url")?,
+                notify_url: r.try_get("notify_url")?,
+                select_user: r.try_get("select_user")?,
+                path_root: r.try_get("path_root")?,
+                verifier_ciphertext: r.try_get("verifier_ciphertext")?,
+                created_at: r.try_get("created_at")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
 }
 
 #[async_trait]

@@ -580,3 +580,30 @@ pub struct ContentTotals {
     /// Their bytes.
     pub offloaded_bytes: u64,
 }
+
+/// A connect flow in progress: where the authorize link was for, and the PKCE verifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthState {
+    /// The `state` sent to Dropbox (random, single use).
+    pub state: String,
+    /// The connection it connects.
+    pub connection: String,
+    /// Its root folder.
+    pub root: String,
+    /// Dropbox hosts.
+    pub api_url: String,
+    /// Dropbox hosts.
+    pub content_url: String,
+    /// Dropbox hosts.
+    pub notify_url: String,
+    /// Team member to act as.
+    pub select_user: Option<String>,
+    /// `home`, `team` or a namespace id.
+    pub path_root: Option<String>,
+    /// The PKCE code verifier, encrypted.
+    pub verifier_ciphertext: Vec<u8>,
+    /// When the link was made, ms.
+    pub created_at: i64,
+    /// When it stops working, ms.
+    pub expires_at: i64,
+}

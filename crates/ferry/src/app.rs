@@ -61,16 +61,21 @@ impl RunningApp {
             Some(key) => key.clone(),
             None => load_or_create_api_key(&config.data_dir.join("api-key"))?,
         };
-        let engine = Engine::new(store, blobs, cipher, config.engine_config());
+        // Bound first: with port 0 the connect flow's callback needs the real port.
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let engine_config = ferry_engine::EngineConfig {
+            oauth: config.oauth_settings(addr),
+            ..config.engine_config()
+        };
+        let engine = Engine::new(store, blobs, cipher, engine_config);
         let (shutdown, shutdown_rx) = watch::channel(false);
         // Registers this process and releases the claims of a crashed predecessor first, so
         // its records resume at once rather than when their lease runs out.
         let mut tasks = engine.spawn_workers(shutdown_rx.clone()).await?;
         tasks.extend(engine.spawn_watchers(shutdown_rx.clone()).await?);
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let addr = listener.local_addr()?;
         let router = api::router(api::ApiState {
             engine: Arc::clone(&engine),
             api_key: api_key.clone(),

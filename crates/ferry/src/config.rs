@@ -58,10 +58,13 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("backup_max_age_days", Kind::Integer),
     ("webhooks_allow_internal", Kind::Switch),
     ("links_per_second", Kind::Integer),
+    ("dropbox_app_key", Kind::Text),
+    ("dropbox_app_secret", Kind::Text),
+    ("public_url", Kind::Text),
 ];
 
 /// Keys whose values are secrets: never printed.
-const SECRET_KEYS: &[&str] = &["api_key", "secret_key"];
+const SECRET_KEYS: &[&str] = &["api_key", "secret_key", "dropbox_app_secret"];
 
 /// Everything `ferry serve` needs.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -142,6 +145,14 @@ pub struct Config {
     pub webhooks_allow_internal: bool,
     /// Shared links asked of Dropbox per second at most (1–100).
     pub links_per_second: u32,
+    /// The Dropbox app people connect with through Dropbox's page (its app key).
+    pub dropbox_app_key: Option<String>,
+    /// That app's secret (leave out for a PKCE-only app).
+    #[serde(deserialize_with = "secret_opt", serialize_with = "redacted")]
+    pub dropbox_app_secret: Option<Secret>,
+    /// Where browsers reach Ferry (`https://ferry.example.com`); Dropbox sends people back to
+    /// `<public_url>/oauth/dropbox/callback`. Default: the listen address.
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -181,6 +192,9 @@ impl Default for Config {
             backup_max_age_days: 0,
             webhooks_allow_internal: false,
             links_per_second: 10,
+            dropbox_app_key: None,
+            dropbox_app_secret: None,
+            public_url: None,
         }
     }
 }
@@ -238,6 +252,27 @@ impl Config {
             links_per_second: self.links_per_second,
             ..ferry_engine::EngineConfig::default()
         }
+    }
+
+    /// The connect-through-Dropbox settings, for a server reached at `listen` (used when
+    /// `public_url` is not set).
+    pub fn oauth_settings(
+        &self,
+        listen: std::net::SocketAddr,
+    ) -> Option<ferry_engine::connect_flow::OAuthSettings> {
+        let key = self.dropbox_app_key.clone()?;
+        let base = match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None if listen.ip().is_unspecified() => format!("http://127.0.0.1:{}", listen.port()),
+            None => format!("http://{listen}"),
+        };
+        Some(ferry_engine::connect_flow::OAuthSettings {
+            app: ferry_dropbox::OAuthApp {
+                app_key: key,
+                app_secret: self.dropbox_app_secret.clone(),
+            },
+            redirect_uri: format!("{base}/oauth/dropbox/callback"),
+        })
     }
 
     /// Where backups go, if they are configured.
@@ -406,6 +441,16 @@ impl Config {
                 self.longpoll_secs
             );
         }
+        if let Some(url) = &self.public_url {
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| anyhow::anyhow!("public_url {url:?} is not a URL: {e}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.query().is_some() {
+                bail!("public_url must be an http(s) base URL without a query, not {url:?}");
+            }
+        }
+        if self.dropbox_app_secret.is_some() && self.dropbox_app_key.is_none() {
+            bail!("dropbox_app_secret needs dropbox_app_key");
+        }
         if !(1..=100).contains(&self.links_per_second) {
             bail!(
                 "links_per_second must be between 1 and 100, not {}",
@@ -557,6 +602,8 @@ mod tests {
             ("reconcile_every_secs", _) => "600".to_owned(),
             ("backup_every_secs", _) => "0".to_owned(),
             ("backup_cron", _) => "0 2 * * *".to_owned(),
+            ("public_url", _) => "https://ferry.example.com".to_owned(),
+            ("links_per_second", _) => "10".to_owned(),
             (_, Kind::Text) => "text".to_owned(),
             (_, Kind::Integer) => "2".to_owned(),
             (_, Kind::Decimal) => "0.25".to_owned(),

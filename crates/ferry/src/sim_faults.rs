@@ -412,6 +412,16 @@ impl ConnectionStore for FaultyStore {
             .connection_deletions_confirmed_at(connection)
             .await
     }
+
+    async fn put_oauth_state(&self, state: &ferry_store::OAuthState) -> StoreResult<()> {
+        self.fault("put_oauth_state")?;
+        self.inner.put_oauth_state(state).await
+    }
+
+    async fn take_oauth_state(&self, state: &str) -> StoreResult<Option<ferry_store::OAuthState>> {
+        self.fault("take_oauth_state")?;
+        self.inner.take_oauth_state(state).await
+    }
 }
 
 #[async_trait]

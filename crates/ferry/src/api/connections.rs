@@ -8,11 +8,12 @@ use axum::extract::State;
 use ferry_core::secret::Secret;
 use ferry_dropbox::Endpoints;
 use ferry_dropbox::Refresh;
+use ferry_engine::connect_flow::{ConnectError, ConnectRequest};
 use ferry_engine::views::{
     AccountView, ConfirmedRecords, ConnectionList, ConnectionSaved, Disconnecting,
 };
 use ferry_engine::{ConnectionInput, Credentials, PathRootChoice};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Body of `PUT /v1/connections/{name}`.
@@ -146,4 +147,73 @@ pub async fn confirm_deletions(
     Ok(Json(
         state.engine.confirm_connection_deletions(&name).await?,
     ))
+}
+
+/// Body of `POST /v1/connections/{name}/authorize`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeBody {
+    /// Root folder for rule paths (`""` = whole Dropbox / app folder).
+    #[serde(default)]
+    root: String,
+    /// One base URL for all Dropbox hosts (the emulator); default: the real Dropbox.
+    #[serde(default)]
+    base_url: Option<String>,
+    /// With a team app: the team member Ferry acts as (`dbmid:…`).
+    #[serde(default)]
+    select_user: Option<String>,
+    /// `home` (default), `team` or a namespace id.
+    #[serde(default)]
+    path_root: Option<String>,
+}
+
+/// An authorize link to send the admin to.
+#[derive(Serialize, ToSchema)]
+pub struct AuthorizeLink {
+    /// Dropbox's authorize page for this installation's app, with a single-use state.
+    authorize_url: String,
+    /// When the link stops working, ms since the epoch.
+    expires_at: i64,
+}
+
+/// `POST /v1/connections/{name}/authorize`: starts connecting through Dropbox's own page
+/// (OAuth 2 code flow with PKCE). Open `authorize_url` in a browser and approve; Dropbox
+/// sends the browser back to Ferry's callback, which stores the connection.
+#[utoipa::path(post, operation_id = "authorize_connection", path = "/v1/connections/{name}/authorize", tag = "connections",
+    params(("name" = String, Path, description = "Connection name")),
+    request_body = AuthorizeBody,
+    responses((status = 200, body = AuthorizeLink), (status = 400, body = ErrorBody)))]
+pub async fn authorize(
+    State(state): State<ApiState>,
+    PathParams(name): PathParams<String>,
+    JsonBody(body): JsonBody<AuthorizeBody>,
+) -> Result<Json<AuthorizeLink>, ApiError> {
+    let endpoints = match &body.base_url {
+        Some(base) => Endpoints::single(base).map_err(|e| ApiError::bad_request(e.to_string()))?,
+        None => Endpoints::dropbox(),
+    };
+    let select_user = body
+        .select_user
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    let started = state
+        .engine
+        .connect_start(ConnectRequest {
+            name,
+            root: body.root,
+            endpoints,
+            select_user,
+            path_root: PathRootChoice::parse(body.path_root.as_deref().unwrap_or("home").trim())?,
+        })
+        .await
+        .map_err(|e| match e {
+            ConnectError::Engine(e) => ApiError::from(e),
+            other => ApiError::bad_request(other.to_string()),
+        })?;
+    Ok(Json(AuthorizeLink {
+        authorize_url: started.authorize_url,
+        expires_at: started.expires_at,
+    }))
 }

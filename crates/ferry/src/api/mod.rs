@@ -6,6 +6,7 @@ mod backups;
 mod connections;
 mod error;
 mod extract;
+mod oauth_pages;
 pub mod openapi;
 mod records;
 mod rules;
@@ -108,6 +109,10 @@ pub fn router(state: ApiState) -> Router {
             "/connections/{name}/confirm-deletions",
             axum::routing::post(connections::confirm_deletions),
         )
+        .route(
+            "/connections/{name}/authorize",
+            axum::routing::post(connections::authorize),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_api_key,
@@ -123,6 +128,8 @@ pub fn router(state: ApiState) -> Router {
         .merge(metrics)
         .route("/v1/openapi.json", get(openapi::document))
         .route("/health", get(openapi::health))
+        // The browser comes back from Dropbox here: the single-use state is its credential.
+        .route("/oauth/dropbox/callback", get(oauth_pages::callback))
         .route("/ready", get(openapi::ready))
         .fallback(|| async { ApiError::not_found("no such route; see docs/api.md") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })

@@ -7,6 +7,7 @@ mod backup;
 mod bench_quick;
 mod cli;
 mod client_emulator;
+mod connect_flow;
 mod emulator_conformance;
 mod emulator_restart;
 mod http_edge;
