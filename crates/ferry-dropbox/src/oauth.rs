@@ -51,43 +51,24 @@ impl OAuthApp {
         if let Some(secret) = &self.app_secret {
             form.push(("client_secret", secret.expose()));
         }
-        let url = endpoints.rewrite("https://api.dropboxapi.com/oauth2/token");
-        let response = http
-            .post(url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| DropboxError::Transport(e.without_url().to_string()))?;
-        let status = response.status();
-        let body: serde_json::Value = response.json().await.map_err(|e| {
-            DropboxError::Other(format!(
-                "token endpoint answered something else than JSON: {}",
-                e.without_url()
-            ))
+        let body = token_call(
+            &http,
+            endpoints,
+            &form,
+            "code exchange",
+            &["invalid_grant", "invalid_client", "invalid_request"],
+        )
+        .await?;
+        let refresh = body["refresh_token"].as_str().ok_or_else(|| {
+            DropboxError::Other(
+                "Dropbox gave no refresh token (was token_access_type=offline asked?)".into(),
+            )
         })?;
-        if status.is_success() {
-            let refresh = body["refresh_token"].as_str().ok_or_else(|| {
-                DropboxError::Other(
-                    "Dropbox gave no refresh token (was token_access_type=offline asked?)".into(),
-                )
-            })?;
-            return Ok(Refresh {
-                refresh_token: Secret::new(refresh),
-                app_key: self.app_key.clone(),
-                app_secret: self.app_secret.clone(),
-            });
-        }
-        let code = body["error"].as_str().unwrap_or("unknown_error");
-        let description = body["error_description"].as_str().unwrap_or("");
-        match (status.as_u16(), code) {
-            (400 | 401, "invalid_grant" | "invalid_client" | "invalid_request") => Err(
-                DropboxError::Auth(format!("code exchange refused: {code} {description}")),
-            ),
-            (s, _) if s >= 500 => Err(DropboxError::Server(format!("token endpoint: {code}"))),
-            _ => Err(DropboxError::Other(format!(
-                "token endpoint: {code} {description}"
-            ))),
-        }
+        Ok(Refresh {
+            refresh_token: Secret::new(refresh),
+            app_key: self.app_key.clone(),
+            app_secret: self.app_secret.clone(),
+        })
     }
 }
 
@@ -107,39 +88,59 @@ impl Refresh {
         if let Some(secret) = &self.app_secret {
             form.push(("client_secret", secret.expose()));
         }
-        let url = endpoints.rewrite("https://api.dropboxapi.com/oauth2/token");
-        let response = http
-            .post(url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| DropboxError::Transport(e.without_url().to_string()))?;
-        let status = response.status();
-        let body: serde_json::Value = response.json().await.map_err(|e| {
-            DropboxError::Other(format!(
-                "token endpoint answered something else than JSON: {}",
-                e.without_url()
-            ))
-        })?;
-        if status.is_success() {
-            return body["access_token"]
-                .as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    DropboxError::Other("token endpoint answered without an access_token".into())
-                });
-        }
-        // Only the error code and Dropbox's description; never the tokens we sent.
-        let code = body["error"].as_str().unwrap_or("unknown_error");
-        let description = body["error_description"].as_str().unwrap_or("");
-        match (status.as_u16(), code) {
-            (400 | 401, "invalid_grant" | "invalid_client") => Err(DropboxError::Auth(format!(
-                "refresh refused: {code} {description}"
-            ))),
-            (s, _) if s >= 500 => Err(DropboxError::Server(format!("token endpoint: {code}"))),
-            _ => Err(DropboxError::Other(format!(
-                "token endpoint: {code} {description}"
-            ))),
-        }
+        let body = token_call(
+            http,
+            endpoints,
+            &form,
+            "refresh",
+            &["invalid_grant", "invalid_client"],
+        )
+        .await?;
+        body["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                DropboxError::Other("token endpoint answered without an access_token".into())
+            })
+    }
+}
+
+/// One call to `/oauth2/token`: its JSON on success. An error code in `refused` (with a 400
+/// or 401) is [`DropboxError::Auth`]; only Dropbox's error code and description are kept,
+/// never the tokens sent.
+async fn token_call(
+    http: &reqwest::Client,
+    endpoints: &Endpoints,
+    form: &[(&str, &str)],
+    what: &str,
+    refused: &[&str],
+) -> Result<serde_json::Value, DropboxError> {
+    let url = endpoints.rewrite("https://api.dropboxapi.com/oauth2/token");
+    let response = http
+        .post(url)
+        .form(form)
+        .send()
+        .await
+        .map_err(|e| DropboxError::Transport(e.without_url().to_string()))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.map_err(|e| {
+        DropboxError::Other(format!(
+            "token endpoint answered something else than JSON: {}",
+            e.without_url()
+        ))
+    })?;
+    if status.is_success() {
+        return Ok(body);
+    }
+    let code = body["error"].as_str().unwrap_or("unknown_error");
+    let description = body["error_description"].as_str().unwrap_or("");
+    match (status.as_u16(), code) {
+        (400 | 401, code) if refused.contains(&code) => Err(DropboxError::Auth(format!(
+            "{what} refused: {code} {description}"
+        ))),
+        (s, _) if s >= 500 => Err(DropboxError::Server(format!("token endpoint: {code}"))),
+        _ => Err(DropboxError::Other(format!(
+            "token endpoint: {code} {description}"
+        ))),
     }
 }

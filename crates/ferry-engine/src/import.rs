@@ -36,16 +36,9 @@ impl Engine {
         // Held until the attachment row is committed, so the new blob cannot be dropped.
         let _hold = self.blobs.hold().await;
         let mut writer = self.blobs.writer().await.map_err(store_err)?;
-        let mut buffer = vec![0u8; 1 << 20];
-        loop {
-            let n = body
-                .read(&mut buffer)
-                .await
-                .map_err(|e| DropboxError::Transport(format!("download interrupted: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            writer.write(&buffer[..n]).await.map_err(store_err)?;
+        if let Err(e) = fill(&mut writer, &mut body).await {
+            writer.abort().await;
+            return Err(e);
         }
         let (hash, size) = writer
             .finish(Some(&remote.content_hash))
@@ -95,5 +88,26 @@ impl Engine {
             .await
             .map_err(store_err)?;
         Ok((stored.value.id, size))
+    }
+}
+
+/// Streams a download into a blob writer, 1 MiB at a time (memory stays bounded).
+pub(crate) async fn fill(
+    writer: &mut ferry_store::BlobWriter,
+    body: &mut (dyn futures::AsyncRead + Send + Unpin),
+) -> Result<(), DropboxError> {
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = body
+            .read(&mut buffer)
+            .await
+            .map_err(|e| DropboxError::Transport(format!("download interrupted: {e}")))?;
+        if n == 0 {
+            return Ok(());
+        }
+        writer
+            .write(&buffer[..n])
+            .await
+            .map_err(|e| crate::error::store_step("storing downloaded content", e))?;
     }
 }

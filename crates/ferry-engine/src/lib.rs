@@ -23,6 +23,7 @@ mod reconcile;
 mod record_archive;
 mod resumable;
 mod reverse_sync;
+mod rounds;
 mod rule_overlaps;
 pub mod service;
 mod shared_links;
@@ -152,6 +153,8 @@ pub struct Engine {
     link_pacer: shared_links::Pacer,
     /// Connections whose link making waits (rate limited, unreachable) until then.
     links_paused: std::sync::Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
+    /// When stale links were last forgotten.
+    links_pruned_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -184,6 +187,7 @@ impl Engine {
             wake_offload: tokio::sync::Notify::new(),
             link_pacer: shared_links::Pacer::new(config.links_per_second),
             links_paused: std::sync::Mutex::new(std::collections::HashMap::new()),
+            links_pruned_at: std::sync::Mutex::new(None),
             store,
             blobs,
             config,

@@ -85,29 +85,15 @@ impl Engine {
     /// Runs the offloader until `shutdown`: woken after passes, and every half minute.
     pub fn spawn_offload(
         self: &Arc<Self>,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
-        let engine = Arc::clone(self);
-        tokio::spawn(async move {
-            loop {
-                let woke = engine.wake_offload.notified();
-                let worked = match engine.offload_round().await {
-                    Ok(n) => n > 0,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "offload paused for now");
-                        false
-                    }
-                };
-                if worked {
-                    continue;
-                }
-                tokio::select! {
-                    _ = woke => {}
-                    _ = tokio::time::sleep(IDLE) => {}
-                    _ = shutdown.wait_for(|s| *s) => return,
-                }
-            }
-        })
+        self.spawn_rounds(
+            "offload",
+            |e| &e.wake_offload,
+            IDLE,
+            shutdown,
+            |e| async move { e.offload_round().await },
+        )
     }
 
     /// Brings an offloaded attachment's content back from Dropbox into the blob store and
@@ -122,16 +108,9 @@ impl Engine {
             let (client, _) = self.client(&off.connection).await?;
             let (_, mut body) = client.download_stream(&format!("rev:{}", off.rev)).await?;
             let mut writer = self.blobs.writer().await?;
-            let mut buffer = vec![0u8; 1 << 20];
-            loop {
-                let n = body
-                    .read(&mut buffer)
-                    .await
-                    .map_err(|e| DropboxError::Transport(format!("download interrupted: {e}")))?;
-                if n == 0 {
-                    break;
-                }
-                writer.write(&buffer[..n]).await?;
+            if let Err(e) = crate::import::fill(&mut writer, &mut body).await {
+                writer.abort().await;
+                return Err(e.into());
             }
             // Only exactly the offloaded content comes back.
             writer.finish(Some(&attachment.content_hash)).await?;

@@ -17,6 +17,8 @@ const PAGE: u32 = 100;
 const MAX_RETRY: Duration = Duration::from_secs(6 * 3600);
 /// How often the maker looks even without being woken (expiring links, due retries).
 const IDLE: Duration = Duration::from_secs(30);
+/// How often links of files that left Dropbox are forgotten.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -70,6 +72,21 @@ impl Engine {
             .into_iter()
             .filter(|r| !r.links.is_off())
             .collect();
+        if rules.is_empty() {
+            return Ok(0);
+        }
+        // Links of files that are gone are forgotten now and then, not on every round.
+        let prune = {
+            let mut at = self
+                .links_pruned_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY);
+            if due {
+                *at = Some(Instant::now());
+            }
+            due
+        };
         let mut worked = 0;
         for connection in self.store.connections().await? {
             if connection.needs_reconnect.is_some() || connection.disconnecting {
@@ -92,6 +109,9 @@ impl Engine {
                         break;
                     }
                 }
+            }
+            if !prune || !rules.iter().any(|r| r.connection == connection.name) {
+                continue;
             }
             if let Err(e) = self.store.prune_links(&connection.name).await {
                 tracing::warn!(connection = %connection.name, error = %e, "could not forget stale links");
@@ -211,29 +231,15 @@ impl Engine {
     /// Runs the link maker until `shutdown`: woken after passes, and every half minute.
     pub fn spawn_links(
         self: &Arc<Self>,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
-        let engine = Arc::clone(self);
-        tokio::spawn(async move {
-            loop {
-                let woke = engine.wake_links.notified();
-                let worked = match engine.make_links().await {
-                    Ok(n) => n > 0,
-                    Err(e) => {
-                        tracing::error!(error = %e, "shared links stopped for now");
-                        false
-                    }
-                };
-                if worked {
-                    continue;
-                }
-                tokio::select! {
-                    _ = woke => {}
-                    _ = tokio::time::sleep(IDLE) => {}
-                    _ = shutdown.wait_for(|s| *s) => return,
-                }
-            }
-        })
+        self.spawn_rounds(
+            "shared links",
+            |e| &e.wake_links,
+            IDLE,
+            shutdown,
+            |e| async move { e.make_links().await },
+        )
     }
 }
 

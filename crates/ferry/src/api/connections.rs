@@ -16,6 +16,26 @@ use ferry_engine::{ConnectionInput, Credentials, PathRootChoice};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// A value with its whitespace trimmed, or `None` when that leaves nothing.
+fn nonempty(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// One base URL for all hosts (the emulator), or the real Dropbox.
+fn endpoints_for(base_url: Option<&str>) -> Result<Endpoints, ApiError> {
+    match base_url {
+        Some(base) => Endpoints::single(base).map_err(|e| ApiError::bad_request(e.to_string())),
+        None => Ok(Endpoints::dropbox()),
+    }
+}
+
+fn path_root(text: Option<&str>) -> Result<PathRootChoice, ApiError> {
+    Ok(PathRootChoice::parse(text.unwrap_or("home").trim())?)
+}
+
 /// Body of `PUT /v1/connections/{name}`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -57,12 +77,6 @@ pub async fn put(
     PathParams(name): PathParams<String>,
     JsonBody(body): JsonBody<ConnectionBody>,
 ) -> Result<Json<ConnectionSaved>, ApiError> {
-    let nonempty = |v: &Option<String>| {
-        v.as_deref()
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
     let credentials = match (
         nonempty(&body.token),
         nonempty(&body.refresh_token),
@@ -86,10 +100,7 @@ pub async fn put(
             ));
         }
     };
-    let endpoints = match &body.base_url {
-        Some(base) => Endpoints::single(base).map_err(|e| ApiError::bad_request(e.to_string()))?,
-        None => Endpoints::dropbox(),
-    };
+    let endpoints = endpoints_for(body.base_url.as_deref())?;
     let account = state
         .engine
         .put_connection(ConnectionInput {
@@ -98,7 +109,7 @@ pub async fn put(
             root: body.root.clone(),
             endpoints,
             select_user: nonempty(&body.select_user),
-            path_root: PathRootChoice::parse(body.path_root.as_deref().unwrap_or("home").trim())?,
+            path_root: path_root(body.path_root.as_deref())?,
         })
         .await?;
     Ok(Json(ConnectionSaved {
@@ -188,24 +199,14 @@ pub async fn authorize(
     PathParams(name): PathParams<String>,
     JsonBody(body): JsonBody<AuthorizeBody>,
 ) -> Result<Json<AuthorizeLink>, ApiError> {
-    let endpoints = match &body.base_url {
-        Some(base) => Endpoints::single(base).map_err(|e| ApiError::bad_request(e.to_string()))?,
-        None => Endpoints::dropbox(),
-    };
-    let select_user = body
-        .select_user
-        .as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned);
     let started = state
         .engine
         .connect_start(ConnectRequest {
             name,
             root: body.root,
-            endpoints,
-            select_user,
-            path_root: PathRootChoice::parse(body.path_root.as_deref().unwrap_or("home").trim())?,
+            endpoints: endpoints_for(body.base_url.as_deref())?,
+            select_user: nonempty(&body.select_user),
+            path_root: path_root(body.path_root.as_deref())?,
         })
         .await
         .map_err(|e| match e {
