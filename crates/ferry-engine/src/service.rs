@@ -104,8 +104,19 @@ impl Engine {
             .ok_or_else(|| not_found(format!("no record {kind}/{key}")))
     }
 
-    /// A record with its relatives and attachments.
+    /// A record with its relatives and attachments, each with its links in Dropbox.
     pub async fn record_view(&self, record: &Record) -> Result<RecordView, EngineError> {
+        self.record_view_with(record, true).await
+    }
+
+    /// [`Engine::record_view`], with or without the attachments' links (an upsert's answer
+    /// leaves them out: they come with `GET`, and an app writing thousands of records
+    /// should not pay for reading them back).
+    async fn record_view_with(
+        &self,
+        record: &Record,
+        links: bool,
+    ) -> Result<RecordView, EngineError> {
         let parent = match record.parent_id {
             Some(id) => self.store.record_by_id(id).await?.map(|p| RecordRef {
                 kind: p.kind,
@@ -117,7 +128,12 @@ impl Engine {
         let ids: Vec<i64> = stored.iter().map(|a| a.id).collect();
         let mut attachments: Vec<AttachmentView> =
             stored.into_iter().map(AttachmentView::from).collect();
-        for (attachment_id, link) in self.file_links(record.id).await? {
+        let links = if links {
+            self.file_links(record.id).await?
+        } else {
+            Vec::new()
+        };
+        for (attachment_id, link) in links {
             if let Some(i) = ids.iter().position(|id| *id == attachment_id) {
                 attachments[i].links.push(link);
             }
@@ -183,7 +199,7 @@ impl Engine {
             self.wake();
         }
         Ok(RecordWritten {
-            record: self.record_view(&upserted.value).await?,
+            record: self.record_view_with(&upserted.value, false).await?,
             changed: upserted.changed,
         })
     }
