@@ -487,6 +487,64 @@ impl Admin {
         Ok(())
     }
 
+    /// `ferry connections connect NAME`: prints the link to Dropbox's authorize page; with
+    /// `wait`, waits until the account is connected (false when the link expired first).
+    pub async fn connections_connect(
+        &self,
+        name: &str,
+        body: Value,
+        wait: bool,
+    ) -> anyhow::Result<bool> {
+        let active = |list: &Value| {
+            list["connections"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["name"] == name && c["needs_reconnect"].is_null())
+        };
+        let before = active(&self.api.get("/v1/connections").await?);
+        // Absent fields are left out rather than sent as null.
+        let body: serde_json::Map<String, Value> = body
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let link = self
+            .api
+            .post_json(
+                &format!("/v1/connections/{}/authorize", enc(name)),
+                &Value::Object(body),
+            )
+            .await?;
+        if self.json {
+            self.print_json(&link)?;
+        } else {
+            println!("Open this link in a browser and choose Allow:");
+            println!("{}", text(&link["authorize_url"]));
+        }
+        if !wait {
+            return Ok(true);
+        }
+        if before {
+            eprintln!("{name} is connected already: the link replaces its credentials when used");
+            return Ok(true);
+        }
+        let expires_at = link["expires_at"].as_i64().unwrap_or(0);
+        while chrono::Utc::now().timestamp_millis() < expires_at {
+            if active(&self.api.get("/v1/connections").await?) {
+                if !self.json {
+                    println!("{name} is connected.");
+                }
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        eprintln!("the link expired before {name} was connected");
+        Ok(false)
+    }
+
     /// `ferry connections remove NAME`: reverse sync (every file only Dropbox holds comes
     /// back into Ferry), then the connection goes; with `wait`, until it is gone.
     pub async fn connections_remove(&self, name: &str, wait: bool) -> anyhow::Result<()> {

@@ -399,6 +399,29 @@ enum ConnectionsCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Connects a Dropbox account through Dropbox's own page: prints the link to open and
+    /// choose Allow on (needs `dropbox_app_key` on the server).
+    Connect {
+        #[command(flatten)]
+        remote: Remote,
+        /// The connection's name.
+        name: String,
+        /// Its root folder (`/Folder`; empty: the whole Dropbox or app folder).
+        #[arg(long, default_value = "")]
+        root: String,
+        /// One base URL for all Dropbox hosts (an emulator).
+        #[arg(long)]
+        base_url: Option<String>,
+        /// `home`, `team` (the team space) or a namespace id.
+        #[arg(long)]
+        path_root: Option<String>,
+        /// With a team app: the member to act as (`dbmid:…`).
+        #[arg(long)]
+        select_user: Option<String>,
+        /// Wait until the account is connected (at most while the link works).
+        #[arg(long)]
+        wait: bool,
+    },
     /// Disconnects: every file only Dropbox holds comes back into Ferry first (nothing is
     /// deleted in Dropbox), then the connection goes.
     Remove {
@@ -549,6 +572,25 @@ async fn run(command: Command) -> anyhow::Result<bool> {
         Command::Connections { command } => match command {
             ConnectionsCommand::List { remote } => {
                 remote.admin()?.connections_list().await.map(|()| true)
+            }
+            ConnectionsCommand::Connect {
+                remote,
+                name,
+                root,
+                base_url,
+                path_root,
+                select_user,
+                wait,
+            } => {
+                remote
+                    .admin()?
+                    .connections_connect(
+                        &name,
+                        serde_json::json!({"root": root, "base_url": base_url,
+                                           "path_root": path_root, "select_user": select_user}),
+                        wait,
+                    )
+                    .await
             }
             ConnectionsCommand::Remove { remote, name, wait } => remote
                 .admin()?

@@ -30,7 +30,7 @@ async fn authorize(stack: &Stack, name: &str, root: &str) -> String {
 
 /// The person opens the link and chooses `decision` on the consent page; returns where
 /// Dropbox sends the browser.
-async fn decide(authorize_url: &str, decision: &str) -> String {
+pub(crate) async fn decide(authorize_url: &str, decision: &str) -> String {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -189,4 +189,50 @@ async fn deny_broken_and_unconfigured_flows_answer_with_a_clear_page() {
             .contains("dropbox_app_key"),
         "{body}"
     );
+}
+
+/// `ferry connections connect NAME --wait` prints the link, and returns once the person chose
+/// Allow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_prints_the_link_and_waits_for_the_connection() {
+    use tokio::io::AsyncBufReadExt;
+    let stack = app_stack().await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "connections",
+            "connect",
+            "cli",
+            "--root",
+            "/From CLI",
+            "--wait",
+        ])
+        .args(["--base-url", &stack.emu.emulator.base_url()])
+        .args(["--url", &stack.app.base_url()])
+        .args(["--api-key", stack.app.api_key().expose()])
+        .env_remove("FERRY_API_KEY")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let link = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the CLI prints the link");
+        if line.starts_with("http") {
+            break line;
+        }
+    };
+    let back = decide(&link, "allow").await;
+    let (status, _) = land(&back).await;
+    assert_eq!(status, StatusCode::OK);
+    let exit = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("the CLI returns once connected")
+        .unwrap();
+    assert!(exit.success());
+    let rest = lines.next_line().await.unwrap().unwrap_or_default();
+    assert!(rest.contains("cli is connected"), "{rest}");
 }
