@@ -29,6 +29,19 @@ pub enum DeletePolicy {
     Archive,
 }
 
+/// Where to open a synced file at `path`: its stored shared link (by connection and Dropbox
+/// id), else its place in Dropbox.
+fn file_link(
+    links: &[ferry_store::StoredLink],
+    row: &ferry_store::SyncRow,
+    path: &str,
+) -> LinkView {
+    let stored = links
+        .iter()
+        .find(|l| l.connection == row.connection && Some(&l.item) == row.dropbox_id.as_ref());
+    LinkView::new(stored, path)
+}
+
 /// A page of records: filters and cursor.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordQuery {
@@ -288,11 +301,8 @@ impl Engine {
             };
             let folder = bindings.iter().find(|b| Some(b.id) == r.binding_id);
             if let (Some(folder), Some(rel)) = (folder, &r.rel_display) {
-                let stored = links.iter().find(|l| {
-                    l.connection == r.connection && Some(&l.item) == r.dropbox_id.as_ref()
-                });
                 let path = format!("{}/{rel}", folder.folder_display);
-                out.push((attachment_id, LinkView::new(stored, &path)));
+                out.push((attachment_id, file_link(&links, &r, &path)));
             }
         }
         Ok(out)
@@ -328,12 +338,7 @@ impl Engine {
                 _ => None,
             };
             let link = match (&path, &r.rev) {
-                (Some(path), Some(_)) => {
-                    let stored = links.iter().find(|l| {
-                        l.connection == r.connection && Some(&l.item) == r.dropbox_id.as_ref()
-                    });
-                    Some(LinkView::new(stored, path))
-                }
+                (Some(path), Some(_)) => Some(file_link(&links, &r, path)),
                 _ => None,
             };
             files.push(FileView {
