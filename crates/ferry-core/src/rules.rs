@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_FILE_PATH: &str = "{{ attachment.name }}";
 
 /// A rule as an admin writes it (JSON over the API, or TOML).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
     /// Unique rule name.
@@ -664,14 +664,7 @@ mod tests {
             ),
             file_filter: Some("'alternate' not in attachment.tags".into()),
             direction: Direction::Push,
-            pull_subfolders: false,
-            subfolders: vec![],
-            recreate_subfolders: false,
-            links: Default::default(),
-            link_expiry_days: None,
-            folder_links: false,
-            offload: false,
-            order: 0,
+            ..Default::default()
         })
         .unwrap()
     }
@@ -745,17 +738,8 @@ mod tests {
                 "children and children|rejectattr('fields.ready')|list|length == 0".into(),
             ),
             folder: "{{ record.key }}".into(),
-            file_path: None,
-            file_filter: None,
             direction: Direction::Both,
-            pull_subfolders: false,
-            subfolders: vec![],
-            recreate_subfolders: false,
-            links: Default::default(),
-            link_expiry_days: None,
-            folder_links: false,
-            offload: false,
-            order: 0,
+            ..Default::default()
         })
         .unwrap();
         let order = record("order", "7", json!({}));
@@ -794,17 +778,7 @@ mod hostile_tests {
             connection: "c".into(),
             condition: condition.map(str::to_owned),
             folder: folder.into(),
-            file_path: None,
-            file_filter: None,
-            direction: Default::default(),
-            pull_subfolders: false,
-            subfolders: vec![],
-            recreate_subfolders: false,
-            links: Default::default(),
-            link_expiry_days: None,
-            folder_links: false,
-            offload: false,
-            order: 0,
+            ..Default::default()
         }
     }
 

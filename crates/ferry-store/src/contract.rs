@@ -321,19 +321,9 @@ pub async fn changes_after_a_pass_date_the_record(s: &dyn Store) {
         name: "r".into(),
         record_kind: "order".into(),
         connection: "c".into(),
-        condition: None,
         folder: "Orders/{{ record.key }}".into(),
-        file_path: None,
-        file_filter: None,
         direction: ferry_core::sync_plan::Direction::Push,
-        pull_subfolders: false,
-        subfolders: vec![],
-        recreate_subfolders: false,
-        links: Default::default(),
-        link_expiry_days: None,
-        folder_links: false,
-        offload: false,
-        order: 0,
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -745,19 +735,8 @@ pub async fn connection_writes_queue_their_work(s: &dyn Store) {
         name: "orders".into(),
         record_kind: "order".into(),
         connection: "c".into(),
-        condition: None,
         folder: "x".into(),
-        file_path: None,
-        file_filter: None,
-        direction: Default::default(),
-        pull_subfolders: false,
-        subfolders: vec![],
-        recreate_subfolders: false,
-        links: Default::default(),
-        link_expiry_days: None,
-        folder_links: false,
-        offload: false,
-        order: 0,
+        ..Default::default()
     })
     .await
     .unwrap();

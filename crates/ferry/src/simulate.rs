@@ -128,21 +128,14 @@ fn sim_rule(direction: Direction, prefix: &str, extras: RuleExtras) -> ferry_cor
         connection: "dropbox".into(),
         condition: Some("record.fields.active".into()),
         folder: format!("{prefix}/{{{{ record.fields.folder }}}}"),
-        file_path: None,
-        file_filter: None,
         direction,
-        pull_subfolders: false,
-        subfolders: vec![],
-        recreate_subfolders: false,
         links: if extras.links {
             ferry_core::rules::LinkMode::Public
         } else {
             ferry_core::rules::LinkMode::Off
         },
-        link_expiry_days: None,
-        folder_links: false,
         offload: extras.offload,
-        order: 0,
+        ..Default::default()
     }
 }
 

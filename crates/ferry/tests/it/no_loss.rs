@@ -455,19 +455,8 @@ async fn giving_up_is_by_time_and_never_for_waits() {
                 name: "r".into(),
                 record_kind: "job".into(),
                 connection: "dropbox".into(),
-                condition: None,
                 folder: "{{ record.key }}".into(),
-                file_path: None,
-                file_filter: None,
-                direction: Default::default(),
-                pull_subfolders: false,
-                subfolders: vec![],
-                recreate_subfolders: false,
-                links: Default::default(),
-                link_expiry_days: None,
-                folder_links: false,
-                offload: false,
-                order: 0,
+                ..Default::default()
             })
             .await
             .unwrap();

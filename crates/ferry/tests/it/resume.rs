@@ -78,19 +78,8 @@ async fn large_upload_resumes_after_a_crash() {
             name: "r".into(),
             record_kind: "film".into(),
             connection: "dropbox".into(),
-            condition: None,
             folder: "{{ record.key }}".into(),
-            file_path: None,
-            file_filter: None,
-            direction: Default::default(),
-            pull_subfolders: false,
-            subfolders: vec![],
-            recreate_subfolders: false,
-            links: Default::default(),
-            link_expiry_days: None,
-            folder_links: false,
-            offload: false,
-            order: 0,
+            ..Default::default()
         })
         .await
         .unwrap();
