@@ -241,6 +241,57 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// What the step does, in words for an admin (a preview, `ferry records sync`).
+    pub fn describe(&self) -> String {
+        match self {
+            Action::PreserveRemote { from, to, .. } => format!(
+                "keep the Dropbox version of {} as {} (the app's version replaces it)",
+                from.display, to.display
+            ),
+            Action::Upload { rel, mode, .. } => match mode {
+                UploadMode::Add => format!("upload {} (new in Dropbox)", rel.display),
+                UploadMode::Update(_) => {
+                    format!(
+                        "upload {} (a new version of the file in Dropbox)",
+                        rel.display
+                    )
+                }
+            },
+            Action::DeleteRemote { rel, .. } => {
+                format!("delete {} from Dropbox (the app removed it)", rel.display)
+            }
+            Action::Import {
+                remote,
+                attachment_id,
+            } => match attachment_id {
+                Some(_) => format!(
+                    "bring the Dropbox edit of {} into the app (its version there is archived)",
+                    remote.rel.display
+                ),
+                None => format!("bring {} from Dropbox into the app", remote.rel.display),
+            },
+            Action::Archive { .. } => {
+                "archive a file deleted in Dropbox (its content is kept)".to_owned()
+            }
+            Action::RecordSynced { remote, .. } => {
+                format!(
+                    "note that {} is already the same on both sides",
+                    remote.rel.display
+                )
+            }
+            Action::Forget { .. } => "forget a file both sides removed".to_owned(),
+            Action::RenameLocal { to, .. } => {
+                format!("follow a rename in Dropbox: the file is now {}", to.display)
+            }
+            Action::MoveRemote { from, to } => format!(
+                "move {} back to {} in Dropbox (this rule only pushes)",
+                from.display, to.display
+            ),
+        }
+    }
+}
+
 /// The result of planning one binding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {

@@ -494,6 +494,27 @@ impl DropboxClient {
         Ok((result.changes, result.backoff.map(Duration::from_secs)))
     }
 
+    /// How much of the account's space is used, and how much it has (for a team member,
+    /// the team's shared allocation).
+    pub async fn space_usage(&self) -> Result<crate::SpaceUsage, DropboxError> {
+        let usage = self
+            .call(|c| async move {
+                let r = users::get_space_usage(&c).await;
+                (r, c.retry_after_secs())
+            })
+            .await?;
+        let (allocated, team) = match usage.allocation {
+            dropbox_sdk::users::SpaceAllocation::Individual(i) => (Some(i.allocated), false),
+            dropbox_sdk::users::SpaceAllocation::Team(t) => (Some(t.allocated), true),
+            _ => (None, false),
+        };
+        Ok(crate::SpaceUsage {
+            used: usage.used,
+            allocated,
+            team,
+        })
+    }
+
     /// The account behind the token (also a cheap token check).
     pub async fn current_account(&self) -> Result<AccountInfo, DropboxError> {
         let account = self

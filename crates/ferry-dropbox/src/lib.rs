@@ -24,4 +24,6 @@ pub use error::DropboxError;
 pub use faults::{CallObserver, FaultInjector, Injected, ObservedCall};
 pub use oauth::{OAuthApp, Refresh};
 pub use sharing::{LinkAudience, SharedLink};
-pub use types::{AccountInfo, Entry, FileInfo, FolderInfo, ListPage, PathRoot, WriteMode};
+pub use types::{
+    AccountInfo, Entry, FileInfo, FolderInfo, ListPage, PathRoot, SpaceUsage, WriteMode,
+};

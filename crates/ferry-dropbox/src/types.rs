@@ -124,6 +124,17 @@ pub struct AccountInfo {
     pub home_namespace_id: String,
 }
 
+/// An account's storage: bytes used and allocated (`users/get_space_usage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpaceUsage {
+    /// Bytes used.
+    pub used: u64,
+    /// Bytes allocated, if Dropbox said (a newer kind of allocation: `None`).
+    pub allocated: Option<u64>,
+    /// The allocation is the team's, shared by its members.
+    pub team: bool,
+}
+
 /// Where paths start (`Dropbox-API-Path-Root`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathRoot {

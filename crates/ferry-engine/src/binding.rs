@@ -256,7 +256,7 @@ impl Engine {
                 outcome.pending.extend(
                     actions
                         .iter()
-                        .map(|a| format!("{}: {a:?}", binding.folder_display)),
+                        .map(|a| format!("{}: {}", binding.folder_display, a.describe())),
                 );
                 return Ok(());
             }

@@ -43,6 +43,9 @@ pub struct ConnectRequest {
     pub select_user: Option<String>,
     /// Where the root is.
     pub path_root: PathRootChoice,
+    /// The console session asking (SHA-256 of its token): the callback must come back in
+    /// it. `None` for the API and CLI, where the single-use state alone is the credential.
+    pub session_hash: Option<String>,
 }
 
 /// An authorize link handed out.
@@ -66,6 +69,11 @@ pub enum ConnectError {
     /// The state expired.
     #[error("this connect link expired; start again from Ferry")]
     Expired,
+    /// The link was started from a console session other than the browser's.
+    #[error(
+        "this connect link was started in another browser or console session: sign in to Ferry's console in the browser you started from, and start again"
+    )]
+    OtherSession,
     /// Connecting through a browser is not configured.
     #[error(
         "connecting through Dropbox's page is not set up: the operator sets dropbox_app_key and public_url"
@@ -129,6 +137,7 @@ impl Engine {
                     .map_err(EngineError::from)?,
                 created_at: now,
                 expires_at,
+                session_hash: request.session_hash.clone(),
             })
             .await
             .map_err(EngineError::from)?;
@@ -150,12 +159,14 @@ impl Engine {
 
     /// Finishes a connect flow from Dropbox's redirect: takes the state (once), exchanges the
     /// code with the PKCE verifier, and stores the connection. Returns its name, root and the
-    /// account.
+    /// account. `session_hash` is the console session the browser presents, if any: a link
+    /// started from the console works only in that session.
     pub async fn connect_finish(
         self: &Arc<Self>,
         state: &str,
         code: Option<&str>,
         error: Option<&str>,
+        session_hash: Option<&str>,
     ) -> Result<(String, String, AccountInfo), ConnectError> {
         let settings = self
             .config
@@ -171,6 +182,11 @@ impl Engine {
             .ok_or(ConnectError::UnknownState)?;
         if stored.expires_at < chrono::Utc::now().timestamp_millis() {
             return Err(ConnectError::Expired);
+        }
+        if let Some(started_in) = &stored.session_hash
+            && session_hash != Some(started_in.as_str())
+        {
+            return Err(ConnectError::OtherSession);
         }
         if let Some(error) = error {
             return Err(ConnectError::Declined(match error {

@@ -334,8 +334,25 @@ impl Engine {
             disconnecting: false,
             select_user: input.select_user.clone(),
             path_root: path_root.to_stored(),
+            account: Some(ferry_store::ConnectionAccount {
+                id: account.account_id.clone(),
+                name: account.display_name.clone(),
+                email: account.email.clone(),
+            }),
         };
-        let existed = self.store.connection(&input.name).await?.is_some();
+        let previous = self.store.connection(&input.name).await?;
+        if let Some(before) = previous.as_ref().and_then(|c| c.account.as_ref())
+            && before.id != account.account_id
+        {
+            // Another account would see none of the files Ferry put in this one, and its
+            // edits there would go unnoticed: bring them back first (disconnect).
+            return Err(EngineError::AccountSwitch {
+                connection: input.name.clone(),
+                before: format!("{} <{}>", before.name, before.email),
+                after: format!("{} <{}>", account.display_name, account.email),
+            });
+        }
+        let existed = previous.is_some();
         // A new account or root: its change feed starts from now, and its rules' records are
         // queued, with the connection itself. The cached client goes before and after, so no
         // pass picks up the old one in between.
@@ -393,6 +410,25 @@ impl Engine {
             self.wake();
         }
         Ok(ids.len())
+    }
+
+    /// The connection's Dropbox storage: used and allocated (asked of Dropbox now).
+    pub async fn connection_space(
+        &self,
+        name: &str,
+    ) -> Result<ferry_dropbox::SpaceUsage, EngineError> {
+        let (client, _) = self.client(name).await?;
+        Ok(client.space_usage().await?)
+    }
+
+    /// Whether connecting through Dropbox's authorize page is set up (app key, public URL).
+    pub fn connect_configured(&self) -> bool {
+        self.config.oauth.is_some()
+    }
+
+    /// Records still to be brought back before a disconnecting connection goes.
+    pub async fn records_to_bring_back(&self, name: &str) -> Result<u64, EngineError> {
+        Ok(self.store.queued_on_connection(name).await?)
     }
 
     /// A ready client for a stored connection, and its root folder. A refresh token Dropbox

@@ -28,6 +28,21 @@ pub enum EngineError {
     /// Dropbox refused the connection's token; work waits until an admin reconnects it.
     #[error("connection {0:?} needs to be reconnected: {1}")]
     NeedsReconnect(String, String),
+    /// A connect for a different Dropbox account than the connection's: refused, since the
+    /// new account holds none of the connection's files.
+    #[error(
+        "connection {connection:?} is connected to {before}, and these credentials are for {after}: \
+         to switch accounts, disconnect {connection:?} first (that brings its files back from {before}) \
+         and then connect it again, or connect the other account under a new name"
+    )]
+    AccountSwitch {
+        /// The connection.
+        connection: String,
+        /// The account it is connected to.
+        before: String,
+        /// The account the new credentials are for.
+        after: String,
+    },
 }
 
 impl EngineError {
@@ -40,7 +55,8 @@ impl EngineError {
             | EngineError::Invalid(_)
             | EngineError::NotFound(_)
             | EngineError::Conflict(_)
-            | EngineError::NeedsReconnect(..) => Retry::Never,
+            | EngineError::NeedsReconnect(..)
+            | EngineError::AccountSwitch { .. } => Retry::Never,
         }
     }
 

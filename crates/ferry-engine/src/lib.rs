@@ -12,6 +12,7 @@ mod batch_upload;
 mod binding;
 pub mod connect_flow;
 mod connections;
+pub mod console_auth;
 mod error;
 mod folder_moves;
 mod import;
@@ -155,6 +156,8 @@ pub struct Engine {
     links_paused: std::sync::Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
     /// When stale links were last forgotten.
     links_pruned_at: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Failed console sign-ins, per name.
+    login_throttle: console_auth::LoginThrottle,
 }
 
 impl std::fmt::Debug for Engine {
@@ -188,6 +191,7 @@ impl Engine {
             link_pacer: shared_links::Pacer::new(config.links_per_second),
             links_paused: std::sync::Mutex::new(std::collections::HashMap::new()),
             links_pruned_at: std::sync::Mutex::new(None),
+            login_throttle: console_auth::LoginThrottle::default(),
             store,
             blobs,
             config,

@@ -717,6 +717,12 @@ impl Engine {
                     disconnecting: c.disconnecting,
                     select_user: c.select_user,
                     path_root: c.path_root.unwrap_or_else(|| "home".into()),
+                    oauth: c.refresh_ciphertext.is_some(),
+                    account: c.account.map(|a| AccountView {
+                        account_id: a.id,
+                        display_name: a.name,
+                        email: a.email,
+                    }),
                 })
                 .collect(),
         })
@@ -788,5 +794,33 @@ impl Engine {
         Ok(DeadList {
             dead: self.store.dead_tasks().await?,
         })
+    }
+
+    /// Dead letters with the record each one is for (`None`: the record is gone).
+    pub async fn dead_records(
+        &self,
+    ) -> Result<Vec<(ferry_store::QueueEntry, Option<RecordRef>)>, EngineError> {
+        let mut out = Vec::new();
+        for entry in self.store.dead_tasks().await? {
+            let record = self
+                .store
+                .record_by_id(entry.record_id)
+                .await?
+                .map(|r| RecordRef {
+                    kind: r.kind,
+                    key: r.key,
+                });
+            out.push((entry, record));
+        }
+        Ok(out)
+    }
+
+    /// The log counted per `bucket_ms` from `since_ms` on (the dashboard's chart).
+    pub async fn activity(
+        &self,
+        since_ms: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<ferry_store::ActivityBucket>, EngineError> {
+        Ok(self.store.log_activity(since_ms, bucket_ms).await?)
     }
 }

@@ -349,6 +349,11 @@ pub struct ConnectionView {
     /// Where `root` is: `home`, or the namespace (`root:<id>` for the team space,
     /// `namespace:<id>`).
     pub path_root: String,
+    /// The Dropbox account it was last connected to (none for connections saved before
+    /// Ferry kept it).
+    pub account: Option<AccountView>,
+    /// Connected through OAuth (a refresh token Ferry renews) rather than a pasted token.
+    pub oauth: bool,
 }
 
 /// All connections.

@@ -6,7 +6,10 @@
 //! giving it an async factory of fresh, empty stores.
 
 use crate::prelude::*;
-use crate::{AttachmentInput, Binding, Priority, RecordInput, StoreError, SyncRow, SyncState};
+use crate::{
+    AdminSession, AttachmentInput, Binding, OAuthState, Priority, RecordInput, StoreError, SyncRow,
+    SyncState,
+};
 use serde_json::json;
 
 /// A process id never used before (one claim each, so the test reads like many processes).
@@ -701,6 +704,7 @@ pub async fn connection_writes_queue_their_work(s: &dyn Store) {
         disconnecting: false,
         select_user: None,
         path_root: None,
+        account: None,
     };
     // A team connection keeps the member it acts as and where its paths start.
     s.put_connection(&crate::StoredConnection {
@@ -718,6 +722,22 @@ pub async fn connection_writes_queue_their_work(s: &dyn Store) {
     s.put_connection(&connection("team")).await.unwrap();
     let team = s.connection("team").await.unwrap().unwrap();
     assert_eq!((team.select_user, team.path_root), (None, None));
+    // The account it was connected to is kept with it.
+    let account = crate::ConnectionAccount {
+        id: "dbid:a".into(),
+        name: "Ada".into(),
+        email: "ada@example.com".into(),
+    };
+    s.put_connection(&crate::StoredConnection {
+        account: Some(account.clone()),
+        ..connection("team")
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.connection("team").await.unwrap().unwrap().account,
+        Some(account)
+    );
     let r = s
         .upsert_record(&input("C1", json!({})))
         .await
@@ -771,8 +791,18 @@ pub async fn connection_writes_queue_their_work(s: &dyn Store) {
         s.finish_task(&t).await.unwrap();
     }
     s.enqueue(&[other.id], Priority::Normal).await.unwrap();
+    assert_eq!(
+        s.queued_on_connection("c").await.unwrap(),
+        0,
+        "`other` is not bound on c"
+    );
     assert_eq!(s.set_disconnecting("c").await.unwrap(), vec![r.id]);
     assert!(s.connection("c").await.unwrap().unwrap().disconnecting);
+    assert_eq!(
+        s.queued_on_connection("c").await.unwrap(),
+        1,
+        "its progress"
+    );
     let first = s.claim_task("p", &[], now + 10, 0).await.unwrap().unwrap();
     assert_eq!(first.record_id, r.id, "reverse sync goes first");
     s.put_connection(&connection("empty")).await.unwrap();
@@ -1082,11 +1112,125 @@ pub async fn offload_needs_dropbox_to_confirm_and_never_archives_what_only_dropb
     );
 }
 
+/// Admins, sessions and login links: a password change signs the admin out, expired rows
+/// are never returned, a login link works once, and a connect state keeps its session.
+pub async fn console_sessions_end_on_password_change_and_links_work_once<S: Store>(s: &S) {
+    assert_eq!(s.admin_count().await.unwrap(), 0);
+    assert!(s.put_admin("ada", "hash-1").await.unwrap(), "a new admin");
+    assert_eq!(
+        s.admin("ada").await.unwrap().unwrap().password_hash,
+        "hash-1"
+    );
+    assert!(s.admin("bob").await.unwrap().is_none());
+    let now = chrono::Utc::now().timestamp_millis();
+    let session = |id: &str, expires_at| AdminSession {
+        id_hash: id.into(),
+        admin: "ada".into(),
+        csrf: format!("csrf-{id}"),
+        created_at: now,
+        expires_at,
+    };
+    s.put_session(&session("live", now + 60_000)).await.unwrap();
+    s.put_session(&session("old", now - 1)).await.unwrap();
+    assert_eq!(
+        s.session("live", now).await.unwrap().unwrap().csrf,
+        "csrf-live"
+    );
+    assert!(s.session("old", now).await.unwrap().is_none(), "expired");
+    assert!(s.session("nope", now).await.unwrap().is_none());
+
+    s.put_login_link("link", "ada", now + 60_000).await.unwrap();
+    s.put_login_link("stale", "ada", now - 1).await.unwrap();
+    assert_eq!(
+        s.take_login_link("link", now).await.unwrap().as_deref(),
+        Some("ada")
+    );
+    assert!(
+        s.take_login_link("link", now).await.unwrap().is_none(),
+        "used once"
+    );
+    assert!(
+        s.take_login_link("stale", now).await.unwrap().is_none(),
+        "expired"
+    );
+
+    s.put_login_link("pending", "ada", now + 60_000)
+        .await
+        .unwrap();
+    assert!(!s.put_admin("ada", "hash-2").await.unwrap(), "not new");
+    assert!(
+        s.session("live", now).await.unwrap().is_none(),
+        "signed out"
+    );
+    assert!(s.take_login_link("pending", now).await.unwrap().is_none());
+    assert_eq!(s.admin_count().await.unwrap(), 1);
+
+    s.put_session(&session("again", now + 60_000))
+        .await
+        .unwrap();
+    assert!(s.delete_session("again").await.unwrap());
+    assert!(!s.delete_session("again").await.unwrap());
+
+    let state = OAuthState {
+        state: "st".into(),
+        connection: "main".into(),
+        root: "/Ferry".into(),
+        api_url: "http://127.0.0.1:1".into(),
+        content_url: "http://127.0.0.1:1".into(),
+        notify_url: "http://127.0.0.1:1".into(),
+        select_user: None,
+        path_root: None,
+        verifier_ciphertext: vec![1, 2, 3],
+        created_at: now,
+        expires_at: now + 60_000,
+        session_hash: Some("live".into()),
+    };
+    // The dashboard's activity: the log counted per stretch of time.
+    for (at, outcome, bytes) in [
+        (now - 120_000, "ok", 10),
+        (now - 110_000, "failed", 0),
+        (now - 5_000, "ok", 7),
+    ] {
+        s.log(&crate::LogEntry {
+            id: 0,
+            at,
+            connection: "c".into(),
+            binding_id: None,
+            record_id: 1,
+            path: "/p".into(),
+            action: "upload".into(),
+            outcome: outcome.into(),
+            bytes,
+            duration_ms: 1,
+            error: None,
+        })
+        .await
+        .unwrap();
+    }
+    let since = now - 180_000;
+    let buckets = s.log_activity(since, 60_000).await.unwrap();
+    assert_eq!(
+        buckets
+            .iter()
+            .map(|b| (b.start_ms - since, b.ok, b.failed, b.bytes))
+            .collect::<Vec<_>>(),
+        vec![(60_000, 1, 1, 10), (120_000, 1, 0, 7)]
+    );
+    s.put_oauth_state(&state).await.unwrap();
+    assert_eq!(s.take_oauth_state("st").await.unwrap(), Some(state));
+    assert!(s.take_oauth_state("st").await.unwrap().is_none());
+}
+
 /// Expands to one `#[tokio::test]` per contract function, each on a fresh store from
 /// `$make` (an async expression yielding `(guard, store)`; the guard lives as long as the test).
 #[macro_export]
 macro_rules! store_contract_tests {
     ($make:expr) => {
+        #[tokio::test]
+        async fn console_sessions_end_on_password_change_and_links_work_once() {
+            let (_guard, store) = $make.await;
+            $crate::contract::console_sessions_end_on_password_change_and_links_work_once(&store).await;
+        }
         #[tokio::test]
         async fn offload_needs_dropbox_to_confirm_and_never_archives_what_only_dropbox_holds() {
             let (_guard, store) = $make.await;

@@ -11,6 +11,7 @@
 
 mod blobs;
 pub mod bulk;
+mod console;
 #[cfg(test)]
 mod contract;
 mod error;
@@ -299,6 +300,8 @@ pub trait QueueStore: Send + Sync + 'static {
     async fn queue_entry(&self, record_id: RecordId) -> StoreResult<Option<QueueEntry>>;
     /// Queue length and the earliest due time.
     async fn queue_stats(&self) -> StoreResult<QueueStats>;
+    /// Queued records with a binding on `connection` (a disconnect's progress).
+    async fn queued_on_connection(&self, connection: &str) -> StoreResult<u64>;
 }
 
 /// The log of executed actions.
@@ -308,6 +311,10 @@ pub trait LogStore: Send + Sync + 'static {
     async fn log(&self, entry: &LogEntry) -> StoreResult<()>;
     /// The log entries `filter` selects, newest first, naming their records.
     async fn log_entries(&self, filter: &LogFilter) -> StoreResult<Vec<LogLine>>;
+    /// Log entries from `since_ms` on, counted per `bucket_ms` (oldest first; empty buckets
+    /// left out).
+    async fn log_activity(&self, since_ms: i64, bucket_ms: i64)
+    -> StoreResult<Vec<ActivityBucket>>;
 }
 
 /// Webhook subscriptions and deliveries. Events are written by the other aggregates' own
@@ -406,6 +413,34 @@ pub trait OffloadStore: Send + Sync + 'static {
     async fn content_totals(&self) -> StoreResult<ContentTotals>;
 }
 
+/// The console's admins, their sessions and one-time login links. Tokens are stored only
+/// as SHA-256 hashes; expired rows are never returned.
+#[async_trait]
+pub trait ConsoleStore: Send + Sync + 'static {
+    /// Creates an admin or changes its password; a change ends the admin's sessions and
+    /// login links in the same transaction. True if the admin is new.
+    async fn put_admin(&self, name: &str, password_hash: &str) -> StoreResult<bool>;
+    /// An admin by name.
+    async fn admin(&self, name: &str) -> StoreResult<Option<AdminAccount>>;
+    /// How many admins there are.
+    async fn admin_count(&self) -> StoreResult<u64>;
+    /// Stores a new session (and forgets expired ones).
+    async fn put_session(&self, session: &AdminSession) -> StoreResult<()>;
+    /// A live session by the hash of its token.
+    async fn session(&self, id_hash: &str, now_ms: i64) -> StoreResult<Option<AdminSession>>;
+    /// Ends a session (logout); false if there was none.
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<bool>;
+    /// Stores a one-time login link's token hash for `admin` until `expires_at`.
+    async fn put_login_link(
+        &self,
+        token_hash: &str,
+        admin: &str,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    /// Takes a login link (once): the admin it signs in, if it exists and has not expired.
+    async fn take_login_link(&self, token_hash: &str, now_ms: i64) -> StoreResult<Option<String>>;
+}
+
 /// The database as a whole: consistent copies and their check (backups).
 #[async_trait]
 pub trait MaintenanceStore: Send + Sync + 'static {
@@ -432,6 +467,7 @@ pub trait Store:
     + WebhookStore
     + LinkStore
     + OffloadStore
+    + ConsoleStore
 {
 }
 
@@ -446,13 +482,14 @@ impl<T> Store for T where
         + WebhookStore
         + LinkStore
         + OffloadStore
+        + ConsoleStore
 {
 }
 
 /// The store traits, for `use ferry_store::prelude::*`.
 pub mod prelude {
     pub use super::{
-        ConnectionStore, LinkStore, LogStore, MaintenanceStore, OffloadStore, QueueStore,
-        RecordStore, RuleStore, Store, SyncStateStore, WebhookStore,
+        ConnectionStore, ConsoleStore, LinkStore, LogStore, MaintenanceStore, OffloadStore,
+        QueueStore, RecordStore, RuleStore, Store, SyncStateStore, WebhookStore,
     };
 }

@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "oauth_states",
         include_str!("../migrations/0009_oauth_states.sql"),
     ),
+    (
+        10,
+        "console",
+        include_str!("../migrations/0010_console.sql"),
+    ),
 ];
 
 #[derive(Debug)]

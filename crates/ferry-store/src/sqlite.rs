@@ -337,6 +337,18 @@ fn connection_from_row(row: &SqliteRow) -> StoreResult<StoredConnection> {
         disconnecting: row.try_get::<i64, _>("disconnecting")? != 0,
         select_user: row.try_get("select_user")?,
         path_root: row.try_get("path_root")?,
+        account: match row.try_get::<Option<String>, _>("account_id")? {
+            Some(id) => Some(crate::ConnectionAccount {
+                id,
+                name: row
+                    .try_get::<Option<String>, _>("account_name")?
+                    .unwrap_or_default(),
+                email: row
+                    .try_get::<Option<String>, _>("account_email")?
+                    .unwrap_or_default(),
+            }),
+            None => None,
+        },
     })
 }
 
@@ -898,15 +910,16 @@ impl ConnectionStore for SqliteStore {
         sqlx::query(
             "INSERT INTO connections (name, api_url, content_url, notify_url, root, token_ciphertext, \
              refresh_ciphertext, app_key, app_secret_ciphertext, needs_reconnect, updated_at, \
-             select_user, path_root) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET \
+             select_user, path_root, account_id, account_name, account_email) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET \
              api_url = excluded.api_url, content_url = excluded.content_url, notify_url = excluded.notify_url, \
              root = excluded.root, token_ciphertext = excluded.token_ciphertext, \
              refresh_ciphertext = excluded.refresh_ciphertext, app_key = excluded.app_key, \
              app_secret_ciphertext = excluded.app_secret_ciphertext, \
              needs_reconnect = excluded.needs_reconnect, disconnecting = 0, cursor = NULL, \
              updated_at = excluded.updated_at, select_user = excluded.select_user, \
-             path_root = excluded.path_root",
+             path_root = excluded.path_root, account_id = excluded.account_id, \
+             account_name = excluded.account_name, account_email = excluded.account_email",
         )
         .bind(&c.name)
         .bind(&c.api_url)
@@ -921,6 +934,9 @@ impl ConnectionStore for SqliteStore {
         .bind(now_ms())
         .bind(&c.select_user)
         .bind(&c.path_root)
+        .bind(c.account.as_ref().map(|a| &a.id))
+        .bind(c.account.as_ref().map(|a| &a.name))
+        .bind(c.account.as_ref().map(|a| &a.email))
         .execute(&mut *tx)
         .await?;
         // Its rules' records have a new target: all of them get a pass.
@@ -1063,8 +1079,8 @@ impl ConnectionStore for SqliteStore {
             .await?;
         sqlx::query(
             "INSERT INTO oauth_states (state, connection, root, api_url, content_url, notify_url, \
-             select_user, path_root, verifier_ciphertext, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             select_user, path_root, verifier_ciphertext, created_at, expires_at, session_hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&st.state)
         .bind(&st.connection)
@@ -1077,6 +1093,7 @@ impl ConnectionStore for SqliteStore {
         .bind(&st.verifier_ciphertext)
         .bind(st.created_at)
         .bind(st.expires_at)
+        .bind(&st.session_hash)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -1101,6 +1118,7 @@ impl ConnectionStore for SqliteStore {
                 verifier_ciphertext: r.try_get("verifier_ciphertext")?,
                 created_at: r.try_get("created_at")?,
                 expires_at: r.try_get("expires_at")?,
+                session_hash: r.try_get("session_hash")?,
             })
         })
         .transpose()
@@ -1750,6 +1768,17 @@ impl QueueStore for SqliteStore {
             .transpose()
     }
 
+    async fn queued_on_connection(&self, connection: &str) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sync_queue q WHERE EXISTS \
+             (SELECT 1 FROM bindings b WHERE b.record_id = q.record_id AND b.connection = ?)",
+        )
+        .bind(connection)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u64)
+    }
+
     async fn queue_stats(&self) -> StoreResult<QueueStats> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS queued, \
@@ -1778,6 +1807,35 @@ impl LogStore for SqliteStore {
         insert_log(&mut tx, e).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn log_activity(
+        &self,
+        since_ms: i64,
+        bucket_ms: i64,
+    ) -> StoreResult<Vec<crate::ActivityBucket>> {
+        let bucket_ms = bucket_ms.max(1);
+        let rows = sqlx::query(
+            "SELECT (at - ?1) / ?2 AS bucket, \
+             SUM(CASE WHEN outcome = 'ok' THEN 1 ELSE 0 END) AS ok, \
+             SUM(CASE WHEN outcome = 'failed' THEN 1 ELSE 0 END) AS failed, \
+             SUM(bytes) AS bytes \
+             FROM sync_log WHERE at >= ?1 GROUP BY bucket ORDER BY bucket",
+        )
+        .bind(since_ms)
+        .bind(bucket_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::ActivityBucket {
+                    start_ms: since_ms + r.try_get::<i64, _>("bucket")? * bucket_ms,
+                    ok: r.try_get::<i64, _>("ok")? as u64,
+                    failed: r.try_get::<i64, _>("failed")? as u64,
+                    bytes: r.try_get::<i64, _>("bytes")? as u64,
+                })
+            })
+            .collect()
     }
 
     async fn log_entries(&self, filter: &LogFilter) -> StoreResult<Vec<LogLine>> {

@@ -79,6 +79,19 @@ pub struct StoredConnection {
     /// Where paths start: `root:<namespace id>` (the team space), `namespace:<id>`, or
     /// `None` for the account's home.
     pub path_root: Option<String>,
+    /// The Dropbox account it was last connected to: id (`dbid:…`), display name, e-mail.
+    pub account: Option<ConnectionAccount>,
+}
+
+/// Who a connection's token belongs to, as Dropbox said when it was connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionAccount {
+    /// `dbid:…`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// E-mail address.
+    pub email: String,
 }
 
 /// Where a file stands.
@@ -223,6 +236,19 @@ pub struct LogEntry {
     pub duration_ms: u64,
     /// The error, if it failed.
     pub error: Option<String>,
+}
+
+/// What the log saw in one stretch of time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ActivityBucket {
+    /// Its start, ms since the epoch.
+    pub start_ms: i64,
+    /// Actions that succeeded.
+    pub ok: u64,
+    /// Actions that failed.
+    pub failed: u64,
+    /// Bytes moved.
+    pub bytes: u64,
 }
 
 /// Sync rows by state.
@@ -605,5 +631,36 @@ pub struct OAuthState {
     /// When the link was made, ms.
     pub created_at: i64,
     /// When it stops working, ms.
+    pub expires_at: i64,
+    /// SHA-256 (hex) of the console session that started it, if one did: the callback then
+    /// needs that same session (a link started from the API or CLI carries none).
+    pub session_hash: Option<String>,
+}
+
+/// An admin who signs in to the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminAccount {
+    /// Login name.
+    pub name: String,
+    /// Argon2id hash in PHC string form.
+    pub password_hash: String,
+    /// When the account was made, ms.
+    pub created_at: i64,
+    /// When its password last changed, ms.
+    pub updated_at: i64,
+}
+
+/// A signed-in console session, found by the SHA-256 of its cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSession {
+    /// SHA-256 (hex) of the session token the browser holds.
+    pub id_hash: String,
+    /// Who is signed in.
+    pub admin: String,
+    /// The token every form of this session carries.
+    pub csrf: String,
+    /// When it began, ms.
+    pub created_at: i64,
+    /// When it ends, ms.
     pub expires_at: i64,
 }

@@ -584,6 +584,54 @@ impl Admin {
         Ok(())
     }
 
+    /// Creates the console admin `name` or sets a new password (`ferry admin set-password`).
+    pub async fn set_admin_password(&self, name: &str, password: &str) -> anyhow::Result<()> {
+        let (status, answer) = self
+            .api
+            .raw(
+                reqwest::Method::PUT,
+                &format!("/v1/admins/{}/password", enc(name)),
+                Some((
+                    serde_json::to_vec(&json!({ "password": password }))?,
+                    "application/json",
+                )),
+            )
+            .await?;
+        if !status.is_success() {
+            bail!("{}", text(&answer["error"]["message"]));
+        }
+        if self.json {
+            return self.print_json(&answer);
+        }
+        if answer["created"] == json!(true) {
+            println!("created console admin {name}");
+        } else {
+            println!("changed the password of {name} (their console sessions ended)");
+        }
+        Ok(())
+    }
+
+    /// Prints a link that signs `name` in to the console once (`ferry admin login-link`).
+    pub async fn admin_login_link(&self, name: &str) -> anyhow::Result<String> {
+        let (status, answer) = self
+            .api
+            .raw(
+                reqwest::Method::POST,
+                &format!("/v1/admins/{}/login-link", enc(name)),
+                None,
+            )
+            .await?;
+        if !status.is_success() {
+            bail!("{}", text(&answer["error"]["message"]));
+        }
+        let url = format!(
+            "{}{}",
+            self.api.base().trim_end_matches('/'),
+            text(&answer["path"])
+        );
+        Ok(url)
+    }
+
     /// `ferry backup now`: a verified backup, made by the server.
     pub async fn backup_now(&self) -> anyhow::Result<()> {
         let report = self

@@ -24,6 +24,11 @@ impl ApiClient {
         }
     }
 
+    /// The base URL it talks to.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// Sends a request and returns the status and the JSON body (`Null` if not JSON).
     pub async fn raw(
         &self,

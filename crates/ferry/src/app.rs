@@ -71,6 +71,12 @@ impl RunningApp {
             ..config.engine_config()
         };
         let engine = Engine::new(store, blobs, cipher, engine_config);
+        // The first admin, from the configuration, only while there is none.
+        if let Some(password) = &config.admin_password
+            && engine.admin_count().await? == 0
+        {
+            engine.set_admin_password("admin", password).await?;
+        }
         let (shutdown, shutdown_rx) = watch::channel(false);
         // Registers this process and releases the claims of a crashed predecessor first, so
         // its records resume at once rather than when their lease runs out.
@@ -82,6 +88,8 @@ impl RunningApp {
             max_attachment_bytes: config.max_attachment_mib * 1024 * 1024,
             backup: config.backup_settings(),
             scratch: config.data_dir.clone(),
+            console_secure_cookies: config.serves_https(),
+            console_endpoints: config.console_endpoints()?,
         });
         tasks.push(engine.spawn_webhooks(shutdown_rx.clone()));
         tasks.push(engine.spawn_links(shutdown_rx.clone()));

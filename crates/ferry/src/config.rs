@@ -61,10 +61,17 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("dropbox_app_key", Kind::Text),
     ("dropbox_app_secret", Kind::Text),
     ("public_url", Kind::Text),
+    ("admin_password", Kind::Text),
+    ("dropbox_base_url", Kind::Text),
 ];
 
 /// Keys whose values are secrets: never printed.
-const SECRET_KEYS: &[&str] = &["api_key", "secret_key", "dropbox_app_secret"];
+const SECRET_KEYS: &[&str] = &[
+    "api_key",
+    "secret_key",
+    "dropbox_app_secret",
+    "admin_password",
+];
 
 /// Everything `ferry serve` needs.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -153,6 +160,13 @@ pub struct Config {
     /// Where browsers reach Ferry (`https://ferry.example.com`); Dropbox sends people back to
     /// `<public_url>/oauth/dropbox/callback`. Default: the listen address.
     pub public_url: Option<String>,
+    /// The console admin `admin`'s password, used only at a start when no admin exists
+    /// (afterwards: `ferry admin set-password`).
+    #[serde(deserialize_with = "secret_opt", serialize_with = "redacted")]
+    pub admin_password: Option<Secret>,
+    /// One base URL for every Dropbox host, for connections made in the console (an
+    /// emulator; needs `custom_dropbox_hosts`). Default: the real Dropbox.
+    pub dropbox_base_url: Option<String>,
 }
 
 impl Default for Config {
@@ -195,6 +209,8 @@ impl Default for Config {
             dropbox_app_key: None,
             dropbox_app_secret: None,
             public_url: None,
+            admin_password: None,
+            dropbox_base_url: None,
         }
     }
 }
@@ -252,6 +268,21 @@ impl Config {
             links_per_second: self.links_per_second,
             ..ferry_engine::EngineConfig::default()
         }
+    }
+
+    /// The Dropbox hosts the console connects new connections to.
+    pub fn console_endpoints(&self) -> anyhow::Result<ferry_dropbox::Endpoints> {
+        match &self.dropbox_base_url {
+            Some(url) => Ok(ferry_dropbox::Endpoints::single(url)?),
+            None => Ok(ferry_dropbox::Endpoints::dropbox()),
+        }
+    }
+
+    /// Whether browsers reach Ferry over https (the session cookie is then `Secure`).
+    pub fn serves_https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
     }
 
     /// The connect-through-Dropbox settings, for a server reached at `listen` (used when
@@ -448,6 +479,21 @@ impl Config {
                 bail!("public_url must be an http(s) base URL without a query, not {url:?}");
             }
         }
+        if let Some(url) = &self.dropbox_base_url {
+            ferry_dropbox::Endpoints::single(url)
+                .map_err(|e| anyhow::anyhow!("dropbox_base_url: {e}"))?;
+            if !self.custom_dropbox_hosts {
+                bail!("dropbox_base_url needs custom_dropbox_hosts = true");
+            }
+        }
+        if self.admin_password.as_ref().is_some_and(|p| {
+            p.expose().chars().count() < ferry_engine::console_auth::MIN_PASSWORD_CHARS
+        }) {
+            bail!(
+                "admin_password must have at least {} characters",
+                ferry_engine::console_auth::MIN_PASSWORD_CHARS
+            );
+        }
         if self.dropbox_app_secret.is_some() && self.dropbox_app_key.is_none() {
             bail!("dropbox_app_secret needs dropbox_app_key");
         }
@@ -603,6 +649,8 @@ mod tests {
             ("backup_every_secs", _) => "0".to_owned(),
             ("backup_cron", _) => "0 2 * * *".to_owned(),
             ("public_url", _) => "https://ferry.example.com".to_owned(),
+            ("dropbox_base_url", _) => "http://127.0.0.1:1".to_owned(),
+            ("admin_password", _) => "a long enough password".to_owned(),
             ("links_per_second", _) => "10".to_owned(),
             (_, Kind::Text) => "text".to_owned(),
             (_, Kind::Integer) => "2".to_owned(),

@@ -143,8 +143,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
     let config = Config {
         data_dir: data_dir.join("ferry"),
         listen: SocketAddr::from(([127, 0, 0, 1], options.port)),
-        // The demo's Dropbox is the built-in emulator.
+        // The demo's Dropbox is the built-in emulator, with its registered app, so the
+        // console's "Connect Dropbox" goes through the emulator's consent page.
         custom_dropbox_hosts: true,
+        dropbox_base_url: Some(emulator.base_url()),
+        dropbox_app_key: Some("ferry-app".into()),
+        dropbox_app_secret: Some(Secret::new("ferry-secret")),
         ..Config::default()
     };
     let app = RunningApp::start(&config).await?;
@@ -242,7 +246,26 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
         println!("  problem: {p}");
     }
 
+    // A console admin with a password nobody knows; the one-time link signs in.
+    let password: String = {
+        use rand::Rng;
+        (0..32)
+            .map(|_| rand::thread_rng().sample(rand::distributions::Alphanumeric) as char)
+            .collect()
+    };
+    let console_admin = crate::admin::Admin::new(api.clone(), false);
+    api.put_json(
+        "/v1/admins/admin/password",
+        &json!({ "password": password }),
+    )
+    .await?;
+    let login = console_admin.admin_login_link("admin").await?;
+
     println!("\nLook around:");
+    println!("  Console           {login}");
+    println!(
+        "                    (signs you in once, within 10 minutes; later: ferry admin login-link)"
+    );
     println!(
         "  Ferry API         {}   (API key: {})",
         app.base_url(),

@@ -9,6 +9,7 @@ pub mod api_client;
 pub mod app;
 pub mod bench;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod http_server;
 mod sim_faults;

@@ -94,6 +94,11 @@ enum Command {
         #[arg(long, value_name = "FORMAT", value_parser = ["csv", "jsonl"], conflicts_with = "follow")]
         export: Option<String>,
     },
+    /// Console admins: set a password, print a one-time sign-in link.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Dropbox connections.
     Connections {
         #[command(subcommand)]
@@ -436,6 +441,27 @@ enum ConnectionsCommand {
 }
 
 #[derive(Subcommand)]
+enum AdminCommand {
+    /// Creates a console admin or sets a new password, read from standard input (one line;
+    /// hidden when typed at a terminal). A new password ends the admin's sessions.
+    SetPassword {
+        #[command(flatten)]
+        remote: Remote,
+        /// The admin's name.
+        #[arg(long, default_value = "admin")]
+        name: String,
+    },
+    /// Prints a link that signs the admin in to the console once, within ten minutes.
+    LoginLink {
+        #[command(flatten)]
+        remote: Remote,
+        /// The admin's name.
+        #[arg(long, default_value = "admin")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum BackupCommand {
     /// A verified backup now.
     Now {
@@ -603,6 +629,21 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             requeue,
             wait,
         } => remote.admin()?.dead(requeue, wait).await.map(|()| true),
+        Command::Admin { command } => match command {
+            AdminCommand::SetPassword { remote, name } => {
+                let password = read_password(&name)?;
+                remote
+                    .admin()?
+                    .set_admin_password(&name, &password)
+                    .await
+                    .map(|()| true)
+            }
+            AdminCommand::LoginLink { remote, name } => {
+                let url = remote.admin()?.admin_login_link(&name).await?;
+                println!("{url}");
+                Ok(true)
+            }
+        },
         Command::Backup { command } => match command {
             BackupCommand::Now { remote } => remote.admin()?.backup_now().await.map(|()| true),
             BackupCommand::List { remote } => remote.admin()?.backup_list().await.map(|()| true),
@@ -816,4 +857,31 @@ async fn stop_signal() -> anyhow::Result<()> {
         .await
         .context("cannot wait for Ctrl-C")?;
     Ok(())
+}
+
+/// One line from standard input; at a terminal, asked for with the typing hidden.
+fn read_password(name: &str) -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    let terminal = stdin.is_terminal();
+    let saved = if terminal {
+        eprint!("New console password for {name}: ");
+        let saved = rustix::termios::tcgetattr(&stdin).ok();
+        if let Some(mut quiet) = saved.clone() {
+            quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+            let _ =
+                rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &quiet);
+        }
+        saved
+    } else {
+        None
+    };
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if let Some(saved) = saved {
+        let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &saved);
+        eprintln!();
+    }
+    read.context("cannot read the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }

@@ -228,6 +228,53 @@ impl WebhookStore for FaultyStore {
     }
 }
 
+/// The console's accounts are not part of what the simulation checks: passed through.
+#[async_trait]
+impl ConsoleStore for FaultyStore {
+    async fn put_admin(&self, name: &str, password_hash: &str) -> StoreResult<bool> {
+        self.inner.put_admin(name, password_hash).await
+    }
+
+    async fn admin(&self, name: &str) -> StoreResult<Option<ferry_store::AdminAccount>> {
+        self.inner.admin(name).await
+    }
+
+    async fn admin_count(&self) -> StoreResult<u64> {
+        self.inner.admin_count().await
+    }
+
+    async fn put_session(&self, session: &ferry_store::AdminSession) -> StoreResult<()> {
+        self.inner.put_session(session).await
+    }
+
+    async fn session(
+        &self,
+        id_hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<ferry_store::AdminSession>> {
+        self.inner.session(id_hash, now_ms).await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<bool> {
+        self.inner.delete_session(id_hash).await
+    }
+
+    async fn put_login_link(
+        &self,
+        token_hash: &str,
+        admin: &str,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        self.inner
+            .put_login_link(token_hash, admin, expires_at)
+            .await
+    }
+
+    async fn take_login_link(&self, token_hash: &str, now_ms: i64) -> StoreResult<Option<String>> {
+        self.inner.take_login_link(token_hash, now_ms).await
+    }
+}
+
 #[async_trait]
 impl MaintenanceStore for FaultyStore {
     async fn snapshot_to(&self, path: &std::path::Path) -> StoreResult<()> {
@@ -591,6 +638,11 @@ impl SyncStateStore for FaultyStore {
 
 #[async_trait]
 impl QueueStore for FaultyStore {
+    async fn queued_on_connection(&self, connection: &str) -> StoreResult<u64> {
+        self.fault("queued_on_connection")?;
+        self.inner.queued_on_connection(connection).await
+    }
+
     async fn enqueue(&self, record_ids: &[RecordId], priority: Priority) -> StoreResult<()> {
         self.fault("enqueue")?;
         self.inner.enqueue(record_ids, priority).await
@@ -673,6 +725,15 @@ impl QueueStore for FaultyStore {
 
 #[async_trait]
 impl LogStore for FaultyStore {
+    async fn log_activity(
+        &self,
+        since_ms: i64,
+        bucket_ms: i64,
+    ) -> StoreResult<Vec<ferry_store::ActivityBucket>> {
+        self.fault("log_activity")?;
+        self.inner.log_activity(since_ms, bucket_ms).await
+    }
+
     async fn log(&self, entry: &LogEntry) -> StoreResult<()> {
         self.fault("log")?;
         self.inner.log(entry).await

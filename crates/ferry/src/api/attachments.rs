@@ -273,7 +273,7 @@ pub async fn download(
 
 /// Stored content as a streamed download, with its content hash as the `ETag` (what
 /// `If-Match` takes back).
-pub(super) async fn content_response(
+pub(crate) async fn content_response(
     state: &ApiState,
     content_hash: &str,
 ) -> Result<Response, ApiError> {

@@ -71,7 +71,9 @@ pub struct ConnectionBody {
 #[utoipa::path(put, operation_id = "put_connection", path = "/v1/connections/{name}", tag = "connections",
     params(("name" = String, Path, description = "Connection name")),
     request_body = ConnectionBody,
-    responses((status = 200, body = ConnectionSaved), (status = 400, body = ErrorBody), (status = 502, body = ErrorBody)))]
+    responses((status = 200, body = ConnectionSaved), (status = 400, body = ErrorBody),
+        (status = 409, description = "Credentials of another Dropbox account (`account_switch`)", body = ErrorBody),
+        (status = 502, body = ErrorBody)))]
 pub async fn put(
     State(state): State<ApiState>,
     PathParams(name): PathParams<String>,
@@ -207,6 +209,7 @@ pub async fn authorize(
             endpoints: endpoints_for(body.base_url.as_deref())?,
             select_user: nonempty(&body.select_user),
             path_root: path_root(body.path_root.as_deref())?,
+            session_hash: None,
         })
         .await
         .map_err(|e| match e {

@@ -19,6 +19,16 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// The HTTP status it answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// What it says (safe to show: never a secret or a remote host's text).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
@@ -208,6 +218,9 @@ impl From<EngineError> for ApiError {
                 "needs_reconnect",
                 format!("connection {name:?} needs to be reconnected: {reason}"),
             ),
+            e @ EngineError::AccountSwitch { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "account_switch", e.to_string())
+            }
             EngineError::Store(e) => e.into(),
         }
     }

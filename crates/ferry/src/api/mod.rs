@@ -1,7 +1,8 @@
 //! The REST API (`/v1`). Every route but `/health` needs `Authorization: Bearer <api key>`.
 //! Documented in `docs/api.md`.
 
-mod attachments;
+mod admins;
+pub(crate) mod attachments;
 mod backups;
 mod connections;
 mod error;
@@ -10,7 +11,7 @@ mod oauth_pages;
 pub mod openapi;
 mod records;
 mod rules;
-mod status;
+pub(crate) mod status;
 mod webhooks;
 
 pub use error::ApiError;
@@ -38,6 +39,10 @@ pub struct ApiState {
     pub backup: Option<ferry_engine::backup::BackupSettings>,
     /// A directory for backup snapshots (the data dir).
     pub scratch: std::path::PathBuf,
+    /// Browsers reach Ferry over https: console cookies are `Secure`.
+    pub console_secure_cookies: bool,
+    /// Where connections made in the console go (the real Dropbox, or an emulator).
+    pub console_endpoints: ferry_dropbox::Endpoints,
 }
 
 /// Builds the API router.
@@ -113,6 +118,11 @@ pub fn router(state: ApiState) -> Router {
             "/connections/{name}/authorize",
             axum::routing::post(connections::authorize),
         )
+        .route("/admins/{name}/password", put(admins::set_password))
+        .route(
+            "/admins/{name}/login-link",
+            axum::routing::post(admins::login_link),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_api_key,
@@ -131,6 +141,7 @@ pub fn router(state: ApiState) -> Router {
         // The browser comes back from Dropbox here: the single-use state is its credential.
         .route("/oauth/dropbox/callback", get(oauth_pages::callback))
         .route("/ready", get(openapi::ready))
+        .merge(crate::console::router())
         .fallback(|| async { ApiError::not_found("no such route; see docs/api.md") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(middleware::from_fn_with_state(
@@ -202,7 +213,7 @@ async fn require_api_key(
 
 /// Compares the presented key with ours exactly (no trimming) in time that depends on
 /// neither key's content nor its length: both are hashed first, and the digests compared.
-fn keys_match(presented: &str, key: &str) -> bool {
+pub(crate) fn keys_match(presented: &str, key: &str) -> bool {
     use sha2::{Digest, Sha256};
     let (a, b) = (Sha256::digest(presented), Sha256::digest(key));
     a.iter()

@@ -63,8 +63,15 @@ fn failed(status: StatusCode, message: &str) -> Response {
 /// `GET /oauth/dropbox/callback?state=…&code=…` (or `&error=…`).
 pub async fn callback(
     State(state): State<ApiState>,
+    headers: axum::http::HeaderMap,
     query: Result<Query<CallbackQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    // A browser signed in to the console presents its session: a link started there needs
+    // it, and the admin lands back on the connections page.
+    let session = match crate::console::session_cookie_value(&headers) {
+        Some(token) => state.engine.console_session(&token).await.ok().flatten(),
+        None => None,
+    };
     let Ok(Query(query)) = query else {
         return failed(
             StatusCode::BAD_REQUEST,
@@ -81,11 +88,31 @@ pub async fn callback(
             "This page is where Dropbox sends you back after you approve Ferry; it was opened without a connect link.",
         );
     };
-    match state
+    let result = state
         .engine
-        .connect_finish(flow, query.code.as_deref(), query.error.as_deref())
-        .await
+        .connect_finish(
+            flow,
+            query.code.as_deref(),
+            query.error.as_deref(),
+            session.as_ref().map(|s| s.id_hash.as_str()),
+        )
+        .await;
+    // From the console: back to its connections page, which says how it went.
+    if session.is_some()
+        && let Err(e) = &result
+        && !matches!(e, ConnectError::Engine(e) if !matches!(e, ferry_engine::EngineError::Invalid(_) | ferry_engine::EngineError::AccountSwitch { .. }))
     {
+        return crate::console::done("/console/connections", &format!("Not connected: {e}"), true);
+    }
+    match result {
+        Ok((connection, _, account)) if session.is_some() => crate::console::done(
+            "/console/connections",
+            &format!(
+                "Connected {connection} to {} ({}): currently active.",
+                account.display_name, account.email
+            ),
+            false,
+        ),
         Ok((connection, root, account)) => page(
             StatusCode::OK,
             minijinja::context! {
@@ -93,13 +120,16 @@ pub async fn callback(
                 account => account.display_name, email => account.email, root => root,
             },
         ),
-        Err(e @ (ConnectError::UnknownState | ConnectError::Expired)) => {
-            failed(StatusCode::BAD_REQUEST, &e.to_string())
-        }
+        Err(
+            e @ (ConnectError::UnknownState | ConnectError::Expired | ConnectError::OtherSession),
+        ) => failed(StatusCode::BAD_REQUEST, &e.to_string()),
         Err(e @ ConnectError::Declined(_)) => failed(StatusCode::FORBIDDEN, &e.to_string()),
         Err(e @ ConnectError::NotConfigured) => failed(StatusCode::NOT_FOUND, &e.to_string()),
         Err(ConnectError::Engine(ferry_engine::EngineError::Invalid(message))) => {
             failed(StatusCode::BAD_REQUEST, &message)
+        }
+        Err(ConnectError::Engine(e @ ferry_engine::EngineError::AccountSwitch { .. })) => {
+            failed(StatusCode::CONFLICT, &e.to_string())
         }
         Err(ConnectError::Engine(e)) => {
             let id = uuid_like();

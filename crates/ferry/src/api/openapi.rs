@@ -2,7 +2,7 @@
 //! request and response structs. Served at `GET /v1/openapi.json`; a copy is committed as
 //! `docs/openapi.json`, and a test fails when the two drift.
 
-use super::{attachments, backups, connections, records, rules, status, webhooks};
+use super::{admins, attachments, backups, connections, records, rules, status, webhooks};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
@@ -224,6 +224,7 @@ impl Modify for CommonErrors {
         status::show, status::log, status::export, status::dead, status::requeue_dead,
         backups::now, backups::list, backups::content,
         webhooks::add, webhooks::list, webhooks::remove, webhooks::deliveries, webhooks::redeliver,
+        admins::set_password, admins::login_link,
     ),
     components(schemas(ErrorBody, ErrorDetail, ferry_store::RecordState, status::ExportFormat, ferry_engine::DeletePolicy)),
     tags(
@@ -234,6 +235,7 @@ impl Modify for CommonErrors {
         (name = "status", description = "Status, log, dead letters"),
         (name = "backups", description = "Verified backups of Ferry's database to Dropbox"),
         (name = "webhooks", description = "Signed event notifications"),
+        (name = "admins", description = "Console admins: passwords and one-time sign-in links"),
     )
 )]
 struct ApiDoc;

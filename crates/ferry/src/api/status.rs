@@ -158,14 +158,22 @@ pub async fn export(
     State(state): State<ApiState>,
     QueryParams(params): QueryParams<LogParams>,
 ) -> Result<Response, ApiError> {
-    use futures::StreamExt;
     if params.cursor.is_some() || params.limit.is_some() {
         return Err(ApiError::bad_request(
             "cursor and limit apply to GET /v1/log; the export is the whole selection",
         ));
     }
-    let (mut query, format) = params.query()?;
-    let format = format.unwrap_or_default();
+    let (query, format) = params.query()?;
+    stream_export(&state, query, format.unwrap_or_default()).await
+}
+
+/// Every entry `query` selects as a streamed download (the API's export and the console's).
+pub(crate) async fn stream_export(
+    state: &ApiState,
+    mut query: LogQuery,
+    format: ExportFormat,
+) -> Result<Response, ApiError> {
+    use futures::StreamExt;
     query.limit = EXPORT_PAGE;
     // The first page is read before answering, so a bad filter is a clean JSON error.
     let first = state.engine.log(query.clone()).await?;
@@ -204,12 +212,21 @@ pub async fn export(
         }
     });
     let body = futures::stream::iter(header_line).chain(pages);
-    let content_type = match format {
-        ExportFormat::Jsonl => "application/x-ndjson",
-        ExportFormat::Csv => "text/csv; charset=utf-8",
+    let (content_type, disposition) = match format {
+        ExportFormat::Jsonl => (
+            "application/x-ndjson",
+            "attachment; filename=\"ferry-log.jsonl\"",
+        ),
+        ExportFormat::Csv => (
+            "text/csv; charset=utf-8",
+            "attachment; filename=\"ferry-log.csv\"",
+        ),
     };
     Ok((
-        [(header::CONTENT_TYPE, content_type)],
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
         axum::body::Body::from_stream(body),
     )
         .into_response())

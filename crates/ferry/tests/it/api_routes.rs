@@ -508,6 +508,8 @@ async fn readiness_reports_store_and_workers() {
         max_attachment_bytes: 1024,
         backup: None,
         scratch: dir.path().to_path_buf(),
+        console_secure_cookies: false,
+        console_endpoints: ferry_dropbox::Endpoints::dropbox(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

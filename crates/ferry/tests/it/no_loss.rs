@@ -447,6 +447,7 @@ async fn giving_up_is_by_time_and_never_for_waits() {
                 disconnecting: false,
                 select_user: None,
                 path_root: None,
+                account: None,
             })
             .await
             .unwrap();

@@ -1,0 +1,35 @@
+-- The admin console: admin accounts (argon2 password hashes), their sessions and one-time
+-- login links (both stored as SHA-256 of the token the browser holds, so a copy of the
+-- database opens no session), and the console session a connect flow was started from.
+CREATE TABLE admins (
+    name           TEXT PRIMARY KEY,
+    password_hash  TEXT NOT NULL,
+    created_at     BIGINT NOT NULL,
+    updated_at     BIGINT NOT NULL
+);
+
+CREATE TABLE admin_sessions (
+    id_hash     TEXT PRIMARY KEY,
+    admin       TEXT NOT NULL REFERENCES admins(name) ON DELETE CASCADE,
+    csrf        TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL
+);
+CREATE INDEX admin_sessions_by_admin ON admin_sessions(admin);
+
+CREATE TABLE admin_login_links (
+    token_hash  TEXT PRIMARY KEY,
+    admin       TEXT NOT NULL REFERENCES admins(name) ON DELETE CASCADE,
+    expires_at  BIGINT NOT NULL
+);
+
+ALTER TABLE oauth_states ADD COLUMN session_hash TEXT;
+
+-- The Dropbox account a connection was last connected to, so the console shows it and a
+-- connect for another account is recognised as an account switch.
+ALTER TABLE connections ADD COLUMN account_id TEXT;
+ALTER TABLE connections ADD COLUMN account_name TEXT;
+ALTER TABLE connections ADD COLUMN account_email TEXT;
+
+-- The dashboard's activity chart reads the last hour of the log.
+CREATE INDEX sync_log_at ON sync_log(at);

@@ -1,0 +1,324 @@
+//! Connections: status, account, root, storage; connect through Dropbox's page (or paste a
+//! token), reconnect, disconnect.
+
+use super::render;
+use super::session::{self, Admin, Button, CheckedForm, HasCsrf};
+use crate::api::ApiState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use ferry_core::secret::Secret;
+use ferry_dropbox::Endpoints;
+use ferry_engine::connect_flow::{ConnectError, ConnectRequest};
+use ferry_engine::{ConnectionInput, Credentials, EngineError, PathRootChoice};
+use minijinja::{Value, context};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// How long the page waits for Dropbox's storage figures.
+const SPACE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `?tab=oauth|token`.
+#[derive(Debug, Deserialize)]
+pub struct TabQuery {
+    tab: Option<String>,
+}
+
+/// The connect form (also the reconnect button).
+#[derive(Debug, Deserialize, serde::Serialize)]
+pub struct ConnectForm {
+    #[serde(skip_serializing)]
+    csrf: String,
+    name: String,
+    #[serde(default)]
+    root: String,
+    #[serde(default)]
+    path_root: Option<String>,
+    #[serde(default)]
+    select_user: Option<String>,
+}
+
+impl HasCsrf for ConnectForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// The paste-a-token form.
+#[derive(Debug, Deserialize, serde::Serialize)]
+pub struct TokenForm {
+    #[serde(skip_serializing)]
+    csrf: String,
+    name: String,
+    #[serde(default)]
+    root: String,
+    #[serde(skip_serializing)]
+    token: String,
+}
+
+impl HasCsrf for TokenForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+fn nonempty(v: Option<&str>) -> Option<String> {
+    v.map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+async fn page(
+    state: &ApiState,
+    admin: &Admin,
+    status: StatusCode,
+    tab: &str,
+    form: Value,
+    form_error: Option<String>,
+) -> Response {
+    let engine = &state.engine;
+    let list = match engine.connections().await {
+        Ok(list) => list.connections,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list connections");
+            return render::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(admin),
+                "Ferry could not read its connections",
+                "The database did not answer; try again in a moment.",
+                Some("/console"),
+            );
+        }
+    };
+    // Storage is asked of Dropbox for every connection at once, each with a short timeout.
+    let details = futures::future::join_all(list.iter().map(|c| async move {
+        let space = if c.needs_reconnect.is_some() {
+            Err("unknown until reconnected".to_owned())
+        } else {
+            match tokio::time::timeout(SPACE_TIMEOUT, engine.connection_space(&c.name)).await {
+                Ok(Ok(space)) => Ok(space),
+                Ok(Err(e)) => {
+                    tracing::warn!(connection = %c.name, error = %e, "storage figures unavailable");
+                    Err("Dropbox did not say (see Ferry's log)".to_owned())
+                }
+                Err(_) => Err("Dropbox did not answer in time".to_owned()),
+            }
+        };
+        let to_bring_back = if c.disconnecting {
+            engine.records_to_bring_back(&c.name).await.unwrap_or(0)
+        } else {
+            0
+        };
+        (space, to_bring_back)
+    }))
+    .await;
+    let connections: Vec<Value> = list
+        .iter()
+        .zip(details)
+        .map(|(c, (space, to_bring_back))| {
+            let (space, space_error) = match space {
+                Ok(s) => (
+                    Some(context! {
+                        used => s.used,
+                        allocated => s.allocated,
+                        team => s.team,
+                        share => s.allocated.filter(|a| *a > 0).map_or(0, |a| (s.used.saturating_mul(100) / a).min(100)),
+                    }),
+                    None,
+                ),
+                Err(why) => (None, Some(why)),
+            };
+            context! { ..Value::from_serialize(c), ..context! {
+                space => space, space_error => space_error, to_bring_back => to_bring_back,
+            }}
+        })
+        .collect();
+    render::render(
+        status,
+        Some(admin),
+        "connections",
+        "connections.html",
+        context! {
+            title => "Connections",
+            connections => connections,
+            connect_configured => engine.connect_configured(),
+            tab => tab,
+            form => form,
+            form_error => form_error,
+        },
+    )
+}
+
+/// `GET /console/connections`.
+pub async fn list(
+    State(state): State<ApiState>,
+    admin: Admin,
+    query: Result<Query<TabQuery>, QueryRejection>,
+) -> Response {
+    let tab = match query.as_ref().ok().and_then(|q| q.tab.as_deref()) {
+        Some("token") => "token",
+        _ => "oauth",
+    };
+    page(&state, &admin, StatusCode::OK, tab, Value::UNDEFINED, None).await
+}
+
+/// The hosts a connection uses: its own when it exists, else the operator's default.
+async fn endpoints_for(state: &ApiState, name: &str) -> Endpoints {
+    if let Ok(list) = state.engine.connections().await
+        && let Some(c) = list.connections.iter().find(|c| c.name == name)
+    {
+        let dropbox = Endpoints::dropbox();
+        if c.api_url != dropbox.api
+            && let Ok(single) = Endpoints::single(&c.api_url)
+        {
+            return single;
+        }
+        return dropbox;
+    }
+    state.console_endpoints.clone()
+}
+
+/// `POST /console/connections/connect`: off to Dropbox's authorize page.
+pub async fn connect(
+    State(state): State<ApiState>,
+    CheckedForm(admin, form): CheckedForm<ConnectForm>,
+) -> Response {
+    let path_root = match PathRootChoice::parse(form.path_root.as_deref().unwrap_or("home")) {
+        Ok(p) => p,
+        Err(e) => {
+            return page(
+                &state,
+                &admin,
+                StatusCode::BAD_REQUEST,
+                "oauth",
+                Value::from_serialize(&form),
+                Some(e.to_string()),
+            )
+            .await;
+        }
+    };
+    let request = ConnectRequest {
+        name: form.name.trim().to_owned(),
+        root: form.root.trim().to_owned(),
+        endpoints: endpoints_for(&state, form.name.trim()).await,
+        select_user: nonempty(form.select_user.as_deref()),
+        path_root,
+        session_hash: Some(admin.session_hash.clone()),
+    };
+    match state.engine.connect_start(request).await {
+        Ok(started) => Redirect::to(&started.authorize_url).into_response(),
+        Err(e) => {
+            let message = match e {
+                ConnectError::Engine(EngineError::Invalid(m)) => m,
+                other => other.to_string(),
+            };
+            page(
+                &state,
+                &admin,
+                StatusCode::BAD_REQUEST,
+                "oauth",
+                Value::from_serialize(&form),
+                Some(message),
+            )
+            .await
+        }
+    }
+}
+
+/// `POST /console/connections/token`: a pasted access token, checked against Dropbox.
+pub async fn paste_token(
+    State(state): State<ApiState>,
+    CheckedForm(admin, form): CheckedForm<TokenForm>,
+) -> Response {
+    let name = form.name.trim().to_owned();
+    let input = ConnectionInput {
+        name: name.clone(),
+        credentials: Credentials::Token(Secret::new(form.token.trim().to_owned())),
+        root: form.root.trim().to_owned(),
+        endpoints: endpoints_for(&state, &name).await,
+        select_user: None,
+        path_root: PathRootChoice::Home,
+    };
+    match state.engine.put_connection(input).await {
+        Ok(account) => session::done(
+            "/console/connections",
+            &format!(
+                "Connected {name} to {} ({}); files start syncing under its rules.",
+                account.display_name, account.email
+            ),
+            false,
+        ),
+        Err(e) => {
+            let message = match &e {
+                EngineError::Invalid(m) => m.clone(),
+                EngineError::Dropbox(ferry_dropbox::DropboxError::Auth(_)) => {
+                    "Dropbox refused this token (expired, revoked or mistyped).".to_owned()
+                }
+                EngineError::AccountSwitch { .. } => e.to_string(),
+                _ => {
+                    tracing::error!(error = %e, "saving a pasted token failed");
+                    "Ferry could not check the token with Dropbox just now; try again.".to_owned()
+                }
+            };
+            page(
+                &state,
+                &admin,
+                StatusCode::BAD_REQUEST,
+                "token",
+                Value::from_serialize(&form),
+                Some(message),
+            )
+            .await
+        }
+    }
+}
+
+/// `GET /console/connections/{name}/disconnect`: what disconnecting does, and a button.
+pub async fn confirm_disconnect(admin: Admin, Path(name): Path<String>) -> Response {
+    render::page(
+        &admin,
+        "connections",
+        "disconnect.html",
+        context! { title => "Disconnect", name => name },
+    )
+}
+
+/// `POST /console/connections/{name}/disconnect`.
+pub async fn disconnect(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    CheckedForm(admin, _): CheckedForm<Button>,
+) -> Response {
+    match state.engine.disconnect(&name).await {
+        Ok(0) => session::done(
+            "/console/connections",
+            &format!("Disconnected {name}: nothing was bound to it."),
+            false,
+        ),
+        Ok(n) => session::done(
+            "/console/connections",
+            &format!(
+                "Disconnecting {name}: bringing back the files of {n} records from Dropbox first."
+            ),
+            false,
+        ),
+        Err(EngineError::UnknownConnection(_)) => render::message(
+            StatusCode::NOT_FOUND,
+            Some(&admin),
+            "No such connection",
+            &format!("There is no connection named {name:?}."),
+            Some("/console/connections"),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "disconnect failed");
+            render::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(&admin),
+                "Not disconnected",
+                "Ferry could not start the disconnect; nothing changed. Try again.",
+                Some("/console/connections"),
+            )
+        }
+    }
+}

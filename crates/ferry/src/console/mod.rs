@@ -1,0 +1,84 @@
+//! The admin console: server-rendered pages under `/console` (MiniJinja templates compiled
+//! into the binary, one stylesheet, no script). Every page needs a signed-in admin; every
+//! form carries its session's CSRF token; every action ends on a page that says what
+//! happened. The pages call the same engine methods as the REST API. See docs/console.md.
+
+mod connections;
+mod dashboard;
+mod log;
+mod login;
+mod records;
+mod render;
+mod rules;
+mod session;
+
+use crate::api::ApiState;
+use axum::Router;
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get, post};
+
+pub use session::{SESSION_COOKIE, done};
+
+/// The session token a request's cookie carries, if any.
+pub fn session_cookie_value(headers: &axum::http::HeaderMap) -> Option<String> {
+    session::cookie(headers, SESSION_COOKIE)
+}
+
+/// The console's routes (merged into the API's router, sharing its state).
+pub fn router() -> Router<ApiState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/console") }))
+        .route("/console", get(dashboard::show))
+        .route("/console/static/console.css", get(stylesheet))
+        .route("/console/login", get(login::form).post(login::submit))
+        .route("/console/login/link", get(login::link))
+        .route("/console/logout", post(login::logout))
+        .route("/console/queue/requeue", post(dashboard::requeue_all))
+        .route("/console/connections", get(connections::list))
+        .route("/console/connections/connect", post(connections::connect))
+        .route("/console/connections/token", post(connections::paste_token))
+        .route(
+            "/console/connections/{name}/disconnect",
+            get(connections::confirm_disconnect).post(connections::disconnect),
+        )
+        .route("/console/records", get(records::list))
+        .route("/console/records/{kind}/{key}", get(records::show))
+        .route(
+            "/console/records/{kind}/{key}/resync",
+            post(records::resync),
+        )
+        .route(
+            "/console/records/{kind}/{key}/confirm-deletions",
+            post(records::confirm_deletions),
+        )
+        .route(
+            "/console/records/{kind}/{key}/files/{name}",
+            get(records::download),
+        )
+        .route(
+            "/console/records/{kind}/{key}/archive/{id}",
+            get(records::download_archived),
+        )
+        .route(
+            "/console/records/{kind}/{key}/archive/{id}/restore",
+            post(records::restore),
+        )
+        .route("/console/log", get(log::show))
+        .route("/console/log/export", get(log::export))
+        .route("/console/rules", get(rules::list))
+        .route("/console/rules/new", get(rules::new))
+        .route("/console/rules/save", post(rules::save))
+        .route("/console/rules/{name}", get(rules::edit))
+        .route("/console/rules/{name}/delete", post(rules::delete))
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("templates/console.css"),
+    )
+}

@@ -1,0 +1,545 @@
+//! The admin console: its guards over plain HTTP (sign-in, session cookie, CSRF, headers),
+//! and an admin's walk through it in headless Chromium — sign in, connect through the
+//! emulator's consent page (Allow and Deny), write a rule and preview it, watch a record's
+//! files turn synced, re-sync, export the log, restore an archived version. Every page
+//! visited is saved as a screenshot under the target dir (`console-screenshots/`).
+
+use crate::browser::Browser;
+use crate::support::{Emu, Stack};
+use ferry_core::secret::Secret;
+use reqwest::StatusCode;
+use serde_json::json;
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn console_stack() -> Stack {
+    let emu = Emu::start().await;
+    let base = emu.emulator.base_url();
+    Stack::start_on(emu, move |c| {
+        c.dropbox_app_key = Some("ferry-app".into());
+        c.dropbox_app_secret = Some(Secret::new("ferry-secret"));
+        c.dropbox_base_url = Some(base);
+        c.admin_password = Some(Secret::new(PASSWORD));
+    })
+    .await
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs in over HTTP; returns the session cookie's `name=value`.
+async fn sign_in(http: &reqwest::Client, base: &str) -> String {
+    let response = http
+        .post(format!("{base}/console/login"))
+        .form(&[
+            ("name", "admin"),
+            ("password", PASSWORD),
+            ("next", "/console"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let set = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax") && !set.contains("Secure"),
+        "{set}"
+    );
+    set.split(';').next().unwrap().to_owned()
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn pages_need_a_session_and_forms_their_csrf_token() {
+    let stack = console_stack().await;
+    let base = stack.app.base_url();
+    let http = no_redirects();
+
+    // Signed out: every page sends the browser to the sign-in page, and back afterwards.
+    let page = http
+        .get(format!("{base}/console/records?kind=order"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        page.headers()["location"],
+        "/console/login?next=%2Fconsole%2Frecords%3Fkind%3Dorder"
+    );
+    let post = http
+        .post(format!("{base}/console/queue/requeue"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        post.status(),
+        StatusCode::SEE_OTHER,
+        "no change without a session"
+    );
+
+    // A wrong password is refused in words, with the name kept.
+    let wrong = http
+        .post(format!("{base}/console/login"))
+        .form(&[("name", "admin"), ("password", "not it at all")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        wrong
+            .text()
+            .await
+            .unwrap()
+            .contains("the name or the password is wrong")
+    );
+
+    let cookie = sign_in(&http, &base).await;
+    let dashboard = http
+        .get(format!("{base}/console"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dashboard.status(), StatusCode::OK);
+    let csp = dashboard.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(dashboard.headers()["x-frame-options"], "DENY");
+    let html = dashboard.text().await.unwrap();
+    let csrf = csrf_of(&html);
+
+    // A form without this session's token changes nothing.
+    for token in ["", "forged"] {
+        let forged = http
+            .post(format!("{base}/console/connections/dropbox/disconnect"))
+            .header("cookie", &cookie)
+            .form(&[("csrf", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    }
+    let list = stack.api.get("/v1/connections").await.unwrap();
+    assert_eq!(
+        list["connections"][0]["disconnecting"], false,
+        "not disconnected"
+    );
+
+    // With it, the action runs and the next page says what it did.
+    let done = http
+        .post(format!("{base}/console/queue/requeue"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let notice = done.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let after = http
+        .get(format!("{base}/console"))
+        .header("cookie", format!("{cookie}; {notice}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(after.contains("Re-queued 0 records"), "{after}");
+
+    // Signing out ends the session on the server, not only in the browser.
+    let out = http
+        .post(format!("{base}/console/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::OK);
+    let again = http
+        .get(format!("{base}/console"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+
+    // A one-time link signs in once.
+    let link = stack.api.post("/v1/admins/admin/login-link").await.unwrap();
+    let path = link["path"].as_str().unwrap();
+    let first = http.get(format!("{base}{path}")).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    assert!(
+        first.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("ferry_session=")
+    );
+    let second = http.get(format!("{base}{path}")).send().await.unwrap();
+    assert_eq!(second.status(), StatusCode::BAD_REQUEST);
+
+    // A new password signs the admin out everywhere.
+    let cookie = sign_in(&http, &base).await;
+    stack
+        .api
+        .put_json(
+            "/v1/admins/admin/password",
+            &json!({"password": "another long password"}),
+        )
+        .await
+        .unwrap();
+    let gone = http
+        .get(format!("{base}/console"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::SEE_OTHER);
+    let short = stack
+        .api
+        .raw(
+            reqwest::Method::PUT,
+            "/v1/admins/admin/password",
+            Some((br#"{"password": "short"}"#.to_vec(), "application/json")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(short.0, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_connect_link_from_the_console_works_only_in_its_session() {
+    let stack = console_stack().await;
+    let base = stack.app.base_url();
+    let http = no_redirects();
+    let cookie = sign_in(&http, &base).await;
+    let page = http
+        .get(format!("{base}/console/connections"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let started = http
+        .post(format!("{base}/console/connections/connect"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", csrf_of(&page).as_str()),
+            ("name", "other"),
+            ("root", "/Other"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), StatusCode::SEE_OTHER);
+    let authorize = started.headers()["location"].to_str().unwrap().to_owned();
+    let back = crate::connect_flow::decide(&authorize, "allow").await;
+    // Opened in a browser without that session (a link sent to someone else): refused.
+    let elsewhere = reqwest::get(&back).await.unwrap();
+    assert_eq!(elsewhere.status(), StatusCode::BAD_REQUEST);
+    assert!(elsewhere.text().await.unwrap().contains("another browser"));
+    let list = stack.api.get("/v1/connections").await.unwrap();
+    assert!(
+        list["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["name"] != "other"),
+        "{list}"
+    );
+}
+
+#[tokio::test]
+async fn an_admin_connects_writes_a_rule_and_restores_a_version_in_a_browser() {
+    let stack = console_stack().await;
+    let base = stack.app.base_url();
+    stack.record_with("order", "A1", &["quote.pdf"]).await;
+    let b = Browser::start(1280, 1000).await;
+
+    // Sign in: a wrong password first.
+    b.goto(&format!("{base}/console")).await;
+    assert!(
+        b.path().await.starts_with("/console/login"),
+        "{}",
+        b.path().await
+    );
+    b.screenshot("01-sign-in").await;
+    b.fill("name", "admin").await;
+    b.fill("password", "wrong password").await;
+    b.click_text("Sign in").await;
+    assert!(b.text().await.contains("the name or the password is wrong"));
+    b.fill("password", PASSWORD).await;
+    b.click_text("Sign in").await;
+    assert_eq!(b.path().await, "/console");
+    let text = b.text().await;
+    assert!(
+        text.contains("Dashboard") && text.contains("Dead letters"),
+        "{text}"
+    );
+    b.screenshot("02-dashboard").await;
+
+    // Connect through Dropbox's (the emulator's) page: Allow.
+    b.goto(&format!("{base}/console/connections")).await;
+    b.fill("c-name", "studio").await;
+    b.fill("c-root", "/Studio").await;
+    b.click_text("Connect Dropbox").await;
+    let consent = b.text().await;
+    assert!(consent.contains("Allow"), "the consent page: {consent}");
+    b.screenshot("03-dropbox-consent").await;
+    b.click_text("Allow").await;
+    assert_eq!(b.path().await, "/console/connections");
+    let text = b.text().await;
+    assert!(text.contains("Connected studio to"), "{text}");
+    assert!(
+        text.contains("studio") && text.contains("Currently active"),
+        "{text}"
+    );
+    b.screenshot("04-connected").await;
+    let list = stack.api.get("/v1/connections").await.unwrap();
+    let studio = list["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "studio")
+        .expect("the new connection");
+    assert_eq!(studio["oauth"], true);
+    assert_eq!(studio["root"], "/Studio");
+
+    // …and Deny: nothing is connected, and the page says so.
+    b.fill("c-name", "declined").await;
+    b.click_text("Connect Dropbox").await;
+    b.click_text("Deny").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("Not connected") && text.contains("declined"),
+        "{text}"
+    );
+    b.screenshot("05-denied").await;
+    let list = stack.api.get("/v1/connections").await.unwrap();
+    assert!(
+        list["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["name"] != "declined")
+    );
+
+    // A rule: a template error shows next to its field; the preview shows the folder.
+    b.goto(&format!("{base}/console/rules/new")).await;
+    b.fill("f-name", "orders").await;
+    b.fill("f-kind", "order").await;
+    b.client
+        .find(fantoccini::Locator::Id("f-conn"))
+        .await
+        .unwrap()
+        .select_by_value("dropbox")
+        .await
+        .unwrap();
+    b.fill("f-folder", "Orders/{{ record.key").await;
+    b.click_text("Preview").await;
+    let error = b
+        .client
+        .find(fantoccini::Locator::Id("e-folder"))
+        .await
+        .expect("the error is shown at the folder field")
+        .text()
+        .await
+        .unwrap();
+    assert!(error.contains("folder"), "{error}");
+    b.screenshot("06-rule-error").await;
+    b.fill("f-folder", "Orders/{{ record.key }}").await;
+    b.client
+        .find(fantoccini::Locator::Id("f-dir"))
+        .await
+        .unwrap()
+        .select_by_value("both")
+        .await
+        .unwrap();
+    b.click_text("Preview").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("Preview") && text.contains("Orders/A1"),
+        "{text}"
+    );
+    assert!(
+        stack.api.get("/v1/rules").await.unwrap()["rules"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "a preview saves nothing"
+    );
+    assert!(
+        text.contains("New rule"),
+        "still a new rule after previews: {text}"
+    );
+    b.screenshot("07-rule-preview").await;
+    b.click_text("Save rule").await;
+    assert!(b.text().await.contains("Saved rule orders"));
+
+    // The record's files turn synced.
+    b.goto(&format!("{base}/console/records?kind=order")).await;
+    b.click_text("order/A1").await;
+    b.reload_until("synced").await;
+    let text = b.text().await;
+    assert!(text.contains("/Ferry/Orders/A1/quote.pdf"), "{text}");
+    b.screenshot("08-record-synced").await;
+    b.click_text("Re-sync now").await;
+    assert!(b.text().await.contains("Queued a sync pass"));
+
+    // Someone edits the file in Dropbox: it comes back, the app's version is archived, and
+    // the admin restores it.
+    stack
+        .emu
+        .client()
+        .upload(
+            "/Ferry/Orders/A1/quote.pdf",
+            bytes::Bytes::from_static(b"edited in Dropbox"),
+            &ferry_dropbox::WriteMode::Overwrite,
+        )
+        .await
+        .unwrap();
+    b.reload_until("Restore").await;
+    b.screenshot("09-archived-version").await;
+    b.click_text("Restore").await;
+    assert!(
+        b.text().await.contains("Restored quote.pdf"),
+        "{}",
+        b.text().await
+    );
+    let content = stack
+        .api
+        .get_streaming("/v1/records/order/A1/attachments/quote.pdf")
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        &content[..],
+        b"A1/quote.pdf",
+        "the app's version is current again"
+    );
+
+    // The log, filtered, and its export (fetched with the browser's session).
+    b.goto(&format!("{base}/console/log?record=order%2FA1"))
+        .await;
+    let text = b.text().await;
+    assert!(
+        text.contains("upload ok") && text.contains("order/A1"),
+        "{text}"
+    );
+    b.screenshot("10-log").await;
+    let href = b
+        .client
+        .find(fantoccini::Locator::LinkText("Export CSV"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let session = b.cookie("ferry_session").await;
+    let csv = reqwest::Client::new()
+        .get(format!("{base}{href}"))
+        .header("cookie", format!("ferry_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert!(
+        csv.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("ferry-log.csv")
+    );
+    let csv = csv.text().await.unwrap();
+    assert!(
+        csv.starts_with("id,at,connection,kind,key,path,action"),
+        "{csv}"
+    );
+    assert!(
+        csv.lines().skip(1).all(|l| l.contains(",order,A1,")),
+        "{csv}"
+    );
+
+    // On a phone.
+    b.client.set_window_size(390, 900).await.unwrap();
+    b.goto(&format!("{base}/console/records/order/A1")).await;
+    b.screenshot("11-record-phone").await;
+    b.goto(&format!("{base}/console/connections")).await;
+    b.screenshot("12-connections-phone").await;
+
+    b.click_text("Sign out").await;
+    assert!(b.text().await.contains("You are signed out"));
+    b.goto(&format!("{base}/console")).await;
+    assert!(b.path().await.starts_with("/console/login"));
+}
+
+/// New credentials for another Dropbox account are an account switch: refused in words (the
+/// other account holds none of the connection's files), and the connection is unchanged.
+#[tokio::test]
+async fn credentials_of_another_account_do_not_switch_a_connection() {
+    let emu = Emu::start_with(|c| c.accounts = vec![ferry_emulator::AccountSpec::new("bob")]).await;
+    let bob = emu.emulator.token_for("bob").unwrap().to_owned();
+    let base = emu.emulator.base_url();
+    let stack = Stack::start_on(emu, |_| {}).await;
+    let before = stack.api.get("/v1/connections").await.unwrap();
+    assert_eq!(
+        before["connections"][0]["account"]["email"],
+        "emulator@ferry.invalid"
+    );
+    let body = json!({"token": bob, "root": "/Ferry", "base_url": base});
+    let (status, answer) = stack
+        .api
+        .raw(
+            reqwest::Method::PUT,
+            "/v1/connections/dropbox",
+            Some((serde_json::to_vec(&body).unwrap(), "application/json")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["error"]["code"], "account_switch");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("disconnect") && message.contains("bob@ferry.invalid"),
+        "{message}"
+    );
+    assert!(!message.contains(&bob), "no token in the answer");
+    assert_eq!(stack.api.get("/v1/connections").await.unwrap(), before);
+    // The same account again is a plain reconnect.
+    stack
+        .api
+        .put_json(
+            "/v1/connections/dropbox",
+            &json!({"token": stack.emu.emulator.token(), "root": "/Ferry", "base_url": stack.emu.emulator.base_url()}),
+        )
+        .await
+        .unwrap();
+}
