@@ -28,7 +28,7 @@ const MAX_REQUEST_BODY: usize = 150 * 1024 * 1024;
 /// A Dropbox account, reached through one token.
 #[derive(Clone, Debug)]
 pub struct DropboxClient {
-    transport: Arc<Transport>,
+    pub(crate) transport: Arc<Transport>,
     pub(crate) chunk_size: usize,
     max_attempts: u32,
 }

@@ -15,6 +15,7 @@ mod faults;
 mod http;
 mod oauth;
 mod sharing;
+mod team;
 mod types;
 
 pub use batch::{MAX_APPEND_BATCH, MAX_APPEND_BATCH_BYTES, MAX_BATCH, Staged};
@@ -24,6 +25,7 @@ pub use error::DropboxError;
 pub use faults::{CallObserver, FaultInjector, Injected, ObservedCall};
 pub use oauth::{OAuthApp, Refresh};
 pub use sharing::{LinkAudience, SharedLink};
+pub use team::{MAX_MEMBERS, TeamMember};
 pub use types::{
     AccountInfo, Entry, FileInfo, FolderInfo, ListPage, PathRoot, SpaceUsage, WriteMode,
 };

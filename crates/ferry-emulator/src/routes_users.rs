@@ -24,16 +24,21 @@ pub async fn call(app: &Ctx<'_>, route: &str, arg: Value) -> Result<Response, Ap
     Ok(wire::json(StatusCode::OK, &result))
 }
 
+/// An account's surname and e-mail: the primary account keeps the first cut's identity;
+/// others are named after themselves.
+pub(crate) fn identity(user: &crate::space::Space) -> (String, String) {
+    if user.name == "default" {
+        ("Emulator".to_string(), "emulator@ferry.invalid".to_string())
+    } else {
+        (user.name.clone(), format!("{}@ferry.invalid", user.name))
+    }
+}
+
 /// A `FullAccount` with every field the SDK requires.
 fn current_account(app: &Ctx<'_>) -> Value {
     let user = app.user;
     let account = &user.account;
-    // The primary account keeps the first cut's identity; others are named after themselves.
-    let (surname, email) = if user.name == "default" {
-        ("Emulator".to_string(), "emulator@ferry.invalid".to_string())
-    } else {
-        (user.name.clone(), format!("{}@ferry.invalid", user.name))
-    };
+    let (surname, email) = identity(user);
     let team = app
         .app
         .team

@@ -78,6 +78,8 @@ fn style(route: &str) -> Option<Style> {
         | "sharing/revoke_shared_link"
         | "users/get_current_account"
         | "users/get_space_usage"
+        | "team/members/list_v2"
+        | "team/members/list/continue_v2"
         | "auth/token/revoke" => Style::Rpc,
         _ => return None,
     })
@@ -429,6 +431,23 @@ async fn handle(
             .map_err(|_| ApiError::BadRequest("request body too large".into()))?;
         let arg = rpc_arg(content_type.as_deref(), &body)?;
         return routes_files::longpoll(app, arg, &model).await;
+    }
+    if route.starts_with("team/members/list") {
+        // Team-level routes: the team token alone, no member selected.
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let body = axum::body::to_bytes(body, MAX_RPC_BYTES)
+            .await
+            .map_err(|_| ApiError::BadRequest("request body too large".into()))?;
+        let arg = rpc_arg(content_type(&parts.headers).as_deref(), &body)?;
+        let result = team::members_route(app.team.as_ref(), route, &token, &arg)?;
+        return Ok(wire::json(StatusCode::OK, &result));
     }
     let caller = authenticate(app, &parts.headers, &query)?;
     let space = caller.space;

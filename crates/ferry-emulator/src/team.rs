@@ -262,3 +262,82 @@ pub fn path_root(
         other => Err(bad(format!("unknown tag '{other}'"))),
     }
 }
+
+/// `team/members/list_v2` and `team/members/list/continue_v2`: the members, in pages. Only
+/// the team token may call them (a member is not selected for team-level routes).
+pub fn members_route(
+    team: Option<&Team>,
+    route: &str,
+    token: &str,
+    arg: &Value,
+) -> Result<Value, ApiError> {
+    let Some(team) = team.filter(|t| t.token == token) else {
+        return Err(ApiError::BadRequest(
+            "This API function operates on a Dropbox Business team, but the OAuth 2 access token you provided is not a team token.".into(),
+        ));
+    };
+    let (offset, limit) = match route {
+        "team/members/list_v2" => {
+            let limit = match arg.get("limit") {
+                None => 1000,
+                Some(v) => v
+                    .as_u64()
+                    .filter(|l| (1..=1000).contains(l))
+                    .ok_or_else(|| ApiError::BadArg("limit: must be between 1 and 1000".into()))?,
+            };
+            (0usize, limit as usize)
+        }
+        "team/members/list/continue_v2" => {
+            let cursor = arg
+                .get("cursor")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::BadArg("missing field `cursor`".into()))?;
+            let parsed = cursor
+                .strip_prefix("members:")
+                .and_then(|rest| rest.split_once(':'))
+                .and_then(|(o, l)| Some((o.parse::<usize>().ok()?, l.parse::<usize>().ok()?)));
+            match parsed {
+                Some(p) => p,
+                None => {
+                    return Err(ApiError::route(tag("invalid_cursor")));
+                }
+            }
+        }
+        other => return Err(ApiError::UnknownRoute(other.to_string())),
+    };
+    let page: Vec<Value> = team
+        .members
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|m| {
+            let (surname, email) = crate::routes_users::identity(&m.space);
+            json!({
+                "profile": {
+                    "team_member_id": m.member_id,
+                    "account_id": m.space.account.account_id,
+                    "email": email,
+                    "email_verified": true,
+                    "status": tag("active"),
+                    "name": {
+                        "given_name": "Ferry",
+                        "surname": surname,
+                        "familiar_name": "Ferry",
+                        "display_name": format!("Ferry {surname}"),
+                        "abbreviated_name": "FE",
+                    },
+                    "membership_type": tag("full"),
+                    "groups": [],
+                    "member_folder_id": m.space.account.account_id.trim_start_matches("dbid:"),
+                },
+                "roles": [],
+            })
+        })
+        .collect();
+    let next = offset + page.len();
+    Ok(json!({
+        "members": page,
+        "cursor": format!("members:{next}:{limit}"),
+        "has_more": next < team.members.len(),
+    }))
+}

@@ -7,6 +7,7 @@
 //! A state is random, single use (the callback takes it from the store) and expires after
 //! ten minutes; the PKCE verifier is stored encrypted with it.
 
+use crate::team_members::ConnectOutcome;
 use crate::{ConnectionInput, Credentials, Engine, EngineError, PathRootChoice};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -69,6 +70,10 @@ pub enum ConnectError {
     /// The state expired.
     #[error("this connect link expired; start again from Ferry")]
     Expired,
+    /// A team app: the admin picks the member Ferry acts as, in the console, at
+    /// `/console/connections/pick/{id}`.
+    #[error("this is a team account: pick the team member Ferry acts as")]
+    PickMember(String),
     /// The link was started from a console session other than the browser's.
     #[error(
         "this connect link was started in another browser or console session: sign in to Ferry's console in the browser you started from, and start again"
@@ -220,16 +225,22 @@ impl Engine {
             Some(text) => PathRootChoice::parse(text)?,
             None => PathRootChoice::Home,
         };
-        let account = self
-            .put_connection(ConnectionInput {
-                name: stored.connection.clone(),
-                credentials: Credentials::Refresh(refresh),
-                root: stored.root.clone(),
-                endpoints,
-                select_user: stored.select_user.clone(),
-                path_root,
-            })
+        let outcome = self
+            .connect_or_pick(
+                ConnectionInput {
+                    name: stored.connection.clone(),
+                    credentials: Credentials::Refresh(refresh),
+                    root: stored.root.clone(),
+                    endpoints,
+                    select_user: stored.select_user.clone(),
+                    path_root,
+                },
+                stored.session_hash.as_deref(),
+            )
             .await?;
-        Ok((stored.connection, stored.root, account))
+        match outcome {
+            ConnectOutcome::Connected(account) => Ok((stored.connection, stored.root, account)),
+            ConnectOutcome::PickMember(id) => Err(ConnectError::PickMember(id)),
+        }
     }
 }

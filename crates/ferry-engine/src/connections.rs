@@ -181,7 +181,7 @@ impl Connections {
     }
 }
 
-async fn build_client(
+pub(crate) async fn build_client(
     endpoints: Endpoints,
     credentials: &Credentials,
 ) -> Result<DropboxClient, DropboxError> {
@@ -243,9 +243,7 @@ impl Engine {
             .map_err(|e| match e {
             // Dropbox's 400 for a token that is not one account's: say so in our words.
             DropboxError::BadRequest(detail) if detail.contains("Dropbox Business team") => {
-                EngineError::Invalid(
-                    "this is a team token: say which team member Ferry acts as with select_user (a member id, dbmid:…, from the team's member list)".into(),
-                )
+                EngineError::TeamMemberNeeded
             }
             DropboxError::Auth(detail) if member.is_some() && detail.contains("Select-User") => {
                 EngineError::Invalid(format!(

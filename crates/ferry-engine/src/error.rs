@@ -28,6 +28,11 @@ pub enum EngineError {
     /// Dropbox refused the connection's token; work waits until an admin reconnects it.
     #[error("connection {0:?} needs to be reconnected: {1}")]
     NeedsReconnect(String, String),
+    /// A team token, and no member to act as: the admin picks one (`select_user`).
+    #[error(
+        "this is a team token: say which team member Ferry acts as with select_user (a member id, dbmid:…, from the team's member list)"
+    )]
+    TeamMemberNeeded,
     /// A connect for a different Dropbox account than the connection's: refused, since the
     /// new account holds none of the connection's files.
     #[error(
@@ -56,7 +61,8 @@ impl EngineError {
             | EngineError::NotFound(_)
             | EngineError::Conflict(_)
             | EngineError::NeedsReconnect(..)
-            | EngineError::AccountSwitch { .. } => Retry::Never,
+            | EngineError::AccountSwitch { .. }
+            | EngineError::TeamMemberNeeded => Retry::Never,
         }
     }
 

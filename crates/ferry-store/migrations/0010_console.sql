@@ -33,3 +33,17 @@ ALTER TABLE connections ADD COLUMN account_email TEXT;
 
 -- The dashboard's activity chart reads the last hour of the log.
 CREATE INDEX sync_log_at ON sync_log(at);
+
+-- A team token (pasted, or from Dropbox's page) waiting for the admin to pick the member
+-- Ferry acts as: its credentials encrypted, usable only by the console session it came to.
+CREATE TABLE pending_connections (
+    id                      TEXT PRIMARY KEY,
+    session_hash            TEXT NOT NULL,
+    connection              TEXT NOT NULL,
+    root                    TEXT NOT NULL,
+    api_url                 TEXT NOT NULL,
+    content_url             TEXT NOT NULL,
+    notify_url              TEXT NOT NULL,
+    credentials_ciphertext  BLOB NOT NULL,
+    expires_at              BIGINT NOT NULL
+);

@@ -1,7 +1,7 @@
 //! The console's admins, sessions and login links on SQLite (see [`ConsoleStore`]).
 
 use crate::sqlite::{SqliteStore, now_ms};
-use crate::{AdminAccount, AdminSession, ConsoleStore, StoreResult};
+use crate::{AdminAccount, AdminSession, ConsoleStore, PendingConnection, StoreResult};
 use async_trait::async_trait;
 use sqlx::Row;
 
@@ -125,6 +125,66 @@ impl ConsoleStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    async fn put_pending_connection(&self, p: &PendingConnection) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM pending_connections WHERE expires_at <= ?")
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO pending_connections (id, session_hash, connection, root, api_url, \
+             content_url, notify_url, credentials_ciphertext, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&p.id)
+        .bind(&p.session_hash)
+        .bind(&p.connection)
+        .bind(&p.root)
+        .bind(&p.api_url)
+        .bind(&p.content_url)
+        .bind(&p.notify_url)
+        .bind(&p.credentials_ciphertext)
+        .bind(p.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn pending_connection(
+        &self,
+        id: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<PendingConnection>> {
+        let row = sqlx::query("SELECT * FROM pending_connections WHERE id = ? AND expires_at > ?")
+            .bind(id)
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(PendingConnection {
+                id: r.try_get("id")?,
+                session_hash: r.try_get("session_hash")?,
+                connection: r.try_get("connection")?,
+                root: r.try_get("root")?,
+                api_url: r.try_get("api_url")?,
+                content_url: r.try_get("content_url")?,
+                notify_url: r.try_get("notify_url")?,
+                credentials_ciphertext: r.try_get("credentials_ciphertext")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_pending_connection(&self, id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM pending_connections WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

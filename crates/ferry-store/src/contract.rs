@@ -1218,7 +1218,126 @@ pub async fn console_sessions_end_on_password_change_and_links_work_once<S: Stor
     );
     s.put_oauth_state(&state).await.unwrap();
     assert_eq!(s.take_oauth_state("st").await.unwrap(), Some(state));
+    let pending = crate::PendingConnection {
+        id: "p1".into(),
+        session_hash: "live".into(),
+        connection: "team".into(),
+        root: "/T".into(),
+        api_url: "http://127.0.0.1:1".into(),
+        content_url: "http://127.0.0.1:1".into(),
+        notify_url: "http://127.0.0.1:1".into(),
+        credentials_ciphertext: vec![9],
+        expires_at: now + 60_000,
+    };
+    s.put_pending_connection(&pending).await.unwrap();
+    s.put_pending_connection(&crate::PendingConnection {
+        id: "old".into(),
+        expires_at: now - 1,
+        ..pending.clone()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.pending_connection("p1", now).await.unwrap(),
+        Some(pending)
+    );
+    assert!(
+        s.pending_connection("old", now).await.unwrap().is_none(),
+        "expired"
+    );
+    s.delete_pending_connection("p1").await.unwrap();
+    assert!(s.pending_connection("p1", now).await.unwrap().is_none());
     assert!(s.take_oauth_state("st").await.unwrap().is_none());
+}
+
+/// The file manager's view: files by path prefix (or name), and record folders under a path.
+pub async fn the_tree_is_listed_by_prefix_and_searched_by_name<S: Store>(s: &S) {
+    let r = s
+        .upsert_record(&input("A1", json!({})))
+        .await
+        .unwrap()
+        .value;
+    let att = s
+        .put_attachment(&AttachmentInput {
+            record_id: r.id,
+            name: "Quote.pdf".into(),
+            tags: vec![],
+            content_hash: "h".into(),
+            size: 12,
+            origin_path: None,
+            source: ferry_core::model::Side::App,
+            if_match: None,
+        })
+        .await
+        .unwrap()
+        .value;
+    let b = s
+        .save_binding(&Binding {
+            record_id: r.id,
+            ..binding(r.id, "orders", "/F/Orders/A1")
+        })
+        .await
+        .unwrap();
+    s.save_sync_row(&SyncRow {
+        id: 0,
+        record_id: r.id,
+        binding_id: Some(b),
+        rule_name: "orders".into(),
+        connection: "c".into(),
+        attachment_id: Some(att.id),
+        rel_display: Some("Quote.pdf".into()),
+        rel_lower: Some("quote.pdf".into()),
+        dropbox_id: Some("id:1".into()),
+        rev: Some("r1".into()),
+        content_hash: Some("h".into()),
+        state: SyncState::Synced,
+        last_error: None,
+        updated_at: 0,
+    })
+    .await
+    .unwrap();
+    let files = s.tree_files("c", "/f/orders/", None, 10).await.unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].path, "/F/Orders/A1/Quote.pdf");
+    assert_eq!(
+        (files[0].kind.as_str(), files[0].key.as_str()),
+        ("order", "A1")
+    );
+    assert_eq!(
+        (files[0].attachment.as_deref(), files[0].size),
+        (Some("Quote.pdf"), Some(12))
+    );
+    assert!(
+        s.tree_files("c", "/f/other/", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.tree_files("d", "/", None, 10).await.unwrap().is_empty(),
+        "per connection"
+    );
+    assert_eq!(
+        s.tree_files("c", "/", Some("quo"), 10).await.unwrap().len(),
+        1
+    );
+    assert!(
+        s.tree_files("c", "/", Some("zzz"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let folders = s.tree_folders("c", "/f/", 10).await.unwrap();
+    assert_eq!(folders.len(), 1);
+    assert_eq!(folders[0].path, "/F/Orders/A1");
+    assert_eq!(
+        s.tree_folders("c", "/f/orders/a1/", 10)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "the folder itself"
+    );
 }
 
 /// Expands to one `#[tokio::test]` per contract function, each on a fresh store from
@@ -1226,6 +1345,11 @@ pub async fn console_sessions_end_on_password_change_and_links_work_once<S: Stor
 #[macro_export]
 macro_rules! store_contract_tests {
     ($make:expr) => {
+        #[tokio::test]
+        async fn the_tree_is_listed_by_prefix_and_searched_by_name() {
+            let (_guard, store) = $make.await;
+            $crate::contract::the_tree_is_listed_by_prefix_and_searched_by_name(&store).await;
+        }
         #[tokio::test]
         async fn console_sessions_end_on_password_change_and_links_work_once() {
             let (_guard, store) = $make.await;

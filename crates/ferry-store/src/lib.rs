@@ -208,6 +208,23 @@ pub trait SyncStateStore: Send + Sync + 'static {
     async fn confirm_record_deletions(&self, record_id: RecordId) -> StoreResult<u64>;
     /// A record's sync rows.
     async fn sync_rows(&self, record_id: RecordId) -> StoreResult<Vec<SyncRow>>;
+    /// Files of `connection` whose path (lower-cased) starts with `prefix_lower`, or, with
+    /// `name_contains`, whose name contains it (lower-cased); by path, at most `limit`.
+    async fn tree_files(
+        &self,
+        connection: &str,
+        prefix_lower: &str,
+        name_contains: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<TreeFile>>;
+    /// Record folders of `connection` under `prefix_lower` (or equal to it), by path, at
+    /// most `limit`.
+    async fn tree_folders(
+        &self,
+        connection: &str,
+        prefix_lower: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<TreeFolder>>;
     /// Inserts (`id == 0`, upserting on binding + path) or updates a sync row; returns its id.
     async fn save_sync_row(&self, row: &SyncRow) -> StoreResult<i64>;
     /// Saves many sync rows (as [`SyncStateStore::save_sync_row`]) and log entries in one
@@ -439,6 +456,16 @@ pub trait ConsoleStore: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Takes a login link (once): the admin it signs in, if it exists and has not expired.
     async fn take_login_link(&self, token_hash: &str, now_ms: i64) -> StoreResult<Option<String>>;
+    /// Stores a team connection waiting for its member (and forgets expired ones).
+    async fn put_pending_connection(&self, pending: &PendingConnection) -> StoreResult<()>;
+    /// A live pending connection by id.
+    async fn pending_connection(
+        &self,
+        id: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<PendingConnection>>;
+    /// Forgets a pending connection (it was completed or abandoned).
+    async fn delete_pending_connection(&self, id: &str) -> StoreResult<()>;
 }
 
 /// The database as a whole: consistent copies and their check (backups).

@@ -1378,6 +1378,78 @@ impl SyncStateStore for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn tree_files(
+        &self,
+        connection: &str,
+        prefix_lower: &str,
+        name_contains: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::TreeFile>> {
+        let rows = sqlx::query(
+            "SELECT b.folder_display || '/' || f.rel_display AS path, f.record_id, r.kind, r.key, \
+             a.name AS attachment, a.size, f.state \
+             FROM sync_files f JOIN bindings b ON b.id = f.binding_id \
+             JOIN records r ON r.id = f.record_id \
+             LEFT JOIN attachments a ON a.id = f.attachment_id \
+             WHERE f.connection = ?1 AND f.rel_lower IS NOT NULL \
+             AND substr(b.folder_lower || '/' || f.rel_lower, 1, length(?2)) = ?2 \
+             AND (?3 IS NULL OR instr(lower(f.rel_display), ?3) > 0) \
+             ORDER BY b.folder_lower || '/' || f.rel_lower LIMIT ?4",
+        )
+        .bind(connection)
+        .bind(prefix_lower)
+        .bind(name_contains)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::TreeFile {
+                    path: r.try_get("path")?,
+                    record_id: r.try_get("record_id")?,
+                    kind: r.try_get("kind")?,
+                    key: r.try_get("key")?,
+                    attachment: r.try_get("attachment")?,
+                    size: r.try_get::<Option<i64>, _>("size")?.map(|s| s as u64),
+                    state: {
+                        let state: String = r.try_get("state")?;
+                        SyncState::parse(&state).ok_or_else(|| {
+                            StoreError::Corrupt(format!("unknown sync state {state:?}"))
+                        })?
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn tree_folders(
+        &self,
+        connection: &str,
+        prefix_lower: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::TreeFolder>> {
+        let rows = sqlx::query(
+            "SELECT b.folder_display AS path, r.kind, r.key FROM bindings b \
+             JOIN records r ON r.id = b.record_id \
+             WHERE b.connection = ?1 AND substr(b.folder_lower || '/', 1, length(?2)) = ?2 \
+             ORDER BY b.folder_lower LIMIT ?3",
+        )
+        .bind(connection)
+        .bind(prefix_lower)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::TreeFolder {
+                    path: r.try_get("path")?,
+                    kind: r.try_get("kind")?,
+                    key: r.try_get("key")?,
+                })
+            })
+            .collect()
+    }
+
     async fn sync_rows(&self, record_id: RecordId) -> StoreResult<Vec<SyncRow>> {
         sqlx::query(&format!(
             "SELECT {SYNC_COLUMNS} FROM sync_files WHERE record_id = ? ORDER BY binding_id, rel_lower, id"

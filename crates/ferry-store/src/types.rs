@@ -238,6 +238,37 @@ pub struct LogEntry {
     pub error: Option<String>,
 }
 
+/// A file in a connection's Dropbox tree as Ferry knows it (a sync row), for browsing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TreeFile {
+    /// Full Dropbox path as created.
+    pub path: String,
+    /// The record it belongs to.
+    #[serde(skip)]
+    pub record_id: RecordId,
+    /// The record's kind.
+    pub kind: String,
+    /// The record's key.
+    pub key: String,
+    /// The attachment it syncs (`None`: only in Dropbox, not yet imported).
+    pub attachment: Option<String>,
+    /// The attachment's size.
+    pub size: Option<u64>,
+    /// Where it stands.
+    pub state: SyncState,
+}
+
+/// A record folder (binding) in a connection's tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TreeFolder {
+    /// Full Dropbox path.
+    pub path: String,
+    /// The record it belongs to.
+    pub kind: String,
+    /// The record's key.
+    pub key: String,
+}
+
 /// What the log saw in one stretch of time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ActivityBucket {
@@ -648,6 +679,29 @@ pub struct AdminAccount {
     pub created_at: i64,
     /// When its password last changed, ms.
     pub updated_at: i64,
+}
+
+/// A team connection waiting for its member to be picked in the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingConnection {
+    /// Random id (in the picker's URL).
+    pub id: String,
+    /// The console session it belongs to (SHA-256 of its token).
+    pub session_hash: String,
+    /// The connection's name.
+    pub connection: String,
+    /// Its root folder.
+    pub root: String,
+    /// Dropbox hosts.
+    pub api_url: String,
+    /// Dropbox hosts.
+    pub content_url: String,
+    /// Dropbox hosts.
+    pub notify_url: String,
+    /// The credentials (token or refresh token), encrypted.
+    pub credentials_ciphertext: Vec<u8>,
+    /// When it is forgotten, ms.
+    pub expires_at: i64,
 }
 
 /// A signed-in console session, found by the SHA-256 of its cookie.

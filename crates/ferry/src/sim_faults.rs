@@ -273,6 +273,25 @@ impl ConsoleStore for FaultyStore {
     async fn take_login_link(&self, token_hash: &str, now_ms: i64) -> StoreResult<Option<String>> {
         self.inner.take_login_link(token_hash, now_ms).await
     }
+
+    async fn put_pending_connection(
+        &self,
+        pending: &ferry_store::PendingConnection,
+    ) -> StoreResult<()> {
+        self.inner.put_pending_connection(pending).await
+    }
+
+    async fn pending_connection(
+        &self,
+        id: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<ferry_store::PendingConnection>> {
+        self.inner.pending_connection(id, now_ms).await
+    }
+
+    async fn delete_pending_connection(&self, id: &str) -> StoreResult<()> {
+        self.inner.delete_pending_connection(id).await
+    }
 }
 
 #[async_trait]
@@ -553,6 +572,31 @@ impl SyncStateStore for FaultyStore {
     async fn confirm_record_deletions(&self, record_id: RecordId) -> StoreResult<u64> {
         self.fault("confirm_record_deletions")?;
         self.inner.confirm_record_deletions(record_id).await
+    }
+
+    async fn tree_files(
+        &self,
+        connection: &str,
+        prefix_lower: &str,
+        name_contains: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<ferry_store::TreeFile>> {
+        self.fault("tree_files")?;
+        self.inner
+            .tree_files(connection, prefix_lower, name_contains, limit)
+            .await
+    }
+
+    async fn tree_folders(
+        &self,
+        connection: &str,
+        prefix_lower: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<ferry_store::TreeFolder>> {
+        self.fault("tree_folders")?;
+        self.inner
+            .tree_folders(connection, prefix_lower, limit)
+            .await
     }
 
     async fn sync_rows(&self, record_id: RecordId) -> StoreResult<Vec<SyncRow>> {

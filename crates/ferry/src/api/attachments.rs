@@ -63,7 +63,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(value.to_ascii_lowercase()))
 }
 
-fn check_name(name: &str) -> Result<(), ApiError> {
+pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
     validate_attachment_name(name)
         .map_err(|e| ApiError::bad_request(format!("attachment name {name:?}: {e}")))
 }
@@ -123,15 +123,34 @@ pub async fn put_raw(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Json<AttachmentWritten>, ApiError> {
-    use futures::StreamExt;
     check_name(&name)?;
     let tags = parse_tags(query.tags.as_deref())?;
     let precondition = if_match(&headers)?;
     let record = state.engine.find_record(&kind, &key).await?;
-    let limit = state.max_attachment_bytes as u64;
     let _hold = state.engine.blobs().hold().await;
+    let (content_hash, size) = stream_into_blobs(&state, body.into_data_stream()).await?;
+    Ok(Json(
+        state
+            .engine
+            .put_attachment(&record, &name, tags, content_hash, size, precondition)
+            .await?,
+    ))
+}
+
+/// Streams content into the blob store, hashed on the way and cut off past the attachment
+/// limit; returns its content hash and size. The caller holds the blob store's hold guard
+/// until the attachment row is committed.
+pub(crate) async fn stream_into_blobs<S, E>(
+    state: &ApiState,
+    mut stream: S,
+) -> Result<(String, u64), ApiError>
+where
+    S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    use futures::StreamExt;
+    let limit = state.max_attachment_bytes as u64;
     let mut writer = state.engine.blobs().writer().await?;
-    let mut stream = body.into_data_stream();
     let mut size = 0u64;
     while let Some(piece) = stream.next().await {
         let piece = match piece {
@@ -148,13 +167,7 @@ pub async fn put_raw(
         }
         writer.write(&piece).await?;
     }
-    let (content_hash, size) = writer.finish(None).await?;
-    Ok(Json(
-        state
-            .engine
-            .put_attachment(&record, &name, tags, content_hash, size, precondition)
-            .await?,
-    ))
+    Ok(writer.finish(None).await?)
 }
 
 /// `POST /v1/records/{kind}/{key}/attachments` as `multipart/form-data`: a `file` part (its

@@ -221,3 +221,56 @@ pub async fn authorize(
         expires_at: started.expires_at,
     }))
 }
+
+/// A member of a team connection's team.
+#[derive(Serialize, ToSchema)]
+pub struct MemberView {
+    /// `dbmid:…`: what `select_user` takes.
+    member_id: String,
+    /// The member's account, `dbid:…`.
+    account_id: Option<String>,
+    /// Display name.
+    display_name: String,
+    /// E-mail address.
+    email: String,
+    /// `active`, `invited`, `suspended` or `removed`.
+    status: String,
+}
+
+/// The members of a team connection's team.
+#[derive(Serialize, ToSchema)]
+pub struct MemberList {
+    /// As Dropbox lists them (at most 10,000).
+    members: Vec<MemberView>,
+}
+
+/// `GET /v1/connections/{name}/members`: the members of a team connection's team (to choose
+/// another `select_user`). A connection of one account answers 400.
+#[utoipa::path(get, operation_id = "connection_members", path = "/v1/connections/{name}/members", tag = "connections",
+    params(("name" = String, Path, description = "Connection name")),
+    responses((status = 200, body = MemberList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn members(
+    State(state): State<ApiState>,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<MemberList>, ApiError> {
+    let members = state.engine.connection_members(&name).await.map_err(|e| match e {
+        ferry_engine::EngineError::Dropbox(
+            ferry_dropbox::DropboxError::BadRequest(_) | ferry_dropbox::DropboxError::Auth(_),
+        ) => ApiError::bad_request(format!(
+            "connection {name:?} is not a team connection (Dropbox refused to list team members with its token)"
+        )),
+        other => other.into(),
+    })?;
+    Ok(Json(MemberList {
+        members: members
+            .into_iter()
+            .map(|m| MemberView {
+                member_id: m.member_id,
+                account_id: m.account_id,
+                display_name: m.display_name,
+                email: m.email,
+                status: m.status,
+            })
+            .collect(),
+    }))
+}

@@ -218,6 +218,9 @@ impl From<EngineError> for ApiError {
                 "needs_reconnect",
                 format!("connection {name:?} needs to be reconnected: {reason}"),
             ),
+            e @ EngineError::TeamMemberNeeded => {
+                ApiError::new(StatusCode::BAD_REQUEST, "team_member_needed", e.to_string())
+            }
             e @ EngineError::AccountSwitch { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "account_switch", e.to_string())
             }

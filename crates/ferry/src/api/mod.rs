@@ -118,6 +118,7 @@ pub fn router(state: ApiState) -> Router {
             "/connections/{name}/authorize",
             axum::routing::post(connections::authorize),
         )
+        .route("/connections/{name}/members", get(connections::members))
         .route("/admins/{name}/password", put(admins::set_password))
         .route(
             "/admins/{name}/login-link",

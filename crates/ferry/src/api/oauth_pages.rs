@@ -97,6 +97,10 @@ pub async fn callback(
             session.as_ref().map(|s| s.id_hash.as_str()),
         )
         .await;
+    if let Err(ConnectError::PickMember(id)) = &result {
+        return axum::response::Redirect::to(&format!("/console/connections/pick/{id}"))
+            .into_response();
+    }
     // From the console: back to its connections page, which says how it went.
     if session.is_some()
         && let Err(e) = &result
@@ -130,6 +134,14 @@ pub async fn callback(
         }
         Err(ConnectError::Engine(e @ ferry_engine::EngineError::AccountSwitch { .. })) => {
             failed(StatusCode::CONFLICT, &e.to_string())
+        }
+        Err(ConnectError::Engine(ferry_engine::EngineError::TeamMemberNeeded)) => failed(
+            StatusCode::BAD_REQUEST,
+            "This is a Dropbox team account: start again from Ferry's console, which lets you pick the team member, or give the member with --select-user.",
+        ),
+        // Handled above (the console picks the member).
+        Err(ConnectError::PickMember(id)) => {
+            axum::response::Redirect::to(&format!("/console/connections/pick/{id}")).into_response()
         }
         Err(ConnectError::Engine(e)) => {
             let id = uuid_like();

@@ -240,8 +240,15 @@ pub async fn paste_token(
         select_user: None,
         path_root: PathRootChoice::Home,
     };
-    match state.engine.put_connection(input).await {
-        Ok(account) => session::done(
+    match state
+        .engine
+        .connect_or_pick(input, Some(&admin.session_hash))
+        .await
+    {
+        Ok(ferry_engine::team_members::ConnectOutcome::PickMember(id)) => {
+            Redirect::to(&format!("/console/connections/pick/{id}")).into_response()
+        }
+        Ok(ferry_engine::team_members::ConnectOutcome::Connected(account)) => session::done(
             "/console/connections",
             &format!(
                 "Connected {name} to {} ({}); files start syncing under its rules.",
@@ -320,5 +327,106 @@ pub async fn disconnect(
                 Some("/console/connections"),
             )
         }
+    }
+}
+
+/// The member picker's form.
+#[derive(Debug, Deserialize)]
+pub struct PickForm {
+    csrf: String,
+    #[serde(default)]
+    member: String,
+    #[serde(default)]
+    path_root: String,
+}
+
+impl HasCsrf for PickForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+fn pick_failed(admin: &Admin, e: &EngineError) -> Response {
+    let (status, message) = match e {
+        EngineError::NotFound(m) | EngineError::Invalid(m) => (StatusCode::BAD_REQUEST, m.clone()),
+        EngineError::AccountSwitch { .. } => (StatusCode::CONFLICT, e.to_string()),
+        other => {
+            tracing::error!(error = %other, "team member pick failed");
+            (
+                StatusCode::BAD_GATEWAY,
+                "Ferry could not ask Dropbox for the team's members just now; try again.".into(),
+            )
+        }
+    };
+    render::message(
+        status,
+        Some(admin),
+        "Not connected",
+        &message,
+        Some("/console/connections"),
+    )
+}
+
+/// `GET /console/connections/pick/{id}`: the team's members, to pick the one Ferry acts as.
+pub async fn pick(State(state): State<ApiState>, admin: Admin, Path(id): Path<String>) -> Response {
+    match state.engine.pending_team(&id, &admin.session_hash).await {
+        Ok(team) => {
+            let members: Vec<Value> = team
+                .members
+                .iter()
+                .map(|m| {
+                    context! {
+                        member_id => m.member_id, display_name => m.display_name,
+                        email => m.email, status => m.status,
+                    }
+                })
+                .collect();
+            render::page(
+                &admin,
+                "connections",
+                "pick_member.html",
+                context! {
+                    title => "Pick the team member", id => id,
+                    connection => team.connection, root => team.root, members => members,
+                },
+            )
+        }
+        Err(e) => pick_failed(&admin, &e),
+    }
+}
+
+/// `POST /console/connections/pick/{id}`.
+pub async fn picked(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    CheckedForm(admin, form): CheckedForm<PickForm>,
+) -> Response {
+    if form.member.is_empty() {
+        return render::message(
+            StatusCode::BAD_REQUEST,
+            Some(&admin),
+            "Pick a member",
+            "Choose the team member Ferry acts as.",
+            Some(&format!("/console/connections/pick/{id}")),
+        );
+    }
+    let path_root = match PathRootChoice::parse(&form.path_root) {
+        Ok(p) => p,
+        Err(e) => return pick_failed(&admin, &e),
+    };
+    match state
+        .engine
+        .finish_pending(&id, &admin.session_hash, &form.member, path_root)
+        .await
+    {
+        Ok((name, account)) => session::done(
+            "/console/connections",
+            &format!(
+                "Connected {name} as team member {} ({}): currently active.",
+                account.display_name, account.email
+            ),
+            false,
+        ),
+        Err(e) => pick_failed(&admin, &e),
     }
 }

@@ -5,6 +5,7 @@
 
 mod connections;
 mod dashboard;
+mod files;
 mod log;
 mod login;
 mod records;
@@ -39,6 +40,10 @@ pub fn router() -> Router<ApiState> {
         .route("/console/connections/connect", post(connections::connect))
         .route("/console/connections/token", post(connections::paste_token))
         .route(
+            "/console/connections/pick/{id}",
+            get(connections::pick).post(connections::picked),
+        )
+        .route(
             "/console/connections/{name}/disconnect",
             get(connections::confirm_disconnect).post(connections::disconnect),
         )
@@ -63,6 +68,16 @@ pub fn router() -> Router<ApiState> {
         .route(
             "/console/records/{kind}/{key}/archive/{id}/restore",
             post(records::restore),
+        )
+        .route("/console/files", get(files::browse))
+        .route("/console/files/zip", get(files::zip))
+        .route(
+            "/console/records/{kind}/{key}/upload",
+            post(files::upload).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/console/records/{kind}/{key}/files/{name}/move",
+            post(files::move_file),
         )
         .route("/console/log", get(log::show))
         .route("/console/log/export", get(log::export))

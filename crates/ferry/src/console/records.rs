@@ -159,6 +159,7 @@ pub async fn show(
             unplaced => unplaced,
             archived => archive.archived,
             paused => paused,
+            movable => view.attachments.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
             fields => view.fields,
         },
     )

@@ -17,11 +17,16 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("templates/connections.html"),
     ),
     ("disconnect.html", include_str!("templates/disconnect.html")),
+    (
+        "pick_member.html",
+        include_str!("templates/pick_member.html"),
+    ),
     ("records.html", include_str!("templates/records.html")),
     ("record.html", include_str!("templates/record.html")),
     ("log.html", include_str!("templates/log.html")),
     ("rules.html", include_str!("templates/rules.html")),
     ("rule_edit.html", include_str!("templates/rule_edit.html")),
+    ("files.html", include_str!("templates/files.html")),
 ];
 
 /// The console's sections, in menu order: (id, label, href).
@@ -30,6 +35,7 @@ const NAV: &[(&str, &str, &str)] = &[
     ("connections", "Connections", "/console/connections"),
     ("rules", "Rules", "/console/rules"),
     ("records", "Records", "/console/records"),
+    ("files", "Files", "/console/files"),
     ("log", "Sync log", "/console/log"),
 ];
 
@@ -180,6 +186,17 @@ mod tests {
     fn every_template_parses() {
         for (name, _) in TEMPLATES {
             assert!(ENV.get_template(name).is_ok(), "{name} does not parse");
+        }
+        // …and every template file is registered.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/console/templates");
+        for file in std::fs::read_dir(dir).unwrap() {
+            let name = file.unwrap().file_name().into_string().unwrap();
+            if name.ends_with(".html") {
+                assert!(
+                    TEMPLATES.iter().any(|(n, _)| *n == name),
+                    "{name} is not in TEMPLATES"
+                );
+            }
         }
     }
 

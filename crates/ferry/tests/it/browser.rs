@@ -152,6 +152,18 @@ impl Browser {
         field.send_keys(value).await.expect("type");
     }
 
+    /// Clicks the element `css` selects (a radio button, a checkbox: no page change).
+    pub async fn click(&self, css: impl AsRef<str>) {
+        let css = css.as_ref();
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
     /// Clicks the button or link whose text is `text`, and waits until the browser has left
     /// the page (every click in these tests submits a form or follows a link).
     pub async fn click_text(&self, text: &str) {

@@ -446,6 +446,121 @@ async fn an_admin_connects_writes_a_rule_and_restores_a_version_in_a_browser() {
         "the app's version is current again"
     );
 
+    // The file manager: down to the record's folder, a zip of it, an upload into it.
+    b.goto(&format!("{base}/console/files?connection=dropbox"))
+        .await;
+    // It opens at the connection's root.
+    b.click_text("Orders/").await;
+    let text = b.text().await;
+    assert!(text.contains("A1/") && text.contains("order/A1"), "{text}");
+    b.click_text("A1/").await;
+    let text = b.text().await;
+    assert!(text.contains("quote.pdf"), "{text}");
+    let zip_href = b
+        .client
+        .find(fantoccini::Locator::LinkText("Download this folder (zip)"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let upload = tempfile::tempdir().unwrap();
+    let notes = upload.path().join("notes.txt");
+    std::fs::write(&notes, b"call the customer").unwrap();
+    b.client
+        .find(fantoccini::Locator::Id("u-file"))
+        .await
+        .unwrap()
+        .send_keys(notes.to_str().unwrap())
+        .await
+        .unwrap();
+    b.screenshot("14-file-manager").await;
+    b.click_text("Upload").await;
+    assert!(
+        b.text().await.contains("Uploaded notes.txt"),
+        "{}",
+        b.text().await
+    );
+    stack.settle().await;
+    let session = b.cookie("ferry_session").await;
+    let zip = reqwest::Client::new()
+        .get(format!("{base}{zip_href}"))
+        .header("cookie", format!("ferry_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zip.status(), StatusCode::OK);
+    assert_eq!(zip.headers()["content-type"], "application/zip");
+    let zip = zip.bytes().await.unwrap();
+    // Read back by another implementation: Python's zipfile (CRCs checked).
+    let file = upload.path().join("folder.zip");
+    std::fs::write(&file, &zip).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import zipfile,sys,json; z=zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; print(json.dumps({n: z.read(n).decode() for n in z.namelist()}))")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entries: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        entries,
+        std::collections::BTreeMap::from([
+            ("notes.txt".to_owned(), "call the customer".to_owned()),
+            ("quote.pdf".to_owned(), "A1/quote.pdf".to_owned()),
+        ])
+    );
+
+    // Search by name.
+    b.goto(&format!("{base}/console/files?connection=dropbox"))
+        .await;
+    b.fill("f-q", "NOTES").await;
+    b.click_text("Search").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("/Ferry/Orders/A1/notes.txt") && !text.contains("quote.pdf"),
+        "{text}"
+    );
+
+    // Moving a file to another record.
+    stack.record_with("order", "A2", &[]).await;
+    b.goto(&format!("{base}/console/records/order/A1")).await;
+    b.client
+        .find(fantoccini::Locator::Css("details summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.fill("mv-1", "order/A2").await;
+    b.click_text("Move notes.txt").await;
+    assert!(
+        b.text()
+            .await
+            .contains("Moved notes.txt here from order/A1")
+    );
+    assert_eq!(b.path().await, "/console/records/order/A2");
+    let a1 = stack.api.get("/v1/records/order/A1").await.unwrap();
+    let a2 = stack.api.get("/v1/records/order/A2").await.unwrap();
+    let names = |r: &serde_json::Value| {
+        r["attachments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        (names(&a1), names(&a2)),
+        (vec!["quote.pdf".to_owned()], vec!["notes.txt".to_owned()])
+    );
+
     // The log, filtered, and its export (fetched with the browser's session).
     b.goto(&format!("{base}/console/log?record=order%2FA1"))
         .await;
@@ -542,4 +657,106 @@ async fn credentials_of_another_account_do_not_switch_a_connection() {
         )
         .await
         .unwrap();
+}
+
+/// A pasted team token: the console lists the team's members, the admin picks one and the
+/// team space, and the connection acts as that member there.
+#[tokio::test]
+async fn a_team_token_connects_as_the_member_the_admin_picks() {
+    let emu = Emu::start_with(|c| {
+        c.accounts = vec![ferry_emulator::AccountSpec::new("bob")];
+        c.team = Some(ferry_emulator::TeamSpec {
+            name: "acme".into(),
+            token: Some("team-token".into()),
+            members: vec!["default".into(), "bob".into()],
+        });
+    })
+    .await;
+    let base_url = emu.emulator.base_url();
+    let bob = emu
+        .emulator
+        .team()
+        .unwrap()
+        .members
+        .iter()
+        .find(|(n, _)| n == "bob")
+        .map(|(_, id)| id.clone())
+        .unwrap();
+    let stack = Stack::start_on(emu, move |c| {
+        c.dropbox_base_url = Some(base_url);
+        c.admin_password = Some(Secret::new(PASSWORD));
+    })
+    .await;
+    let base = stack.app.base_url();
+    let b = Browser::start(1280, 1000).await;
+    let link = stack.api.post("/v1/admins/admin/login-link").await.unwrap();
+    b.goto(&format!("{base}{}", link["path"].as_str().unwrap()))
+        .await;
+    assert_eq!(b.path().await, "/console");
+
+    b.goto(&format!("{base}/console/connections?tab=token"))
+        .await;
+    b.fill("t-name", "team").await;
+    b.fill("t-root", "/Shared Jobs").await;
+    b.fill("t-token", "team-token").await;
+    b.click_text("Save connection").await;
+    assert!(
+        b.path().await.starts_with("/console/connections/pick/"),
+        "{}",
+        b.path().await
+    );
+    let text = b.text().await;
+    assert!(
+        text.contains("Ferry Emulator") && text.contains("bob@ferry.invalid"),
+        "{text}"
+    );
+    assert!(
+        !b.client.source().await.unwrap().contains("team-token"),
+        "the token is not on the page"
+    );
+    b.screenshot("13-pick-team-member").await;
+    b.click("input[value='".to_owned() + &bob + "']").await;
+    b.client
+        .find(fantoccini::Locator::Id("p-root"))
+        .await
+        .unwrap()
+        .select_by_value("team")
+        .await
+        .unwrap();
+    b.click_text("Connect as this member").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("Connected team as team member Ferry bob"),
+        "{text}"
+    );
+    let list = stack.api.get("/v1/connections").await.unwrap();
+    let team = list["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "team")
+        .expect("the team connection")
+        .clone();
+    assert_eq!(team["select_user"], bob.as_str());
+    assert!(
+        team["path_root"].as_str().unwrap().starts_with("root:"),
+        "{team}"
+    );
+    // The API lists the same members.
+    let members = stack.api.get("/v1/connections/team/members").await.unwrap();
+    assert_eq!(members["members"].as_array().unwrap().len(), 2, "{members}");
+    let (status, _) = stack
+        .api
+        .raw(
+            reqwest::Method::GET,
+            "/v1/connections/dropbox/members",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "one account's connection has no team"
+    );
 }

@@ -64,6 +64,11 @@ impl Stack {
     }
 
     pub async fn start_on(emu: Emu, tweak: impl FnOnce(&mut Config)) -> Stack {
+        // Ferry's warnings and errors go to the test's output, shown when it fails.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("warn")
+            .with_test_writer()
+            .try_init();
         let mut config = Config {
             data_dir: emu.dir.path().join("ferry"),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),

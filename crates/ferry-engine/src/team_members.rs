@@ -1,0 +1,200 @@
+//! Team tokens in the console. A team token acts as one member, and the admin who pasted it
+//! (or approved a team app on Dropbox's page) picks which from the team's member list. Until
+//! then the credentials wait encrypted, for fifteen minutes, usable only by that console
+//! session.
+
+use crate::{ConnectionInput, Credentials, Engine, EngineError, PathRootChoice};
+use ferry_core::secret::Secret;
+use ferry_dropbox::{AccountInfo, Endpoints, Refresh, TeamMember};
+use ferry_store::PendingConnection;
+use rand::RngCore;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a team token waits for its member to be picked.
+pub const PENDING_LIFETIME: Duration = Duration::from_secs(900);
+
+/// What a connect from the console led to.
+#[derive(Debug, Clone)]
+pub enum ConnectOutcome {
+    /// Connected.
+    Connected(AccountInfo),
+    /// A team token: the admin picks the member at `/console/connections/pick/{id}`.
+    PickMember(String),
+}
+
+/// A pending team connection as the picker shows it.
+#[derive(Debug, Clone)]
+pub struct PendingTeam {
+    /// The connection's name.
+    pub connection: String,
+    /// Its root folder.
+    pub root: String,
+    /// The team's members.
+    pub members: Vec<TeamMember>,
+}
+
+fn seal(credentials: &Credentials) -> Secret {
+    let value = match credentials {
+        Credentials::Token(token) => json!({ "token": token.expose() }),
+        Credentials::Refresh(r) => json!({
+            "refresh_token": r.refresh_token.expose(),
+            "app_key": r.app_key,
+            "app_secret": r.app_secret.as_ref().map(|s| s.expose().to_owned()),
+        }),
+    };
+    Secret::new(value.to_string())
+}
+
+fn unseal(secret: &Secret) -> Result<Credentials, EngineError> {
+    let value: Value = serde_json::from_str(secret.expose())
+        .map_err(|e| EngineError::Conflict(format!("stored credentials are unreadable: {e}")))?;
+    let text = |k: &str| value.get(k).and_then(Value::as_str).map(str::to_owned);
+    match (text("token"), text("refresh_token"), text("app_key")) {
+        (Some(token), _, _) => Ok(Credentials::Token(Secret::new(token))),
+        (None, Some(refresh_token), Some(app_key)) => Ok(Credentials::Refresh(Refresh {
+            refresh_token: Secret::new(refresh_token),
+            app_key,
+            app_secret: text("app_secret").map(Secret::new),
+        })),
+        _ => Err(EngineError::Conflict(
+            "stored credentials are incomplete".into(),
+        )),
+    }
+}
+
+fn expired() -> EngineError {
+    EngineError::NotFound(
+        "this team connection is unknown or waited too long; connect again".into(),
+    )
+}
+
+impl Engine {
+    /// Connects like [`Engine::put_connection`]; a team token without a member, from a
+    /// console session, is kept for that session to pick the member instead of refused.
+    pub async fn connect_or_pick(
+        self: &Arc<Self>,
+        input: ConnectionInput,
+        session_hash: Option<&str>,
+    ) -> Result<ConnectOutcome, EngineError> {
+        match (self.put_connection(input.clone()).await, session_hash) {
+            (Err(EngineError::TeamMemberNeeded), Some(session)) if input.select_user.is_none() => {
+                let mut id = [0u8; 18];
+                rand::thread_rng().fill_bytes(&mut id);
+                let id = hex::encode(id);
+                self.store
+                    .put_pending_connection(&PendingConnection {
+                        id: id.clone(),
+                        session_hash: session.to_owned(),
+                        connection: input.name.clone(),
+                        root: input.root.clone(),
+                        api_url: input.endpoints.api.clone(),
+                        content_url: input.endpoints.content.clone(),
+                        notify_url: input.endpoints.notify.clone(),
+                        credentials_ciphertext: self
+                            .connections
+                            .cipher
+                            .encrypt(&seal(&input.credentials))?,
+                        expires_at: chrono::Utc::now().timestamp_millis()
+                            + PENDING_LIFETIME.as_millis() as i64,
+                    })
+                    .await?;
+                Ok(ConnectOutcome::PickMember(id))
+            }
+            (result, _) => result.map(ConnectOutcome::Connected),
+        }
+    }
+
+    async fn pending(
+        &self,
+        id: &str,
+        session_hash: &str,
+    ) -> Result<(PendingConnection, Credentials, Endpoints), EngineError> {
+        let pending = self
+            .store
+            .pending_connection(id, chrono::Utc::now().timestamp_millis())
+            .await?
+            .filter(|p| p.session_hash == session_hash)
+            .ok_or_else(expired)?;
+        let credentials = unseal(
+            &self
+                .connections
+                .cipher
+                .decrypt(&pending.credentials_ciphertext)?,
+        )?;
+        let endpoints =
+            Endpoints::new(&pending.api_url, &pending.content_url, &pending.notify_url)?;
+        Ok((pending, credentials, endpoints))
+    }
+
+    /// A pending team connection and the team's members, asked of Dropbox now.
+    pub async fn pending_team(
+        &self,
+        id: &str,
+        session_hash: &str,
+    ) -> Result<PendingTeam, EngineError> {
+        let (pending, credentials, endpoints) = self.pending(id, session_hash).await?;
+        let client = crate::connections::build_client(endpoints, &credentials).await?;
+        Ok(PendingTeam {
+            connection: pending.connection,
+            root: pending.root,
+            members: client.team_members().await?,
+        })
+    }
+
+    /// Finishes a pending team connection as `member`, in the member's home or the team
+    /// space.
+    pub async fn finish_pending(
+        self: &Arc<Self>,
+        id: &str,
+        session_hash: &str,
+        member: &str,
+        path_root: PathRootChoice,
+    ) -> Result<(String, AccountInfo), EngineError> {
+        let (pending, credentials, endpoints) = self.pending(id, session_hash).await?;
+        let account = self
+            .put_connection(ConnectionInput {
+                name: pending.connection.clone(),
+                credentials,
+                root: pending.root,
+                endpoints,
+                select_user: Some(member.to_owned()),
+                path_root,
+            })
+            .await?;
+        self.store.delete_pending_connection(id).await?;
+        Ok((pending.connection, account))
+    }
+
+    /// The members of a team connection's team (its token, no member selected).
+    pub async fn connection_members(&self, name: &str) -> Result<Vec<TeamMember>, EngineError> {
+        let (client, _) = self.client(name).await?;
+        Ok(client.team_members().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_survive_sealing() {
+        let refresh = Credentials::Refresh(Refresh {
+            refresh_token: Secret::new("r"),
+            app_key: "k".into(),
+            app_secret: None,
+        });
+        match unseal(&seal(&refresh)).unwrap() {
+            Credentials::Refresh(r) => {
+                assert_eq!((r.refresh_token.expose(), r.app_key.as_str()), ("r", "k"));
+                assert!(r.app_secret.is_none());
+            }
+            Credentials::Token(_) => panic!("a refresh token came back as a token"),
+        }
+        match unseal(&seal(&Credentials::Token(Secret::new("t")))).unwrap() {
+            Credentials::Token(t) => assert_eq!(t.expose(), "t"),
+            Credentials::Refresh(_) => panic!("a token came back as a refresh token"),
+        }
+    }
+}
