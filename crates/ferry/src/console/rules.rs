@@ -2,7 +2,7 @@
 //! fields, a preview of what it would do for existing records, delete.
 
 use super::render::{self, urlencode};
-use super::session::{self, Admin, Button, CheckedForm, HasCsrf};
+use super::session::{self, Admin, CheckedForm, HasCsrf};
 use crate::api::ApiState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -454,17 +454,40 @@ pub async fn save(
     }
 }
 
+/// The delete form: its checkbox says the admin means it.
+#[derive(Debug, Deserialize)]
+pub struct DeleteForm {
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+impl HasCsrf for DeleteForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// `POST /console/rules/{name}/delete`.
 pub async fn delete(
     State(state): State<ApiState>,
     Path(name): Path<String>,
-    CheckedForm(admin, _): CheckedForm<Button>,
+    CheckedForm(admin, form): CheckedForm<DeleteForm>,
 ) -> Response {
+    if form.confirm != "yes" {
+        return render::message(
+            StatusCode::BAD_REQUEST,
+            Some(&admin),
+            "Not deleted",
+            "Tick the box that confirms the rule's files leave Dropbox, then delete again.",
+            Some(&format!("/console/rules/{}", urlencode(name))),
+        );
+    }
     match state.engine.delete_rule(&name).await {
         Ok(removed) => session::done(
             "/console/rules",
             &format!(
-                "Deleted rule {name}; {} records are queued (their files stay in Dropbox).",
+                "Deleted rule {name}; {} records are queued, and the files it put in Dropbox leave on their next pass.",
                 removed.queued_records
             ),
             false,

@@ -760,3 +760,86 @@ async fn a_team_token_connects_as_the_member_the_admin_picks() {
         "one account's connection has no team"
     );
 }
+
+/// Dropbox refused a connection's token: the dashboard and the connections page say so, work
+/// waits, and a reconnect through Dropbox's page resumes it. Credentials of another account
+/// are refused there too, with what to do instead.
+#[tokio::test]
+async fn a_refused_connection_is_reconnected_from_the_console_and_its_work_resumes() {
+    let emu = Emu::start_with(|c| c.accounts = vec![ferry_emulator::AccountSpec::new("bob")]).await;
+    let bob = emu.emulator.token_for("bob").unwrap().to_owned();
+    let base_url = emu.emulator.base_url();
+    let stack = Stack::start_on(emu, move |c| {
+        c.dropbox_app_key = Some("ferry-app".into());
+        c.dropbox_app_secret = Some(Secret::new("ferry-secret"));
+        c.dropbox_base_url = Some(base_url);
+        c.admin_password = Some(Secret::new(PASSWORD));
+    })
+    .await;
+    let base = stack.app.base_url();
+    stack
+        .app
+        .engine()
+        .mark_needs_reconnect("dropbox", "the token was revoked")
+        .await
+        .unwrap();
+    stack
+        .push_rule("orders", "order", "Orders/{{ record.key }}")
+        .await;
+    stack.record_with("order", "W1", &["waiting.pdf"]).await;
+
+    let b = Browser::start(1280, 1000).await;
+    let link = stack.api.post("/v1/admins/admin/login-link").await.unwrap();
+    b.goto(&format!("{base}{}", link["path"].as_str().unwrap()))
+        .await;
+    let text = b.text().await;
+    assert!(
+        text.contains("needs to be reconnected: the token was revoked"),
+        "the dashboard puts it first: {text}"
+    );
+    b.goto(&format!("{base}/console/connections")).await;
+    let text = b.text().await;
+    assert!(
+        text.contains("Needs reconnect") && text.contains("Work waits; nothing is lost"),
+        "{text}"
+    );
+    b.screenshot("15-needs-reconnect").await;
+    let waiting = stack.api.get("/v1/records/order/W1/sync").await.unwrap();
+    assert_ne!(waiting["files"][0]["state"], "synced", "{waiting}");
+
+    b.click_text("Reconnect").await;
+    b.click_text("Allow").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("Connected dropbox to") && !text.contains("Needs reconnect"),
+        "{text}"
+    );
+    stack
+        .eventually("/v1/records/order/W1/sync", |v| {
+            v["files"][0]["state"] == "synced"
+        })
+        .await;
+
+    // Another account's token for the same connection: refused, nothing changes.
+    b.goto(&format!("{base}/console/connections?tab=token"))
+        .await;
+    b.fill("t-name", "dropbox").await;
+    b.fill("t-root", "/Ferry").await;
+    b.fill("t-token", &bob).await;
+    b.click_text("Save connection").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("to switch accounts, disconnect \"dropbox\" first"),
+        "{text}"
+    );
+    assert!(
+        !b.client.source().await.unwrap().contains(&bob),
+        "the token is not echoed"
+    );
+    b.screenshot("16-account-switch-refused").await;
+    let list = stack.api.get("/v1/connections").await.unwrap();
+    assert_eq!(
+        list["connections"][0]["account"]["email"],
+        "emulator@ferry.invalid"
+    );
+}
