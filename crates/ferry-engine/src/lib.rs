@@ -15,6 +15,7 @@ mod connections;
 pub mod console_auth;
 mod error;
 pub mod file_manager;
+pub mod folder_map;
 mod folder_moves;
 mod import;
 mod liveness;

@@ -184,9 +184,22 @@ impl Engine {
             .map(|c| (c.name, c.root))
             .collect();
         let ctx = RuleContext::new(&record, parent.as_ref(), &children, &siblings);
-        let placement = place(&ctx, &attachments, &rules, &connections);
+        let mut placement = place(&ctx, &attachments, &rules, &connections);
+        // Folders mapped by hand: found by id (a rename is followed) before bindings are read.
+        let left_alone = self
+            .place_mapped_folders(
+                &record,
+                &ctx,
+                &attachments,
+                &connections,
+                &mut placement,
+                dry_run,
+            )
+            .await?;
 
         let mut bindings = self.store.bindings_for_record(id).await?;
+        // A mapped folder that is gone: its binding is left as it is (nothing deleted).
+        bindings.retain(|b| !left_alone.contains(&b.rule_name));
         let moved = |binding: &ferry_store::Binding| {
             placement
                 .rules

@@ -47,3 +47,18 @@ CREATE TABLE pending_connections (
     credentials_ciphertext  BLOB NOT NULL,
     expires_at              BIGINT NOT NULL
 );
+
+-- Existing Dropbox folders an admin mapped to a record by hand: found by id, so a rename in
+-- Dropbox is followed; each syncs like a rule's folder (its binding is named `map:<id>`).
+CREATE TABLE folder_maps (
+    id               INTEGER PRIMARY KEY,
+    record_id        BIGINT NOT NULL,
+    connection       TEXT NOT NULL,
+    folder_id        TEXT NOT NULL,
+    folder_display   TEXT NOT NULL,
+    direction        TEXT NOT NULL,
+    pull_subfolders  BIGINT NOT NULL,
+    created_at       BIGINT NOT NULL,
+    UNIQUE (record_id, connection, folder_id)
+);
+CREATE INDEX folder_maps_record ON folder_maps(record_id);

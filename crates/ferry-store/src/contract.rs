@@ -1340,11 +1340,102 @@ pub async fn the_tree_is_listed_by_prefix_and_searched_by_name<S: Store>(s: &S) 
     );
 }
 
+/// A mapped folder queues its record, is idempotent, follows a new path, and goes with its
+/// binding and rows (never with the files: nothing in Dropbox is touched).
+pub async fn folder_maps_queue_their_record_and_go_with_their_binding<S: Store>(s: &S) {
+    let r = s
+        .upsert_record(&input("M1", json!({})))
+        .await
+        .unwrap()
+        .value;
+    while let Some(t) = s.claim_task("p", &[], i64::MAX / 2, 0).await.unwrap() {
+        s.finish_task(&t).await.unwrap();
+    }
+    let map = crate::FolderMap {
+        id: 0,
+        record_id: r.id,
+        connection: "c".into(),
+        folder_id: "id:f".into(),
+        path: "/F/Alpha".into(),
+        direction: ferry_core::sync_plan::Direction::Both,
+        pull_subfolders: true,
+    };
+    let id = s.put_folder_map(&map).await.unwrap();
+    assert!(
+        s.queue_entry(r.id).await.unwrap().is_some(),
+        "queued with it"
+    );
+    assert_eq!(
+        s.put_folder_map(&map).await.unwrap(),
+        id,
+        "the same folder again"
+    );
+    s.set_folder_map_path(id, "/F/Alpha (2026)").await.unwrap();
+    let maps = s.folder_maps(r.id).await.unwrap();
+    assert_eq!(maps.len(), 1);
+    assert_eq!(
+        (
+            maps[0].path.as_str(),
+            maps[0].direction,
+            maps[0].pull_subfolders
+        ),
+        (
+            "/F/Alpha (2026)",
+            ferry_core::sync_plan::Direction::Both,
+            true
+        )
+    );
+    let b = s
+        .save_binding(&Binding {
+            rule_name: format!("map:{id}"),
+            ..binding(r.id, "x", "/F/Alpha (2026)")
+        })
+        .await
+        .unwrap();
+    s.save_sync_row(&SyncRow {
+        id: 0,
+        record_id: r.id,
+        binding_id: Some(b),
+        rule_name: format!("map:{id}"),
+        connection: "c".into(),
+        attachment_id: None,
+        rel_display: Some("a.pdf".into()),
+        rel_lower: Some("a.pdf".into()),
+        dropbox_id: None,
+        rev: None,
+        content_hash: None,
+        state: SyncState::Pending,
+        last_error: None,
+        updated_at: 0,
+    })
+    .await
+    .unwrap();
+    assert!(
+        s.delete_folder_map(r.id + 1, id).await.unwrap().is_none(),
+        "another record's"
+    );
+    assert_eq!(
+        s.delete_folder_map(r.id, id).await.unwrap().map(|m| m.id),
+        Some(id)
+    );
+    assert!(s.folder_maps(r.id).await.unwrap().is_empty());
+    assert!(
+        s.bindings_for_record(r.id).await.unwrap().is_empty(),
+        "its binding went"
+    );
+    assert!(s.sync_rows(r.id).await.unwrap().is_empty(), "and its rows");
+}
+
 /// Expands to one `#[tokio::test]` per contract function, each on a fresh store from
 /// `$make` (an async expression yielding `(guard, store)`; the guard lives as long as the test).
 #[macro_export]
 macro_rules! store_contract_tests {
     ($make:expr) => {
+        #[tokio::test]
+        async fn folder_maps_queue_their_record_and_go_with_their_binding() {
+            let (_guard, store) = $make.await;
+            $crate::contract::folder_maps_queue_their_record_and_go_with_their_binding(&store).await;
+        }
         #[tokio::test]
         async fn the_tree_is_listed_by_prefix_and_searched_by_name() {
             let (_guard, store) = $make.await;

@@ -15,6 +15,7 @@ mod console;
 #[cfg(test)]
 mod contract;
 mod error;
+mod folder_maps;
 mod links;
 mod migrations;
 mod offload;
@@ -468,6 +469,25 @@ pub trait ConsoleStore: Send + Sync + 'static {
     async fn delete_pending_connection(&self, id: &str) -> StoreResult<()>;
 }
 
+/// Dropbox folders mapped to records by hand.
+#[async_trait]
+pub trait FolderMapStore: Send + Sync + 'static {
+    /// Maps a folder (and queues the record, in the same transaction); its id. Mapping the
+    /// same folder to the same record again changes nothing and answers the same id.
+    async fn put_folder_map(&self, map: &FolderMap) -> StoreResult<i64>;
+    /// A record's mapped folders, by id.
+    async fn folder_maps(&self, record_id: RecordId) -> StoreResult<Vec<FolderMap>>;
+    /// Where a mapped folder is now (it was renamed or moved in Dropbox).
+    async fn set_folder_map_path(&self, id: i64, path: &str) -> StoreResult<()>;
+    /// Removes a mapping with its binding and sync rows, in one transaction: its files stay
+    /// in Dropbox, untracked. The mapping, if it existed.
+    async fn delete_folder_map(
+        &self,
+        record_id: RecordId,
+        id: i64,
+    ) -> StoreResult<Option<FolderMap>>;
+}
+
 /// The database as a whole: consistent copies and their check (backups).
 #[async_trait]
 pub trait MaintenanceStore: Send + Sync + 'static {
@@ -495,6 +515,7 @@ pub trait Store:
     + LinkStore
     + OffloadStore
     + ConsoleStore
+    + FolderMapStore
 {
 }
 
@@ -510,13 +531,14 @@ impl<T> Store for T where
         + LinkStore
         + OffloadStore
         + ConsoleStore
+        + FolderMapStore
 {
 }
 
 /// The store traits, for `use ferry_store::prelude::*`.
 pub mod prelude {
     pub use super::{
-        ConnectionStore, ConsoleStore, LinkStore, LogStore, MaintenanceStore, OffloadStore,
-        QueueStore, RecordStore, RuleStore, Store, SyncStateStore, WebhookStore,
+        ConnectionStore, ConsoleStore, FolderMapStore, LinkStore, LogStore, MaintenanceStore,
+        OffloadStore, QueueStore, RecordStore, RuleStore, Store, SyncStateStore, WebhookStore,
     };
 }

@@ -187,7 +187,7 @@ async fn enqueue_kind_tx(
 }
 
 /// Queues records in the given order, inside the caller's transaction.
-async fn enqueue_tx(
+pub(crate) async fn enqueue_tx(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     record_ids: &[RecordId],
     priority: Priority,
@@ -481,6 +481,7 @@ impl RecordStore for SqliteStore {
             "bindings",
             "attachments",
             "archived_attachments",
+            "folder_maps",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE record_id = ?"))
                 .bind(record_id)

@@ -269,6 +269,27 @@ pub struct TreeFolder {
     pub key: String,
 }
 
+/// An existing Dropbox folder mapped to a record by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FolderMap {
+    /// Store id (its binding is `map:<id>`).
+    pub id: i64,
+    /// The record.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub record_id: RecordId,
+    /// The connection the folder is in.
+    pub connection: String,
+    /// The folder's Dropbox id (`id:…`): renames are followed by it.
+    pub folder_id: String,
+    /// Where the folder was last seen.
+    pub path: String,
+    /// Which way files flow.
+    pub direction: ferry_core::sync_plan::Direction,
+    /// When pulling, also files in its subfolders.
+    pub pull_subfolders: bool,
+}
+
 /// What the log saw in one stretch of time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ActivityBucket {

@@ -228,6 +228,33 @@ impl WebhookStore for FaultyStore {
     }
 }
 
+#[async_trait]
+impl FolderMapStore for FaultyStore {
+    async fn put_folder_map(&self, map: &ferry_store::FolderMap) -> StoreResult<i64> {
+        self.fault("put_folder_map")?;
+        self.inner.put_folder_map(map).await
+    }
+
+    async fn folder_maps(&self, record_id: RecordId) -> StoreResult<Vec<ferry_store::FolderMap>> {
+        self.fault("folder_maps")?;
+        self.inner.folder_maps(record_id).await
+    }
+
+    async fn set_folder_map_path(&self, id: i64, path: &str) -> StoreResult<()> {
+        self.fault("set_folder_map_path")?;
+        self.inner.set_folder_map_path(id, path).await
+    }
+
+    async fn delete_folder_map(
+        &self,
+        record_id: RecordId,
+        id: i64,
+    ) -> StoreResult<Option<ferry_store::FolderMap>> {
+        self.fault("delete_folder_map")?;
+        self.inner.delete_folder_map(record_id, id).await
+    }
+}
+
 /// The console's accounts are not part of what the simulation checks: passed through.
 #[async_trait]
 impl ConsoleStore for FaultyStore {

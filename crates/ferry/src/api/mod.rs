@@ -61,6 +61,14 @@ pub fn router(state: ApiState) -> Router {
             "/records/{kind}/{key}/sync",
             get(records::sync_state).post(records::resync),
         )
+        .route(
+            "/records/{kind}/{key}/folders",
+            get(records::folders).post(records::map_folder),
+        )
+        .route(
+            "/records/{kind}/{key}/folders/{id}",
+            axum::routing::delete(records::unmap_folder),
+        )
         .route("/records/{kind}/{key}/archive", get(records::archive))
         .route(
             "/records/{kind}/{key}/archive/{id}",

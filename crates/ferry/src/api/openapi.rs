@@ -215,7 +215,7 @@ impl Modify for CommonErrors {
         health, ready, document, metrics,
         records::list, records::upsert, records::show, records::delete, records::sync_state,
         records::resync, records::archive, records::archived_content, records::restore,
-        records::confirm_deletions,
+        records::confirm_deletions, records::folders, records::map_folder, records::unmap_folder,
         attachments::upload_multipart, attachments::put_raw, attachments::remove,
         attachments::download,
         rules::list, rules::put, rules::preview, rules::remove,

@@ -7,7 +7,7 @@ use axum::extract::State;
 use ferry_engine::views::*;
 use ferry_engine::{DeletePolicy, RecordQuery};
 use ferry_store::RecordState;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
@@ -190,4 +190,97 @@ pub async fn confirm_deletions(
     Ok(Json(
         state.engine.confirm_record_deletions(&kind, &key).await?,
     ))
+}
+
+/// Body of `POST /v1/records/{kind}/{key}/folders`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MapBody {
+    /// The connection the folder is in.
+    connection: String,
+    /// The folder's path, inside the connection's root (`/Ferry/Projects/Alpha`).
+    path: String,
+    /// Which way files flow (default `both`: the folder already holds people's files).
+    #[serde(default = "both")]
+    direction: ferry_core::sync_plan::Direction,
+    /// When pulling, also files in its subfolders.
+    #[serde(default)]
+    pull_subfolders: bool,
+}
+
+fn both() -> ferry_core::sync_plan::Direction {
+    ferry_core::sync_plan::Direction::Both
+}
+
+/// A record's folders mapped by hand.
+#[derive(Serialize, ToSchema)]
+pub struct FolderMaps {
+    /// By id.
+    folders: Vec<ferry_store::FolderMap>,
+}
+
+/// A mapping removed.
+#[derive(Serialize, ToSchema)]
+pub struct Unmapped {
+    /// The mapping's id.
+    unmapped: i64,
+}
+
+/// `GET /v1/records/{kind}/{key}/folders`: the existing Dropbox folders mapped to the record.
+#[utoipa::path(get, operation_id = "folder_maps", path = "/v1/records/{kind}/{key}/folders", tag = "records",
+    params(("kind" = String, Path, description = "Record kind"), ("key" = String, Path, description = "Record key")),
+    responses((status = 200, body = FolderMaps), (status = 404, body = ErrorBody)))]
+pub async fn folders(
+    State(state): State<ApiState>,
+    PathParams((kind, key)): PathParams<(String, String)>,
+) -> Result<Json<FolderMaps>, ApiError> {
+    Ok(Json(FolderMaps {
+        folders: state.engine.folder_maps_of(&kind, &key).await?,
+    }))
+}
+
+/// `POST /v1/records/{kind}/{key}/folders`: maps an existing Dropbox folder to the record.
+/// It syncs like a rule's folder (every attachment, by name) and is found by its Dropbox id,
+/// so a rename or move in Dropbox is followed.
+#[utoipa::path(post, operation_id = "map_folder", path = "/v1/records/{kind}/{key}/folders", tag = "records",
+    params(("kind" = String, Path, description = "Record kind"), ("key" = String, Path, description = "Record key")),
+    request_body = MapBody,
+    responses((status = 200, body = ferry_store::FolderMap), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn map_folder(
+    State(state): State<ApiState>,
+    PathParams((kind, key)): PathParams<(String, String)>,
+    JsonBody(body): JsonBody<MapBody>,
+) -> Result<Json<ferry_store::FolderMap>, ApiError> {
+    Ok(Json(
+        state
+            .engine
+            .map_folder(
+                &kind,
+                &key,
+                ferry_engine::folder_map::MapRequest {
+                    connection: body.connection,
+                    path: body.path,
+                    direction: body.direction,
+                    pull_subfolders: body.pull_subfolders,
+                },
+            )
+            .await?,
+    ))
+}
+
+/// `DELETE /v1/records/{kind}/{key}/folders/{id}`: Ferry stops syncing the folder; its files
+/// stay in Dropbox.
+#[utoipa::path(delete, operation_id = "unmap_folder", path = "/v1/records/{kind}/{key}/folders/{id}", tag = "records",
+    params(("kind" = String, Path, description = "Record kind"), ("key" = String, Path, description = "Record key"),
+           ("id" = i64, Path, description = "Mapping id")),
+    responses((status = 200, body = Unmapped), (status = 404, body = ErrorBody)))]
+pub async fn unmap_folder(
+    State(state): State<ApiState>,
+    PathParams((kind, key, id)): PathParams<(String, String, i64)>,
+) -> Result<Json<Unmapped>, ApiError> {
+    let removed = state.engine.unmap_folder(&kind, &key, id).await?;
+    Ok(Json(Unmapped {
+        unmapped: removed.id,
+    }))
 }

@@ -6,6 +6,7 @@
 mod connections;
 mod dashboard;
 mod files;
+mod folder_map;
 mod log;
 mod login;
 mod records;
@@ -68,6 +69,14 @@ pub fn router() -> Router<ApiState> {
         .route(
             "/console/records/{kind}/{key}/archive/{id}/restore",
             post(records::restore),
+        )
+        .route(
+            "/console/records/{kind}/{key}/map",
+            get(folder_map::picker).post(folder_map::map),
+        )
+        .route(
+            "/console/records/{kind}/{key}/folders/{id}/remove",
+            post(folder_map::remove),
         )
         .route("/console/files", get(files::browse))
         .route("/console/files/zip", get(files::zip))

@@ -31,7 +31,7 @@ fn nonempty(v: Option<String>) -> Option<String> {
     v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
-fn engine_failed(admin: &Admin, e: &EngineError, back: &str) -> Response {
+pub(super) fn engine_failed(admin: &Admin, e: &EngineError, back: &str) -> Response {
     match e {
         EngineError::NotFound(m) | EngineError::Invalid(m) | EngineError::Conflict(m) => {
             let status = match e {
@@ -54,7 +54,7 @@ fn engine_failed(admin: &Admin, e: &EngineError, back: &str) -> Response {
     }
 }
 
-fn record_url(kind: &str, key: &str) -> String {
+pub(super) fn record_url(kind: &str, key: &str) -> String {
     format!(
         "/console/records/{}/{}",
         urlencode(kind.to_owned()),
@@ -129,10 +129,11 @@ pub async fn show(
         let record = engine.find_record(&kind, &key).await?;
         let view = engine.record_view(&record).await?;
         let archive = engine.archive(&kind, &key).await?;
-        Ok::<_, EngineError>((sync, view, archive))
+        let maps = engine.folder_maps_of(&kind, &key).await?;
+        Ok::<_, EngineError>((sync, view, archive, maps))
     }
     .await;
-    let (sync, view, archive) = match loaded {
+    let (sync, view, archive, maps) = match loaded {
         Ok(all) => all,
         Err(e) => return engine_failed(&admin, &e, "/console/records"),
     };
@@ -161,6 +162,7 @@ pub async fn show(
             paused => paused,
             movable => view.attachments.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
             fields => view.fields,
+            maps => maps,
         },
     )
 }

@@ -27,6 +27,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("rules.html", include_str!("templates/rules.html")),
     ("rule_edit.html", include_str!("templates/rule_edit.html")),
     ("files.html", include_str!("templates/files.html")),
+    ("map_folder.html", include_str!("templates/map_folder.html")),
 ];
 
 /// The console's sections, in menu order: (id, label, href).

@@ -843,3 +843,69 @@ async fn a_refused_connection_is_reconnected_from_the_console_and_its_work_resum
         "emulator@ferry.invalid"
     );
 }
+
+/// An admin maps an existing Dropbox folder to a record with the folder picker; what is in it
+/// comes into the record; the mapping can be removed again.
+#[tokio::test]
+async fn an_admin_maps_an_existing_folder_to_a_record_with_the_picker() {
+    let stack = console_stack().await;
+    let base = stack.app.base_url();
+    stack
+        .emu
+        .client()
+        .upload(
+            "/Ferry/Projects/Beta/spec.pdf",
+            bytes::Bytes::from_static(b"the spec"),
+            &ferry_dropbox::WriteMode::Add,
+        )
+        .await
+        .unwrap();
+    stack.record_with("project", "P2", &[]).await;
+    let b = Browser::start(1280, 1000).await;
+    let link = stack.api.post("/v1/admins/admin/login-link").await.unwrap();
+    b.goto(&format!("{base}{}", link["path"].as_str().unwrap()))
+        .await;
+    b.goto(&format!("{base}/console/records/project/P2")).await;
+    b.click_text("Map an existing Dropbox folder…").await;
+    b.click_text("Projects/").await;
+    b.click_text("Beta/").await;
+    b.screenshot("17-folder-picker").await;
+    b.click_text("Map this folder").await;
+    assert!(
+        b.text()
+            .await
+            .contains("Mapped /Ferry/Projects/Beta to this record")
+    );
+    stack
+        .eventually("/v1/records/project/P2", |r| {
+            r["attachments"].as_array().unwrap().len() == 1
+        })
+        .await;
+    b.reload_until("spec.pdf").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("Folders mapped by hand") && text.contains("/Ferry/Projects/Beta"),
+        "{text}"
+    );
+    b.click_text("Stop syncing this folder").await;
+    assert!(
+        b.text()
+            .await
+            .contains("Ferry no longer syncs /Ferry/Projects/Beta")
+    );
+    let maps = stack
+        .api
+        .get("/v1/records/project/P2/folders")
+        .await
+        .unwrap();
+    assert_eq!(maps["folders"], json!([]));
+    assert!(
+        stack
+            .emu
+            .client()
+            .metadata("/Ferry/Projects/Beta/spec.pdf")
+            .await
+            .is_ok(),
+        "the file stays"
+    );
+}

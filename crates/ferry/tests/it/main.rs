@@ -12,6 +12,7 @@ mod connect_flow;
 mod console;
 mod emulator_conformance;
 mod emulator_restart;
+mod folder_maps;
 mod http_edge;
 mod kill_restart;
 mod no_loss;
