@@ -34,6 +34,17 @@ pub(crate) fn identity(user: &crate::space::Space) -> (String, String) {
     }
 }
 
+/// An account's `Name` (also in the team's member list).
+pub(crate) fn name(surname: &str) -> Value {
+    json!({
+        "given_name": "Ferry",
+        "surname": surname,
+        "familiar_name": "Ferry",
+        "display_name": format!("Ferry {surname}"),
+        "abbreviated_name": "FE",
+    })
+}
+
 /// A `FullAccount` with every field the SDK requires.
 fn current_account(app: &Ctx<'_>) -> Value {
     let user = app.user;
@@ -46,13 +57,7 @@ fn current_account(app: &Ctx<'_>) -> Value {
         .filter(|t| t.member_of(user).is_some());
     let mut result = json!({
         "account_id": account.account_id,
-        "name": {
-            "given_name": "Ferry",
-            "surname": surname,
-            "familiar_name": "Ferry",
-            "display_name": format!("Ferry {surname}"),
-            "abbreviated_name": "FE",
-        },
+        "name": name(&surname),
         "email": email,
         "email_verified": true,
         "disabled": false,

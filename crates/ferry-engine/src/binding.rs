@@ -308,9 +308,21 @@ impl Engine {
         let (preserve, rest): (Vec<Action>, Vec<Action>) = rest
             .into_iter()
             .partition(|a| matches!(a, Action::PreserveRemote { .. }));
+        let preserved = !preserve.is_empty();
         for action in preserve {
             self.execute(&cx, &rows, action, outcome).await?;
         }
+        // A preserved file's row changed (it tracks nothing now): the steps below see that.
+        let rows: Vec<SyncRow> = if preserved {
+            self.store
+                .sync_rows(record.id)
+                .await?
+                .into_iter()
+                .filter(|r| r.binding_id == Some(binding.id))
+                .collect()
+        } else {
+            rows
+        };
         let attachments = self.store.attachments(record.id).await?;
         // Content only Dropbox holds comes back before it is uploaded anywhere.
         for a in attachments.iter().filter(|a| {
@@ -581,7 +593,20 @@ impl Engine {
                 )
                 .await;
                 match result {
-                    Ok(_) => outcome.preserved += 1,
+                    Ok(_) => {
+                        outcome.preserved += 1;
+                        // The file moved away with its id: the row of its old path tracks
+                        // nothing until the app's version is uploaded there (else a pass
+                        // that stops here leaves one Dropbox file tracked twice, once the
+                        // copy is tracked too).
+                        if let Some(mut row) = row_for(&from) {
+                            row.dropbox_id = None;
+                            row.rev = None;
+                            row.content_hash = None;
+                            row.state = SyncState::Pending;
+                            self.store.save_sync_row(&row).await?;
+                        }
+                    }
                     Err(e) => outcome.failure(&e),
                 }
             }

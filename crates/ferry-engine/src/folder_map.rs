@@ -17,6 +17,8 @@ use std::collections::{HashMap, HashSet};
 
 /// Folders listed at most by the folder picker.
 pub const PICKER_LIMIT: usize = 1000;
+/// Listing pages read at most for one picker view.
+const PICKER_PAGES: usize = 10;
 
 /// What an admin maps.
 #[derive(Debug, Clone)]
@@ -169,12 +171,13 @@ impl Engine {
                 other => other.into(),
             })?;
         let mut folders = Vec::new();
-        loop {
+        // A folder of many files pages a long time for few folders: a few pages at most.
+        for read in 1..=PICKER_PAGES {
             folders.extend(page.entries.into_iter().filter_map(|e| match e {
                 Entry::Folder(f) => Some(f),
                 _ => None,
             }));
-            if !page.has_more || folders.len() >= PICKER_LIMIT {
+            if !page.has_more || folders.len() >= PICKER_LIMIT || read == PICKER_PAGES {
                 break;
             }
             page = client.list_folder_continue(&page.cursor).await?;
@@ -186,7 +189,9 @@ impl Engine {
 
     /// Adds the record's mapped folders to its placement. Each is found by id first: a
     /// renamed one moves its binding along (no request moves it back). Returns the bindings
-    /// to leave alone this pass (their folder is gone or outside the root).
+    /// to leave alone this pass (their folder is gone or outside the root), and where moved
+    /// ones are now (binding name → display and lower-cased path), for a dry run to see
+    /// what a pass would store.
     pub(crate) async fn place_mapped_folders(
         &self,
         record: &Record,
@@ -195,8 +200,9 @@ impl Engine {
         connections: &HashMap<String, String>,
         placement: &mut Placement,
         dry_run: bool,
-    ) -> Result<HashSet<String>, EngineError> {
+    ) -> Result<MappedFolders, EngineError> {
         let mut left_alone = HashSet::new();
+        let mut moved = HashMap::new();
         for map in self.store.folder_maps(record.id).await? {
             let name = binding_name(map.id);
             let Some(root) = connections.get(&map.connection) else {
@@ -206,18 +212,31 @@ impl Engine {
             let problem = match client.metadata(&map.folder_id).await {
                 Ok(Entry::Folder(f)) => match inside(root, &f.path_display) {
                     Some(components) => {
-                        if !dry_run && f.path_display != map.path {
-                            tracing::info!(from = %map.path, to = %f.path_display, "a mapped folder moved in Dropbox; following it");
-                            self.store
-                                .set_folder_map_path(map.id, &f.path_display)
-                                .await?;
-                            if let Some(mut b) = self
-                                .store
-                                .bindings_for_record(record.id)
-                                .await?
-                                .into_iter()
-                                .find(|b| b.rule_name == name)
-                            {
+                        // Compared with the binding, not the mapping: a pass that stored one
+                        // and failed before the other still catches up.
+                        let binding = self
+                            .store
+                            .bindings_for_record(record.id)
+                            .await?
+                            .into_iter()
+                            .find(|b| b.rule_name == name);
+                        let stale = binding
+                            .as_ref()
+                            .is_some_and(|b| b.folder_display != f.path_display);
+                        if stale {
+                            moved.insert(
+                                name.clone(),
+                                (f.path_display.clone(), f.path_lower.clone()),
+                            );
+                        }
+                        if !dry_run {
+                            if f.path_display != map.path {
+                                tracing::info!(from = %map.path, to = %f.path_display, "a mapped folder moved in Dropbox; following it");
+                                self.store
+                                    .set_folder_map_path(map.id, &f.path_display)
+                                    .await?;
+                            }
+                            if let (true, Some(mut b)) = (stale, binding) {
                                 b.folder_display = f.path_display.clone();
                                 b.folder_lower = f.path_lower.clone();
                                 self.store.save_binding(&b).await?;
@@ -263,8 +282,17 @@ impl Engine {
                 });
             }
         }
-        Ok(left_alone)
+        Ok(MappedFolders { left_alone, moved })
     }
+}
+
+/// What [`Engine::place_mapped_folders`] found.
+#[derive(Debug, Default)]
+pub(crate) struct MappedFolders {
+    /// Bindings to leave alone this pass.
+    pub(crate) left_alone: HashSet<String>,
+    /// Bindings whose folder moved in Dropbox: where it is now (display, lower-cased).
+    pub(crate) moved: HashMap<String, (String, String)>,
 }
 
 #[cfg(test)]

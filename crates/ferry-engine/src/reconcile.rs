@@ -151,6 +151,15 @@ impl Engine {
             .filter(|r| r.direction.pulls())
             .map(|r| r.name)
             .collect();
+        let mut pulling = pulling;
+        // Folders mapped by hand pull as their mapping says (they have no rule).
+        for b in bindings.iter().filter(|b| b.rule_name.starts_with("map:")) {
+            for m in self.store.folder_maps(b.record_id).await? {
+                if crate::folder_map::binding_name(m.id) == b.rule_name && m.direction.pulls() {
+                    pulling.insert(b.rule_name.clone());
+                }
+            }
+        }
         let mut expected = Expected::default();
         for b in &bindings {
             let key = fingerprint(&[&b.folder_lower]);

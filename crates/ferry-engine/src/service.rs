@@ -796,12 +796,16 @@ impl Engine {
         })
     }
 
-    /// Dead letters with the record each one is for (`None`: the record is gone).
+    /// The first `limit` dead letters with the record each one is for (`None`: the record is
+    /// gone), and how many there are in all.
     pub async fn dead_records(
         &self,
-    ) -> Result<Vec<(ferry_store::QueueEntry, Option<RecordRef>)>, EngineError> {
+        limit: usize,
+    ) -> Result<(Vec<(ferry_store::QueueEntry, Option<RecordRef>)>, usize), EngineError> {
         let mut out = Vec::new();
-        for entry in self.store.dead_tasks().await? {
+        let dead = self.store.dead_tasks().await?;
+        let total = dead.len();
+        for entry in dead.into_iter().take(limit) {
             let record = self
                 .store
                 .record_by_id(entry.record_id)
@@ -812,7 +816,7 @@ impl Engine {
                 });
             out.push((entry, record));
         }
-        Ok(out)
+        Ok((out, total))
     }
 
     /// The log counted per `bucket_ms` from `since_ms` on (the dashboard's chart).

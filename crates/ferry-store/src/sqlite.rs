@@ -1248,14 +1248,17 @@ impl SyncStateStore for SqliteStore {
     }
 
     async fn records_changed_since_pass(&self, connection: &str) -> StoreResult<Vec<RecordId>> {
-        // Every pass stamps its binding's `updated_at` before it reads anything.
+        // Every pass stamps its binding's `updated_at` before it reads anything. A binding
+        // with neither a rule nor a folder mapping (its rule was deleted) needs a pass.
         Ok(sqlx::query_scalar(
             "SELECT DISTINCT b.record_id FROM bindings b \
              JOIN records r ON r.id = b.record_id \
              LEFT JOIN rules ru ON ru.name = b.rule_name \
              WHERE b.connection = ? AND ( \
                r.updated_at > b.updated_at \
-               OR ru.name IS NULL OR ru.updated_at > b.updated_at \
+               OR (ru.name IS NULL AND NOT EXISTS (SELECT 1 FROM folder_maps m \
+                                                   WHERE 'map:' || m.id = b.rule_name)) \
+               OR ru.updated_at > b.updated_at \
                OR EXISTS (SELECT 1 FROM attachments a \
                           WHERE a.record_id = b.record_id AND a.updated_at > b.updated_at) \
                OR EXISTS (SELECT 1 FROM sync_files s \

@@ -33,6 +33,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 const ROOT: &str = "/Sim";
+/// Where mapped folders are made (inside the root, outside every rule's folders).
+const MAPPED: &str = "/Sim/Mapped";
 const NAMES: &[&str] = &["a.txt", "b.txt", "B.txt", "é.pdf", "notes.md"];
 const DROPBOX_NAMES: &[&str] = &["a.txt", "c.txt", "Report.pdf", "é.pdf", "new.txt"];
 
@@ -328,6 +330,9 @@ impl Sim {
                 .put_rule(&overlapping_rule(direction, "Jobs", extras))
                 .await?;
         }
+        // Some seeds map an existing folder (with a file people put there) to J1 by hand;
+        // Dropbox ops then also write into it and rename it.
+        let mapped = rng.gen_bool(0.2);
         let mut sim = Sim {
             rng,
             _dir: temp,
@@ -351,7 +356,7 @@ impl Sim {
             superseded: BTreeSet::new(),
             stats: SeedStats::default(),
             trace: vec![format!(
-                "direction {direction:?}, overlapping rules {overlapping}, {extras:?}"
+                "direction {direction:?}, overlapping rules {overlapping}, mapped folder {mapped}, {extras:?}"
             )],
         };
         for key in ["J1", "J2", "J3"] {
@@ -365,6 +370,26 @@ impl Sim {
                 })
                 .await?;
             sim.records.push((key.to_owned(), upserted.value.id));
+        }
+        if mapped {
+            let data = sim.content("dropbox");
+            let hash = content_hash(&data);
+            sim.human
+                .upload(&format!("{MAPPED}/J1/existing.txt"), data, &WriteMode::Add)
+                .await?;
+            sim.at_risk.insert(hash, "dropbox existing.txt".into());
+            sim.engine
+                .map_folder(
+                    "job",
+                    "J1",
+                    ferry_engine::folder_map::MapRequest {
+                        connection: "dropbox".into(),
+                        path: format!("{MAPPED}/J1"),
+                        direction: Direction::Both,
+                        pull_subfolders: false,
+                    },
+                )
+                .await?;
         }
         Ok(sim)
     }
@@ -582,8 +607,16 @@ impl Sim {
     async fn dropbox_op(&mut self) -> anyhow::Result<()> {
         self.stats.dropbox_ops += 1;
         let (key, id) = self.records[self.rng.gen_range(0..self.records.len())].clone();
-        let Some(folder) = self.folder_of(id).await? else {
-            return Ok(());
+        let mapped = match self.store.folder_maps(id).await?.first() {
+            Some(m) if self.rng.gen_bool(0.5) => Some(m.path.clone()),
+            _ => None,
+        };
+        let folder = match &mapped {
+            Some(path) => path.clone(),
+            None => match self.folder_of(id).await? {
+                Some(f) => f,
+                None => return Ok(()),
+            },
         };
         let files: Vec<ferry_dropbox::FileInfo> = match self.human.list_all(&folder, true).await {
             Ok((entries, _)) => entries
@@ -660,6 +693,15 @@ impl Sim {
                     let _ = self.human.move_entry(&f.path_display, &to).await;
                     self.trace
                         .push(format!("dropbox: move {} -> {to}", f.path_display));
+                }
+            }
+            _ if mapped.is_some() => {
+                // Someone renames the mapped folder: Ferry follows it by id.
+                self.counter += 1;
+                let to = format!("{MAPPED}/J1 renamed {}", self.counter);
+                if self.human.move_entry(&folder, &to).await.is_ok() {
+                    self.trace
+                        .push(format!("dropbox: rename mapped {folder} -> {to}"));
                 }
             }
             _ => {
@@ -990,7 +1032,9 @@ impl Sim {
                     other => bail!("{key}: synced {path} ({hash}) but Dropbox has {other:?}"),
                 }
                 // Pull-only bindings keep app-side edits in the app: only Dropbox must match.
-                if let (Some(att), true) = (row.attachment_id, self.direction.pushes()) {
+                // A mapped folder syncs both ways.
+                let pushes = row.rule_name.starts_with("map:") || self.direction.pushes();
+                if let (Some(att), true) = (row.attachment_id, pushes) {
                     let a = self
                         .store
                         .attachments(*id)

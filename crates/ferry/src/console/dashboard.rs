@@ -73,7 +73,7 @@ pub async fn show(State(state): State<ApiState>, admin: Admin) -> Response {
     let (status, connections, dead, buckets) = match tokio::try_join!(
         engine.status(),
         engine.connections(),
-        engine.dead_records(),
+        engine.dead_records(DEAD_SHOWN),
         engine.activity(since, 60_000),
     ) {
         Ok(all) => all,
@@ -84,9 +84,9 @@ pub async fn show(State(state): State<ApiState>, admin: Admin) -> Response {
         .iter()
         .filter(|c| c.needs_reconnect.is_some() || c.disconnecting)
         .collect();
+    let (dead, dead_total) = dead;
     let dead: Vec<Value> = dead
         .iter()
-        .take(DEAD_SHOWN)
         .map(|(entry, record)| {
             context! {
                 record_id => entry.record_id,
@@ -106,6 +106,7 @@ pub async fn show(State(state): State<ApiState>, admin: Admin) -> Response {
             status => status,
             attention => attention,
             dead => dead,
+            dead_total => dead_total,
             activity => activity(&buckets, since),
         },
     )

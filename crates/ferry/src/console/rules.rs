@@ -194,31 +194,61 @@ async fn connection_names(state: &ApiState) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn form_page(
-    state: &ApiState,
-    admin: &Admin,
-    status: StatusCode,
+/// The rule form page: the rule (as stored, or as typed), and what to say about it.
+struct FormPage<'a> {
+    state: &'a ApiState,
+    admin: &'a Admin,
+    /// A rule not saved yet (`original` is then empty).
     new: bool,
-    original: &str,
+    /// The name of the rule being edited.
+    original: &'a str,
     rule: Value,
-    errors: BTreeMap<&'static str, String>,
-    error: Option<String>,
-    warnings: Vec<String>,
-    preview: Option<ferry_engine::views::RulePreview>,
-) -> Response {
-    let preview = preview.map(preview_context);
-    render::render(
-        status,
-        Some(admin),
-        "rules",
-        "rule_edit.html",
-        context! {
-            title => if new { "New rule".to_owned() } else { format!("Rule {original}") },
-            new => new, original => original, rule => rule, errors => errors, error => error,
-            warnings => warnings, preview => preview, connections => connection_names(state).await,
-        },
-    )
+}
+
+impl FormPage<'_> {
+    /// The form as it is.
+    async fn show(
+        &self,
+        warnings: Vec<String>,
+        preview: Option<ferry_engine::views::RulePreview>,
+    ) -> Response {
+        self.render(StatusCode::OK, BTreeMap::new(), None, warnings, preview)
+            .await
+    }
+
+    /// The form sent back: `message` at the top, and next to `field` when it names one.
+    async fn refuse(&self, field: Option<&'static str>, message: String) -> Response {
+        let mut errors = BTreeMap::new();
+        if let Some(f) = field {
+            errors.insert(f, message.clone());
+        }
+        self.render(StatusCode::BAD_REQUEST, errors, Some(message), vec![], None)
+            .await
+    }
+
+    async fn render(
+        &self,
+        status: StatusCode,
+        errors: BTreeMap<&'static str, String>,
+        error: Option<String>,
+        warnings: Vec<String>,
+        preview: Option<ferry_engine::views::RulePreview>,
+    ) -> Response {
+        let preview = preview.map(preview_context);
+        let (new, original) = (self.new, self.original);
+        render::render(
+            status,
+            Some(self.admin),
+            "rules",
+            "rule_edit.html",
+            context! {
+                title => if new { "New rule".to_owned() } else { format!("Rule {original}") },
+                new => new, original => original, rule => self.rule.clone(), errors => errors,
+                error => error, warnings => warnings, preview => preview,
+                connections => connection_names(self.state).await,
+            },
+        )
+    }
 }
 
 fn unavailable(admin: &Admin, e: &EngineError) -> Response {
@@ -252,18 +282,14 @@ pub async fn new(State(state): State<ApiState>, admin: Admin) -> Response {
         connection: connection.unwrap_or_default(),
         ..RuleSpec::default()
     };
-    form_page(
-        &state,
-        &admin,
-        StatusCode::OK,
-        true,
-        "",
-        Value::from_serialize(&rule),
-        BTreeMap::new(),
-        None,
-        Vec::new(),
-        None,
-    )
+    FormPage {
+        state: &state,
+        admin: &admin,
+        new: true,
+        original: "",
+        rule: Value::from_serialize(&rule),
+    }
+    .show(Vec::new(), None)
     .await
 }
 
@@ -286,18 +312,14 @@ pub async fn edit(
             Some("/console/rules"),
         );
     };
-    form_page(
-        &state,
-        &admin,
-        StatusCode::OK,
-        false,
-        &name,
-        Value::from_serialize(&rule),
-        BTreeMap::new(),
-        None,
-        Vec::new(),
-        None,
-    )
+    FormPage {
+        state: &state,
+        admin: &admin,
+        new: false,
+        original: &name,
+        rule: Value::from_serialize(&rule),
+    }
+    .show(Vec::new(), None)
     .await
 }
 
@@ -308,114 +330,45 @@ pub async fn save(
     CheckedForm(admin, form): CheckedForm<RuleForm>,
 ) -> Response {
     // A new rule keeps an empty `original` through previews and errors, until it is saved.
-    let new = form.original.is_empty();
-    let original = form.original.clone();
-    let refuse = |field: Option<&'static str>, message: String| {
-        let mut errors = BTreeMap::new();
-        if let Some(f) = field {
-            errors.insert(f, message.clone());
-        }
-        (errors, message)
+    let page = FormPage {
+        state: &state,
+        admin: &admin,
+        new: form.original.is_empty(),
+        original: &form.original,
+        rule: form.echo(),
     };
     let spec = match form.spec() {
-        Ok(spec) if !new && spec.name != form.original => {
-            let (errors, message) = refuse(
-                Some("name"),
-                "a rule keeps its name; make a new rule instead".into(),
-            );
-            return form_page(
-                &state,
-                &admin,
-                StatusCode::BAD_REQUEST,
-                new,
-                &original,
-                form.echo(),
-                errors,
-                Some(message),
-                vec![],
-                None,
-            )
-            .await;
+        Ok(spec) if !page.new && spec.name != form.original => {
+            return page
+                .refuse(
+                    Some("name"),
+                    "a rule keeps its name; make a new rule instead".into(),
+                )
+                .await;
         }
         Ok(spec) => spec,
-        Err((field, message)) => {
-            let (errors, message) = refuse(Some(field), message);
-            return form_page(
-                &state,
-                &admin,
-                StatusCode::BAD_REQUEST,
-                new,
-                &original,
-                form.echo(),
-                errors,
-                Some(message),
-                vec![],
-                None,
-            )
-            .await;
-        }
+        Err((field, message)) => return page.refuse(Some(field), message).await,
     };
     if form.action == "preview" {
         return match state.engine.preview_rule(spec).await {
-            Ok(preview) => {
-                let warnings = preview.warnings.clone();
-                form_page(
-                    &state,
-                    &admin,
-                    StatusCode::OK,
-                    new,
-                    &original,
-                    form.echo(),
-                    BTreeMap::new(),
-                    None,
-                    warnings,
-                    Some(preview),
-                )
-                .await
-            }
-            Err(EngineError::Invalid(m)) => {
-                let (errors, message) = refuse(field_of(&m), m);
-                form_page(
-                    &state,
-                    &admin,
-                    StatusCode::BAD_REQUEST,
-                    new,
-                    &original,
-                    form.echo(),
-                    errors,
-                    Some(message),
-                    vec![],
-                    None,
-                )
-                .await
-            }
+            Ok(preview) => page.show(preview.warnings.clone(), Some(preview)).await,
+            Err(EngineError::Invalid(m)) => page.refuse(field_of(&m), m).await,
             Err(e) => unavailable(&admin, &e),
         };
     }
-    if new
+    if page.new
         && let Ok(list) = state.engine.rules().await
         && list.rules.iter().any(|r| r.name == spec.name)
     {
-        let (errors, message) = refuse(
-            Some("name"),
-            format!(
-                "a rule named {:?} exists already; edit it or choose another name",
-                spec.name
-            ),
-        );
-        return form_page(
-            &state,
-            &admin,
-            StatusCode::BAD_REQUEST,
-            new,
-            &original,
-            form.echo(),
-            errors,
-            Some(message),
-            vec![],
-            None,
-        )
-        .await;
+        return page
+            .refuse(
+                Some("name"),
+                format!(
+                    "a rule named {:?} exists already; edit it or choose another name",
+                    spec.name
+                ),
+            )
+            .await;
     }
     let name = spec.name.clone();
     match state.engine.put_rule(spec, false).await {
@@ -435,20 +388,7 @@ pub async fn save(
             )
         }
         Err(EngineError::Invalid(m) | EngineError::Conflict(m)) => {
-            let (errors, message) = refuse(field_of(&m), m);
-            form_page(
-                &state,
-                &admin,
-                StatusCode::BAD_REQUEST,
-                new,
-                &original,
-                form.echo(),
-                errors,
-                Some(message),
-                vec![],
-                None,
-            )
-            .await
+            page.refuse(field_of(&m), m).await
         }
         Err(e) => unavailable(&admin, &e),
     }

@@ -261,3 +261,66 @@ async fn log_follow_prints_new_entries() {
     assert!(seen.contains("upload"), "{seen}");
     child.kill().await.unwrap();
 }
+
+/// `ferry admin set-password` reads the password from standard input and creates the admin;
+/// `ferry admin login-link` prints a link that signs in once; a short password is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_set_password_and_login_link() {
+    use tokio::io::AsyncWriteExt;
+    let stack = crate::support::Stack::start().await;
+    let run = |password: &'static str| {
+        let url = stack.app.base_url();
+        let key = stack.app.api_key().expose().to_owned();
+        async move {
+            let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+                .args([
+                    "admin",
+                    "set-password",
+                    "--name",
+                    "ops",
+                    "--url",
+                    &url,
+                    "--api-key",
+                    &key,
+                ])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(password.as_bytes()).await.unwrap();
+            drop(stdin);
+            child.wait_with_output().await.unwrap()
+        }
+    };
+    let out = run("a long enough password\n").await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created console admin ops"));
+    let out = run("short\n").await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 10 characters"));
+
+    let (ok, link, err) = admin(&stack, &["admin", "login-link", "--name", "ops"]).await;
+    assert!(ok, "{err}");
+    let link = link.trim();
+    assert!(
+        link.starts_with(&format!(
+            "{}/console/login/link?token=",
+            stack.app.base_url()
+        )),
+        "{link}"
+    );
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    assert_eq!(http.get(link).send().await.unwrap().status(), 303);
+    assert_eq!(http.get(link).send().await.unwrap().status(), 400, "once");
+    let (ok, _, err) = admin(&stack, &["admin", "login-link", "--name", "nobody"]).await;
+    assert!(!ok && err.contains("no console admin named"), "{err}");
+}

@@ -55,6 +55,15 @@ async fn sign_in(http: &reqwest::Client, base: &str) -> String {
     set.split(';').next().unwrap().to_owned()
 }
 
+/// Signs the browser in with a one-time link (as `ferry admin login-link` prints).
+async fn sign_in_with_a_link(b: &Browser, stack: &Stack) {
+    let link = stack.api.post("/v1/admins/admin/login-link").await.unwrap();
+    let base = stack.app.base_url();
+    b.goto(&format!("{base}{}", link["path"].as_str().unwrap()))
+        .await;
+    assert_eq!(b.path().await, "/console", "signed in");
+}
+
 fn csrf_of(html: &str) -> String {
     let at = html
         .find("name=\"csrf\" value=\"")
@@ -689,10 +698,7 @@ async fn a_team_token_connects_as_the_member_the_admin_picks() {
     .await;
     let base = stack.app.base_url();
     let b = Browser::start(1280, 1000).await;
-    let link = stack.api.post("/v1/admins/admin/login-link").await.unwrap();
-    b.goto(&format!("{base}{}", link["path"].as_str().unwrap()))
-        .await;
-    assert_eq!(b.path().await, "/console");
+    sign_in_with_a_link(&b, &stack).await;
 
     b.goto(&format!("{base}/console/connections?tab=token"))
         .await;
@@ -789,9 +795,7 @@ async fn a_refused_connection_is_reconnected_from_the_console_and_its_work_resum
     stack.record_with("order", "W1", &["waiting.pdf"]).await;
 
     let b = Browser::start(1280, 1000).await;
-    let link = stack.api.post("/v1/admins/admin/login-link").await.unwrap();
-    b.goto(&format!("{base}{}", link["path"].as_str().unwrap()))
-        .await;
+    sign_in_with_a_link(&b, &stack).await;
     let text = b.text().await;
     assert!(
         text.contains("needs to be reconnected: the token was revoked"),
@@ -862,9 +866,7 @@ async fn an_admin_maps_an_existing_folder_to_a_record_with_the_picker() {
         .unwrap();
     stack.record_with("project", "P2", &[]).await;
     let b = Browser::start(1280, 1000).await;
-    let link = stack.api.post("/v1/admins/admin/login-link").await.unwrap();
-    b.goto(&format!("{base}{}", link["path"].as_str().unwrap()))
-        .await;
+    sign_in_with_a_link(&b, &stack).await;
     b.goto(&format!("{base}/console/records/project/P2")).await;
     b.click_text("Map an existing Dropbox folder…").await;
     b.click_text("Projects/").await;

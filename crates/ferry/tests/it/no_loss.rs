@@ -487,3 +487,151 @@ async fn giving_up_is_by_time_and_never_for_waits() {
         emu.emulator.shutdown().await;
     }
 }
+
+/// Fails every `files/upload` while switched on.
+#[derive(Debug)]
+struct FailUploads(Arc<std::sync::atomic::AtomicBool>);
+
+impl FaultInjector for FailUploads {
+    fn decide(&self, route: &str) -> Injected {
+        if route == "files/upload" && self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            Injected::ServerError
+        } else {
+            Injected::Nothing
+        }
+    }
+}
+
+/// Both sides changed a file on a two-way binding: Dropbox's version moves aside as a
+/// conflicted copy (keeping its id) and the app's is uploaded. When that upload fails, the
+/// old path's row must not keep the moved file's id: the copy is imported and tracked, and
+/// one Dropbox file would be tracked twice (found by the simulation, seed 1814).
+#[tokio::test]
+async fn a_conflicted_copy_is_tracked_once_when_the_upload_after_it_fails() {
+    let emu = Emu::start().await;
+    let dir = emu.dir.path().join("ferry");
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let store: Arc<dyn ferry_store::Store> = Arc::new(
+        ferry_store::SqliteStore::open(&dir.with_extension("db"))
+            .await
+            .unwrap(),
+    );
+    let blobs = ferry_store::BlobStore::local(&dir.join("blobs")).unwrap();
+    let engine = ferry_engine::Engine::new(
+        Arc::clone(&store),
+        blobs.clone(),
+        ferry_store::SecretCipher::from_key(&[1; 32]),
+        ferry_engine::EngineConfig {
+            max_backoff: Duration::ZERO,
+            client_attempts: 1,
+            custom_dropbox_hosts: true,
+            injector: Some(Arc::new(FailUploads(Arc::clone(&failing))) as Arc<dyn FaultInjector>),
+            ..ferry_engine::EngineConfig::default()
+        },
+    );
+    engine
+        .put_connection(ferry_engine::ConnectionInput {
+            name: "dropbox".into(),
+            credentials: ferry_engine::Credentials::Token(ferry_core::secret::Secret::new(
+                emu.emulator.token(),
+            )),
+            root: "/Ferry".into(),
+            endpoints: ferry_dropbox::Endpoints::single(&emu.emulator.base_url()).unwrap(),
+            select_user: None,
+            path_root: Default::default(),
+        })
+        .await
+        .unwrap();
+    store
+        .put_rule(&ferry_core::rules::RuleSpec {
+            name: "r".into(),
+            record_kind: "job".into(),
+            connection: "dropbox".into(),
+            folder: "{{ record.key }}".into(),
+            direction: ferry_core::sync_plan::Direction::Both,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let record = store
+        .upsert_record(&ferry_store::RecordInput {
+            kind: "job".into(),
+            key: "J".into(),
+            fields: json!({}),
+            parent_id: None,
+        })
+        .await
+        .unwrap()
+        .value;
+    let put = |content: &'static [u8]| {
+        let (store, blobs) = (Arc::clone(&store), blobs.clone());
+        async move {
+            let hash = blobs.put(bytes::Bytes::from_static(content)).await.unwrap();
+            store
+                .put_attachment(&ferry_store::AttachmentInput {
+                    record_id: record.id,
+                    name: "a.txt".into(),
+                    tags: vec![],
+                    content_hash: hash,
+                    size: content.len() as u64,
+                    origin_path: None,
+                    source: ferry_core::model::Side::App,
+                    if_match: None,
+                })
+                .await
+                .unwrap();
+        }
+    };
+    put(b"app v1").await;
+    while engine.run_one().await.unwrap() {}
+    // Both sides change the file before the next pass.
+    let dbx = emu.client();
+    let rev = match dbx.metadata("/Ferry/J/a.txt").await.unwrap() {
+        ferry_dropbox::Entry::File(f) => f.rev,
+        other => panic!("{other:?}"),
+    };
+    dbx.upload(
+        "/Ferry/J/a.txt",
+        bytes::Bytes::from_static(b"site v2"),
+        &WriteMode::Update(rev),
+    )
+    .await
+    .unwrap();
+    put(b"app v2").await;
+    failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Passes run while uploads fail: the copy is made, and then imported.
+    for _ in 0..6 {
+        let _ = engine.run_one().await;
+        store
+            .enqueue(&[record.id], ferry_store::Priority::Normal)
+            .await
+            .unwrap();
+    }
+    let rows = store.sync_rows(record.id).await.unwrap();
+    let mut ids = std::collections::HashSet::new();
+    for row in rows.iter().filter(|r| r.rev.is_some()) {
+        let id = row.dropbox_id.clone().unwrap();
+        assert!(ids.insert(id.clone()), "{id} is tracked twice: {rows:#?}");
+    }
+    assert!(
+        rows.iter().any(|r| r
+            .rel_display
+            .as_deref()
+            .is_some_and(|p| p.contains("conflicted copy"))),
+        "the copy was made and is tracked: {rows:#?}"
+    );
+    // Uploads work again: the app's version lands, the copy stays, nothing is lost.
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    store
+        .enqueue(&[record.id], ferry_store::Priority::Normal)
+        .await
+        .unwrap();
+    for _ in 0..6 {
+        let _ = engine.run_one().await;
+    }
+    assert_eq!(
+        &dbx.download("/Ferry/J/a.txt").await.unwrap().1[..],
+        b"app v2"
+    );
+    emu.emulator.shutdown().await;
+}
