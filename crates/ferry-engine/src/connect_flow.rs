@@ -74,6 +74,10 @@ pub enum ConnectError {
     /// `/console/connections/pick/{id}`.
     #[error("this is a team account: pick the team member Ferry acts as")]
     PickMember(String),
+    /// Another account than the connection's: the admin confirms the switch, in the
+    /// console, at `/console/connections/switch/{id}`.
+    #[error("these credentials are for another Dropbox account: confirm the account switch")]
+    ConfirmSwitch(String),
     /// The link was started from a console session other than the browser's.
     #[error(
         "this connect link was started in another browser or console session: sign in to Ferry's console in the browser you started from, and start again"
@@ -241,6 +245,7 @@ impl Engine {
         match outcome {
             ConnectOutcome::Connected(account) => Ok((stored.connection, stored.root, account)),
             ConnectOutcome::PickMember(id) => Err(ConnectError::PickMember(id)),
+            ConnectOutcome::ConfirmSwitch(id) => Err(ConnectError::ConfirmSwitch(id)),
         }
     }
 }

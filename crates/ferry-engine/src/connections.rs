@@ -404,6 +404,7 @@ impl Engine {
         let ids = self.store.set_disconnecting(name).await?;
         if ids.is_empty() {
             self.connections.forget(name);
+            self.finish_switch(name).await;
         } else {
             self.wake();
         }

@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod account_switch;
 mod backoff;
 pub mod backup;
 mod batch_upload;
@@ -161,6 +162,9 @@ pub struct Engine {
     links_pruned_at: std::sync::Mutex<Option<std::time::Instant>>,
     /// Failed console sign-ins, per name.
     login_throttle: console_auth::LoginThrottle,
+    /// The engine itself, for work that outlives a borrowed `&self` (a confirmed account
+    /// switch connects the new account when the old connection's last pass ends).
+    me: std::sync::Weak<Engine>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -180,7 +184,8 @@ impl Engine {
         config: EngineConfig,
     ) -> Arc<Self> {
         let metrics = Arc::new(metrics::Metrics::default());
-        Arc::new(Engine {
+        Arc::new_cyclic(|me| Engine {
+            me: me.clone(),
             connections: connections::Connections::new(
                 Arc::clone(&store),
                 cipher,

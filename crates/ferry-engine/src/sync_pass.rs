@@ -278,6 +278,7 @@ impl Engine {
             if self.store.bindings_of_connection(name).await?.is_empty() {
                 tracing::info!(connection = %name, "disconnected after reverse sync");
                 self.store.delete_connection(name).await?;
+                self.finish_switch(name).await;
             }
         }
 

@@ -22,6 +22,9 @@ pub enum ConnectOutcome {
     Connected(AccountInfo),
     /// A team token: the admin picks the member at `/console/connections/pick/{id}`.
     PickMember(String),
+    /// Another account than the connection's: the admin confirms the switch at
+    /// `/console/connections/switch/{id}`.
+    ConfirmSwitch(String),
 }
 
 /// A pending team connection as the picker shows it.
@@ -47,7 +50,7 @@ fn seal(credentials: &Credentials) -> Secret {
     Secret::new(value.to_string())
 }
 
-fn unseal(secret: &Secret) -> Result<Credentials, EngineError> {
+pub(crate) fn unseal(secret: &Secret) -> Result<Credentials, EngineError> {
     let value: Value = serde_json::from_str(secret.expose())
         .map_err(|e| EngineError::Conflict(format!("stored credentials are unreadable: {e}")))?;
     let text = |k: &str| value.get(k).and_then(Value::as_str).map(str::to_owned);
@@ -80,33 +83,48 @@ impl Engine {
     ) -> Result<ConnectOutcome, EngineError> {
         match (self.put_connection(input.clone()).await, session_hash) {
             (Err(EngineError::TeamMemberNeeded), Some(session)) if input.select_user.is_none() => {
-                let mut id = [0u8; 18];
-                rand::thread_rng().fill_bytes(&mut id);
-                let id = hex::encode(id);
-                self.store
-                    .put_pending_connection(&PendingConnection {
-                        id: id.clone(),
-                        session_hash: session.to_owned(),
-                        connection: input.name.clone(),
-                        root: input.root.clone(),
-                        api_url: input.endpoints.api.clone(),
-                        content_url: input.endpoints.content.clone(),
-                        notify_url: input.endpoints.notify.clone(),
-                        credentials_ciphertext: self
-                            .connections
-                            .cipher
-                            .encrypt(&seal(&input.credentials))?,
-                        expires_at: chrono::Utc::now().timestamp_millis()
-                            + PENDING_LIFETIME.as_millis() as i64,
-                    })
-                    .await?;
-                Ok(ConnectOutcome::PickMember(id))
+                Ok(ConnectOutcome::PickMember(
+                    self.hold_pending(&input, session).await?,
+                ))
             }
+            (Err(EngineError::AccountSwitch { .. }), Some(session)) => Ok(
+                ConnectOutcome::ConfirmSwitch(self.hold_pending(&input, session).await?),
+            ),
             (result, _) => result.map(ConnectOutcome::Connected),
         }
     }
 
-    async fn pending(
+    /// Keeps `input`'s credentials encrypted for `session` (fifteen minutes); their id.
+    pub(crate) async fn hold_pending(
+        &self,
+        input: &ConnectionInput,
+        session: &str,
+    ) -> Result<String, EngineError> {
+        let mut id = [0u8; 18];
+        rand::thread_rng().fill_bytes(&mut id);
+        let id = hex::encode(id);
+        self.store
+            .put_pending_connection(&PendingConnection {
+                id: id.clone(),
+                session_hash: session.to_owned(),
+                connection: input.name.clone(),
+                root: input.root.clone(),
+                api_url: input.endpoints.api.clone(),
+                content_url: input.endpoints.content.clone(),
+                notify_url: input.endpoints.notify.clone(),
+                credentials_ciphertext: self
+                    .connections
+                    .cipher
+                    .encrypt(&seal(&input.credentials))?,
+                expires_at: chrono::Utc::now().timestamp_millis()
+                    + PENDING_LIFETIME.as_millis() as i64,
+                after_disconnect: false,
+            })
+            .await?;
+        Ok(id)
+    }
+
+    pub(crate) async fn pending(
         &self,
         id: &str,
         session_hash: &str,

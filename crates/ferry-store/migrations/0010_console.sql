@@ -34,8 +34,9 @@ ALTER TABLE connections ADD COLUMN account_email TEXT;
 -- The dashboard's activity chart reads the last hour of the log.
 CREATE INDEX sync_log_at ON sync_log(at);
 
--- A team token (pasted, or from Dropbox's page) waiting for the admin to pick the member
--- Ferry acts as: its credentials encrypted, usable only by the console session it came to.
+-- Credentials waiting for the admin in the console: a team token (pasted, or from Dropbox's
+-- page) for its member to be picked, or another account's for an account switch to be
+-- confirmed. Encrypted, usable only by the console session they came to.
 CREATE TABLE pending_connections (
     id                      TEXT PRIMARY KEY,
     session_hash            TEXT NOT NULL,
@@ -45,7 +46,10 @@ CREATE TABLE pending_connections (
     content_url             TEXT NOT NULL,
     notify_url              TEXT NOT NULL,
     credentials_ciphertext  BLOB NOT NULL,
-    expires_at              BIGINT NOT NULL
+    expires_at              BIGINT NOT NULL,
+    -- An account switch the admin confirmed: connect these credentials once the old
+    -- account's reverse sync is done and the connection is gone.
+    after_disconnect        BIGINT NOT NULL DEFAULT 0
 );
 
 -- Existing Dropbox folders an admin mapped to a record by hand: found by id, so a rename in

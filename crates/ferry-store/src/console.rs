@@ -136,8 +136,8 @@ impl ConsoleStore for SqliteStore {
             .await?;
         sqlx::query(
             "INSERT INTO pending_connections (id, session_hash, connection, root, api_url, \
-             content_url, notify_url, credentials_ciphertext, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             content_url, notify_url, credentials_ciphertext, expires_at, after_disconnect) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&p.id)
         .bind(&p.session_hash)
@@ -148,6 +148,7 @@ impl ConsoleStore for SqliteStore {
         .bind(&p.notify_url)
         .bind(&p.credentials_ciphertext)
         .bind(p.expires_at)
+        .bind(i64::from(p.after_disconnect))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -164,20 +165,30 @@ impl ConsoleStore for SqliteStore {
             .bind(now_ms)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| {
-            Ok(PendingConnection {
-                id: r.try_get("id")?,
-                session_hash: r.try_get("session_hash")?,
-                connection: r.try_get("connection")?,
-                root: r.try_get("root")?,
-                api_url: r.try_get("api_url")?,
-                content_url: r.try_get("content_url")?,
-                notify_url: r.try_get("notify_url")?,
-                credentials_ciphertext: r.try_get("credentials_ciphertext")?,
-                expires_at: r.try_get("expires_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(pending_from_row).transpose()
+    }
+
+    async fn confirm_pending_switch(&self, id: &str, expires_at: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE pending_connections SET after_disconnect = 1, expires_at = ? WHERE id = ?",
+        )
+        .bind(expires_at)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn pending_switch(&self, connection: &str) -> StoreResult<Option<PendingConnection>> {
+        let row = sqlx::query(
+            "SELECT * FROM pending_connections WHERE connection = ? AND after_disconnect = 1 \
+             AND expires_at > ? ORDER BY expires_at DESC LIMIT 1",
+        )
+        .bind(connection)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(pending_from_row).transpose()
     }
 
     async fn delete_pending_connection(&self, id: &str) -> StoreResult<()> {
@@ -200,4 +211,19 @@ impl ConsoleStore for SqliteStore {
             _ => None,
         })
     }
+}
+
+fn pending_from_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<PendingConnection> {
+    Ok(PendingConnection {
+        id: r.try_get("id")?,
+        session_hash: r.try_get("session_hash")?,
+        connection: r.try_get("connection")?,
+        root: r.try_get("root")?,
+        api_url: r.try_get("api_url")?,
+        content_url: r.try_get("content_url")?,
+        notify_url: r.try_get("notify_url")?,
+        credentials_ciphertext: r.try_get("credentials_ciphertext")?,
+        expires_at: r.try_get("expires_at")?,
+        after_disconnect: r.try_get::<i64, _>("after_disconnect")? != 0,
+    })
 }

@@ -1228,6 +1228,7 @@ pub async fn console_sessions_end_on_password_change_and_links_work_once<S: Stor
         notify_url: "http://127.0.0.1:1".into(),
         credentials_ciphertext: vec![9],
         expires_at: now + 60_000,
+        after_disconnect: false,
     };
     s.put_pending_connection(&pending).await.unwrap();
     s.put_pending_connection(&crate::PendingConnection {
@@ -1245,6 +1246,20 @@ pub async fn console_sessions_end_on_password_change_and_links_work_once<S: Stor
         s.pending_connection("old", now).await.unwrap().is_none(),
         "expired"
     );
+    assert!(
+        s.pending_switch("team").await.unwrap().is_none(),
+        "not confirmed"
+    );
+    s.confirm_pending_switch("p1", now + 3_600_000)
+        .await
+        .unwrap();
+    let switch = s
+        .pending_switch("team")
+        .await
+        .unwrap()
+        .expect("a confirmed switch");
+    assert!(switch.after_disconnect && switch.expires_at == now + 3_600_000);
+    assert!(s.pending_switch("other").await.unwrap().is_none());
     s.delete_pending_connection("p1").await.unwrap();
     assert!(s.pending_connection("p1", now).await.unwrap().is_none());
     assert!(s.take_oauth_state("st").await.unwrap().is_none());

@@ -467,6 +467,10 @@ pub trait ConsoleStore: Send + Sync + 'static {
     ) -> StoreResult<Option<PendingConnection>>;
     /// Forgets a pending connection (it was completed or abandoned).
     async fn delete_pending_connection(&self, id: &str) -> StoreResult<()>;
+    /// Marks a pending connection as a confirmed account switch, kept until `expires_at`.
+    async fn confirm_pending_switch(&self, id: &str, expires_at: i64) -> StoreResult<()>;
+    /// The confirmed account switch waiting for `connection` to be gone, if any.
+    async fn pending_switch(&self, connection: &str) -> StoreResult<Option<PendingConnection>>;
 }
 
 /// Dropbox folders mapped to records by hand.

@@ -702,7 +702,8 @@ pub struct AdminAccount {
     pub updated_at: i64,
 }
 
-/// A team connection waiting for its member to be picked in the console.
+/// Credentials waiting in the console: a team token for its member to be picked, or another
+/// account's for a confirmed account switch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingConnection {
     /// Random id (in the picker's URL).
@@ -723,6 +724,8 @@ pub struct PendingConnection {
     pub credentials_ciphertext: Vec<u8>,
     /// When it is forgotten, ms.
     pub expires_at: i64,
+    /// A confirmed account switch: connect once the old account's connection is gone.
+    pub after_disconnect: bool,
 }
 
 /// A signed-in console session, found by the SHA-256 of its cookie.

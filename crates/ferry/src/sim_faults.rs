@@ -319,6 +319,17 @@ impl ConsoleStore for FaultyStore {
     async fn delete_pending_connection(&self, id: &str) -> StoreResult<()> {
         self.inner.delete_pending_connection(id).await
     }
+
+    async fn confirm_pending_switch(&self, id: &str, expires_at: i64) -> StoreResult<()> {
+        self.inner.confirm_pending_switch(id, expires_at).await
+    }
+
+    async fn pending_switch(
+        &self,
+        connection: &str,
+    ) -> StoreResult<Option<ferry_store::PendingConnection>> {
+        self.inner.pending_switch(connection).await
+    }
 }
 
 #[async_trait]

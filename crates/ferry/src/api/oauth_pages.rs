@@ -97,9 +97,16 @@ pub async fn callback(
             session.as_ref().map(|s| s.id_hash.as_str()),
         )
         .await;
-    if let Err(ConnectError::PickMember(id)) = &result {
-        return axum::response::Redirect::to(&format!("/console/connections/pick/{id}"))
-            .into_response();
+    match &result {
+        Err(ConnectError::PickMember(id)) => {
+            return axum::response::Redirect::to(&format!("/console/connections/pick/{id}"))
+                .into_response();
+        }
+        Err(ConnectError::ConfirmSwitch(id)) => {
+            return axum::response::Redirect::to(&format!("/console/connections/switch/{id}"))
+                .into_response();
+        }
+        _ => {}
     }
     // From the console: back to its connections page, which says how it went.
     if session.is_some()
@@ -139,9 +146,13 @@ pub async fn callback(
             StatusCode::BAD_REQUEST,
             "This is a Dropbox team account: start again from Ferry's console, which lets you pick the team member, or give the member with --select-user.",
         ),
-        // Handled above (the console picks the member).
+        // Handled above (the console takes over).
         Err(ConnectError::PickMember(id)) => {
             axum::response::Redirect::to(&format!("/console/connections/pick/{id}")).into_response()
+        }
+        Err(ConnectError::ConfirmSwitch(id)) => {
+            axum::response::Redirect::to(&format!("/console/connections/switch/{id}"))
+                .into_response()
         }
         Err(ConnectError::Engine(e)) => {
             let id = uuid_like();

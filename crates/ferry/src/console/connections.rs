@@ -248,6 +248,9 @@ pub async fn paste_token(
         Ok(ferry_engine::team_members::ConnectOutcome::PickMember(id)) => {
             Redirect::to(&format!("/console/connections/pick/{id}")).into_response()
         }
+        Ok(ferry_engine::team_members::ConnectOutcome::ConfirmSwitch(id)) => {
+            Redirect::to(&format!("/console/connections/switch/{id}")).into_response()
+        }
         Ok(ferry_engine::team_members::ConnectOutcome::Connected(account)) => session::done(
             "/console/connections",
             &format!(
@@ -424,6 +427,49 @@ pub async fn picked(
             &format!(
                 "Connected {name} as team member {} ({}): currently active.",
                 account.display_name, account.email
+            ),
+            false,
+        ),
+        Err(e) => pick_failed(&admin, &e),
+    }
+}
+
+/// `GET /console/connections/switch/{id}`: what an account switch does, and a button.
+pub async fn confirm_switch(
+    State(state): State<ApiState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Response {
+    match state
+        .engine
+        .pending_switch_view(&id, &admin.session_hash)
+        .await
+    {
+        Ok(view) => render::page(
+            &admin,
+            "connections",
+            "switch.html",
+            context! {
+                title => "Switch accounts", id => id, connection => view.connection,
+                before => view.before, after => view.after,
+            },
+        ),
+        Err(e) => pick_failed(&admin, &e),
+    }
+}
+
+/// `POST /console/connections/switch/{id}`: disconnect (reverse sync), then connect the new
+/// account under the same name.
+pub async fn switch(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    CheckedForm(admin, _): CheckedForm<Button>,
+) -> Response {
+    match state.engine.confirm_switch(&id, &admin.session_hash).await {
+        Ok(n) => session::done(
+            "/console/connections",
+            &format!(
+                "Switching accounts: bringing back the files of {n} records from the old account first; the new account is connected as soon as that is done."
             ),
             false,
         ),

@@ -45,6 +45,10 @@ pub fn router() -> Router<ApiState> {
             get(connections::pick).post(connections::picked),
         )
         .route(
+            "/console/connections/switch/{id}",
+            get(connections::confirm_switch).post(connections::switch),
+        )
+        .route(
             "/console/connections/{name}/disconnect",
             get(connections::confirm_disconnect).post(connections::disconnect),
         )

@@ -28,6 +28,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("rule_edit.html", include_str!("templates/rule_edit.html")),
     ("files.html", include_str!("templates/files.html")),
     ("map_folder.html", include_str!("templates/map_folder.html")),
+    ("switch.html", include_str!("templates/switch.html")),
 ];
 
 /// The console's sections, in menu order: (id, label, href).

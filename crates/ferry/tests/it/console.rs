@@ -769,9 +769,10 @@ async fn a_team_token_connects_as_the_member_the_admin_picks() {
 
 /// Dropbox refused a connection's token: the dashboard and the connections page say so, work
 /// waits, and a reconnect through Dropbox's page resumes it. Credentials of another account
-/// are refused there too, with what to do instead.
+/// are an account switch: confirmed first, then the old account's files come back, and the
+/// new account is connected and synced.
 #[tokio::test]
-async fn a_refused_connection_is_reconnected_from_the_console_and_its_work_resumes() {
+async fn a_refused_connection_is_reconnected_and_then_switched_to_another_account() {
     let emu = Emu::start_with(|c| c.accounts = vec![ferry_emulator::AccountSpec::new("bob")]).await;
     let bob = emu.emulator.token_for("bob").unwrap().to_owned();
     let base_url = emu.emulator.base_url();
@@ -824,7 +825,7 @@ async fn a_refused_connection_is_reconnected_from_the_console_and_its_work_resum
         })
         .await;
 
-    // Another account's token for the same connection: refused, nothing changes.
+    // Another account's token for the same connection: an account switch, confirmed first.
     b.goto(&format!("{base}/console/connections?tab=token"))
         .await;
     b.fill("t-name", "dropbox").await;
@@ -833,18 +834,55 @@ async fn a_refused_connection_is_reconnected_from_the_console_and_its_work_resum
     b.click_text("Save connection").await;
     let text = b.text().await;
     assert!(
-        text.contains("to switch accounts, disconnect \"dropbox\" first"),
+        text.contains("Switch dropbox to another Dropbox account?")
+            && text.contains("emulator@ferry.invalid")
+            && text.contains("bob@ferry.invalid"),
         "{text}"
     );
     assert!(
         !b.client.source().await.unwrap().contains(&bob),
-        "the token is not echoed"
+        "the token is not on the page"
     );
-    b.screenshot("16-account-switch-refused").await;
+    b.screenshot("16-account-switch").await;
     let list = stack.api.get("/v1/connections").await.unwrap();
     assert_eq!(
-        list["connections"][0]["account"]["email"],
-        "emulator@ferry.invalid"
+        list["connections"][0]["account"]["email"], "emulator@ferry.invalid",
+        "nothing changes before the admin confirms"
+    );
+    b.click_text("Switch accounts").await;
+    assert!(
+        b.text().await.contains("Switching accounts"),
+        "{}",
+        b.text().await
+    );
+    // The reverse sync runs, the old connection goes, the new account is connected and the
+    // record's files land in it; nothing is deleted in the old account.
+    stack
+        .eventually("/v1/connections", |l| {
+            l["connections"][0]["account"]["email"] == "bob@ferry.invalid"
+        })
+        .await;
+    let bobs = ferry_dropbox::DropboxClient::new(
+        ferry_dropbox::Endpoints::single(&stack.emu.emulator.base_url()).unwrap(),
+        &Secret::new(bob.clone()),
+    )
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while bobs.metadata("/Ferry/Orders/W1/waiting.pdf").await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the file never reached the new account"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        stack
+            .emu
+            .client()
+            .metadata("/Ferry/Orders/W1/waiting.pdf")
+            .await
+            .is_ok(),
+        "the old account keeps its copy"
     );
 }
 
