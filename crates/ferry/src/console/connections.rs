@@ -349,15 +349,16 @@ impl HasCsrf for PickForm {
     }
 }
 
+/// A failed team pick or account switch, in words.
 fn pick_failed(admin: &Admin, e: &EngineError) -> Response {
     let (status, message) = match e {
         EngineError::NotFound(m) | EngineError::Invalid(m) => (StatusCode::BAD_REQUEST, m.clone()),
         EngineError::AccountSwitch { .. } => (StatusCode::CONFLICT, e.to_string()),
         other => {
-            tracing::error!(error = %other, "team member pick failed");
+            tracing::error!(error = %other, "team pick or account switch failed");
             (
                 StatusCode::BAD_GATEWAY,
-                "Ferry could not ask Dropbox for the team's members just now; try again.".into(),
+                "Ferry could not reach Dropbox just now; nothing changed. Try again.".into(),
             )
         }
     };
