@@ -57,6 +57,19 @@ impl Engine {
         self.disconnect(&pending.connection).await
     }
 
+    /// Finishes the confirmed switches whose old connection is already gone (Ferry stopped
+    /// between removing it and connecting the new account). Run when the workers start.
+    pub async fn resume_switches(&self) -> Result<usize, EngineError> {
+        let mut resumed = 0;
+        for connection in self.store.pending_switch_connections().await? {
+            if self.store.connection(&connection).await?.is_none() {
+                self.finish_switch(&connection).await;
+                resumed += 1;
+            }
+        }
+        Ok(resumed)
+    }
+
     /// Called when a connection is gone after its reverse sync: a confirmed switch connects
     /// the new account now. A failure is logged; the admin connects again from the console.
     pub(crate) async fn finish_switch(&self, connection: &str) {

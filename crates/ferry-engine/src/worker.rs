@@ -40,6 +40,10 @@ impl Engine {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Vec<JoinHandle<()>>, EngineError> {
         self.announce().await?;
+        // A confirmed account switch whose connect a stop interrupted is finished first.
+        if let Err(e) = self.resume_switches().await {
+            tracing::error!(error = %e, "cannot resume account switches");
+        }
         let mut tasks = vec![self.spawn_heartbeat(shutdown.clone())];
         tasks.extend((0..self.config.workers.max(1)).map(|n| {
             let engine = Arc::clone(self);

@@ -179,6 +179,16 @@ impl ConsoleStore for SqliteStore {
         Ok(())
     }
 
+    async fn pending_switch_connections(&self) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT connection FROM pending_connections \
+             WHERE after_disconnect = 1 AND expires_at > ? ORDER BY connection",
+        )
+        .bind(now_ms())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn pending_switch(&self, connection: &str) -> StoreResult<Option<PendingConnection>> {
         let row = sqlx::query(
             "SELECT * FROM pending_connections WHERE connection = ? AND after_disconnect = 1 \

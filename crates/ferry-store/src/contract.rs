@@ -1260,6 +1260,10 @@ pub async fn console_sessions_end_on_password_change_and_links_work_once<S: Stor
         .expect("a confirmed switch");
     assert!(switch.after_disconnect && switch.expires_at == now + 3_600_000);
     assert!(s.pending_switch("other").await.unwrap().is_none());
+    assert_eq!(
+        s.pending_switch_connections().await.unwrap(),
+        vec!["team".to_owned()]
+    );
     s.delete_pending_connection("p1").await.unwrap();
     assert!(s.pending_connection("p1", now).await.unwrap().is_none());
     assert!(s.take_oauth_state("st").await.unwrap().is_none());

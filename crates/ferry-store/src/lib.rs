@@ -471,6 +471,8 @@ pub trait ConsoleStore: Send + Sync + 'static {
     async fn confirm_pending_switch(&self, id: &str, expires_at: i64) -> StoreResult<()>;
     /// The confirmed account switch waiting for `connection` to be gone, if any.
     async fn pending_switch(&self, connection: &str) -> StoreResult<Option<PendingConnection>>;
+    /// The connections with a confirmed account switch waiting.
+    async fn pending_switch_connections(&self) -> StoreResult<Vec<String>>;
 }
 
 /// Dropbox folders mapped to records by hand.

@@ -330,6 +330,10 @@ impl ConsoleStore for FaultyStore {
     ) -> StoreResult<Option<ferry_store::PendingConnection>> {
         self.inner.pending_switch(connection).await
     }
+
+    async fn pending_switch_connections(&self) -> StoreResult<Vec<String>> {
+        self.inner.pending_switch_connections().await
+    }
 }
 
 #[async_trait]

@@ -949,3 +949,62 @@ async fn an_admin_maps_an_existing_folder_to_a_record_with_the_picker() {
         "the file stays"
     );
 }
+
+/// A confirmed account switch whose connect a stop interrupted (the old connection is gone,
+/// the new one not made yet) is finished when the workers start again.
+#[tokio::test]
+async fn an_interrupted_account_switch_is_finished_at_start() {
+    let emu = Emu::start_with(|c| c.accounts = vec![ferry_emulator::AccountSpec::new("bob")]).await;
+    let bob = emu.emulator.token_for("bob").unwrap().to_owned();
+    let base_url = emu.emulator.base_url();
+    let stack = Stack::start_on(emu, move |c| {
+        c.dropbox_base_url = Some(base_url);
+        c.admin_password = Some(Secret::new(PASSWORD));
+    })
+    .await;
+    let base = stack.app.base_url();
+    let http = no_redirects();
+    let cookie = sign_in(&http, &base).await;
+    let page = http
+        .get(format!("{base}/console/connections?tab=token"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let pasted = http
+        .post(format!("{base}/console/connections/token"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", csrf_of(&page).as_str()),
+            ("name", "dropbox"),
+            ("root", "/Ferry"),
+            ("token", bob.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pasted.status(), StatusCode::SEE_OTHER);
+    let location = pasted.headers()["location"].to_str().unwrap().to_owned();
+    let id = location
+        .strip_prefix("/console/connections/switch/")
+        .expect("the confirmation page")
+        .to_owned();
+    // The switch was confirmed and the old connection removed; then Ferry stopped.
+    let engine = stack.app.engine();
+    let store = engine.store();
+    store
+        .confirm_pending_switch(&id, chrono::Utc::now().timestamp_millis() + 3_600_000)
+        .await
+        .unwrap();
+    store.delete_connection("dropbox").await.unwrap();
+    assert_eq!(engine.resume_switches().await.unwrap(), 1);
+    let list = stack.api.get("/v1/connections").await.unwrap();
+    assert_eq!(
+        list["connections"][0]["account"]["email"], "bob@ferry.invalid",
+        "{list}"
+    );
+    assert_eq!(engine.resume_switches().await.unwrap(), 0, "done once");
+}
