@@ -64,6 +64,36 @@ async fn sign_in_with_a_link(b: &Browser, stack: &Stack) {
     assert_eq!(b.path().await, "/console", "signed in");
 }
 
+/// Posts a console form as a signed-in browser would: the CSRF token is read from `page`
+/// first (the page the form is on), then `fields` are sent with it.
+async fn post_form(
+    http: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let html = http
+        .get(format!("{base}{page}"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&html);
+    let mut form = vec![("csrf", csrf.as_str())];
+    form.extend_from_slice(fields);
+    http.post(format!("{base}{action}"))
+        .header("cookie", cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn csrf_of(html: &str) -> String {
     let at = html
         .find("name=\"csrf\" value=\"")
@@ -246,26 +276,15 @@ async fn a_connect_link_from_the_console_works_only_in_its_session() {
     let base = stack.app.base_url();
     let http = no_redirects();
     let cookie = sign_in(&http, &base).await;
-    let page = http
-        .get(format!("{base}/console/connections"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let started = http
-        .post(format!("{base}/console/connections/connect"))
-        .header("cookie", &cookie)
-        .form(&[
-            ("csrf", csrf_of(&page).as_str()),
-            ("name", "other"),
-            ("root", "/Other"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let started = post_form(
+        &http,
+        &base,
+        &cookie,
+        "/console/connections",
+        "/console/connections/connect",
+        &[("name", "other"), ("root", "/Other")],
+    )
+    .await;
     assert_eq!(started.status(), StatusCode::SEE_OTHER);
     let authorize = started.headers()["location"].to_str().unwrap().to_owned();
     let back = crate::connect_flow::decide(&authorize, "allow").await;
@@ -965,27 +984,19 @@ async fn an_interrupted_account_switch_is_finished_at_start() {
     let base = stack.app.base_url();
     let http = no_redirects();
     let cookie = sign_in(&http, &base).await;
-    let page = http
-        .get(format!("{base}/console/connections?tab=token"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let pasted = http
-        .post(format!("{base}/console/connections/token"))
-        .header("cookie", &cookie)
-        .form(&[
-            ("csrf", csrf_of(&page).as_str()),
+    let pasted = post_form(
+        &http,
+        &base,
+        &cookie,
+        "/console/connections?tab=token",
+        "/console/connections/token",
+        &[
             ("name", "dropbox"),
             ("root", "/Ferry"),
             ("token", bob.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(pasted.status(), StatusCode::SEE_OTHER);
     let location = pasted.headers()["location"].to_str().unwrap().to_owned();
     let id = location
