@@ -29,6 +29,26 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
+    /// Replaces the expired access token `old` with a fresh one from the refresh token —
+    /// once per expired token, however many calls noticed. False without a refresh token.
+    pub(crate) async fn refresh_access_token(
+        &self,
+        old: &str,
+    ) -> Result<bool, crate::DropboxError> {
+        let Some(refresh) = &self.refresh else {
+            return Ok(false);
+        };
+        if self.current_token().as_str() != old {
+            return Ok(true);
+        }
+        let fresh = refresh.access_token(&self.http, &self.endpoints).await?;
+        *self
+            .token
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
+        Ok(true)
+    }
+
     pub(crate) fn current_token(&self) -> Arc<String> {
         Arc::clone(
             &self
@@ -253,14 +273,8 @@ impl HttpClient for FerryHttpClient {
     /// Called by the SDK when Dropbox says the access token expired: refresh it (once per
     /// expired token, however many calls noticed) and let the SDK retry.
     async fn update_token(&self, old_token: Arc<String>) -> Result<bool, dropbox_sdk::Error> {
-        let Some(refresh) = &self.transport.refresh else {
-            return Ok(false);
-        };
-        if *self.transport.current_token() != *old_token {
-            return Ok(true);
-        }
-        let fresh = refresh
-            .access_token(&self.transport.http, &self.transport.endpoints)
+        self.transport
+            .refresh_access_token(&old_token)
             .await
             .map_err(|e| match e {
                 crate::DropboxError::Auth(_) => dropbox_sdk::Error::Authentication(
@@ -269,13 +283,7 @@ impl HttpClient for FerryHttpClient {
                 other => dropbox_sdk::Error::HttpClient(Box::new(std::io::Error::other(
                     other.to_string(),
                 ))),
-            })?;
-        *self
-            .transport
-            .token
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
-        Ok(true)
+            })
     }
 }
 

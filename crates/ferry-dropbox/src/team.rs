@@ -142,20 +142,8 @@ impl DropboxClient {
                     && text.contains("expired_access_token")
                     && self.transport.refresh.is_some() =>
                 {
-                    let refresh = self
-                        .transport
-                        .refresh
-                        .as_ref()
-                        .ok_or(DropboxError::TokenExpired)?;
-                    let fresh = refresh
-                        .access_token(&self.transport.http, &self.transport.endpoints)
-                        .await?;
-                    *self
-                        .transport
-                        .token
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                        std::sync::Arc::new(fresh);
+                    // Then the loop tries once more with the fresh token.
+                    self.transport.refresh_access_token(&token).await?;
                 }
                 400 => return Err(DropboxError::BadRequest(text.chars().take(500).collect())),
                 401 | 403 => return Err(DropboxError::Auth(text.chars().take(500).collect())),

@@ -12,7 +12,7 @@ use ferry_core::names::dropbox_lower;
 use ferry_core::rules::{CompiledRule, RuleContext, RuleSpec};
 use ferry_core::sync_plan::Direction;
 use ferry_dropbox::{DropboxError, Entry, FolderInfo};
-use ferry_store::FolderMap;
+use ferry_store::{Binding, FolderMap};
 use std::collections::{HashMap, HashSet};
 
 /// Folders listed at most by the folder picker.
@@ -188,10 +188,10 @@ impl Engine {
     }
 
     /// Adds the record's mapped folders to its placement. Each is found by id first: a
-    /// renamed one moves its binding along (no request moves it back). Returns the bindings
-    /// to leave alone this pass (their folder is gone or outside the root), and where moved
-    /// ones are now (binding name → display and lower-cased path), for a dry run to see
-    /// what a pass would store.
+    /// renamed one moves its binding in `bindings` along (and in the store, unless
+    /// `dry_run`), so no request moves it back. Bindings to leave alone this pass (their
+    /// folder is gone or outside the root) are taken out of `bindings`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn place_mapped_folders(
         &self,
         record: &Record,
@@ -199,10 +199,10 @@ impl Engine {
         attachments: &[Attachment],
         connections: &HashMap<String, String>,
         placement: &mut Placement,
+        bindings: &mut Vec<Binding>,
         dry_run: bool,
-    ) -> Result<MappedFolders, EngineError> {
+    ) -> Result<(), EngineError> {
         let mut left_alone = HashSet::new();
-        let mut moved = HashMap::new();
         for map in self.store.folder_maps(record.id).await? {
             let name = binding_name(map.id);
             let Some(root) = connections.get(&map.connection) else {
@@ -212,34 +212,22 @@ impl Engine {
             let problem = match client.metadata(&map.folder_id).await {
                 Ok(Entry::Folder(f)) => match inside(root, &f.path_display) {
                     Some(components) => {
+                        if !dry_run && f.path_display != map.path {
+                            tracing::info!(from = %map.path, to = %f.path_display, "a mapped folder moved in Dropbox; following it");
+                            self.store
+                                .set_folder_map_path(map.id, &f.path_display)
+                                .await?;
+                        }
                         // Compared with the binding, not the mapping: a pass that stored one
                         // and failed before the other still catches up.
-                        let binding = self
-                            .store
-                            .bindings_for_record(record.id)
-                            .await?
-                            .into_iter()
-                            .find(|b| b.rule_name == name);
-                        let stale = binding
-                            .as_ref()
-                            .is_some_and(|b| b.folder_display != f.path_display);
-                        if stale {
-                            moved.insert(
-                                name.clone(),
-                                (f.path_display.clone(), f.path_lower.clone()),
-                            );
-                        }
-                        if !dry_run {
-                            if f.path_display != map.path {
-                                tracing::info!(from = %map.path, to = %f.path_display, "a mapped folder moved in Dropbox; following it");
-                                self.store
-                                    .set_folder_map_path(map.id, &f.path_display)
-                                    .await?;
-                            }
-                            if let (true, Some(mut b)) = (stale, binding) {
-                                b.folder_display = f.path_display.clone();
-                                b.folder_lower = f.path_lower.clone();
-                                self.store.save_binding(&b).await?;
+                        if let Some(b) = bindings
+                            .iter_mut()
+                            .find(|b| b.rule_name == name && b.folder_display != f.path_display)
+                        {
+                            b.folder_display = f.path_display.clone();
+                            b.folder_lower = f.path_lower.clone();
+                            if !dry_run {
+                                self.store.save_binding(b).await?;
                             }
                         }
                         let spec = RuleSpec {
@@ -282,17 +270,10 @@ impl Engine {
                 });
             }
         }
-        Ok(MappedFolders { left_alone, moved })
+        // A mapped folder that is gone: its binding is left as it is (nothing deleted).
+        bindings.retain(|b| !left_alone.contains(&b.rule_name));
+        Ok(())
     }
-}
-
-/// What [`Engine::place_mapped_folders`] found.
-#[derive(Debug, Default)]
-pub(crate) struct MappedFolders {
-    /// Bindings to leave alone this pass.
-    pub(crate) left_alone: HashSet<String>,
-    /// Bindings whose folder moved in Dropbox: where it is now (display, lower-cased).
-    pub(crate) moved: HashMap<String, (String, String)>,
 }
 
 #[cfg(test)]

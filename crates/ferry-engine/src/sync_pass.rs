@@ -185,28 +185,19 @@ impl Engine {
             .collect();
         let ctx = RuleContext::new(&record, parent.as_ref(), &children, &siblings);
         let mut placement = place(&ctx, &attachments, &rules, &connections);
-        // Folders mapped by hand: found by id (a rename is followed) before bindings are read.
-        let mapped = self
-            .place_mapped_folders(
-                &record,
-                &ctx,
-                &attachments,
-                &connections,
-                &mut placement,
-                dry_run,
-            )
-            .await?;
-
         let mut bindings = self.store.bindings_for_record(id).await?;
-        // A mapped folder that is gone: its binding is left as it is (nothing deleted). One
-        // that moved is followed (a dry run sees the path a pass stores).
-        bindings.retain(|b| !mapped.left_alone.contains(&b.rule_name));
-        for b in &mut bindings {
-            if let Some((display, lower)) = mapped.moved.get(&b.rule_name) {
-                b.folder_display = display.clone();
-                b.folder_lower = lower.clone();
-            }
-        }
+        // Folders mapped by hand: found by id, so a rename is followed (a dry run too sees
+        // the path a pass stores).
+        self.place_mapped_folders(
+            &record,
+            &ctx,
+            &attachments,
+            &connections,
+            &mut placement,
+            &mut bindings,
+            dry_run,
+        )
+        .await?;
         let moved = |binding: &ferry_store::Binding| {
             placement
                 .rules

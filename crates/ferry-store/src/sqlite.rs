@@ -255,8 +255,14 @@ async fn archive_tx(
     Ok(())
 }
 
-fn sync_row_from_row(row: &SqliteRow) -> StoreResult<SyncRow> {
+/// A row's `state` column; an unknown value is corruption.
+fn state_of(row: &SqliteRow) -> StoreResult<SyncState> {
     let state: String = row.try_get("state")?;
+    SyncState::parse(&state)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown sync state {state:?}")))
+}
+
+fn sync_row_from_row(row: &SqliteRow) -> StoreResult<SyncRow> {
     Ok(SyncRow {
         id: row.try_get("id")?,
         record_id: row.try_get("record_id")?,
@@ -269,8 +275,7 @@ fn sync_row_from_row(row: &SqliteRow) -> StoreResult<SyncRow> {
         dropbox_id: row.try_get("dropbox_id")?,
         rev: row.try_get("rev")?,
         content_hash: row.try_get("content_hash")?,
-        state: SyncState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown sync state {state:?}")))?,
+        state: state_of(row)?,
         last_error: row.try_get("last_error")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -1415,12 +1420,7 @@ impl SyncStateStore for SqliteStore {
                     key: r.try_get("key")?,
                     attachment: r.try_get("attachment")?,
                     size: r.try_get::<Option<i64>, _>("size")?.map(|s| s as u64),
-                    state: {
-                        let state: String = r.try_get("state")?;
-                        SyncState::parse(&state).ok_or_else(|| {
-                            StoreError::Corrupt(format!("unknown sync state {state:?}"))
-                        })?
-                    },
+                    state: state_of(r)?,
                 })
             })
             .collect()
