@@ -1,7 +1,7 @@
 //! Dropbox connections: the token is checked against Dropbox, stored encrypted and never
 //! shown again.
 
-use super::extract::{JsonBody, PathParams};
+use super::extract::{JsonBody, PathParams, nonempty};
 use super::{ApiError, ApiState, ErrorBody};
 use axum::Json;
 use axum::extract::State;
@@ -15,14 +15,6 @@ use ferry_engine::views::{
 use ferry_engine::{ConnectionInput, Credentials, PathRootChoice};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-
-/// A value with its whitespace trimmed, or `None` when that leaves nothing.
-fn nonempty(v: &Option<String>) -> Option<String> {
-    v.as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-}
 
 /// One base URL for all hosts (the emulator), or the real Dropbox.
 fn endpoints_for(base_url: Option<&str>) -> Result<Endpoints, ApiError> {

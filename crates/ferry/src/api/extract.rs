@@ -160,3 +160,12 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathPar
 fn path_rejection(rejection: PathRejection) -> ApiError {
     ApiError::bad_request(format!("invalid URL path: {}", rejection.body_text()))
 }
+
+/// A value with its whitespace trimmed, or `None` when that leaves nothing (a form or JSON
+/// field left empty).
+pub(crate) fn nonempty(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}

@@ -15,6 +15,7 @@ pub(crate) mod status;
 mod webhooks;
 
 pub use error::ApiError;
+pub(crate) use extract::nonempty;
 pub use openapi::ErrorBody;
 
 use axum::Router;

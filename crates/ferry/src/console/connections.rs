@@ -63,12 +63,6 @@ impl HasCsrf for TokenForm {
     }
 }
 
-fn nonempty(v: Option<&str>) -> Option<String> {
-    v.map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-}
-
 async fn page(
     state: &ApiState,
     admin: &Admin,
@@ -202,7 +196,7 @@ pub async fn connect(
         name: form.name.trim().to_owned(),
         root: form.root.trim().to_owned(),
         endpoints: endpoints_for(&state, form.name.trim()).await,
-        select_user: nonempty(form.select_user.as_deref()),
+        select_user: crate::api::nonempty(&form.select_user),
         path_root,
         session_hash: Some(admin.session_hash.clone()),
     };

@@ -1,6 +1,7 @@
 //! The file manager: a connection's Dropbox tree as Ferry knows it, search by name, a
 //! folder as a zip (streamed), uploads into a record, and moving a file to another record.
 
+use super::records::{engine_failed, record_url};
 use super::render::{self, urlencode};
 use super::session::{self, Admin, CheckedForm, HasCsrf};
 use crate::api::ApiState;
@@ -21,30 +22,7 @@ pub struct BrowseQuery {
 }
 
 fn failed(admin: &Admin, e: &EngineError) -> Response {
-    let (status, message) = match e {
-        EngineError::Invalid(m) | EngineError::NotFound(m) | EngineError::Conflict(m) => {
-            (StatusCode::BAD_REQUEST, m.clone())
-        }
-        EngineError::UnknownConnection(name) => (
-            StatusCode::NOT_FOUND,
-            format!("There is no connection named {name:?}."),
-        ),
-        other => {
-            tracing::error!(error = %other, "file manager failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Ferry could not do this just now; try again. The reason is in Ferry's log."
-                    .to_owned(),
-            )
-        }
-    };
-    render::message(
-        status,
-        Some(admin),
-        "Not done",
-        &message,
-        Some("/console/files"),
-    )
+    engine_failed(admin, e, "/console/files")
 }
 
 /// Breadcrumbs for `path` under connection `c`: (name, link).
@@ -227,11 +205,7 @@ pub async fn upload(
     Path((kind, key)): Path<(String, String)>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    let back = format!(
-        "/console/records/{}/{}",
-        urlencode(kind.clone()),
-        urlencode(key.clone())
-    );
+    let back = record_url(&kind, &key);
     let refuse = |status: StatusCode, message: &str| {
         render::message(status, Some(&admin), "Not uploaded", message, Some(&back))
     };
@@ -335,11 +309,7 @@ pub async fn move_file(
             Some(&admin),
             "Not moved",
             "Name the record to move the file to as kind/key, for example order/1002.",
-            Some(&format!(
-                "/console/records/{}/{}",
-                urlencode(kind.clone()),
-                urlencode(key.clone())
-            )),
+            Some(&record_url(&kind, &key)),
         );
     };
     match state
@@ -348,11 +318,7 @@ pub async fn move_file(
         .await
     {
         Ok(_) => session::done(
-            &format!(
-                "/console/records/{}/{}",
-                urlencode(to_kind.trim().to_owned()),
-                urlencode(to_key.trim().to_owned())
-            ),
+            &record_url(to_kind.trim(), to_key.trim()),
             &format!(
                 "Moved {name} here from {kind}/{key}; it syncs into this record's folder now."
             ),

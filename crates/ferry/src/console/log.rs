@@ -2,8 +2,8 @@
 
 use super::render::{self, urlencode};
 use super::session::Admin;
-use crate::api::ApiState;
 use crate::api::status::ExportFormat;
+use crate::api::{ApiState, nonempty};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -28,13 +28,6 @@ pub struct LogForm {
     cursor: Option<String>,
     #[serde(skip_serializing)]
     format: Option<String>,
-}
-
-fn nonempty(v: &Option<String>) -> Option<String> {
-    v.as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
 }
 
 /// `2026-12-01T10:00` (or with seconds) as UTC ms.

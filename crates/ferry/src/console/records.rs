@@ -3,7 +3,7 @@
 
 use super::render::{self, urlencode};
 use super::session::{self, Admin, Button, CheckedForm};
-use crate::api::ApiState;
+use crate::api::{ApiState, nonempty};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -27,12 +27,17 @@ pub struct SearchQuery {
     cursor: Option<String>,
 }
 
-fn nonempty(v: Option<String>) -> Option<String> {
-    v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
-}
-
+/// A failed console action as a page: what the engine said, or — for a failure that is not
+/// the input's — that nothing changed and the reason is in the log.
 pub(super) fn engine_failed(admin: &Admin, e: &EngineError, back: &str) -> Response {
     match e {
+        EngineError::UnknownConnection(name) => render::message(
+            StatusCode::NOT_FOUND,
+            Some(admin),
+            "Not done",
+            &format!("There is no connection named {name:?}."),
+            Some(back),
+        ),
         EngineError::NotFound(m) | EngineError::Invalid(m) | EngineError::Conflict(m) => {
             let status = match e {
                 EngineError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -42,7 +47,7 @@ pub(super) fn engine_failed(admin: &Admin, e: &EngineError, back: &str) -> Respo
             render::message(status, Some(admin), "Not done", m, Some(back))
         }
         other => {
-            tracing::error!(error = %other, "console record action failed");
+            tracing::error!(error = %other, "console action failed");
             render::message(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Some(admin),
@@ -54,6 +59,7 @@ pub(super) fn engine_failed(admin: &Admin, e: &EngineError, back: &str) -> Respo
     }
 }
 
+/// A record's console page.
 pub(super) fn record_url(kind: &str, key: &str) -> String {
     format!(
         "/console/records/{}/{}",
@@ -88,10 +94,10 @@ pub async fn list(
     let page = state
         .engine
         .list_records(RecordQuery {
-            kind: nonempty(q.kind.clone()),
-            q: nonempty(q.q.clone()),
+            kind: nonempty(&q.kind),
+            q: nonempty(&q.q),
             state: record_state,
-            cursor: nonempty(q.cursor.clone()),
+            cursor: nonempty(&q.cursor),
             limit: PAGE,
         })
         .await;
