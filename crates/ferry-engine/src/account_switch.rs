@@ -5,7 +5,7 @@
 //! same name, which syncs everything there anew. The new credentials wait encrypted (30
 //! days at most) until the old connection is gone.
 
-use crate::{ConnectionInput, Engine, EngineError, PathRootChoice};
+use crate::{Engine, EngineError};
 use std::time::Duration;
 
 /// How long a confirmed switch waits for the reverse sync.
@@ -29,7 +29,7 @@ impl Engine {
         id: &str,
         session_hash: &str,
     ) -> Result<SwitchView, EngineError> {
-        let (pending, credentials, endpoints) = self.pending(id, session_hash).await?;
+        let (pending, held, endpoints) = self.pending(id, session_hash).await?;
         let before = self
             .store
             .connection(&pending.connection)
@@ -37,7 +37,9 @@ impl Engine {
             .and_then(|c| c.account)
             .map(|a| format!("{} <{}>", a.name, a.email))
             .unwrap_or_else(|| "its current account".into());
-        let client = crate::connections::build_client(endpoints, &credentials).await?;
+        let client = crate::connections::build_client(endpoints, &held.credentials)
+            .await?
+            .acting_as(held.select_user.as_deref(), None);
         let account = client.current_account().await?;
         Ok(SwitchView {
             connection: pending.connection,
@@ -85,7 +87,7 @@ impl Engine {
             }
         };
         let connected = async {
-            let credentials = crate::team_members::unseal(
+            let held = crate::team_members::unseal(
                 &self
                     .connections
                     .cipher
@@ -97,14 +99,11 @@ impl Engine {
                 &pending.notify_url,
             )?;
             engine
-                .put_connection(ConnectionInput {
-                    name: pending.connection.clone(),
-                    credentials,
-                    root: pending.root.clone(),
+                .put_connection(held.input(
+                    pending.connection.clone(),
+                    pending.root.clone(),
                     endpoints,
-                    select_user: None,
-                    path_root: PathRootChoice::Home,
-                })
+                ))
                 .await
         }
         .await;

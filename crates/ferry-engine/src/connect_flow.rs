@@ -29,6 +29,8 @@ pub struct OAuthSettings {
     pub app: OAuthApp,
     /// `<public base URL>/oauth/dropbox/callback`, registered in the app's settings.
     pub redirect_uri: String,
+    /// What the app can reach (its permission type in the App Console).
+    pub access: crate::connections::AppAccess,
 }
 
 /// What an admin asks to connect.
@@ -238,6 +240,7 @@ impl Engine {
                     endpoints,
                     select_user: stored.select_user.clone(),
                     path_root,
+                    app_access: None,
                 },
                 stored.session_hash.as_deref(),
             )

@@ -31,6 +31,44 @@ pub struct ConnectionInput {
     pub select_user: Option<String>,
     /// Where the root folder is: the member's home (default) or the team space.
     pub path_root: PathRootChoice,
+    /// What the app behind the credentials can reach, if the caller knows; credentials from
+    /// the configured OAuth app take the operator's setting.
+    pub app_access: Option<AppAccess>,
+}
+
+/// What a connection's Dropbox app can reach. Dropbox's API does not say (an app-folder
+/// app simply sees its folder as the root), so Ferry keeps what the admin or the operator's
+/// app configuration told it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AppAccess {
+    /// The whole Dropbox of the account (or of the team member).
+    FullDropbox,
+    /// Only the app's own folder, `Apps/<app name>`; `""` is that folder.
+    AppFolder,
+}
+
+impl AppAccess {
+    /// Reads `full_dropbox` or `app_folder`.
+    pub fn parse(text: &str) -> Result<Self, EngineError> {
+        match text {
+            "full_dropbox" => Ok(AppAccess::FullDropbox),
+            "app_folder" => Ok(AppAccess::AppFolder),
+            other => Err(EngineError::Invalid(format!(
+                "app_access must be \"full_dropbox\" or \"app_folder\", not {other:?}"
+            ))),
+        }
+    }
+
+    /// As stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppAccess::FullDropbox => "full_dropbox",
+            AppAccess::AppFolder => "app_folder",
+        }
+    }
 }
 
 /// Where a connection's paths start, as an admin chooses it.
@@ -58,6 +96,17 @@ impl PathRootChoice {
             other => Err(EngineError::Invalid(format!(
                 "path_root must be \"home\", \"team\" or a namespace id (digits), not {other:?}"
             ))),
+        }
+    }
+}
+
+impl PathRootChoice {
+    /// As [`PathRootChoice::parse`] reads it.
+    pub fn as_text(&self) -> String {
+        match self {
+            PathRootChoice::Home => "home".into(),
+            PathRootChoice::Team => "team".into(),
+            PathRootChoice::Namespace(ns) => ns.clone(),
         }
     }
 }
@@ -193,6 +242,23 @@ pub(crate) async fn build_client(
     }
 }
 
+/// Dropbox's refusal of a root folder in Ferry's words.
+fn root_refused(root: &str, e: DropboxError) -> EngineError {
+    let why = match &e {
+        DropboxError::Conflict(_) => "a file, not a folder, is at that path",
+        DropboxError::BadPath(_) => "Dropbox does not accept that folder name",
+        DropboxError::InsufficientSpace => "the Dropbox account is full",
+        DropboxError::BadRequest(d) if d.starts_with("path root") => {
+            return EngineError::Invalid(format!(
+                "Dropbox refused path_root ({}): the account cannot reach that namespace",
+                d.trim_start_matches("path root ")
+            ));
+        }
+        _ => return EngineError::Dropbox(e),
+    };
+    EngineError::Invalid(format!("Dropbox refused the root folder {root:?}: {why}"))
+}
+
 /// Checks a connection root: `""` or `/A/B` with no empty, `.` or `..` parts and no trailing
 /// slash or whitespace.
 pub(crate) fn validate_root(root: &str) -> Result<(), EngineError> {
@@ -285,24 +351,8 @@ impl Engine {
         let client = base.acting_as(member, Some(&path_root));
         crate::watcher::ensure_folder(&client, &input.root)
             .await
-            .map_err(|e| {
-                let why = match &e {
-                    DropboxError::Conflict(_) => "a file, not a folder, is at that path",
-                    DropboxError::BadPath(_) => "Dropbox does not accept that folder name",
-                    DropboxError::InsufficientSpace => "the Dropbox account is full",
-                    DropboxError::BadRequest(d) if d.starts_with("path root") => {
-                        return EngineError::Invalid(format!(
-                            "Dropbox refused path_root ({}): the account cannot reach that namespace",
-                            d.trim_start_matches("path root ")
-                        ));
-                    }
-                    _ => return EngineError::Dropbox(e),
-                };
-                EngineError::Invalid(format!(
-                    "Dropbox refused the root folder {:?}: {why}",
-                    input.root
-                ))
-            })?;
+            .map_err(|e| root_refused(&input.root, e))?;
+        let app_access = self.app_access_of(&input);
         let stored = StoredConnection {
             name: input.name.clone(),
             api_url: input.endpoints.api.clone(),
@@ -337,6 +387,7 @@ impl Engine {
                 name: account.display_name.clone(),
                 email: account.email.clone(),
             }),
+            app_access: app_access.map(|a| a.as_str().to_owned()),
         };
         let previous = self.store.connection(&input.name).await?;
         if let Some(before) = previous.as_ref().and_then(|c| c.account.as_ref())
@@ -367,6 +418,19 @@ impl Engine {
         }
         self.wake();
         Ok(account)
+    }
+
+    /// What the app behind `input`'s credentials reaches: as the caller said, else the
+    /// configured OAuth app's setting when the credentials are that app's.
+    fn app_access_of(&self, input: &ConnectionInput) -> Option<AppAccess> {
+        input
+            .app_access
+            .or_else(|| match (&input.credentials, &self.config.oauth) {
+                (Credentials::Refresh(r), Some(oauth)) if r.app_key == oauth.app.app_key => {
+                    Some(oauth.access)
+                }
+                _ => None,
+            })
     }
 
     /// Dropbox refused the connection's token: mark it, log the event, stop using it until an
@@ -423,6 +487,41 @@ impl Engine {
     /// Whether connecting through Dropbox's authorize page is set up (app key, public URL).
     pub fn connect_configured(&self) -> bool {
         self.config.oauth.is_some()
+    }
+
+    /// What the configured OAuth app can reach, when connecting through Dropbox's page is
+    /// set up.
+    pub fn connect_access(&self) -> Option<AppAccess> {
+        self.config.oauth.as_ref().map(|o| o.access)
+    }
+
+    /// Moves a connection's root: every record's folder moves (one Dropbox move each, on
+    /// its next pass) from under the old root to under `root`, which is made if missing.
+    /// The stored credentials, member and space stay.
+    pub async fn change_root(&self, name: &str, root: &str) -> Result<(), EngineError> {
+        validate_root(root)?;
+        let Some(mut stored) = self.store.connection(name).await? else {
+            return Err(EngineError::UnknownConnection(name.to_owned()));
+        };
+        if stored.disconnecting {
+            return Err(EngineError::Conflict(format!(
+                "connection {name:?} is being disconnected; its root stays until it is gone"
+            )));
+        }
+        if stored.root == root {
+            return Ok(());
+        }
+        let (client, _) = self.client(name).await?;
+        crate::watcher::ensure_folder(&client, root)
+            .await
+            .map_err(|e| root_refused(root, e))?;
+        stored.root = root.to_owned();
+        self.connections.forget(name);
+        self.store.put_connection(&stored).await?;
+        self.connections.forget(name);
+        tracing::info!(connection = %name, %root, "connection root changed; records move on their next pass");
+        self.wake();
+        Ok(())
     }
 
     /// Records still to be brought back before a disconnecting connection goes.

@@ -197,6 +197,43 @@ impl Engine {
         Ok(out)
     }
 
+    /// The files under `base` that Ferry holds, limited to a selection of files and folders
+    /// inside it (by full path, any case), each with its path inside `base` (for a zip).
+    pub async fn files_selected(
+        &self,
+        connection: &str,
+        base: &str,
+        picked: &[String],
+    ) -> Result<Vec<(String, Attachment)>, EngineError> {
+        if picked.is_empty() {
+            return Err(EngineError::Invalid(
+                "select at least one file or folder".into(),
+            ));
+        }
+        let base = clean_path(base)?;
+        let cut = base.chars().count() + 1;
+        let mut wanted = Vec::with_capacity(picked.len());
+        for p in picked {
+            let p = dropbox_lower(&clean_path(p)?);
+            if !p.starts_with(&format!("{}/", dropbox_lower(&base))) {
+                return Err(EngineError::Invalid(format!(
+                    "{p:?} is not inside the folder {base:?}"
+                )));
+            }
+            wanted.push(p.chars().skip(cut).collect::<String>());
+        }
+        let all = self.files_under(connection, &base).await?;
+        Ok(all
+            .into_iter()
+            .filter(|(rel, _)| {
+                let rel = dropbox_lower(rel);
+                wanted
+                    .iter()
+                    .any(|w| rel == *w || rel.starts_with(&format!("{w}/")))
+            })
+            .collect())
+    }
+
     /// Moves attachment `name` from one record to another: it becomes the other record's
     /// (and syncs into its folder), then leaves this one. The other record must not have a
     /// file of that name. A crash in between leaves the file on both records, never on none.

@@ -11,7 +11,7 @@ use ferry_core::model::{Attachment, Record};
 use ferry_core::names::dropbox_lower;
 use ferry_core::rules::{CompiledRule, RuleContext, RuleSpec};
 use ferry_core::sync_plan::Direction;
-use ferry_dropbox::{DropboxError, Entry, FolderInfo};
+use ferry_dropbox::{DropboxClient, DropboxError, Entry, FolderInfo};
 use ferry_store::{Binding, FolderMap};
 use std::collections::{HashMap, HashSet};
 
@@ -161,30 +161,22 @@ impl Engine {
                 "{path:?} is not inside the connection's root folder {root:?}"
             )));
         }
-        let mut page = client
-            .list_folder(&path, false)
-            .await
-            .map_err(|e| match e {
-                DropboxError::NotFound(_) => {
-                    EngineError::NotFound(format!("there is no folder {path:?}"))
-                }
-                other => other.into(),
-            })?;
-        let mut folders = Vec::new();
-        // A folder of many files pages a long time for few folders: a few pages at most.
-        for read in 1..=PICKER_PAGES {
-            folders.extend(page.entries.into_iter().filter_map(|e| match e {
-                Entry::Folder(f) => Some(f),
-                _ => None,
-            }));
-            if !page.has_more || folders.len() >= PICKER_LIMIT || read == PICKER_PAGES {
-                break;
-            }
-            page = client.list_folder_continue(&page.cursor).await?;
+        Ok((path.clone(), child_folders(&client, &path).await?))
+    }
+
+    /// The folders directly inside `path` anywhere the connection reaches (`""`: the top
+    /// of its Dropbox, or of its app folder), for picking a new root.
+    pub async fn account_folders(
+        &self,
+        connection: &str,
+        path: &str,
+    ) -> Result<(String, Vec<FolderInfo>), EngineError> {
+        let (client, _) = self.client(connection).await?;
+        let path = path.trim().trim_end_matches('/').to_owned();
+        if !path.is_empty() {
+            crate::connections::validate_root(&path)?;
         }
-        folders.truncate(PICKER_LIMIT);
-        folders.sort_by(|a, b| a.path_lower.cmp(&b.path_lower));
-        Ok((path, folders))
+        Ok((path.clone(), child_folders(&client, &path).await?))
     }
 
     /// Adds the record's mapped folders to its placement. Each is found by id first: a
@@ -274,6 +266,30 @@ impl Engine {
         bindings.retain(|b| !left_alone.contains(&b.rule_name));
         Ok(())
     }
+}
+
+/// The folders directly inside `path` (a few pages at most; at most [`PICKER_LIMIT`], by
+/// name).
+async fn child_folders(client: &DropboxClient, path: &str) -> Result<Vec<FolderInfo>, EngineError> {
+    let mut page = client.list_folder(path, false).await.map_err(|e| match e {
+        DropboxError::NotFound(_) => EngineError::NotFound(format!("there is no folder {path:?}")),
+        other => other.into(),
+    })?;
+    let mut folders = Vec::new();
+    // A folder of many files pages a long time for few folders: a few pages at most.
+    for read in 1..=PICKER_PAGES {
+        folders.extend(page.entries.into_iter().filter_map(|e| match e {
+            Entry::Folder(f) => Some(f),
+            _ => None,
+        }));
+        if !page.has_more || folders.len() >= PICKER_LIMIT || read == PICKER_PAGES {
+            break;
+        }
+        page = client.list_folder_continue(&page.cursor).await?;
+    }
+    folders.truncate(PICKER_LIMIT);
+    folders.sort_by(|a, b| a.path_lower.cmp(&b.path_lower));
+    Ok(folders)
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ pub mod webhooks;
 mod worker;
 
 pub use backoff::backoff_delay;
-pub use connections::{ConnectionInput, Credentials, PathRootChoice};
+pub use connections::{AppAccess, ConnectionInput, Credentials, PathRootChoice};
 pub use error::EngineError;
 pub use reconcile::ReconcileReport;
 pub use rule_overlaps::RuleOverlap;

@@ -718,6 +718,10 @@ impl Engine {
                     select_user: c.select_user,
                     path_root: c.path_root.unwrap_or_else(|| "home".into()),
                     oauth: c.refresh_ciphertext.is_some(),
+                    app_access: c
+                        .app_access
+                        .as_deref()
+                        .and_then(|a| crate::connections::AppAccess::parse(a).ok()),
                     account: c.account.map(|a| AccountView {
                         account_id: a.id,
                         display_name: a.name,

@@ -3,6 +3,7 @@
 //! then the credentials wait encrypted, for fifteen minutes, usable only by that console
 //! session.
 
+use crate::connections::AppAccess;
 use crate::{ConnectionInput, Credentials, Engine, EngineError, PathRootChoice};
 use ferry_core::secret::Secret;
 use ferry_dropbox::{AccountInfo, Endpoints, Refresh, TeamMember};
@@ -38,8 +39,31 @@ pub struct PendingTeam {
     pub members: Vec<TeamMember>,
 }
 
-fn seal(credentials: &Credentials) -> Secret {
-    let value = match credentials {
+/// Credentials held for a console session, with what was chosen along with them.
+pub(crate) struct Held {
+    pub(crate) credentials: Credentials,
+    pub(crate) select_user: Option<String>,
+    pub(crate) path_root: PathRootChoice,
+    pub(crate) app_access: Option<AppAccess>,
+}
+
+impl Held {
+    /// The connection these credentials make, under `name` at `root`.
+    pub(crate) fn input(self, name: String, root: String, endpoints: Endpoints) -> ConnectionInput {
+        ConnectionInput {
+            name,
+            credentials: self.credentials,
+            root,
+            endpoints,
+            select_user: self.select_user,
+            path_root: self.path_root,
+            app_access: self.app_access,
+        }
+    }
+}
+
+fn seal(input: &ConnectionInput) -> Secret {
+    let mut value = match &input.credentials {
         Credentials::Token(token) => json!({ "token": token.expose() }),
         Credentials::Refresh(r) => json!({
             "refresh_token": r.refresh_token.expose(),
@@ -47,24 +71,37 @@ fn seal(credentials: &Credentials) -> Secret {
             "app_secret": r.app_secret.as_ref().map(|s| s.expose().to_owned()),
         }),
     };
+    value["select_user"] = json!(input.select_user);
+    value["path_root"] = json!(input.path_root.as_text());
+    value["app_access"] = json!(input.app_access.map(AppAccess::as_str));
     Secret::new(value.to_string())
 }
 
-pub(crate) fn unseal(secret: &Secret) -> Result<Credentials, EngineError> {
+pub(crate) fn unseal(secret: &Secret) -> Result<Held, EngineError> {
     let value: Value = serde_json::from_str(secret.expose())
         .map_err(|e| EngineError::Conflict(format!("stored credentials are unreadable: {e}")))?;
     let text = |k: &str| value.get(k).and_then(Value::as_str).map(str::to_owned);
-    match (text("token"), text("refresh_token"), text("app_key")) {
-        (Some(token), _, _) => Ok(Credentials::Token(Secret::new(token))),
-        (None, Some(refresh_token), Some(app_key)) => Ok(Credentials::Refresh(Refresh {
+    let credentials = match (text("token"), text("refresh_token"), text("app_key")) {
+        (Some(token), _, _) => Credentials::Token(Secret::new(token)),
+        (None, Some(refresh_token), Some(app_key)) => Credentials::Refresh(Refresh {
             refresh_token: Secret::new(refresh_token),
             app_key,
             app_secret: text("app_secret").map(Secret::new),
-        })),
-        _ => Err(EngineError::Conflict(
-            "stored credentials are incomplete".into(),
-        )),
-    }
+        }),
+        _ => {
+            return Err(EngineError::Conflict(
+                "stored credentials are incomplete".into(),
+            ));
+        }
+    };
+    Ok(Held {
+        credentials,
+        select_user: text("select_user"),
+        path_root: PathRootChoice::parse(text("path_root").as_deref().unwrap_or("home"))?,
+        app_access: text("app_access")
+            .map(|a| AppAccess::parse(&a))
+            .transpose()?,
+    })
 }
 
 fn expired() -> EngineError {
@@ -112,10 +149,7 @@ impl Engine {
                 api_url: input.endpoints.api.clone(),
                 content_url: input.endpoints.content.clone(),
                 notify_url: input.endpoints.notify.clone(),
-                credentials_ciphertext: self
-                    .connections
-                    .cipher
-                    .encrypt(&seal(&input.credentials))?,
+                credentials_ciphertext: self.connections.cipher.encrypt(&seal(input))?,
                 expires_at: chrono::Utc::now().timestamp_millis()
                     + PENDING_LIFETIME.as_millis() as i64,
                 after_disconnect: false,
@@ -128,14 +162,14 @@ impl Engine {
         &self,
         id: &str,
         session_hash: &str,
-    ) -> Result<(PendingConnection, Credentials, Endpoints), EngineError> {
+    ) -> Result<(PendingConnection, Held, Endpoints), EngineError> {
         let pending = self
             .store
             .pending_connection(id, chrono::Utc::now().timestamp_millis())
             .await?
             .filter(|p| p.session_hash == session_hash)
             .ok_or_else(expired)?;
-        let credentials = unseal(
+        let held = unseal(
             &self
                 .connections
                 .cipher
@@ -143,7 +177,7 @@ impl Engine {
         )?;
         let endpoints =
             Endpoints::new(&pending.api_url, &pending.content_url, &pending.notify_url)?;
-        Ok((pending, credentials, endpoints))
+        Ok((pending, held, endpoints))
     }
 
     /// A pending team connection and the team's members, asked of Dropbox now.
@@ -152,8 +186,8 @@ impl Engine {
         id: &str,
         session_hash: &str,
     ) -> Result<PendingTeam, EngineError> {
-        let (pending, credentials, endpoints) = self.pending(id, session_hash).await?;
-        let client = crate::connections::build_client(endpoints, &credentials).await?;
+        let (pending, held, endpoints) = self.pending(id, session_hash).await?;
+        let client = crate::connections::build_client(endpoints, &held.credentials).await?;
         Ok(PendingTeam {
             connection: pending.connection,
             root: pending.root,
@@ -162,27 +196,22 @@ impl Engine {
     }
 
     /// Finishes a pending team connection as `member`, in the member's home or the team
-    /// space.
+    /// space. When the member is another account than the connection's, the switch waits
+    /// for the admin's confirmation (with the member and space kept).
     pub async fn finish_pending(
         self: &Arc<Self>,
         id: &str,
         session_hash: &str,
         member: &str,
         path_root: PathRootChoice,
-    ) -> Result<(String, AccountInfo), EngineError> {
-        let (pending, credentials, endpoints) = self.pending(id, session_hash).await?;
-        let account = self
-            .put_connection(ConnectionInput {
-                name: pending.connection.clone(),
-                credentials,
-                root: pending.root,
-                endpoints,
-                select_user: Some(member.to_owned()),
-                path_root,
-            })
-            .await?;
+    ) -> Result<(String, ConnectOutcome), EngineError> {
+        let (pending, mut held, endpoints) = self.pending(id, session_hash).await?;
+        held.select_user = Some(member.to_owned());
+        held.path_root = path_root;
+        let input = held.input(pending.connection.clone(), pending.root, endpoints);
+        let outcome = self.connect_or_pick(input, Some(session_hash)).await?;
         self.store.delete_pending_connection(id).await?;
-        Ok((pending.connection, account))
+        Ok((pending.connection, outcome))
     }
 
     /// The members of a team connection's team (its token, no member selected).
@@ -196,6 +225,18 @@ impl Engine {
 mod tests {
     use super::*;
 
+    fn input(credentials: Credentials) -> ConnectionInput {
+        ConnectionInput {
+            name: "c".into(),
+            credentials,
+            root: "/R".into(),
+            endpoints: Endpoints::dropbox(),
+            select_user: None,
+            path_root: PathRootChoice::Home,
+            app_access: None,
+        }
+    }
+
     #[test]
     fn credentials_survive_sealing() {
         let refresh = Credentials::Refresh(Refresh {
@@ -203,16 +244,38 @@ mod tests {
             app_key: "k".into(),
             app_secret: None,
         });
-        match unseal(&seal(&refresh)).unwrap() {
+        let held = unseal(&seal(&input(refresh))).unwrap();
+        match held.credentials {
             Credentials::Refresh(r) => {
                 assert_eq!((r.refresh_token.expose(), r.app_key.as_str()), ("r", "k"));
                 assert!(r.app_secret.is_none());
             }
             Credentials::Token(_) => panic!("a refresh token came back as a token"),
         }
-        match unseal(&seal(&Credentials::Token(Secret::new("t")))).unwrap() {
+        assert_eq!(
+            (held.select_user, held.path_root, held.app_access),
+            (None, PathRootChoice::Home, None)
+        );
+        // What was chosen with a team token is kept with it (a switch that waits for the
+        // reverse sync connects the member the admin picked, in the space they picked).
+        let chosen = ConnectionInput {
+            select_user: Some("dbmid:bob".into()),
+            path_root: PathRootChoice::Team,
+            app_access: Some(AppAccess::AppFolder),
+            ..input(Credentials::Token(Secret::new("t")))
+        };
+        let held = unseal(&seal(&chosen)).unwrap();
+        match held.credentials {
             Credentials::Token(t) => assert_eq!(t.expose(), "t"),
             Credentials::Refresh(_) => panic!("a token came back as a refresh token"),
         }
+        assert_eq!(
+            (held.select_user.as_deref(), held.path_root, held.app_access),
+            (
+                Some("dbmid:bob"),
+                PathRootChoice::Team,
+                Some(AppAccess::AppFolder)
+            )
+        );
     }
 }

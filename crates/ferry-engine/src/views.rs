@@ -354,6 +354,9 @@ pub struct ConnectionView {
     pub account: Option<AccountView>,
     /// Connected through OAuth (a refresh token Ferry renews) rather than a pasted token.
     pub oauth: bool,
+    /// What its Dropbox app can reach (absent when nobody said: a pasted token, or a
+    /// connection saved before Ferry kept it).
+    pub app_access: Option<crate::connections::AppAccess>,
 }
 
 /// All connections.

@@ -705,6 +705,7 @@ pub async fn connection_writes_queue_their_work(s: &dyn Store) {
         select_user: None,
         path_root: None,
         account: None,
+        app_access: None,
     };
     // A team connection keeps the member it acts as and where its paths start.
     s.put_connection(&crate::StoredConnection {
@@ -737,6 +738,22 @@ pub async fn connection_writes_queue_their_work(s: &dyn Store) {
     assert_eq!(
         s.connection("team").await.unwrap().unwrap().account,
         Some(account)
+    );
+    // …and what its app can reach.
+    s.put_connection(&crate::StoredConnection {
+        app_access: Some("app_folder".into()),
+        ..connection("team")
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.connection("team")
+            .await
+            .unwrap()
+            .unwrap()
+            .app_access
+            .as_deref(),
+        Some("app_folder")
     );
     let r = s
         .upsert_record(&input("C1", json!({})))

@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "console",
         include_str!("../migrations/0010_console.sql"),
     ),
+    (
+        11,
+        "app_access",
+        include_str!("../migrations/0011_app_access.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -354,6 +354,7 @@ fn connection_from_row(row: &SqliteRow) -> StoreResult<StoredConnection> {
             }),
             None => None,
         },
+        app_access: row.try_get("app_access")?,
     })
 }
 
@@ -916,8 +917,8 @@ impl ConnectionStore for SqliteStore {
         sqlx::query(
             "INSERT INTO connections (name, api_url, content_url, notify_url, root, token_ciphertext, \
              refresh_ciphertext, app_key, app_secret_ciphertext, needs_reconnect, updated_at, \
-             select_user, path_root, account_id, account_name, account_email) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET \
+             select_user, path_root, account_id, account_name, account_email, app_access) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET \
              api_url = excluded.api_url, content_url = excluded.content_url, notify_url = excluded.notify_url, \
              root = excluded.root, token_ciphertext = excluded.token_ciphertext, \
              refresh_ciphertext = excluded.refresh_ciphertext, app_key = excluded.app_key, \
@@ -925,7 +926,8 @@ impl ConnectionStore for SqliteStore {
              needs_reconnect = excluded.needs_reconnect, disconnecting = 0, cursor = NULL, \
              updated_at = excluded.updated_at, select_user = excluded.select_user, \
              path_root = excluded.path_root, account_id = excluded.account_id, \
-             account_name = excluded.account_name, account_email = excluded.account_email",
+             account_name = excluded.account_name, account_email = excluded.account_email, \
+             app_access = excluded.app_access",
         )
         .bind(&c.name)
         .bind(&c.api_url)
@@ -943,6 +945,7 @@ impl ConnectionStore for SqliteStore {
         .bind(c.account.as_ref().map(|a| &a.id))
         .bind(c.account.as_ref().map(|a| &a.name))
         .bind(c.account.as_ref().map(|a| &a.email))
+        .bind(&c.app_access)
         .execute(&mut *tx)
         .await?;
         // Its rules' records have a new target: all of them get a pass.

@@ -81,6 +81,8 @@ pub struct StoredConnection {
     pub path_root: Option<String>,
     /// The Dropbox account it was last connected to: id (`dbid:…`), display name, e-mail.
     pub account: Option<ConnectionAccount>,
+    /// What its Dropbox app can reach: `full_dropbox` or `app_folder` (`None`: not known).
+    pub app_access: Option<String>,
 }
 
 /// Who a connection's token belongs to, as Dropbox said when it was connected.

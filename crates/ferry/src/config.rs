@@ -60,6 +60,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("links_per_second", Kind::Integer),
     ("dropbox_app_key", Kind::Text),
     ("dropbox_app_secret", Kind::Text),
+    ("dropbox_app_access", Kind::Text),
     ("public_url", Kind::Text),
     ("admin_password", Kind::Text),
     ("dropbox_base_url", Kind::Text),
@@ -157,6 +158,9 @@ pub struct Config {
     /// That app's secret (leave out for a PKCE-only app).
     #[serde(deserialize_with = "secret_opt", serialize_with = "redacted")]
     pub dropbox_app_secret: Option<Secret>,
+    /// What that app can reach, as set in the Dropbox App Console: `full_dropbox` or
+    /// `app_folder` (Dropbox's API does not say; the console shows it).
+    pub dropbox_app_access: String,
     /// Where browsers reach Ferry (`https://ferry.example.com`); Dropbox sends people back to
     /// `<public_url>/oauth/dropbox/callback`. Default: the listen address.
     pub public_url: Option<String>,
@@ -208,6 +212,7 @@ impl Default for Config {
             links_per_second: 10,
             dropbox_app_key: None,
             dropbox_app_secret: None,
+            dropbox_app_access: "full_dropbox".into(),
             public_url: None,
             admin_password: None,
             dropbox_base_url: None,
@@ -303,6 +308,9 @@ impl Config {
                 app_secret: self.dropbox_app_secret.clone(),
             },
             redirect_uri: format!("{base}/oauth/dropbox/callback"),
+            // Checked when the config is read.
+            access: ferry_engine::AppAccess::parse(&self.dropbox_app_access)
+                .unwrap_or(ferry_engine::AppAccess::FullDropbox),
         })
     }
 
@@ -497,6 +505,9 @@ impl Config {
         if self.dropbox_app_secret.is_some() && self.dropbox_app_key.is_none() {
             bail!("dropbox_app_secret needs dropbox_app_key");
         }
+        if let Err(e) = ferry_engine::AppAccess::parse(&self.dropbox_app_access) {
+            bail!("dropbox_{e}");
+        }
         if !(1..=100).contains(&self.links_per_second) {
             bail!(
                 "links_per_second must be between 1 and 100, not {}",
@@ -652,6 +663,7 @@ mod tests {
             ("dropbox_base_url", _) => "http://127.0.0.1:1".to_owned(),
             ("admin_password", _) => "a long enough password".to_owned(),
             ("links_per_second", _) => "10".to_owned(),
+            ("dropbox_app_access", _) => "app_folder".to_owned(),
             (_, Kind::Text) => "text".to_owned(),
             (_, Kind::Integer) => "2".to_owned(),
             (_, Kind::Decimal) => "0.25".to_owned(),
@@ -676,6 +688,12 @@ mod tests {
         }
         let e = Config::load_layered(None, env(&[("FERRY_BRAKE_SHARE", "half")]), &[]).unwrap_err();
         assert!(e.to_string().contains("FERRY_BRAKE_SHARE"), "{e}");
+        let e = Config::load_layered(None, env(&[("FERRY_DROPBOX_APP_ACCESS", "all")]), &[])
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("dropbox_app_access must be"),
+            "{e:#}"
+        );
     }
 
     /// A `[backup]` table is the `backup_*` keys.

@@ -309,6 +309,7 @@ impl Sim {
                 endpoints: Endpoints::single(&emulator.base_url())?,
                 select_user: None,
                 path_root: Default::default(),
+                app_access: None,
             })
             .await?;
         let direction = match rng.gen_range(0..3) {

@@ -44,9 +44,26 @@ pub async fn content(
     State(state): State<ApiState>,
     PathParams(name): PathParams<String>,
 ) -> Result<Response, ApiError> {
+    stream_backup(&state, &name).await
+}
+
+/// The file name a download is saved as: the backup's, when it is plain.
+fn download_name(name: &str) -> &str {
+    if name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        name
+    } else {
+        "ferry-backup.db.zst"
+    }
+}
+
+/// A backup's content as a streamed response (the API's and the console's download).
+pub(crate) async fn stream_backup(state: &ApiState, name: &str) -> Result<Response, ApiError> {
     use futures::StreamExt;
-    let settings = settings(&state)?;
-    let (size, body) = state.engine.backup_content(settings, &name).await?;
+    let settings = settings(state)?;
+    let (size, body) = state.engine.backup_content(settings, name).await?;
     let stream = tokio_util::io::ReaderStream::new(
         tokio_util::compat::FuturesAsyncReadCompatExt::compat(body),
     )
@@ -55,6 +72,10 @@ pub async fn content(
         [
             (header::CONTENT_TYPE, "application/zstd".to_owned()),
             (header::CONTENT_LENGTH, size.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", download_name(name)),
+            ),
         ],
         axum::body::Body::from_stream(stream),
     )

@@ -12,7 +12,7 @@ use ferry_engine::connect_flow::{ConnectError, ConnectRequest};
 use ferry_engine::views::{
     AccountView, ConfirmedRecords, ConnectionList, ConnectionSaved, Disconnecting,
 };
-use ferry_engine::{ConnectionInput, Credentials, PathRootChoice};
+use ferry_engine::{AppAccess, ConnectionInput, Credentials, PathRootChoice};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -57,6 +57,10 @@ pub struct ConnectionBody {
     /// team space) or a namespace id.
     #[serde(default)]
     path_root: Option<String>,
+    /// What the token's app can reach: `full_dropbox` or `app_folder` (Dropbox does not
+    /// say; shown in the console). Credentials of the configured OAuth app take its setting.
+    #[serde(default)]
+    app_access: Option<AppAccess>,
 }
 
 /// `PUT /v1/connections/{name}`: checks the token against Dropbox, stores it encrypted.
@@ -104,6 +108,7 @@ pub async fn put(
             endpoints,
             select_user: nonempty(&body.select_user),
             path_root: path_root(body.path_root.as_deref())?,
+            app_access: body.app_access,
         })
         .await?;
     Ok(Json(ConnectionSaved {
@@ -131,6 +136,41 @@ pub async fn remove(
         disconnecting: name,
         records_to_bring_back: records as u64,
     }))
+}
+
+/// Body of `POST /v1/connections/{name}/root`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RootBody {
+    /// The new root folder (`""` = the whole Dropbox / the app folder, else `/A/B`).
+    root: String,
+}
+
+/// The root a connection moved to.
+#[derive(Serialize, ToSchema)]
+pub struct RootChanged {
+    /// The connection.
+    name: String,
+    /// Its new root.
+    root: String,
+}
+
+/// `POST /v1/connections/{name}/root`: moves the connection's root, keeping its credentials.
+/// The new root folder is made if missing; each record's folder moves there (one Dropbox
+/// move, on the record's next pass; nothing is uploaded again).
+#[utoipa::path(post, operation_id = "change_connection_root", path = "/v1/connections/{name}/root", tag = "connections",
+    params(("name" = String, Path, description = "Connection name")),
+    request_body = RootBody,
+    responses((status = 200, body = RootChanged), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn change_root(
+    State(state): State<ApiState>,
+    PathParams(name): PathParams<String>,
+    JsonBody(body): JsonBody<RootBody>,
+) -> Result<Json<RootChanged>, ApiError> {
+    let root = body.root.trim().to_owned();
+    state.engine.change_root(&name, &root).await?;
+    Ok(Json(RootChanged { name, root }))
 }
 
 /// `GET /v1/connections`: names, roots and hosts; never tokens.

@@ -3,7 +3,7 @@
 
 mod admins;
 pub(crate) mod attachments;
-mod backups;
+pub(crate) mod backups;
 mod connections;
 mod error;
 mod extract;
@@ -128,6 +128,10 @@ pub fn router(state: ApiState) -> Router {
             axum::routing::post(connections::authorize),
         )
         .route("/connections/{name}/members", get(connections::members))
+        .route(
+            "/connections/{name}/root",
+            axum::routing::post(connections::change_root),
+        )
         .route("/admins/{name}/password", put(admins::set_password))
         .route(
             "/admins/{name}/login-link",

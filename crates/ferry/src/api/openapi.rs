@@ -220,7 +220,7 @@ impl Modify for CommonErrors {
         attachments::download,
         rules::list, rules::put, rules::preview, rules::remove,
         connections::list, connections::put, connections::remove, connections::confirm_deletions,
-        connections::authorize, connections::members,
+        connections::authorize, connections::members, connections::change_root,
         status::show, status::log, status::export, status::dead, status::requeue_dead,
         backups::now, backups::list, backups::content,
         webhooks::add, webhooks::list, webhooks::remove, webhooks::deliveries, webhooks::redeliver,

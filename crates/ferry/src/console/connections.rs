@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use ferry_core::secret::Secret;
 use ferry_dropbox::Endpoints;
 use ferry_engine::connect_flow::{ConnectError, ConnectRequest};
-use ferry_engine::{ConnectionInput, Credentials, EngineError, PathRootChoice};
+use ferry_engine::team_members::ConnectOutcome;
+use ferry_engine::{AppAccess, ConnectionInput, Credentials, EngineError, PathRootChoice};
 use minijinja::{Value, context};
 use serde::Deserialize;
 use std::time::Duration;
@@ -55,6 +56,9 @@ pub struct TokenForm {
     root: String,
     #[serde(skip_serializing)]
     token: String,
+    /// `full_dropbox`, `app_folder`, or empty: not known.
+    #[serde(default)]
+    app_access: String,
 }
 
 impl HasCsrf for TokenForm {
@@ -137,6 +141,7 @@ async fn page(
             title => "Connections",
             connections => connections,
             connect_configured => engine.connect_configured(),
+            connect_access => engine.connect_access(),
             tab => tab,
             form => form,
             form_error => form_error,
@@ -226,33 +231,31 @@ pub async fn paste_token(
     CheckedForm(admin, form): CheckedForm<TokenForm>,
 ) -> Response {
     let name = form.name.trim().to_owned();
-    let input = ConnectionInput {
+    let app_access = match form.app_access.as_str() {
+        "" => Ok(None),
+        text => AppAccess::parse(text).map(Some),
+    };
+    let input = app_access.map(|app_access| ConnectionInput {
         name: name.clone(),
         credentials: Credentials::Token(Secret::new(form.token.trim().to_owned())),
         root: form.root.trim().to_owned(),
-        endpoints: endpoints_for(&state, &name).await,
+        endpoints: Endpoints::dropbox(),
         select_user: None,
         path_root: PathRootChoice::Home,
+        app_access,
+    });
+    let outcome = match input {
+        Ok(mut input) => {
+            input.endpoints = endpoints_for(&state, &name).await;
+            state
+                .engine
+                .connect_or_pick(input, Some(&admin.session_hash))
+                .await
+        }
+        Err(e) => Err(e),
     };
-    match state
-        .engine
-        .connect_or_pick(input, Some(&admin.session_hash))
-        .await
-    {
-        Ok(ferry_engine::team_members::ConnectOutcome::PickMember(id)) => {
-            Redirect::to(&format!("/console/connections/pick/{id}")).into_response()
-        }
-        Ok(ferry_engine::team_members::ConnectOutcome::ConfirmSwitch(id)) => {
-            Redirect::to(&format!("/console/connections/switch/{id}")).into_response()
-        }
-        Ok(ferry_engine::team_members::ConnectOutcome::Connected(account)) => session::done(
-            "/console/connections",
-            &format!(
-                "Connected {name} to {} ({}); files start syncing under its rules.",
-                account.display_name, account.email
-            ),
-            false,
-        ),
+    match outcome {
+        Ok(outcome) => after_connect(&name, outcome, false),
         Err(e) => {
             let message = match &e {
                 EngineError::Invalid(m) => m.clone(),
@@ -417,7 +420,22 @@ pub async fn picked(
         .finish_pending(&id, &admin.session_hash, &form.member, path_root)
         .await
     {
-        Ok((name, account)) => session::done(
+        Ok((name, outcome)) => after_connect(&name, outcome, true),
+        Err(e) => pick_failed(&admin, &e),
+    }
+}
+
+/// Where a connect from the console leads: done, the member picker, or the switch
+/// confirmation. `member`: the account is a team member the admin picked.
+fn after_connect(name: &str, outcome: ConnectOutcome, member: bool) -> Response {
+    match outcome {
+        ConnectOutcome::PickMember(id) => {
+            Redirect::to(&format!("/console/connections/pick/{id}")).into_response()
+        }
+        ConnectOutcome::ConfirmSwitch(id) => {
+            Redirect::to(&format!("/console/connections/switch/{id}")).into_response()
+        }
+        ConnectOutcome::Connected(account) if member => session::done(
             "/console/connections",
             &format!(
                 "Connected {name} as team member {} ({}): currently active.",
@@ -425,7 +443,14 @@ pub async fn picked(
             ),
             false,
         ),
-        Err(e) => pick_failed(&admin, &e),
+        ConnectOutcome::Connected(account) => session::done(
+            "/console/connections",
+            &format!(
+                "Connected {name} to {} ({}); files start syncing under its rules.",
+                account.display_name, account.email
+            ),
+            false,
+        ),
     }
 }
 
@@ -469,5 +494,93 @@ pub async fn switch(
             false,
         ),
         Err(e) => pick_failed(&admin, &e),
+    }
+}
+
+/// `?path=…` of the root picker.
+#[derive(Debug, Default, Deserialize)]
+pub struct RootQuery {
+    path: Option<String>,
+}
+
+/// The new-root form.
+#[derive(Debug, Deserialize)]
+pub struct RootForm {
+    csrf: String,
+    #[serde(default)]
+    root: String,
+}
+
+impl HasCsrf for RootForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// `GET /console/connections/{name}/root`: the folders the connection reaches, browsed live
+/// from the top of its Dropbox (or its app folder), to pick a new root.
+pub async fn root_picker(
+    State(state): State<ApiState>,
+    admin: Admin,
+    Path(name): Path<String>,
+    query: Result<Query<RootQuery>, QueryRejection>,
+) -> Response {
+    let q = query.map(|q| q.0).unwrap_or_default();
+    let connection = match state.engine.connections().await {
+        Ok(list) => list.connections.into_iter().find(|c| c.name == name),
+        Err(e) => return super::records::engine_failed(&admin, &e, "/console/connections"),
+    };
+    let Some(connection) = connection else {
+        return super::records::engine_failed(
+            &admin,
+            &EngineError::UnknownConnection(name),
+            "/console/connections",
+        );
+    };
+    let browse = q.path.unwrap_or_else(|| connection.root.clone());
+    let (path, folders) = match state.engine.account_folders(&name, &browse).await {
+        Ok(found) => found,
+        Err(e) => return super::records::engine_failed(&admin, &e, "/console/connections"),
+    };
+    let up = (!path.is_empty()).then(|| super::folder_map::parent_of(&path));
+    render::page(
+        &admin,
+        "connections",
+        "root_pick.html",
+        context! {
+            title => format!("Root folder of {name}"),
+            c => connection,
+            path => path,
+            up => up,
+            folders => super::folder_map::picker_entries(&folders),
+        },
+    )
+}
+
+/// `POST /console/connections/{name}/root`.
+pub async fn change_root(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    CheckedForm(admin, form): CheckedForm<RootForm>,
+) -> Response {
+    let root = form.root.trim().trim_end_matches('/');
+    let back = format!(
+        "/console/connections/{}/root",
+        render::urlencode(name.clone())
+    );
+    match state.engine.change_root(&name, root).await {
+        Ok(()) => session::done(
+            "/console/connections",
+            &format!(
+                "{name}'s root is now {}; each record's folder moves there on its next pass (one move in Dropbox, nothing uploaded again).",
+                if root.is_empty() {
+                    "the top folder"
+                } else {
+                    root
+                }
+            ),
+            false,
+        ),
+        Err(e) => super::records::engine_failed(&admin, &e, &back),
     }
 }

@@ -110,28 +110,86 @@ pub async fn browse(
 }
 
 /// `GET /console/files/zip?connection=…&path=…`: the files Ferry holds under the folder, as
-/// one zip, streamed as it is written (stored entries: the files are read once, not packed).
+/// one zip.
 pub async fn zip(
     State(state): State<ApiState>,
     admin: Admin,
     query: Result<Query<BrowseQuery>, QueryRejection>,
 ) -> Response {
-    use futures::{AsyncWriteExt, StreamExt};
     let q = query.map(|q| q.0).unwrap_or_default();
     let connection = q.connection.unwrap_or_default();
     let path = q.path.unwrap_or_default();
-    let files = match state.engine.files_under(&connection, &path).await {
+    let files = state.engine.files_under(&connection, &path).await;
+    let name = path
+        .rsplit('/')
+        .find(|p| !p.is_empty())
+        .unwrap_or(&connection)
+        .to_owned();
+    zip_download(&state, &admin, files, &name)
+}
+
+/// The selection form: the folder shown, and a checkbox `pick:<path>` per file or folder.
+#[derive(Debug, Deserialize)]
+pub struct SelectionForm {
+    csrf: String,
+    #[serde(default)]
+    connection: String,
+    #[serde(default)]
+    path: String,
+    #[serde(flatten)]
+    checked: std::collections::BTreeMap<String, String>,
+}
+
+impl HasCsrf for SelectionForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// `POST /console/files/zip`: the ticked files and folders of the folder shown, as one zip.
+pub async fn zip_selection(
+    State(state): State<ApiState>,
+    CheckedForm(admin, form): CheckedForm<SelectionForm>,
+) -> Response {
+    let picked: Vec<String> = form
+        .checked
+        .keys()
+        .filter_map(|k| k.strip_prefix("pick:"))
+        .map(str::to_owned)
+        .collect();
+    let files = state
+        .engine
+        .files_selected(&form.connection, &form.path, &picked)
+        .await;
+    let folder = form
+        .path
+        .rsplit('/')
+        .find(|p| !p.is_empty())
+        .unwrap_or(&form.connection);
+    zip_download(&state, &admin, files, &format!("{folder} (selection)"))
+}
+
+/// Files (each with its path inside the zip) as one zip, streamed as it is written (stored
+/// entries: the files are read once, not packed); `name` names the download.
+fn zip_download(
+    state: &ApiState,
+    admin: &Admin,
+    files: Result<Vec<(String, ferry_core::model::Attachment)>, EngineError>,
+    name: &str,
+) -> Response {
+    use futures::{AsyncWriteExt, StreamExt};
+    let files = match files {
         Ok(files) if files.is_empty() => {
             return render::message(
                 StatusCode::NOT_FOUND,
-                Some(&admin),
+                Some(admin),
                 "Nothing to download",
-                "Ferry holds no files under this folder.",
+                "Ferry holds no files there.",
                 Some("/console/files"),
             );
         }
         Ok(files) => files,
-        Err(e) => return failed(&admin, &e),
+        Err(e) => return failed(admin, &e),
     };
     let (writer, reader) = tokio::io::duplex(256 * 1024);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<bool>();
@@ -177,11 +235,6 @@ pub async fn zip(
     })
     .filter_map(|x| async move { x });
     let body = tokio_util::io::ReaderStream::new(reader).chain(tail);
-    let name = path
-        .rsplit('/')
-        .find(|p| !p.is_empty())
-        .unwrap_or(&connection)
-        .to_owned();
     let mut response = axum::body::Body::from_stream(body).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -190,7 +243,7 @@ pub async fn zip(
     );
     if let Ok(v) = HeaderValue::try_from(format!(
         "attachment; filename*=UTF-8''{}.zip",
-        urlencode(name)
+        urlencode(name.to_owned())
     )) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }

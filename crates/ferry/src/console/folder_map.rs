@@ -38,6 +38,21 @@ impl HasCsrf for MapForm {
     }
 }
 
+/// `/A/B` → `/A`; `/A` → `""`.
+pub(super) fn parent_of(path: &str) -> String {
+    path.rsplit_once('/')
+        .map(|(parent, _)| parent.to_owned())
+        .unwrap_or_default()
+}
+
+/// A folder picker's entries: name and path.
+pub(super) fn picker_entries(folders: &[ferry_dropbox::FolderInfo]) -> Vec<minijinja::Value> {
+    folders
+        .iter()
+        .map(|f| context! { name => f.name, path_display => f.path_display })
+        .collect()
+}
+
 /// `GET /console/records/{kind}/{key}/map`: the folders of a connection, browsed live.
 pub async fn picker(
     State(state): State<ApiState>,
@@ -77,15 +92,8 @@ pub async fn picker(
         Ok(found) => found,
         Err(e) => return engine_failed(&admin, &e, &base),
     };
-    let up = (path != root).then(|| {
-        path.rsplit_once('/')
-            .map(|(parent, _)| parent.to_owned())
-            .unwrap_or_default()
-    });
-    let folders: Vec<_> = folders
-        .iter()
-        .map(|f| context! { name => f.name, path_display => f.path_display })
-        .collect();
+    let up = (path != root).then(|| parent_of(&path));
+    let folders = picker_entries(&folders);
     render::page(
         &admin,
         "records",

@@ -3,6 +3,7 @@
 //! form carries its session's CSRF token; every action ends on a page that says what
 //! happened. The pages call the same engine methods as the REST API. See docs/console.md.
 
+mod backups;
 mod connections;
 mod dashboard;
 mod files;
@@ -13,6 +14,7 @@ mod records;
 mod render;
 mod rules;
 mod session;
+mod webhooks;
 
 use crate::api::ApiState;
 use axum::Router;
@@ -52,6 +54,10 @@ pub fn router() -> Router<ApiState> {
             "/console/connections/{name}/disconnect",
             get(connections::confirm_disconnect).post(connections::disconnect),
         )
+        .route(
+            "/console/connections/{name}/root",
+            get(connections::root_picker).post(connections::change_root),
+        )
         .route("/console/records", get(records::list))
         .route("/console/records/{kind}/{key}", get(records::show))
         .route(
@@ -83,7 +89,10 @@ pub fn router() -> Router<ApiState> {
             post(folder_map::remove),
         )
         .route("/console/files", get(files::browse))
-        .route("/console/files/zip", get(files::zip))
+        .route(
+            "/console/files/zip",
+            get(files::zip).post(files::zip_selection),
+        )
         .route(
             "/console/records/{kind}/{key}/upload",
             post(files::upload).layer(axum::extract::DefaultBodyLimit::disable()),
@@ -94,6 +103,18 @@ pub fn router() -> Router<ApiState> {
         )
         .route("/console/log", get(log::show))
         .route("/console/log/export", get(log::export))
+        .route("/console/webhooks", get(webhooks::list).post(webhooks::add))
+        .route("/console/webhooks/{id}", get(webhooks::deliveries))
+        .route(
+            "/console/webhooks/{id}/remove",
+            get(webhooks::confirm_remove).post(webhooks::remove),
+        )
+        .route(
+            "/console/webhooks/deliveries/{id}/redeliver",
+            post(webhooks::redeliver),
+        )
+        .route("/console/backups", get(backups::show).post(backups::now))
+        .route("/console/backups/{name}", get(backups::download))
         .route("/console/rules", get(rules::list))
         .route("/console/rules/new", get(rules::new))
         .route("/console/rules/save", post(rules::save))

@@ -29,6 +29,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("files.html", include_str!("templates/files.html")),
     ("map_folder.html", include_str!("templates/map_folder.html")),
     ("switch.html", include_str!("templates/switch.html")),
+    ("confirm.html", include_str!("templates/confirm.html")),
+    ("root_pick.html", include_str!("templates/root_pick.html")),
+    ("webhooks.html", include_str!("templates/webhooks.html")),
+    ("webhook.html", include_str!("templates/webhook.html")),
+    ("backups.html", include_str!("templates/backups.html")),
 ];
 
 /// The console's sections, in menu order: (id, label, href).
@@ -39,6 +44,8 @@ const NAV: &[(&str, &str, &str)] = &[
     ("records", "Records", "/console/records"),
     ("files", "Files", "/console/files"),
     ("log", "Sync log", "/console/log"),
+    ("webhooks", "Webhooks", "/console/webhooks"),
+    ("backups", "Backups", "/console/backups"),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {

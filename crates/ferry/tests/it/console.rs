@@ -10,7 +10,7 @@ use ferry_core::secret::Secret;
 use reqwest::StatusCode;
 use serde_json::json;
 
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
 async fn console_stack() -> Stack {
     let emu = Emu::start().await;
@@ -24,7 +24,7 @@ async fn console_stack() -> Stack {
     .await
 }
 
-fn no_redirects() -> reqwest::Client {
+pub(crate) fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -32,7 +32,7 @@ fn no_redirects() -> reqwest::Client {
 }
 
 /// Signs in over HTTP; returns the session cookie's `name=value`.
-async fn sign_in(http: &reqwest::Client, base: &str) -> String {
+pub(crate) async fn sign_in(http: &reqwest::Client, base: &str) -> String {
     let response = http
         .post(format!("{base}/console/login"))
         .form(&[
@@ -56,7 +56,7 @@ async fn sign_in(http: &reqwest::Client, base: &str) -> String {
 }
 
 /// Signs the browser in with a one-time link (as `ferry admin login-link` prints).
-async fn sign_in_with_a_link(b: &Browser, stack: &Stack) {
+pub(crate) async fn sign_in_with_a_link(b: &Browser, stack: &Stack) {
     let link = stack.api.post("/v1/admins/admin/login-link").await.unwrap();
     let base = stack.app.base_url();
     b.goto(&format!("{base}{}", link["path"].as_str().unwrap()))
@@ -66,7 +66,7 @@ async fn sign_in_with_a_link(b: &Browser, stack: &Stack) {
 
 /// Posts a console form as a signed-in browser would: the CSRF token is read from `page`
 /// first (the page the form is on), then `fields` are sent with it.
-async fn post_form(
+pub(crate) async fn post_form(
     http: &reqwest::Client,
     base: &str,
     cookie: &str,

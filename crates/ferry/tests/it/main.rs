@@ -10,6 +10,7 @@ mod cli;
 mod client_emulator;
 mod connect_flow;
 mod console;
+mod console_settings;
 mod emulator_conformance;
 mod emulator_restart;
 mod folder_maps;

@@ -448,6 +448,7 @@ async fn giving_up_is_by_time_and_never_for_waits() {
                 select_user: None,
                 path_root: None,
                 account: None,
+                app_access: None,
             })
             .await
             .unwrap();
@@ -539,6 +540,7 @@ async fn a_conflicted_copy_is_tracked_once_when_the_upload_after_it_fails() {
             endpoints: ferry_dropbox::Endpoints::single(&emu.emulator.base_url()).unwrap(),
             select_user: None,
             path_root: Default::default(),
+            app_access: None,
         })
         .await
         .unwrap();

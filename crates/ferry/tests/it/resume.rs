@@ -70,6 +70,7 @@ async fn large_upload_resumes_after_a_crash() {
             endpoints: Endpoints::single(&emu.emulator.base_url()).unwrap(),
             select_user: None,
             path_root: Default::default(),
+            app_access: None,
         })
         .await
         .unwrap();

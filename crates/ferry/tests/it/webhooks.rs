@@ -10,15 +10,15 @@ use std::sync::{Arc, Mutex};
 
 /// What the test receiver saw: headers we care about and the body.
 #[derive(Clone, Debug)]
-struct Seen {
-    id: String,
+pub(crate) struct Seen {
+    pub(crate) id: String,
     timestamp: String,
     signature: String,
-    body: String,
+    pub(crate) body: String,
 }
 
 /// A receiver that fails the first request (with `fail_first`), then accepts.
-async fn receiver_with(fail_first: bool) -> (String, Arc<Mutex<Vec<Seen>>>) {
+pub(crate) async fn receiver_with(fail_first: bool) -> (String, Arc<Mutex<Vec<Seen>>>) {
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let log = Arc::clone(&seen);
     let app = axum::Router::new().route(
@@ -59,7 +59,7 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Seen>>>) {
     receiver_with(true).await
 }
 
-async fn wait_for(seen: &Arc<Mutex<Vec<Seen>>>, n: usize, secs: u64) {
+pub(crate) async fn wait_for(seen: &Arc<Mutex<Vec<Seen>>>, n: usize, secs: u64) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
     while seen.lock().unwrap().len() < n {
         assert!(
