@@ -511,6 +511,21 @@ impl Engine {
         if stored.root == root {
             return Ok(());
         }
+        // Record folders move under the new root: it cannot be inside one of them (a folder
+        // would have to move into itself).
+        let lower = ferry_core::names::dropbox_lower(root);
+        if let Some(b) = self
+            .store
+            .bindings_of_connection(name)
+            .await?
+            .iter()
+            .find(|b| lower == b.folder_lower || lower.starts_with(&format!("{}/", b.folder_lower)))
+        {
+            return Err(EngineError::Invalid(format!(
+                "{root:?} is inside {:?}, a record's folder; choose a root outside the record folders",
+                b.folder_display
+            )));
+        }
         let (client, _) = self.client(name).await?;
         crate::watcher::ensure_folder(&client, root)
             .await

@@ -749,7 +749,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             }
             let t = &report.totals;
             println!(
-                "{} seeds in {:.1} s: {} app ops, {} Dropbox ops, {} engine steps, {} Dropbox faults and {} store faults injected, {} crashes; {} shared links made, {} files offloaded at the end, {} brought back",
+                "{} seeds in {:.1} s: {} app ops, {} Dropbox ops, {} engine steps, {} Dropbox faults and {} store faults injected, {} crashes; {} root moves, {} shared links made, {} files offloaded at the end, {} brought back",
                 report.seeds,
                 started.elapsed().as_secs_f64(),
                 t.app_ops,
@@ -758,6 +758,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
                 t.faults,
                 t.store_faults,
                 t.crashes,
+                t.root_moves,
                 t.links,
                 t.offloaded,
                 t.brought_back

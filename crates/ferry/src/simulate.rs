@@ -35,6 +35,8 @@ use std::time::Duration;
 const ROOT: &str = "/Sim";
 /// Where mapped folders are made (inside the root, outside every rule's folders).
 const MAPPED: &str = "/Sim/Mapped";
+/// Where the admin moves the connection's root to (and back from).
+const MOVED_ROOT: &str = "/Sim/Moved";
 const NAMES: &[&str] = &["a.txt", "b.txt", "B.txt", "é.pdf", "notes.md"];
 const DROPBOX_NAMES: &[&str] = &["a.txt", "c.txt", "Report.pdf", "é.pdf", "new.txt"];
 
@@ -59,6 +61,8 @@ pub struct SeedStats {
     pub brought_back: u32,
     /// Shared links made.
     pub links: u32,
+    /// Times the admin moved the connection's root (and it moved).
+    pub root_moves: u32,
 }
 
 impl SeedStats {
@@ -73,6 +77,7 @@ impl SeedStats {
         self.offloaded += o.offloaded;
         self.brought_back += o.brought_back;
         self.links += o.links;
+        self.root_moves += o.root_moves;
     }
 }
 
@@ -226,6 +231,10 @@ struct Sim {
     direction: Direction,
     /// The rule's top folder ("Jobs" or "Work"); a rule change switches it.
     prefix: &'static str,
+    /// The connection's root ([`ROOT`] or [`MOVED_ROOT`]); the admin moves it in seeds
+    /// without a mapped folder (which would then be outside the root).
+    root: String,
+    mapped: bool,
     counter: u64,
     /// Versions someone wrote that must survive: content hash → where it was written (the
     /// origin starts with the side: `app` or `dropbox`).
@@ -352,6 +361,8 @@ impl Sim {
             extras,
             direction,
             prefix: "Jobs",
+            root: ROOT.to_owned(),
+            mapped,
             counter: 0,
             at_risk: BTreeMap::new(),
             superseded: BTreeSet::new(),
@@ -418,7 +429,7 @@ impl Sim {
         };
         Ok(r.fields["folder"]
             .as_str()
-            .map(|f| format!("{ROOT}/{}/{f}", self.prefix)))
+            .map(|f| format!("{}/{}/{f}", self.root, self.prefix)))
     }
 
     /// The content currently at `path` in Dropbox, if a file.
@@ -434,6 +445,36 @@ impl Sim {
         let (key, id) = self.records[self.rng.gen_range(0..self.records.len())].clone();
         let attachments = self.store.attachments(id).await?;
         match self.rng.gen_range(0..11) {
+            10 if !self.mapped && self.rng.gen_bool(0.25) => {
+                // The admin moves the connection's root: every record's folder follows it.
+                let to = if self.root == ROOT { MOVED_ROOT } else { ROOT };
+                let engine = Arc::clone(&self.engine);
+                let hung = self.injector.hung.notified();
+                let outcome = tokio::select! {
+                    r = engine.change_root("dropbox", to) => Some(r),
+                    _ = hung => None,
+                };
+                let said = match &outcome {
+                    Some(Ok(())) => "done".to_owned(),
+                    Some(Err(e)) => format!("failed ({e})"),
+                    None => "interrupted by a hung Dropbox call".to_owned(),
+                };
+                if outcome.is_none() {
+                    self.crash();
+                }
+                // What the store holds is the truth (a write can fail after it committed).
+                if let Some(c) = self.store.connection("dropbox").await?
+                    && c.root != self.root
+                {
+                    self.root = c.root;
+                    self.stats.root_moves += 1;
+                }
+                self.trace.push(format!(
+                    "admin: root to {to}: {said}, root now {}",
+                    self.root
+                ));
+                return Ok(());
+            }
             10 => {
                 // The admin edits the rule: another direction, or another top folder.
                 if self.rng.gen_bool(0.5) {
@@ -721,6 +762,18 @@ impl Sim {
         Ok(())
     }
 
+    /// The engine process dies (a hung Dropbox call): a new one starts on the same store.
+    fn crash(&mut self) {
+        self.stats.crashes += 1;
+        self.trace.push("crash".into());
+        self.engine = Engine::new(
+            Arc::clone(&self.engine_store),
+            self.engine_blobs.clone(),
+            SecretCipher::from_key(&[7; 32]),
+            engine_config(&self.injector),
+        );
+    }
+
     /// Runs one engine future; a hung Dropbox call is a crash: the pass is dropped and the
     /// engine restarts on the same store.
     async fn engine_step(&mut self, what: u32) -> anyhow::Result<bool> {
@@ -737,14 +790,7 @@ impl Sim {
                 }
             } => r,
             _ = hung => {
-                self.stats.crashes += 1;
-                self.trace.push("crash".into());
-                self.engine = Engine::new(
-                    Arc::clone(&self.engine_store),
-                    self.engine_blobs.clone(),
-                    SecretCipher::from_key(&[7; 32]),
-                    engine_config(&self.injector),
-                );
+                self.crash();
                 return Ok(true);
             }
         };
@@ -1073,11 +1119,15 @@ impl Sim {
     }
 }
 
+/// How long one seed may take (they take about a second); longer is a stall, reported
+/// with the seed's trace.
+const SEED_DEADLINE: Duration = Duration::from_secs(120);
+
 /// Runs one seed: `steps` random operations, then quiescence and the invariant checks.
 pub async fn run_seed(seed: u64, steps: u32) -> anyhow::Result<SeedStats> {
     let mut sim = Sim::new(seed).await.context("simulation setup")?;
     sim.injector.enabled.store(true, Ordering::SeqCst);
-    let outcome = async {
+    let outcome = tokio::time::timeout(SEED_DEADLINE, async {
         for _ in 0..steps {
             match sim.rng.gen_range(0..100) {
                 0..=29 => sim.app_op().await?,
@@ -1101,8 +1151,14 @@ pub async fn run_seed(seed: u64, steps: u32) -> anyhow::Result<SeedStats> {
         sim.check().await?;
         sim.count_extras().await?;
         sim.reconcile_finds_nothing().await
-    }
-    .await;
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(anyhow!(
+            "stalled: the seed did not finish in {} s (nothing may wait forever)",
+            SEED_DEADLINE.as_secs()
+        ))
+    });
     sim.stats.faults =
         u32::try_from(sim.injector.injected.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
     sim.stats.store_faults =

@@ -218,6 +218,18 @@ impl Browser {
     }
 
     /// The value of a cookie the browser holds for the current site.
+    /// GETs `url` outside the browser with its console session (a download the browser
+    /// would save), for the test to read.
+    pub async fn get_signed_in(&self, url: &str) -> reqwest::Response {
+        let session = self.cookie("ferry_session").await;
+        reqwest::Client::new()
+            .get(url)
+            .header("cookie", format!("ferry_session={session}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+    }
+
     pub async fn cookie(&self, name: &str) -> String {
         self.client
             .get_named_cookie(name)

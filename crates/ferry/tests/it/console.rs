@@ -511,13 +511,7 @@ async fn an_admin_connects_writes_a_rule_and_restores_a_version_in_a_browser() {
         b.text().await
     );
     stack.settle().await;
-    let session = b.cookie("ferry_session").await;
-    let zip = reqwest::Client::new()
-        .get(format!("{base}{zip_href}"))
-        .header("cookie", format!("ferry_session={session}"))
-        .send()
-        .await
-        .unwrap();
+    let zip = b.get_signed_in(&format!("{base}{zip_href}")).await;
     assert_eq!(zip.status(), StatusCode::OK);
     assert_eq!(zip.headers()["content-type"], "application/zip");
     let zip = zip.bytes().await.unwrap();
@@ -607,13 +601,7 @@ async fn an_admin_connects_writes_a_rule_and_restores_a_version_in_a_browser() {
         .await
         .unwrap()
         .unwrap();
-    let session = b.cookie("ferry_session").await;
-    let csv = reqwest::Client::new()
-        .get(format!("{base}{href}"))
-        .header("cookie", format!("ferry_session={session}"))
-        .send()
-        .await
-        .unwrap();
+    let csv = b.get_signed_in(&format!("{base}{href}")).await;
     assert_eq!(csv.status(), StatusCode::OK);
     assert!(
         csv.headers()["content-disposition"]

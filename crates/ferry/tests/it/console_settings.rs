@@ -166,13 +166,9 @@ async fn backups_are_made_listed_and_downloaded_in_the_console() {
     let size = list["backups"][0]["size"].as_u64().unwrap();
     assert!(text.contains(&name), "{text}");
     // Its download link streams the backup from Dropbox, with the session.
-    let session = b.cookie("ferry_session").await;
-    let file = reqwest::Client::new()
-        .get(format!("{base}/console/backups/{name}"))
-        .header("cookie", format!("ferry_session={session}"))
-        .send()
-        .await
-        .unwrap();
+    let file = b
+        .get_signed_in(&format!("{base}/console/backups/{name}"))
+        .await;
     assert_eq!(file.status(), StatusCode::OK);
     assert!(
         file.headers()["content-disposition"]
@@ -359,6 +355,26 @@ async fn an_app_folder_connection_shows_it_and_its_root_moves_with_its_records()
         .await
         .unwrap();
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = stack
+        .api
+        .raw(
+            reqwest::Method::POST,
+            "/v1/connections/studio/root",
+            Some((
+                br#"{"root": "/Studio 2026/Jobs/J1/inner"}"#.to_vec(),
+                "application/json",
+            )),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("a record's folder"),
+        "{body}"
+    );
     stack
         .api
         .post_json("/v1/connections/studio/root", &json!({"root": "/Studio"}))
