@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod blob_contract;
 mod blobs;
 pub mod bulk;
 mod console;
@@ -24,7 +25,7 @@ mod sqlite;
 mod types;
 mod webhooks;
 
-pub use blobs::{BlobDropGuard, BlobHold, BlobStore, BlobWriter};
+pub use blobs::{BlobDropGuard, BlobHold, BlobStore, BlobWriter, S3Settings};
 pub use error::StoreError;
 pub use secrets::{SecretCipher, write_private_file};
 pub use sqlite::SqliteStore;

@@ -51,8 +51,11 @@ impl RunningApp {
                     .context("cannot open the database")?,
             ),
         };
-        let blobs = BlobStore::local(&config.data_dir.join("blobs"))
-            .context("cannot open the blob store")?;
+        let blobs = match config.s3_settings()? {
+            Some(s3) => BlobStore::s3(&s3).context("cannot set up the S3 blob store")?,
+            None => BlobStore::local(&config.data_dir.join("blobs"))
+                .context("cannot open the blob store")?,
+        };
         let cipher = match &config.secret_key {
             Some(key) => SecretCipher::from_hex(key.expose())?,
             None => SecretCipher::load_or_create(&config.data_dir.join("secret.key"))?,

@@ -64,6 +64,12 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("public_url", Kind::Text),
     ("admin_password", Kind::Text),
     ("dropbox_base_url", Kind::Text),
+    ("s3_bucket", Kind::Text),
+    ("s3_prefix", Kind::Text),
+    ("s3_endpoint", Kind::Text),
+    ("s3_region", Kind::Text),
+    ("s3_access_key_id", Kind::Text),
+    ("s3_secret_access_key", Kind::Text),
 ];
 
 /// Keys whose values are secrets: never printed.
@@ -72,6 +78,7 @@ const SECRET_KEYS: &[&str] = &[
     "secret_key",
     "dropbox_app_secret",
     "admin_password",
+    "s3_secret_access_key",
 ];
 
 /// Everything `ferry serve` needs.
@@ -149,6 +156,20 @@ pub struct Config {
     pub backup_keep: usize,
     /// Delete backups older than this many days too (0: by count only; never the newest).
     pub backup_max_age_days: u64,
+    /// Keep attachment content in this S3-compatible bucket (`[s3] bucket` in the file)
+    /// instead of `<data dir>/blobs`.
+    pub s3_bucket: Option<String>,
+    /// A key prefix in the bucket.
+    pub s3_prefix: String,
+    /// The S3 endpoint (`https://…`, or `http://` on this network); unset: AWS's own.
+    pub s3_endpoint: Option<String>,
+    /// The bucket's region.
+    pub s3_region: String,
+    /// The access key id.
+    pub s3_access_key_id: Option<String>,
+    /// The secret access key.
+    #[serde(deserialize_with = "secret_opt", serialize_with = "redacted")]
+    pub s3_secret_access_key: Option<Secret>,
     /// Let webhooks go to loopback, private and link-local addresses (off: public ones only).
     pub webhooks_allow_internal: bool,
     /// Shared links asked of Dropbox per second at most (1–100).
@@ -213,6 +234,12 @@ impl Default for Config {
             dropbox_app_key: None,
             dropbox_app_secret: None,
             dropbox_app_access: "full_dropbox".into(),
+            s3_bucket: None,
+            s3_prefix: String::new(),
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
             public_url: None,
             admin_password: None,
             dropbox_base_url: None,
@@ -330,6 +357,26 @@ impl Config {
             })
     }
 
+    /// The S3 bucket for attachment content, if one is configured.
+    pub fn s3_settings(&self) -> anyhow::Result<Option<ferry_store::S3Settings>> {
+        let Some(bucket) = &self.s3_bucket else {
+            return Ok(None);
+        };
+        let (Some(access_key_id), Some(secret_access_key)) =
+            (&self.s3_access_key_id, &self.s3_secret_access_key)
+        else {
+            bail!("s3_bucket needs s3_access_key_id and s3_secret_access_key");
+        };
+        Ok(Some(ferry_store::S3Settings {
+            bucket: bucket.clone(),
+            prefix: self.s3_prefix.clone(),
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            access_key_id: access_key_id.clone(),
+            secret_access_key: secret_access_key.clone(),
+        }))
+    }
+
     /// The limits of the API's HTTP server.
     pub fn server_limits(&self) -> crate::http_server::ServerLimits {
         crate::http_server::ServerLimits {
@@ -362,13 +409,15 @@ impl Config {
             }
             None => toml::Table::new(),
         };
-        // `[backup] connection = …` is `backup_connection = …`.
-        if let Some(section) = table.remove("backup") {
-            let toml::Value::Table(section) = section else {
-                bail!("[backup] must be a table");
-            };
-            for (key, value) in section {
-                table.insert(format!("backup_{key}"), value);
+        // `[backup] connection = …` is `backup_connection = …`; `[s3]` likewise.
+        for name in ["backup", "s3"] {
+            if let Some(section) = table.remove(name) {
+                let toml::Value::Table(section) = section else {
+                    bail!("[{name}] must be a table");
+                };
+                for (key, value) in section {
+                    table.insert(format!("{name}_{key}"), value);
+                }
             }
         }
         let env: std::collections::HashMap<String, String> = env.into_iter().collect();
@@ -507,6 +556,19 @@ impl Config {
         }
         if let Err(e) = ferry_engine::AppAccess::parse(&self.dropbox_app_access) {
             bail!("dropbox_{e}");
+        }
+        self.s3_settings()?;
+        if self.s3_bucket.is_none()
+            && (self.s3_access_key_id.is_some() || self.s3_secret_access_key.is_some())
+        {
+            bail!("s3_access_key_id and s3_secret_access_key need s3_bucket");
+        }
+        if let Some(endpoint) = &self.s3_endpoint {
+            let url = reqwest::Url::parse(endpoint)
+                .with_context(|| format!("s3_endpoint {endpoint:?} is not a URL"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                bail!("s3_endpoint must be http(s)://host[:port], not {endpoint:?}");
+            }
         }
         if !(1..=100).contains(&self.links_per_second) {
             bail!(
@@ -664,6 +726,7 @@ mod tests {
             ("admin_password", _) => "a long enough password".to_owned(),
             ("links_per_second", _) => "10".to_owned(),
             ("dropbox_app_access", _) => "app_folder".to_owned(),
+            ("s3_endpoint", _) => "http://127.0.0.1:9000".to_owned(),
             (_, Kind::Text) => "text".to_owned(),
             (_, Kind::Integer) => "2".to_owned(),
             (_, Kind::Decimal) => "0.25".to_owned(),
@@ -694,6 +757,40 @@ mod tests {
             e.to_string().contains("dropbox_app_access must be"),
             "{e:#}"
         );
+    }
+
+    /// An `[s3]` table is the `s3_*` keys; the bucket needs its credentials, and the secret
+    /// is never printed.
+    #[test]
+    fn the_s3_section_is_its_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.toml");
+        std::fs::write(
+            &path,
+            "[s3]\nbucket = \"b\"\nprefix = \"ferry/\"\nendpoint = \"https://s3.example.com\"\naccess_key_id = \"AK\"\nsecret_access_key = \"very-secret\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        let s3 = c.s3_settings().unwrap().unwrap();
+        assert_eq!(
+            (
+                s3.bucket.as_str(),
+                s3.prefix.as_str(),
+                s3.endpoint.as_deref()
+            ),
+            ("b", "ferry/", Some("https://s3.example.com"))
+        );
+        assert_eq!(s3.secret_access_key.expose(), "very-secret");
+        assert!(!c.to_redacted_toml().contains("very-secret"));
+        assert!(Config::default().s3_settings().unwrap().is_none());
+        for bad in [
+            "[s3]\nbucket = \"b\"\n",
+            "[s3]\naccess_key_id = \"AK\"\nsecret_access_key = \"x\"\n",
+            "[s3]\nbucket = \"b\"\naccess_key_id = \"AK\"\nsecret_access_key = \"x\"\nendpoint = \"s3.example.com\"\n",
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            assert!(Config::load(Some(&path)).is_err(), "{bad}");
+        }
     }
 
     /// A `[backup]` table is the `backup_*` keys.

@@ -21,6 +21,7 @@ mod oauth_refresh;
 mod offload;
 mod openapi;
 mod resume;
+mod s3_blobs;
 mod shared_links;
 mod simulation;
 mod support;

@@ -141,7 +141,7 @@ async fn a_dropbox_edit_survives_the_next_app_write_and_can_be_restored() {
     assert_eq!(body["error"]["code"], "not_found");
 }
 
-async fn get_bytes(stack: &Stack, path: &str) -> (u16, Vec<u8>) {
+pub(crate) async fn get_bytes(stack: &Stack, path: &str) -> (u16, Vec<u8>) {
     let response = reqwest::Client::new()
         .get(format!("{}{path}", stack.app.base_url()))
         .bearer_auth(stack.app.api_key().expose())

@@ -156,11 +156,29 @@ impl Stack {
 /// dir), created and filled from PyPI on first use; returns the venv's directory. Fails
 /// loudly (never skips) when impossible.
 pub fn python_with(package: &str, version: &str) -> std::path::PathBuf {
+    python_with_extra(package, None, version)
+}
+
+/// [`python_with`] for `package[extra]==version` (a package's optional parts, such as
+/// `moto[server]`).
+pub fn python_with_extra(package: &str, extra: Option<&str>, version: &str) -> std::path::PathBuf {
     use std::process::Command;
+    // Tests running at once wait for the one that makes the venv, then find it ready.
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _making = MAKING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let base = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
-    let venv = base.join(format!("ferry-pyenv-{package}-{version}"));
+    let spec = match extra {
+        Some(extra) => format!("{package}[{extra}]"),
+        None => package.to_owned(),
+    };
+    let venv = base.join(format!(
+        "ferry-pyenv-{package}{}-{version}",
+        extra.map(|e| format!("-{e}")).unwrap_or_default()
+    ));
     let python = venv.join("bin").join("python");
     let ready = || {
         Command::new(&python)
@@ -194,14 +212,14 @@ pub fn python_with(package: &str, version: &str) -> std::path::PathBuf {
         Command::new(&system_python).args(["-m", "venv"]).arg(&venv),
     );
     run(
-        &format!("pip install {package}=={version} (needs PyPI access)"),
+        &format!("pip install {spec}=={version} (needs PyPI access)"),
         Command::new(&python).args([
             "-m",
             "pip",
             "install",
             "--quiet",
             "--disable-pip-version-check",
-            &format!("{package}=={version}"),
+            &format!("{spec}=={version}"),
         ]),
     );
     assert!(
