@@ -9,11 +9,56 @@ use sha2::{Digest, Sha256};
 pub const BLOCK_SIZE: usize = 4 * 1024 * 1024;
 
 /// Incremental content hasher: feed bytes in any chunking, get the same result.
-#[derive(Clone, Default)]
+///
+/// Each full 4 MiB block is hashed on a thread of its own while the caller goes on feeding
+/// the next (the hash is defined per block, so blocks are independent); at most as many
+/// blocks as the machine has cores are in flight, so memory stays at a few blocks. Content
+/// smaller than one block is hashed on the caller's thread.
 pub struct ContentHasher {
     overall: Sha256,
-    block: Sha256,
-    block_len: usize,
+    /// The bytes of the block being filled.
+    block: Vec<u8>,
+    /// Blocks being hashed, oldest first (their digests go into `overall` in order).
+    running: std::collections::VecDeque<Slot>,
+    /// A block buffer back from a finished thread, to fill again (fresh 4 MiB buffers cost
+    /// a page fault per page).
+    spare: Option<Vec<u8>>,
+}
+
+/// A full block's digest: on its way on a thread (which shares the block), or already there.
+enum Slot {
+    Running(std::thread::JoinHandle<[u8; 32]>, std::sync::Arc<Vec<u8>>),
+    Done([u8; 32]),
+}
+
+impl Default for ContentHasher {
+    fn default() -> Self {
+        ContentHasher {
+            overall: Sha256::new(),
+            block: Vec::new(),
+            running: std::collections::VecDeque::new(),
+            spare: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ContentHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContentHasher")
+            .field("block_len", &self.block.len())
+            .field("running", &self.running.len())
+            .finish()
+    }
+}
+
+/// Blocks hashed at once: one per core.
+fn in_flight() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn block_digest(block: &[u8]) -> [u8; 32] {
+    Sha256::digest(block).into()
 }
 
 impl ContentHasher {
@@ -25,28 +70,69 @@ impl ContentHasher {
     /// Feeds more content.
     pub fn update(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
-            let take = (BLOCK_SIZE - self.block_len).min(data.len());
-            self.block.update(&data[..take]);
-            self.block_len += take;
+            if self.block.capacity() == 0 {
+                match self.spare.take() {
+                    Some(spare) => self.block = spare,
+                    None => self
+                        .block
+                        .reserve_exact(BLOCK_SIZE.min(data.len().max(64 * 1024))),
+                }
+            }
+            let take = (BLOCK_SIZE - self.block.len()).min(data.len());
+            self.block.extend_from_slice(&data[..take]);
             data = &data[take..];
-            if self.block_len == BLOCK_SIZE {
+            if self.block.len() == BLOCK_SIZE {
                 self.close_block();
             }
         }
     }
 
     fn close_block(&mut self) {
-        let digest = std::mem::take(&mut self.block).finalize();
+        let block = std::sync::Arc::new(std::mem::take(&mut self.block));
+        if self.running.len() >= in_flight() {
+            self.collect_oldest();
+        }
+        let shared = std::sync::Arc::clone(&block);
+        let spawned = std::thread::Builder::new()
+            .name("content-hash".into())
+            .spawn(move || block_digest(&shared));
+        self.running.push_back(match spawned {
+            Ok(handle) => Slot::Running(handle, block),
+            // No thread to be had (resource limits): hashed here instead.
+            Err(_) => Slot::Done(block_digest(&block)),
+        });
+    }
+
+    fn collect_oldest(&mut self) {
+        let digest = match self.running.pop_front() {
+            Some(Slot::Done(digest)) => digest,
+            // SHA-256 over a buffer does not panic; if it somehow did, the panic is the
+            // caller's.
+            Some(Slot::Running(handle, block)) => {
+                let digest = handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                if let Ok(mut buffer) = std::sync::Arc::try_unwrap(block) {
+                    buffer.clear();
+                    self.spare = Some(buffer);
+                }
+                digest
+            }
+            None => return,
+        };
         self.overall.update(digest);
-        self.block_len = 0;
     }
 
     /// The lowercase hex content hash of everything fed so far.
     pub fn finish(mut self) -> String {
-        if self.block_len > 0 {
-            self.close_block();
+        while !self.running.is_empty() {
+            self.collect_oldest();
         }
-        hex::encode(self.overall.finalize())
+        if !self.block.is_empty() {
+            let digest = block_digest(&self.block);
+            self.overall.update(digest);
+        }
+        hex::encode(std::mem::take(&mut self.overall).finalize())
     }
 }
 
@@ -86,6 +172,28 @@ mod tests {
             content_hash(&zeros),
             "14a4d47f23a30177885d9820122f17d2d3a55fe63f7f5c27b95f689e0b2accd6"
         );
+    }
+
+    /// Many blocks, fed in pieces that straddle block edges: the same as hashing block by
+    /// block on one thread.
+    #[test]
+    fn blocks_hashed_on_threads_come_back_in_order() {
+        let data: Vec<u8> = (0..(BLOCK_SIZE * 5 + 12345) as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        let mut overall = Sha256::new();
+        for block in data.chunks(BLOCK_SIZE) {
+            overall.update(Sha256::digest(block));
+        }
+        let expected = hex::encode(overall.finalize());
+        for piece in [1_000_003, BLOCK_SIZE, BLOCK_SIZE * 3, 7] {
+            let mut hasher = ContentHasher::new();
+            for chunk in data[..BLOCK_SIZE * 2 + 5].chunks(piece) {
+                hasher.update(chunk);
+            }
+            hasher.update(&data[BLOCK_SIZE * 2 + 5..]);
+            assert_eq!(hasher.finish(), expected, "pieces of {piece}");
+        }
     }
 
     proptest::proptest! {

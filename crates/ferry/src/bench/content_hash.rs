@@ -1,6 +1,7 @@
 //! Scenario 5: our content hash (the one Ferry computes for every attachment) against
 //! `openssl dgst -sha256` over the same 1 GiB file. The Dropbox content hash is SHA-256 over
-//! every byte plus one SHA-256 per 4 MiB, so plain SHA-256 is the speed to match.
+//! every byte plus one SHA-256 per 4 MiB; its blocks are independent, so `ContentHasher`
+//! hashes them on one thread per core, and one-threaded SHA-256 is the speed to beat.
 
 use super::large_files::test_files;
 use super::{
@@ -36,7 +37,7 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<Vec<Figure>> {
         mb_per_s(bytes, ours_secs),
         "MB/s",
         openssl_secs.map(|s| ("content_hash.openssl_sha256", mb_per_s(bytes, s))),
-        Some(Goal::RatioAtLeast(0.9)),
+        Some(Goal::RatioAtLeast(1.6)),
     )];
     show(&figures);
     Ok(figures)

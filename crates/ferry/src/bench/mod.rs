@@ -404,8 +404,8 @@ pub fn parallel_content_hash(path: &Path) -> anyhow::Result<(String, f64)> {
     ))
 }
 
-/// Our content hash ([`ContentHasher`]) over a file read in 4 MiB pieces, on one thread (how
-/// Ferry hashes). Returns the hash and the seconds it took.
+/// Our content hash ([`ContentHasher`], which hashes full blocks on one thread per core) over
+/// a file read in 4 MiB pieces, as Ferry hashes. Returns the hash and the seconds it took.
 pub fn sequential_content_hash(path: &Path) -> anyhow::Result<(String, f64)> {
     let started = Instant::now();
     let mut file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
