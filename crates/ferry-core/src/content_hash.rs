@@ -11,8 +11,10 @@ pub const BLOCK_SIZE: usize = 4 * 1024 * 1024;
 /// Incremental content hasher: feed bytes in any chunking, get the same result.
 ///
 /// Each full 4 MiB block is hashed on a thread of its own while the caller goes on feeding
-/// the next (the hash is defined per block, so blocks are independent); at most as many
-/// blocks as the machine has cores are in flight, so memory stays at a few blocks. Content
+/// the next (the hash is defined per block, so blocks are independent). At most as many
+/// blocks as the machine has cores are in flight, and finished ones are collected as soon as
+/// a block closes, so a hasher holds at most cores + 1 blocks; when the caller outpaces the
+/// hashing it waits for the oldest block (as long as hashing it itself would take). Content
 /// smaller than one block is hashed on the caller's thread.
 pub struct ContentHasher {
     overall: Sha256,
@@ -89,6 +91,13 @@ impl ContentHasher {
 
     fn close_block(&mut self) {
         let block = std::sync::Arc::new(std::mem::take(&mut self.block));
+        // Finished blocks give back their buffers (and digests, in order) at once.
+        while self.running.front().is_some_and(|slot| match slot {
+            Slot::Running(handle, _) => handle.is_finished(),
+            Slot::Done(_) => true,
+        }) {
+            self.collect_oldest();
+        }
         if self.running.len() >= in_flight() {
             self.collect_oldest();
         }

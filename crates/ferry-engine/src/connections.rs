@@ -353,7 +353,7 @@ impl Engine {
             .await
             .map_err(|e| root_refused(&input.root, e))?;
         let app_access = self.app_access_of(&input);
-        let stored = StoredConnection {
+        let mut stored = StoredConnection {
             name: input.name.clone(),
             api_url: input.endpoints.api.clone(),
             content_url: input.endpoints.content.clone(),
@@ -390,6 +390,13 @@ impl Engine {
             app_access: app_access.map(|a| a.as_str().to_owned()),
         };
         let previous = self.store.connection(&input.name).await?;
+        // The same account's new credentials keep what was known of the app, unless told.
+        if stored.app_access.is_none()
+            && let Some(before) = &previous
+            && before.account.as_ref().map(|a| &a.id) == Some(&account.account_id)
+        {
+            stored.app_access.clone_from(&before.app_access);
+        }
         if let Some(before) = previous.as_ref().and_then(|c| c.account.as_ref())
             && before.id != account.account_id
         {
@@ -500,7 +507,7 @@ impl Engine {
     /// The stored credentials, member and space stay.
     pub async fn change_root(&self, name: &str, root: &str) -> Result<(), EngineError> {
         validate_root(root)?;
-        let Some(mut stored) = self.store.connection(name).await? else {
+        let Some(stored) = self.store.connection(name).await? else {
             return Err(EngineError::UnknownConnection(name.to_owned()));
         };
         if stored.disconnecting {
@@ -514,10 +521,10 @@ impl Engine {
         // Record folders move under the new root: it cannot be inside one of them (a folder
         // would have to move into itself).
         let lower = ferry_core::names::dropbox_lower(root);
-        if let Some(b) = self
-            .store
-            .bindings_of_connection(name)
-            .await?
+        let inside_new =
+            |folder_lower: &str| lower.is_empty() || folder_lower.starts_with(&format!("{lower}/"));
+        let bindings = self.store.bindings_of_connection(name).await?;
+        if let Some(b) = bindings
             .iter()
             .find(|b| lower == b.folder_lower || lower.starts_with(&format!("{}/", b.folder_lower)))
         {
@@ -526,14 +533,32 @@ impl Engine {
                 b.folder_display
             )));
         }
+        // A folder mapped by hand stays where it is in Dropbox: outside the new root it
+        // could no longer sync.
+        if let Some(b) = bindings
+            .iter()
+            .find(|b| crate::folder_map::is_mapped(b) && !inside_new(&b.folder_lower))
+        {
+            return Err(EngineError::Invalid(format!(
+                "the mapped folder {:?} would be outside the new root {root:?}; unmap it first or choose a root that contains it",
+                b.folder_display
+            )));
+        }
         let (client, _) = self.client(name).await?;
         crate::watcher::ensure_folder(&client, root)
             .await
             .map_err(|e| root_refused(root, e))?;
-        stored.root = root.to_owned();
         self.connections.forget(name);
-        self.store.put_connection(&stored).await?;
+        let moved = self
+            .store
+            .set_connection_root(name, &stored.root, root)
+            .await?;
         self.connections.forget(name);
+        if !moved {
+            return Err(EngineError::Conflict(format!(
+                "connection {name:?} changed meanwhile (moved, disconnected); look again and retry"
+            )));
+        }
         tracing::info!(connection = %name, %root, "connection root changed; records move on their next pass");
         self.wake();
         Ok(())

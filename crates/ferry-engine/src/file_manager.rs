@@ -211,7 +211,8 @@ impl Engine {
             ));
         }
         let base = clean_path(base)?;
-        let cut = base.chars().count() + 1;
+        // Counted on the lowered form: lowering can change a name's length.
+        let cut = dropbox_lower(&base).chars().count() + 1;
         let mut wanted = Vec::with_capacity(picked.len());
         for p in picked {
             let p = dropbox_lower(&clean_path(p)?);

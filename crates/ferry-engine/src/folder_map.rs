@@ -38,6 +38,11 @@ pub(crate) fn binding_name(id: i64) -> String {
     format!("map:{id}")
 }
 
+/// Whether a binding is a folder mapped by hand (not a rule's).
+pub(crate) fn is_mapped(binding: &Binding) -> bool {
+    binding.rule_name.starts_with("map:")
+}
+
 /// `path` relative to `root` as folder components, if it is strictly inside it.
 fn inside(root: &str, path: &str) -> Option<Vec<String>> {
     let root_lower = dropbox_lower(root);

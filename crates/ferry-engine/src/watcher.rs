@@ -101,7 +101,8 @@ impl Engine {
         match polled {
             Ok((false, backoff)) => Ok(backoff),
             Ok((true, backoff)) => {
-                self.dispatch_changes(&client, connection, cursor).await?;
+                self.dispatch_changes(&client, connection, &root, cursor)
+                    .await?;
                 Ok(backoff)
             }
             Err(DropboxError::Reset) => self.reset_cursor(connection).await.map(|_| None),
@@ -114,7 +115,8 @@ impl Engine {
     pub async fn drain_changes(&self, connection: &str) -> Result<(), EngineError> {
         let (client, root) = self.client(connection).await?;
         let cursor = self.current_cursor(&client, &root, connection).await?;
-        self.dispatch_changes(&client, connection, cursor).await
+        self.dispatch_changes(&client, connection, &root, cursor)
+            .await
     }
 
     async fn current_cursor(
@@ -131,9 +133,15 @@ impl Engine {
         // Changes before this cursor are not in it: a reconciliation covers them. The cursor
         // is saved only once that is done, so a failure here repeats it.
         self.reconcile_connection(connection).await?;
-        self.store
-            .set_connection_cursor(connection, Some(&cursor))
-            .await?;
+        // Saved only if nothing moved the root or took a cursor meanwhile: a cursor of the
+        // old root would watch the wrong folder from then on.
+        if !self
+            .store
+            .advance_connection_cursor(connection, root, None, &cursor)
+            .await?
+        {
+            return Err(cursor_moved(connection));
+        }
         Ok(cursor)
     }
 
@@ -141,8 +149,10 @@ impl Engine {
         &self,
         client: &ferry_dropbox::DropboxClient,
         connection: &str,
-        mut cursor: String,
+        root: &str,
+        started_from: String,
     ) -> Result<(), EngineError> {
+        let mut cursor = started_from.clone();
         let mut records = BTreeSet::new();
         loop {
             let page = match client.list_folder_continue(&cursor).await {
@@ -181,9 +191,15 @@ impl Engine {
             self.store.enqueue(&ids, Priority::Blocking).await?;
             self.wake();
         }
-        self.store
-            .set_connection_cursor(connection, Some(&cursor))
-            .await?;
+        // Only over the cursor this round started from, under the same root: a root change
+        // or a reconnect meanwhile cleared it, and the next round starts afresh.
+        if !self
+            .store
+            .advance_connection_cursor(connection, root, Some(&started_from), &cursor)
+            .await?
+        {
+            tracing::info!(%connection, "the change cursor was replaced meanwhile (root moved or reconnected); starting afresh");
+        }
         Ok(())
     }
 
@@ -193,6 +209,13 @@ impl Engine {
         self.store.set_connection_cursor(connection, None).await?;
         Ok(())
     }
+}
+
+/// The connection changed under a round that was taking its first cursor; retried.
+fn cursor_moved(connection: &str) -> EngineError {
+    EngineError::Conflict(format!(
+        "connection {connection:?} changed while its change feed started; starting again"
+    ))
 }
 
 /// Creates the connection root if it is missing (an existing one is fine).

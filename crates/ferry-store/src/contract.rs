@@ -686,6 +686,122 @@ pub async fn record_deletion_spares_dropbox_versions(s: &dyn Store) {
     assert!(s.queue_entry(r.id).await.unwrap().is_none());
 }
 
+/// Contract: a root moves only from the root it had (and not while disconnecting), clearing
+/// the change cursor and queueing the rules' records; a cursor is saved only over the one its
+/// round started from, under the same root — so a round that began before a root change or a
+/// reconnect cannot bring back a cursor of the old root.
+pub async fn roots_move_and_cursors_advance_only_from_what_they_were(s: &dyn Store) {
+    s.put_connection(&crate::StoredConnection {
+        name: "c".into(),
+        api_url: "https://api.dropboxapi.com".into(),
+        content_url: "https://content.dropboxapi.com".into(),
+        notify_url: "https://notify.dropboxapi.com".into(),
+        root: "/Old".into(),
+        token_ciphertext: vec![1],
+        refresh_ciphertext: None,
+        app_key: None,
+        app_secret_ciphertext: None,
+        needs_reconnect: None,
+        disconnecting: false,
+        select_user: None,
+        path_root: None,
+        account: None,
+        app_access: None,
+    })
+    .await
+    .unwrap();
+    s.put_rule(&ferry_core::rules::RuleSpec {
+        name: "orders".into(),
+        record_kind: "order".into(),
+        connection: "c".into(),
+        folder: "x".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let r = s
+        .upsert_record(&input("R1", json!({})))
+        .await
+        .unwrap()
+        .value;
+    let now = chrono::Utc::now().timestamp_millis() + 1;
+    let task = s
+        .claim_task(&fresh_owner(), &[], now, 60_000)
+        .await
+        .unwrap()
+        .expect("the record's first pass");
+    s.finish_task(&task).await.unwrap();
+    assert!(s.queue_entry(r.id).await.unwrap().is_none());
+    // The first cursor: only where none is yet, under the root it was read for.
+    assert!(
+        !s.advance_connection_cursor("c", "/Other", None, "k1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.advance_connection_cursor("c", "/Old", None, "k1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.advance_connection_cursor("c", "/Old", None, "k0")
+            .await
+            .unwrap()
+    );
+    // Advancing needs the cursor the round started from.
+    assert!(
+        !s.advance_connection_cursor("c", "/Old", Some("k0"), "k2")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.advance_connection_cursor("c", "/Old", Some("k1"), "k2")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.connection_cursor("c").await.unwrap().as_deref(),
+        Some("k2")
+    );
+    // A move from a root the connection no longer has changes nothing.
+    assert!(
+        !s.set_connection_root("c", "/Elsewhere", "/New")
+            .await
+            .unwrap()
+    );
+    assert!(s.queue_entry(r.id).await.unwrap().is_none());
+    assert!(s.set_connection_root("c", "/Old", "/New").await.unwrap());
+    let c = s.connection("c").await.unwrap().unwrap();
+    assert_eq!(
+        (c.root.as_str(), c.token_ciphertext.as_slice()),
+        ("/New", &[1u8][..])
+    );
+    assert_eq!(
+        s.connection_cursor("c").await.unwrap(),
+        None,
+        "the feed starts again"
+    );
+    assert!(
+        s.queue_entry(r.id).await.unwrap().is_some(),
+        "its rules' records get a pass"
+    );
+    // The round that started under the old root cannot put its cursor back.
+    assert!(
+        !s.advance_connection_cursor("c", "/Old", Some("k2"), "k3")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.advance_connection_cursor("c", "/Old", None, "k3")
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.connection_cursor("c").await.unwrap(), None);
+    // Not while it is being disconnected.
+    s.set_disconnecting("c").await.unwrap();
+    assert!(!s.set_connection_root("c", "/New", "/Newer").await.unwrap());
+}
+
 /// Contract: saving a connection resets its change feed and queues its rules' records, and
 /// disconnecting queues the records bound on it (or deletes it when none is) — each in the
 /// write's own transaction.
@@ -1501,6 +1617,11 @@ macro_rules! store_contract_tests {
         async fn subfolders_are_marked_per_binding() {
             let (_guard, store) = $make.await;
             $crate::contract::subfolders_are_marked_per_binding(&store).await;
+        }
+        #[tokio::test]
+        async fn roots_move_and_cursors_advance_only_from_what_they_were() {
+            let (_guard, store) = $make.await;
+            $crate::contract::roots_move_and_cursors_advance_only_from_what_they_were(&store).await;
         }
         #[tokio::test]
         async fn connection_writes_queue_their_work() {

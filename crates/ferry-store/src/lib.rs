@@ -140,6 +140,20 @@ pub trait ConnectionStore: Send + Sync + 'static {
     async fn set_needs_reconnect(&self, name: &str, reason: Option<&str>) -> StoreResult<()>;
     /// The connection's change cursor (`None` clears it).
     async fn set_connection_cursor(&self, name: &str, cursor: Option<&str>) -> StoreResult<()>;
+    /// Moves a connection's root from `from` to `to` — only if its root is still `from` and
+    /// it is not being disconnected — clearing its change cursor and queueing its rules'
+    /// records in the same transaction. Whether it moved.
+    async fn set_connection_root(&self, name: &str, from: &str, to: &str) -> StoreResult<bool>;
+    /// Saves a change cursor read under `root`, only if the connection still has that root
+    /// and the cursor is still `from` (`None`: none yet); whether it was saved. A cursor of a
+    /// root moved meanwhile, or one that a reconnect cleared, is dropped.
+    async fn advance_connection_cursor(
+        &self,
+        name: &str,
+        root: &str,
+        from: Option<&str>,
+        to: &str,
+    ) -> StoreResult<bool>;
     /// The connection's change cursor.
     async fn connection_cursor(&self, name: &str) -> StoreResult<Option<String>>;
     /// An admin confirms the deletions the connection-wide brake stopped: the window starts

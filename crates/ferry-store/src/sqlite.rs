@@ -327,6 +327,29 @@ fn queue_entry_from_row(r: &SqliteRow) -> StoreResult<QueueEntry> {
     })
 }
 
+/// Queues every record of every rule on connection `name` (its target changed); how many.
+async fn enqueue_rules_of(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    name: &str,
+) -> StoreResult<u64> {
+    let definitions: Vec<String> = sqlx::query_scalar("SELECT definition FROM rules")
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut kinds = std::collections::BTreeSet::new();
+    for d in &definitions {
+        let rule: RuleSpec =
+            serde_json::from_str(d).map_err(|e| StoreError::Corrupt(format!("rule: {e}")))?;
+        if rule.connection == name {
+            kinds.insert(rule.record_kind);
+        }
+    }
+    let mut queued = 0;
+    for kind in &kinds {
+        queued += enqueue_kind_tx(tx, kind, Priority::Normal).await?;
+    }
+    Ok(queued)
+}
+
 fn connection_from_row(row: &SqliteRow) -> StoreResult<StoredConnection> {
     Ok(StoredConnection {
         name: row.try_get("name")?,
@@ -949,23 +972,50 @@ impl ConnectionStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         // Its rules' records have a new target: all of them get a pass.
-        let definitions: Vec<String> = sqlx::query_scalar("SELECT definition FROM rules")
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut kinds = std::collections::BTreeSet::new();
-        for d in &definitions {
-            let rule: RuleSpec =
-                serde_json::from_str(d).map_err(|e| StoreError::Corrupt(format!("rule: {e}")))?;
-            if rule.connection == c.name {
-                kinds.insert(rule.record_kind);
-            }
-        }
-        let mut queued = 0;
-        for kind in &kinds {
-            queued += enqueue_kind_tx(&mut tx, kind, Priority::Normal).await?;
-        }
+        let queued = enqueue_rules_of(&mut tx, &c.name).await?;
         tx.commit().await?;
         Ok(queued)
+    }
+
+    async fn set_connection_root(&self, name: &str, from: &str, to: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let moved = sqlx::query(
+            "UPDATE connections SET root = ?3, cursor = NULL, updated_at = ?4 \
+             WHERE name = ?1 AND root = ?2 AND disconnecting = 0",
+        )
+        .bind(name)
+        .bind(from)
+        .bind(to)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if moved {
+            enqueue_rules_of(&mut tx, name).await?;
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    async fn advance_connection_cursor(
+        &self,
+        name: &str,
+        root: &str,
+        from: Option<&str>,
+        to: &str,
+    ) -> StoreResult<bool> {
+        Ok(sqlx::query(
+            "UPDATE connections SET cursor = ?4 WHERE name = ?1 AND root = ?2 AND cursor IS ?3",
+        )
+        .bind(name)
+        .bind(root)
+        .bind(from)
+        .bind(to)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
     }
 
     async fn connection(&self, name: &str) -> StoreResult<Option<StoredConnection>> {

@@ -504,6 +504,24 @@ impl ConnectionStore for FaultyStore {
         self.inner.set_connection_cursor(name, cursor).await
     }
 
+    async fn set_connection_root(&self, name: &str, from: &str, to: &str) -> StoreResult<bool> {
+        self.fault("set_connection_root")?;
+        self.inner.set_connection_root(name, from, to).await
+    }
+
+    async fn advance_connection_cursor(
+        &self,
+        name: &str,
+        root: &str,
+        from: Option<&str>,
+        to: &str,
+    ) -> StoreResult<bool> {
+        self.fault("advance_connection_cursor")?;
+        self.inner
+            .advance_connection_cursor(name, root, from, to)
+            .await
+    }
+
     async fn connection_cursor(&self, name: &str) -> StoreResult<Option<String>> {
         self.fault("connection_cursor")?;
         self.inner.connection_cursor(name).await

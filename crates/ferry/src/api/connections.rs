@@ -58,7 +58,8 @@ pub struct ConnectionBody {
     #[serde(default)]
     path_root: Option<String>,
     /// What the token's app can reach: `full_dropbox` or `app_folder` (Dropbox does not
-    /// say; shown in the console). Credentials of the configured OAuth app take its setting.
+    /// say; shown in the console). Left out: the configured OAuth app's setting for its
+    /// credentials, else what was known for the same account.
     #[serde(default)]
     app_access: Option<AppAccess>,
 }

@@ -6,7 +6,6 @@ use super::render;
 use super::session::{self, Admin, Button, CheckedForm};
 use crate::api::ApiState;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use ferry_engine::LogQuery;
 use ferry_engine::backup::BackupSettings;
@@ -151,11 +150,7 @@ pub async fn download(
     match crate::api::backups::stream_backup(&state, &name).await {
         Ok(response) => response,
         Err(e) => render::message(
-            if e.status() == StatusCode::NOT_FOUND {
-                StatusCode::NOT_FOUND
-            } else {
-                StatusCode::BAD_GATEWAY
-            },
+            e.status(),
             Some(&admin),
             "Not downloaded",
             e.message(),

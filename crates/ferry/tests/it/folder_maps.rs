@@ -150,6 +150,24 @@ async fn a_mapped_folder_syncs_both_ways_and_follows_a_rename() {
         .count();
     assert_eq!(files, 4, "each file once: {entries:?}");
 
+    // The connection's root cannot move away from a mapped folder: it would stop syncing.
+    let (status, body) = post(
+        &stack,
+        "/v1/connections/dropbox/root",
+        json!({"root": "/Elsewhere"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the mapped folder"),
+        "{body}"
+    );
+    let list = stack.api.get("/v1/connections").await.unwrap();
+    assert_eq!(list["connections"][0]["root"], "/Ferry", "unchanged");
+
     // The folder goes: reported, and nothing is deleted or archived because of it.
     dbx.delete("/Ferry/Projects/Alpha (2026)", None)
         .await
