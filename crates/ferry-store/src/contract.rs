@@ -686,18 +686,15 @@ pub async fn record_deletion_spares_dropbox_versions(s: &dyn Store) {
     assert!(s.queue_entry(r.id).await.unwrap().is_none());
 }
 
-/// Contract: a root moves only from the root it had (and not while disconnecting), clearing
-/// the change cursor and queueing the rules' records; a cursor is saved only over the one its
-/// round started from, under the same root — so a round that began before a root change or a
-/// reconnect cannot bring back a cursor of the old root.
-pub async fn roots_move_and_cursors_advance_only_from_what_they_were(s: &dyn Store) {
-    s.put_connection(&crate::StoredConnection {
-        name: "c".into(),
+/// A connection to Dropbox's own hosts under `root`, with a placeholder token.
+fn stored_connection(name: &str, root: &str) -> crate::StoredConnection {
+    crate::StoredConnection {
+        name: name.into(),
         api_url: "https://api.dropboxapi.com".into(),
         content_url: "https://content.dropboxapi.com".into(),
         notify_url: "https://notify.dropboxapi.com".into(),
-        root: "/Old".into(),
-        token_ciphertext: vec![1],
+        root: root.into(),
+        token_ciphertext: vec![1, 2, 3],
         refresh_ciphertext: None,
         app_key: None,
         app_secret_ciphertext: None,
@@ -707,9 +704,17 @@ pub async fn roots_move_and_cursors_advance_only_from_what_they_were(s: &dyn Sto
         path_root: None,
         account: None,
         app_access: None,
-    })
-    .await
-    .unwrap();
+    }
+}
+
+/// Contract: a root moves only from the root it had (and not while disconnecting), clearing
+/// the change cursor and queueing the rules' records; a cursor is saved only over the one its
+/// round started from, under the same root — so a round that began before a root change or a
+/// reconnect cannot bring back a cursor of the old root.
+pub async fn roots_move_and_cursors_advance_only_from_what_they_were(s: &dyn Store) {
+    s.put_connection(&stored_connection("c", "/Old"))
+        .await
+        .unwrap();
     s.put_rule(&ferry_core::rules::RuleSpec {
         name: "orders".into(),
         record_kind: "order".into(),
@@ -774,7 +779,7 @@ pub async fn roots_move_and_cursors_advance_only_from_what_they_were(s: &dyn Sto
     let c = s.connection("c").await.unwrap().unwrap();
     assert_eq!(
         (c.root.as_str(), c.token_ciphertext.as_slice()),
-        ("/New", &[1u8][..])
+        ("/New", &[1u8, 2, 3][..])
     );
     assert_eq!(
         s.connection_cursor("c").await.unwrap(),
@@ -806,23 +811,7 @@ pub async fn roots_move_and_cursors_advance_only_from_what_they_were(s: &dyn Sto
 /// disconnecting queues the records bound on it (or deletes it when none is) — each in the
 /// write's own transaction.
 pub async fn connection_writes_queue_their_work(s: &dyn Store) {
-    let connection = |name: &str| crate::StoredConnection {
-        name: name.into(),
-        api_url: "https://api.dropboxapi.com".into(),
-        content_url: "https://content.dropboxapi.com".into(),
-        notify_url: "https://notify.dropboxapi.com".into(),
-        root: "/F".into(),
-        token_ciphertext: vec![1, 2, 3],
-        refresh_ciphertext: None,
-        app_key: None,
-        app_secret_ciphertext: None,
-        needs_reconnect: None,
-        disconnecting: false,
-        select_user: None,
-        path_root: None,
-        account: None,
-        app_access: None,
-    };
+    let connection = |name: &str| stored_connection(name, "/F");
     // A team connection keeps the member it acts as and where its paths start.
     s.put_connection(&crate::StoredConnection {
         select_user: Some("dbmid:m".into()),

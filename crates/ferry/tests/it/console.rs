@@ -675,10 +675,9 @@ async fn credentials_of_another_account_do_not_switch_a_connection() {
         .unwrap();
 }
 
-/// A pasted team token: the console lists the team's members, the admin picks one and the
-/// team space, and the connection acts as that member there.
-#[tokio::test]
-async fn a_team_token_connects_as_the_member_the_admin_picks() {
+/// An emulator with a team ("acme", team token `team-token`) of the default account and
+/// bob; bob's member id.
+pub(crate) async fn team_emulator() -> (Emu, String) {
     let emu = Emu::start_with(|c| {
         c.accounts = vec![ferry_emulator::AccountSpec::new("bob")];
         c.team = Some(ferry_emulator::TeamSpec {
@@ -688,7 +687,6 @@ async fn a_team_token_connects_as_the_member_the_admin_picks() {
         });
     })
     .await;
-    let base_url = emu.emulator.base_url();
     let bob = emu
         .emulator
         .team()
@@ -698,6 +696,15 @@ async fn a_team_token_connects_as_the_member_the_admin_picks() {
         .find(|(n, _)| n == "bob")
         .map(|(_, id)| id.clone())
         .unwrap();
+    (emu, bob)
+}
+
+/// A pasted team token: the console lists the team's members, the admin picks one and the
+/// team space, and the connection acts as that member there.
+#[tokio::test]
+async fn a_team_token_connects_as_the_member_the_admin_picks() {
+    let (emu, bob) = team_emulator().await;
+    let base_url = emu.emulator.base_url();
     let stack = Stack::start_on(emu, move |c| {
         c.dropbox_base_url = Some(base_url);
         c.admin_password = Some(Secret::new(PASSWORD));

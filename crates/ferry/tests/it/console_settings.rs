@@ -466,25 +466,8 @@ async fn dead_letters_are_requeued_from_the_dashboard() {
 /// first, then confirms the switch, and the connection ends up acting as that member.
 #[tokio::test]
 async fn a_team_token_met_in_an_account_switch_asks_for_the_member_then_the_switch() {
-    let emu = Emu::start_with(|c| {
-        c.accounts = vec![ferry_emulator::AccountSpec::new("bob")];
-        c.team = Some(ferry_emulator::TeamSpec {
-            name: "acme".into(),
-            token: Some("team-token".into()),
-            members: vec!["default".into(), "bob".into()],
-        });
-    })
-    .await;
+    let (emu, bob) = crate::console::team_emulator().await;
     let bob_token = emu.emulator.token_for("bob").unwrap().to_owned();
-    let bob = emu
-        .emulator
-        .team()
-        .unwrap()
-        .members
-        .iter()
-        .find(|(n, _)| n == "bob")
-        .map(|(_, id)| id.clone())
-        .unwrap();
     let base_url = emu.emulator.base_url();
     let stack = Stack::start_on(emu, move |c| {
         c.dropbox_base_url = Some(base_url);
