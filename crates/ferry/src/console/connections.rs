@@ -235,18 +235,17 @@ pub async fn paste_token(
         "" => Ok(None),
         text => AppAccess::parse(text).map(Some),
     };
-    let input = app_access.map(|app_access| ConnectionInput {
-        name: name.clone(),
-        credentials: Credentials::Token(Secret::new(form.token.trim().to_owned())),
-        root: form.root.trim().to_owned(),
-        endpoints: Endpoints::dropbox(),
-        select_user: None,
-        path_root: PathRootChoice::Home,
-        app_access,
-    });
-    let outcome = match input {
-        Ok(mut input) => {
-            input.endpoints = endpoints_for(&state, &name).await;
+    let outcome = match app_access {
+        Ok(app_access) => {
+            let input = ConnectionInput {
+                name: name.clone(),
+                credentials: Credentials::Token(Secret::new(form.token.trim().to_owned())),
+                root: form.root.trim().to_owned(),
+                endpoints: endpoints_for(&state, &name).await,
+                select_user: None,
+                path_root: PathRootChoice::Home,
+                app_access,
+            };
             state
                 .engine
                 .connect_or_pick(input, Some(&admin.session_hash))
