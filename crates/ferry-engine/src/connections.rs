@@ -352,8 +352,9 @@ impl Engine {
         crate::watcher::ensure_folder(&client, &input.root)
             .await
             .map_err(|e| root_refused(&input.root, e))?;
-        let app_access = self.app_access_of(&input);
-        let mut stored = StoredConnection {
+        let previous = self.store.connection(&input.name).await?;
+        let app_access = self.app_access_of(&input, previous.as_ref(), &account.account_id);
+        let stored = StoredConnection {
             name: input.name.clone(),
             api_url: input.endpoints.api.clone(),
             content_url: input.endpoints.content.clone(),
@@ -389,14 +390,6 @@ impl Engine {
             }),
             app_access: app_access.map(|a| a.as_str().to_owned()),
         };
-        let previous = self.store.connection(&input.name).await?;
-        // The same account's new credentials keep what was known of the app, unless told.
-        if stored.app_access.is_none()
-            && let Some(before) = &previous
-            && before.account.as_ref().map(|a| &a.id) == Some(&account.account_id)
-        {
-            stored.app_access.clone_from(&before.app_access);
-        }
         if let Some(before) = previous.as_ref().and_then(|c| c.account.as_ref())
             && before.id != account.account_id
         {
@@ -428,8 +421,14 @@ impl Engine {
     }
 
     /// What the app behind `input`'s credentials reaches: as the caller said, else the
-    /// configured OAuth app's setting when the credentials are that app's.
-    fn app_access_of(&self, input: &ConnectionInput) -> Option<AppAccess> {
+    /// configured OAuth app's setting when the credentials are that app's, else what was
+    /// known when the same account (`account_id`) was connected before.
+    fn app_access_of(
+        &self,
+        input: &ConnectionInput,
+        previous: Option<&StoredConnection>,
+        account_id: &str,
+    ) -> Option<AppAccess> {
         input
             .app_access
             .or_else(|| match (&input.credentials, &self.config.oauth) {
@@ -437,6 +436,12 @@ impl Engine {
                     Some(oauth.access)
                 }
                 _ => None,
+            })
+            .or_else(|| {
+                previous
+                    .filter(|p| p.account.as_ref().is_some_and(|a| a.id == account_id))
+                    .and_then(|p| p.app_access.as_deref())
+                    .and_then(|a| AppAccess::parse(a).ok())
             })
     }
 
@@ -520,14 +525,12 @@ impl Engine {
         }
         // Record folders move under the new root: it cannot be inside one of them (a folder
         // would have to move into itself).
-        let lower = ferry_core::names::dropbox_lower(root);
-        let inside_new =
-            |folder_lower: &str| lower.is_empty() || folder_lower.starts_with(&format!("{lower}/"));
+        use crate::folder_map::{inside, is_mapped};
         let bindings = self.store.bindings_of_connection(name).await?;
-        if let Some(b) = bindings
-            .iter()
-            .find(|b| lower == b.folder_lower || lower.starts_with(&format!("{}/", b.folder_lower)))
-        {
+        if let Some(b) = bindings.iter().find(|b| {
+            ferry_core::names::dropbox_lower(root) == b.folder_lower
+                || inside(&b.folder_display, root).is_some()
+        }) {
             return Err(EngineError::Invalid(format!(
                 "{root:?} is inside {:?}, a record's folder; choose a root outside the record folders",
                 b.folder_display
@@ -537,7 +540,7 @@ impl Engine {
         // could no longer sync.
         if let Some(b) = bindings
             .iter()
-            .find(|b| crate::folder_map::is_mapped(b) && !inside_new(&b.folder_lower))
+            .find(|b| is_mapped(b) && inside(root, &b.folder_display).is_none())
         {
             return Err(EngineError::Invalid(format!(
                 "the mapped folder {:?} would be outside the new root {root:?}; unmap it first or choose a root that contains it",

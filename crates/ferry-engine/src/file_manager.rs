@@ -211,17 +211,21 @@ impl Engine {
             ));
         }
         let base = clean_path(base)?;
-        // Counted on the lowered form: lowering can change a name's length.
-        let cut = dropbox_lower(&base).chars().count() + 1;
+        let base_lower = dropbox_lower(&base);
         let mut wanted = Vec::with_capacity(picked.len());
         for p in picked {
             let p = dropbox_lower(&clean_path(p)?);
-            if !p.starts_with(&format!("{}/", dropbox_lower(&base))) {
-                return Err(EngineError::Invalid(format!(
-                    "{p:?} is not inside the folder {base:?}"
-                )));
+            match p
+                .strip_prefix(&base_lower)
+                .and_then(|rest| rest.strip_prefix('/'))
+            {
+                Some(rel) => wanted.push(rel.to_owned()),
+                None => {
+                    return Err(EngineError::Invalid(format!(
+                        "{p:?} is not inside the folder {base:?}"
+                    )));
+                }
             }
-            wanted.push(p.chars().skip(cut).collect::<String>());
         }
         let all = self.files_under(connection, &base).await?;
         Ok(all

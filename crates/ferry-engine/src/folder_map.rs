@@ -44,7 +44,7 @@ pub(crate) fn is_mapped(binding: &Binding) -> bool {
 }
 
 /// `path` relative to `root` as folder components, if it is strictly inside it.
-fn inside(root: &str, path: &str) -> Option<Vec<String>> {
+pub(crate) fn inside(root: &str, path: &str) -> Option<Vec<String>> {
     let root_lower = dropbox_lower(root);
     let lower = dropbox_lower(path);
     let rest_lower = lower.strip_prefix(&root_lower)?.strip_prefix('/')?;

@@ -120,12 +120,7 @@ pub async fn zip(
     let connection = q.connection.unwrap_or_default();
     let path = q.path.unwrap_or_default();
     let files = state.engine.files_under(&connection, &path).await;
-    let name = path
-        .rsplit('/')
-        .find(|p| !p.is_empty())
-        .unwrap_or(&connection)
-        .to_owned();
-    zip_download(&state, &admin, files, &name)
+    zip_download(&state, &admin, files, folder_name(&path, &connection))
 }
 
 /// The selection form: the folder shown, and a checkbox `pick:<path>` per file or folder.
@@ -151,22 +146,20 @@ pub async fn zip_selection(
     State(state): State<ApiState>,
     CheckedForm(admin, form): CheckedForm<SelectionForm>,
 ) -> Response {
-    let picked: Vec<String> = form
-        .checked
-        .keys()
-        .filter_map(|k| k.strip_prefix("pick:"))
-        .map(str::to_owned)
-        .collect();
+    let picked = session::ticked(&form.checked, "pick:");
     let files = state
         .engine
         .files_selected(&form.connection, &form.path, &picked)
         .await;
-    let folder = form
-        .path
-        .rsplit('/')
-        .find(|p| !p.is_empty())
-        .unwrap_or(&form.connection);
+    let folder = folder_name(&form.path, &form.connection);
     zip_download(&state, &admin, files, &format!("{folder} (selection)"))
+}
+
+/// The last name of a folder path (`connection` for the top), to name a download.
+fn folder_name<'a>(path: &'a str, connection: &'a str) -> &'a str {
+    path.rsplit('/')
+        .find(|p| !p.is_empty())
+        .unwrap_or(connection)
 }
 
 /// Files (each with its path inside the zip) as one zip, streamed as it is written (stored

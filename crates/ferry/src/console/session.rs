@@ -209,6 +209,16 @@ where
     }
 }
 
+/// The names of a form's ticked checkboxes called `<prefix><name>` (a form repeats a field
+/// name for a list, which the flat form reader cannot take, so each box has its own).
+pub fn ticked(fields: &std::collections::BTreeMap<String, String>, prefix: &str) -> Vec<String> {
+    fields
+        .keys()
+        .filter_map(|k| k.strip_prefix(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// A form with nothing but its CSRF token (a button).
 #[derive(Debug, serde::Deserialize)]
 pub struct Button {

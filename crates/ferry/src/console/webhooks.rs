@@ -37,12 +37,7 @@ impl HasCsrf for WebhookForm {
 impl WebhookForm {
     /// The ticked event types (`*` when "all" is ticked).
     fn events(&self) -> Vec<String> {
-        let ticked: Vec<String> = self
-            .checked
-            .keys()
-            .filter_map(|k| k.strip_prefix("event:"))
-            .map(str::to_owned)
-            .collect();
+        let ticked = session::ticked(&self.checked, "event:");
         if ticked.iter().any(|e| e == "*") {
             vec!["*".to_owned()]
         } else {

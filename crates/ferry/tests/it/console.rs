@@ -664,7 +664,15 @@ async fn credentials_of_another_account_do_not_switch_a_connection() {
     );
     assert!(!message.contains(&bob), "no token in the answer");
     assert_eq!(stack.api.get("/v1/connections").await.unwrap(), before);
-    // The same account again is a plain reconnect.
+    // The same account again is a plain reconnect, and keeps what was said of its app.
+    stack
+        .api
+        .put_json(
+            "/v1/connections/dropbox",
+            &json!({"token": stack.emu.emulator.token(), "root": "/Ferry", "base_url": stack.emu.emulator.base_url(), "app_access": "full_dropbox"}),
+        )
+        .await
+        .unwrap();
     stack
         .api
         .put_json(
@@ -673,6 +681,11 @@ async fn credentials_of_another_account_do_not_switch_a_connection() {
         )
         .await
         .unwrap();
+    let list = stack.api.get("/v1/connections").await.unwrap();
+    assert_eq!(
+        list["connections"][0]["app_access"], "full_dropbox",
+        "{list}"
+    );
 }
 
 /// An emulator with a team ("acme", team token `team-token`) of the default account and
