@@ -1,5 +1,6 @@
 //! The console's admins, sessions and login links on SQLite (see [`ConsoleStore`]).
 
+use crate::rows::*;
 use crate::sqlite::{SqliteStore, now_ms};
 use crate::{AdminAccount, AdminSession, ConsoleStore, PendingConnection, StoreResult};
 use async_trait::async_trait;
@@ -40,15 +41,7 @@ impl ConsoleStore for SqliteStore {
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| {
-            Ok(AdminAccount {
-                name: r.try_get("name")?,
-                password_hash: r.try_get("password_hash")?,
-                created_at: r.try_get("created_at")?,
-                updated_at: r.try_get("updated_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(admin_from_row).transpose()
     }
 
     async fn admin_count(&self) -> StoreResult<u64> {
@@ -85,16 +78,7 @@ impl ConsoleStore for SqliteStore {
             .bind(now_ms)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| {
-            Ok(AdminSession {
-                id_hash: r.try_get("id_hash")?,
-                admin: r.try_get("admin")?,
-                csrf: r.try_get("csrf")?,
-                created_at: r.try_get("created_at")?,
-                expires_at: r.try_get("expires_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(session_from_row).transpose()
     }
 
     async fn delete_session(&self, id_hash: &str) -> StoreResult<bool> {
@@ -221,19 +205,4 @@ impl ConsoleStore for SqliteStore {
             _ => None,
         })
     }
-}
-
-fn pending_from_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<PendingConnection> {
-    Ok(PendingConnection {
-        id: r.try_get("id")?,
-        session_hash: r.try_get("session_hash")?,
-        connection: r.try_get("connection")?,
-        root: r.try_get("root")?,
-        api_url: r.try_get("api_url")?,
-        content_url: r.try_get("content_url")?,
-        notify_url: r.try_get("notify_url")?,
-        credentials_ciphertext: r.try_get("credentials_ciphertext")?,
-        expires_at: r.try_get("expires_at")?,
-        after_disconnect: r.try_get::<i64, _>("after_disconnect")? != 0,
-    })
 }

@@ -579,6 +579,136 @@ pub async fn replacing_the_other_sides_version_archives_it_and_if_match_guards_w
 }
 
 /// Contract: see the function's name.
+pub async fn a_duty_has_one_holder_until_its_lease_lapses_or_it_is_released(s: &dyn Store) {
+    use crate::ProcessInfo;
+    let now = chrono::Utc::now().timestamp_millis();
+    let (a, b) = (fresh_owner(), fresh_owner());
+    assert!(s.hold_duty("watch:c", &a, now, now + 1_000).await.unwrap());
+    assert!(
+        !s.hold_duty("watch:c", &b, now, now + 1_000).await.unwrap(),
+        "held"
+    );
+    assert!(
+        s.hold_duty("watch:c", &a, now, now + 1_000).await.unwrap(),
+        "kept"
+    );
+    // Past its lease, another process takes it; the old holder has lost it.
+    assert!(
+        s.hold_duty("watch:c", &b, now + 2_000, now + 3_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.hold_duty("watch:c", &a, now + 2_000, now + 3_000)
+            .await
+            .unwrap()
+    );
+    // Of many asking at once, one gets a free duty.
+    let askers: Vec<String> = (0..8).map(|_| fresh_owner()).collect();
+    let held = futures::future::join_all(
+        askers
+            .iter()
+            .map(|p| s.hold_duty("webhooks", p, now, now + 1_000)),
+    )
+    .await;
+    assert_eq!(held.into_iter().filter(|h| *h.as_ref().unwrap()).count(), 1);
+    // The holder's heartbeat renews its duties; releasing the process frees them.
+    let process = ProcessInfo {
+        id: b.clone(),
+        host: "h".into(),
+        pid: 1,
+        boot_token: "t".into(),
+        started_at: now,
+        heartbeat_at: now,
+    };
+    s.heartbeat(&process, &[], now + 60_000).await.unwrap();
+    assert!(
+        !s.hold_duty("watch:c", &a, now + 10_000, now + 11_000)
+            .await
+            .unwrap(),
+        "renewed by the heartbeat"
+    );
+    s.release_process(&b).await.unwrap();
+    assert!(
+        s.hold_duty("watch:c", &a, now + 10_000, now + 11_000)
+            .await
+            .unwrap()
+    );
+}
+
+/// Contract: see the function's name. Many claimers at once (as many processes would):
+/// every record is handed out once, never to two owners.
+pub async fn concurrent_claims_never_share_a_record(s: &dyn Store) {
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(
+            s.upsert_record(&input(&format!("c{i}"), json!({})))
+                .await
+                .unwrap()
+                .value
+                .id,
+        );
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let claimer = |owner: String| async move {
+        let mut mine = Vec::new();
+        // The owner's own claims are its running work, or it would take them back.
+        while let Some(task) = s
+            .claim_task(&owner, &mine, now + 60_000, 600_000)
+            .await
+            .unwrap()
+        {
+            mine.push(task.record_id);
+        }
+        mine
+    };
+    let claimed: Vec<Vec<i64>> =
+        futures::future::join_all((0..8).map(|_| claimer(fresh_owner()))).await;
+    let mut all: Vec<i64> = claimed.concat();
+    all.sort();
+    ids.sort();
+    assert_eq!(all, ids, "each record claimed exactly once: {claimed:?}");
+}
+
+/// Contract: see the function's name. Dropbox versions of one file arriving at once (as
+/// several processes would write them): each one replaced is archived, none is lost.
+pub async fn concurrent_replacements_archive_every_replaced_version(s: &dyn Store) {
+    use ferry_core::model::Side;
+    let r = s.upsert_record(&input("1", json!({}))).await.unwrap().value;
+    let put = |hash: String| AttachmentInput {
+        record_id: r.id,
+        name: "x.txt".into(),
+        tags: vec![],
+        content_hash: hash,
+        size: 1,
+        origin_path: None,
+        source: Side::Dropbox,
+        if_match: None,
+    };
+    let hashes: Vec<String> = (0..12).map(|i| format!("dbx{i}")).collect();
+    let results = futures::future::join_all(hashes.iter().map(|h| {
+        let version = put(h.clone());
+        async move { s.put_attachment(&version).await }
+    }))
+    .await;
+    for result in results {
+        result.unwrap();
+    }
+    let mut kept: Vec<String> = s
+        .archived_attachments(r.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.content_hash)
+        .collect();
+    kept.push(s.attachments(r.id).await.unwrap()[0].content_hash.clone());
+    kept.sort();
+    let mut expected = hashes.clone();
+    expected.sort();
+    assert_eq!(kept, expected, "every version is current or archived, once");
+}
+
+/// Contract: see the function's name.
 pub async fn a_change_and_its_queue_entry_commit_together(s: &dyn Store) {
     let parent = s.upsert_record(&input("P", json!({}))).await.unwrap().value;
     let child = |key: &str| RecordInput {
@@ -1674,6 +1804,21 @@ macro_rules! store_contract_tests {
         async fn replacing_the_other_sides_version_archives_it_and_if_match_guards_writes() {
             let (_guard, store) = $make.await;
             $crate::contract::replacing_the_other_sides_version_archives_it_and_if_match_guards_writes(&store).await;
+        }
+        #[tokio::test]
+        async fn a_duty_has_one_holder_until_its_lease_lapses_or_it_is_released() {
+            let (_guard, store) = $make.await;
+            $crate::contract::a_duty_has_one_holder_until_its_lease_lapses_or_it_is_released(&store).await;
+        }
+        #[tokio::test]
+        async fn concurrent_claims_never_share_a_record() {
+            let (_guard, store) = $make.await;
+            $crate::contract::concurrent_claims_never_share_a_record(&store).await;
+        }
+        #[tokio::test]
+        async fn concurrent_replacements_archive_every_replaced_version() {
+            let (_guard, store) = $make.await;
+            $crate::contract::concurrent_replacements_archive_every_replaced_version(&store).await;
         }
         #[tokio::test]
         async fn a_change_and_its_queue_entry_commit_together() {

@@ -1,37 +1,10 @@
 //! Folders mapped to records by hand, on SQLite (see [`FolderMapStore`]).
 
+use crate::rows::*;
 use crate::sqlite::{SqliteStore, enqueue_tx, now_ms};
-use crate::{FolderMap, FolderMapStore, Priority, StoreError, StoreResult};
+use crate::{FolderMap, FolderMapStore, Priority, StoreResult};
 use async_trait::async_trait;
 use ferry_core::model::RecordId;
-use ferry_core::sync_plan::Direction;
-use sqlx::Row;
-
-fn direction_text(d: Direction) -> &'static str {
-    match d {
-        Direction::Push => "push",
-        Direction::Pull => "pull",
-        Direction::Both => "both",
-    }
-}
-
-fn map_from_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<FolderMap> {
-    let direction: String = r.try_get("direction")?;
-    Ok(FolderMap {
-        id: r.try_get("id")?,
-        record_id: r.try_get("record_id")?,
-        connection: r.try_get("connection")?,
-        folder_id: r.try_get("folder_id")?,
-        path: r.try_get("folder_display")?,
-        direction: match direction.as_str() {
-            "push" => Direction::Push,
-            "pull" => Direction::Pull,
-            "both" => Direction::Both,
-            other => return Err(StoreError::Corrupt(format!("unknown direction {other:?}"))),
-        },
-        pull_subfolders: r.try_get::<i64, _>("pull_subfolders")? != 0,
-    })
-}
 
 #[async_trait]
 impl FolderMapStore for SqliteStore {

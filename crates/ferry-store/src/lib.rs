@@ -20,6 +20,9 @@ mod folder_maps;
 mod links;
 mod migrations;
 mod offload;
+pub mod pg_testing;
+mod postgres;
+mod rows;
 mod secrets;
 mod sqlite;
 mod types;
@@ -27,6 +30,7 @@ mod webhooks;
 
 pub use blobs::{BlobDropGuard, BlobHold, BlobStore, BlobWriter, S3Settings};
 pub use error::StoreError;
+pub use postgres::{PgStore, WRITE_LOCK, redact_database_url};
 pub use secrets::{SecretCipher, write_private_file};
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -327,8 +331,23 @@ pub trait QueueStore: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Every registered process.
     async fn processes(&self) -> StoreResult<Vec<ProcessInfo>>;
-    /// Forgets a dead process and releases its claims at once; returns how many.
+    /// Forgets a dead process and releases its claims and duties at once; returns how many
+    /// claims.
     async fn release_process(&self, id: &str) -> StoreResult<u64>;
+    /// Takes or keeps duty `name` — a job one process runs for the whole installation (a
+    /// connection's change watcher, the webhook sender, scheduled backups) — for `holder`
+    /// until `until_ms`: when no one holds it, its lease ended before `now_ms`, or `holder`
+    /// holds it already. Whether `holder` holds it now. The holder's [`heartbeat`] renews
+    /// every duty it holds to the heartbeat's `until_ms`.
+    ///
+    /// [`heartbeat`]: QueueStore::heartbeat
+    async fn hold_duty(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<bool>;
     /// Whether a record is queued, and its last error if a pass failed.
     async fn queue_entry(&self, record_id: RecordId) -> StoreResult<Option<QueueEntry>>;
     /// Queue length and the earliest due time.

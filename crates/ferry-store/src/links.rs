@@ -1,11 +1,11 @@
 //! Shared links on SQLite (see [`LinkStore`]).
 
+use crate::rows::*;
 use crate::sqlite::{SqliteStore, insert_log_with, now_ms};
 use crate::{LinkResult, LinkStore, LinkTarget, LogEntry, StoreResult, StoredLink};
 use async_trait::async_trait;
 use ferry_core::model::RecordId;
 use serde_json::json;
-use sqlx::Row;
 
 /// A link row is wanted when there is none, or when it is due again and has no url (a failed
 /// try) or an expired one.
@@ -62,17 +62,7 @@ impl LinkStore for SqliteStore {
             );
         }
         rows.iter()
-            .map(|r| {
-                Ok(LinkTarget {
-                    connection: connection.to_owned(),
-                    item: r.try_get("item")?,
-                    record_id: r.try_get("record_id")?,
-                    binding_id: r.try_get("binding_id")?,
-                    folder: r.try_get("folder_display")?,
-                    rel: r.try_get("rel_display")?,
-                    attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
-                })
-            })
+            .map(|r| link_target_from_row(connection, r))
             .collect()
     }
 
@@ -185,18 +175,7 @@ impl LinkStore for SqliteStore {
         .bind(record_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredLink {
-                    connection: r.try_get("connection")?,
-                    item: r.try_get("item")?,
-                    url: r.try_get("url")?,
-                    audience: r.try_get("audience")?,
-                    expires_at: r.try_get("expires_at")?,
-                    error: r.try_get("error")?,
-                })
-            })
-            .collect()
+        rows.iter().map(stored_link_from_row).collect()
     }
 
     async fn prune_links(&self, connection: &str) -> StoreResult<u64> {

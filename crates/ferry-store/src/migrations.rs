@@ -53,15 +53,32 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "app_access",
         include_str!("../migrations/0011_app_access.sql"),
     ),
+    (12, "duties", include_str!("../migrations/0012_duties.sql")),
+];
+
+/// PostgreSQL's migrations: its schema starts where SQLite's is now (one file), and each
+/// later schema change adds a file to both lists.
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "duties",
+        include_str!("../migrations/postgres/0002_duties.sql"),
+    ),
 ];
 
 #[derive(Debug)]
-struct Embedded;
+struct Embedded(&'static [(i64, &'static str, &'static str)]);
 
 impl MigrationSource<'static> for Embedded {
     fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, BoxDynError>> {
-        Box::pin(async {
-            Ok(MIGRATIONS
+        Box::pin(async move {
+            Ok(self
+                .0
                 .iter()
                 .map(|(version, name, sql)| {
                     Migration::new(
@@ -77,7 +94,12 @@ impl MigrationSource<'static> for Embedded {
     }
 }
 
-/// The migrator for Ferry's schema.
+/// The migrator for Ferry's schema on SQLite.
 pub(crate) async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {
-    Migrator::new(Embedded).await
+    Migrator::new(Embedded(MIGRATIONS)).await
+}
+
+/// The migrator for Ferry's schema on PostgreSQL.
+pub(crate) async fn postgres_migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {
+    Migrator::new(Embedded(POSTGRES_MIGRATIONS)).await
 }

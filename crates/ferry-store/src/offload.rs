@@ -1,5 +1,6 @@
 //! Offloaded content on SQLite (see [`OffloadStore`]).
 
+use crate::rows::*;
 use crate::sqlite::{SqliteStore, now_ms};
 use crate::{ContentTotals, OffloadCandidate, OffloadStore, StoreResult};
 use async_trait::async_trait;
@@ -35,16 +36,7 @@ impl OffloadStore for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| {
-                Ok(OffloadCandidate {
-                    attachment_id: r.try_get("id")?,
-                    record_id: r.try_get("record_id")?,
-                    content_hash: r.try_get("content_hash")?,
-                    size: u64::try_from(r.try_get::<i64, _>("size")?).unwrap_or(0),
-                    connection: connection.to_owned(),
-                    rev: r.try_get("rev")?,
-                })
-            })
+            .map(|r| offload_candidate_from_row(connection, r))
             .collect()
     }
 

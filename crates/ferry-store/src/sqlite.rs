@@ -1,6 +1,7 @@
 //! The SQLite store (the embedded default).
 
 use crate::prelude::*;
+use crate::rows::*;
 use crate::{
     ArchivedAttachment, AttachmentInput, Binding, DeliveryView, DueDelivery, LogEntry, LogFilter,
     LogLine, Priority, ProcessInfo, QueueEntry, QueueStats, RecordFilter, RecordInput, RecordState,
@@ -10,9 +11,7 @@ use crate::{
 use async_trait::async_trait;
 use ferry_core::model::{Attachment, AttachmentId, Deletion, Record, RecordId, Side};
 use ferry_core::rules::RuleSpec;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
@@ -66,70 +65,6 @@ impl SqliteStore {
         migrations::migrator().await?.run(&pool).await?;
         Ok(SqliteStore { pool })
     }
-}
-
-fn record_from_row(row: &SqliteRow) -> StoreResult<Record> {
-    let fields: String = row.try_get("fields")?;
-    Ok(Record {
-        id: row.try_get("id")?,
-        kind: row.try_get("kind")?,
-        key: row.try_get("key")?,
-        fields: serde_json::from_str(&fields)
-            .map_err(|e| StoreError::Corrupt(format!("record fields: {e}")))?,
-        parent_id: row.try_get("parent_id")?,
-        deletion: Deletion::from_code(row.try_get::<i64, _>("deleting")?),
-    })
-}
-
-fn attachment_from_row(row: &SqliteRow) -> StoreResult<Attachment> {
-    let tags: String = row.try_get("tags")?;
-    let size: i64 = row.try_get("size")?;
-    Ok(Attachment {
-        id: row.try_get("id")?,
-        record_id: row.try_get("record_id")?,
-        name: row.try_get("name")?,
-        tags: serde_json::from_str(&tags)
-            .map_err(|e| StoreError::Corrupt(format!("attachment tags: {e}")))?,
-        content_hash: row.try_get("content_hash")?,
-        size: u64::try_from(size).map_err(|_| StoreError::Corrupt("negative size".into()))?,
-        origin_path: row.try_get("origin_path")?,
-        source: side_from_row(row)?,
-        offloaded: match (
-            row.try_get::<Option<String>, _>("offload_connection")?,
-            row.try_get::<Option<String>, _>("offload_rev")?,
-            row.try_get::<Option<i64>, _>("offloaded_at")?,
-        ) {
-            (Some(connection), Some(rev), Some(at)) => Some(ferry_core::model::Offloaded {
-                connection,
-                rev,
-                at,
-            }),
-            _ => None,
-        },
-    })
-}
-
-fn archived_from_row(r: &SqliteRow) -> StoreResult<ArchivedAttachment> {
-    let tags: String = r.try_get("tags")?;
-    let size: i64 = r.try_get("size")?;
-    Ok(ArchivedAttachment {
-        id: r.try_get("id")?,
-        record_id: r.try_get("record_id")?,
-        name: r.try_get("name")?,
-        tags: serde_json::from_str(&tags)
-            .map_err(|e| StoreError::Corrupt(format!("archived tags: {e}")))?,
-        content_hash: r.try_get("content_hash")?,
-        size: u64::try_from(size).unwrap_or(0),
-        reason: r.try_get("reason")?,
-        archived_at: r.try_get("archived_at")?,
-        origin_path: r.try_get("origin_path")?,
-        source: side_from_row(r)?,
-    })
-}
-
-fn side_from_row(row: &SqliteRow) -> StoreResult<Side> {
-    let source: String = row.try_get("source")?;
-    Side::parse(&source).ok_or_else(|| StoreError::Corrupt(format!("unknown side {source:?}")))
 }
 
 /// Queues `record_id` and every record whose rules can see it (its parent, its children, its
@@ -255,78 +190,6 @@ async fn archive_tx(
     Ok(())
 }
 
-/// A row's `state` column; an unknown value is corruption.
-fn state_of(row: &SqliteRow) -> StoreResult<SyncState> {
-    let state: String = row.try_get("state")?;
-    SyncState::parse(&state)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown sync state {state:?}")))
-}
-
-fn sync_row_from_row(row: &SqliteRow) -> StoreResult<SyncRow> {
-    Ok(SyncRow {
-        id: row.try_get("id")?,
-        record_id: row.try_get("record_id")?,
-        binding_id: row.try_get("binding_id")?,
-        rule_name: row.try_get("rule_name")?,
-        connection: row.try_get("connection")?,
-        attachment_id: row.try_get("attachment_id")?,
-        rel_display: row.try_get("rel_display")?,
-        rel_lower: row.try_get("rel_lower")?,
-        dropbox_id: row.try_get("dropbox_id")?,
-        rev: row.try_get("rev")?,
-        content_hash: row.try_get("content_hash")?,
-        state: state_of(row)?,
-        last_error: row.try_get("last_error")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-fn binding_from_row(row: &SqliteRow) -> StoreResult<Binding> {
-    let confirm: i64 = row.try_get("confirm_deletions")?;
-    Ok(Binding {
-        id: row.try_get("id")?,
-        record_id: row.try_get("record_id")?,
-        rule_name: row.try_get("rule_name")?,
-        connection: row.try_get("connection")?,
-        folder_display: row.try_get("folder_display")?,
-        folder_lower: row.try_get("folder_lower")?,
-        paused_reason: row.try_get("paused_reason")?,
-        confirm_deletions: confirm != 0,
-        deletions_confirmed_at: row.try_get("deletions_confirmed_at")?,
-    })
-}
-
-fn log_from_row(row: &SqliteRow) -> StoreResult<LogEntry> {
-    let bytes: i64 = row.try_get("bytes")?;
-    let duration: i64 = row.try_get("duration_ms")?;
-    Ok(LogEntry {
-        id: row.try_get("id")?,
-        at: row.try_get("at")?,
-        connection: row.try_get("connection")?,
-        binding_id: row.try_get("binding_id")?,
-        record_id: row.try_get("record_id")?,
-        path: row.try_get("path")?,
-        action: row.try_get("action")?,
-        outcome: row.try_get("outcome")?,
-        bytes: u64::try_from(bytes).unwrap_or(0),
-        duration_ms: u64::try_from(duration).unwrap_or(0),
-        error: row.try_get("error")?,
-    })
-}
-
-fn queue_entry_from_row(r: &SqliteRow) -> StoreResult<QueueEntry> {
-    let dead: i64 = r.try_get("dead")?;
-    Ok(QueueEntry {
-        record_id: r.try_get("record_id")?,
-        dead: dead != 0,
-        attempts: r.try_get("attempts")?,
-        next_at_ms: r.try_get("next_at")?,
-        last_error: r.try_get("last_error")?,
-        failing_since: r.try_get("failing_since")?,
-        claimed_by: r.try_get("claimed_by")?,
-    })
-}
-
 /// Queues every record of every rule on connection `name` (its target changed); how many.
 async fn enqueue_rules_of(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
@@ -348,37 +211,6 @@ async fn enqueue_rules_of(
         queued += enqueue_kind_tx(tx, kind, Priority::Normal).await?;
     }
     Ok(queued)
-}
-
-fn connection_from_row(row: &SqliteRow) -> StoreResult<StoredConnection> {
-    Ok(StoredConnection {
-        name: row.try_get("name")?,
-        api_url: row.try_get("api_url")?,
-        content_url: row.try_get("content_url")?,
-        notify_url: row.try_get("notify_url")?,
-        root: row.try_get("root")?,
-        token_ciphertext: row.try_get("token_ciphertext")?,
-        refresh_ciphertext: row.try_get("refresh_ciphertext")?,
-        app_key: row.try_get("app_key")?,
-        app_secret_ciphertext: row.try_get("app_secret_ciphertext")?,
-        needs_reconnect: row.try_get("needs_reconnect")?,
-        disconnecting: row.try_get::<i64, _>("disconnecting")? != 0,
-        select_user: row.try_get("select_user")?,
-        path_root: row.try_get("path_root")?,
-        account: match row.try_get::<Option<String>, _>("account_id")? {
-            Some(id) => Some(crate::ConnectionAccount {
-                id,
-                name: row
-                    .try_get::<Option<String>, _>("account_name")?
-                    .unwrap_or_default(),
-                email: row
-                    .try_get::<Option<String>, _>("account_email")?
-                    .unwrap_or_default(),
-            }),
-            None => None,
-        },
-        app_access: row.try_get("app_access")?,
-    })
 }
 
 /// New content is Ferry's own again: an upsert that changes the content clears the offload.
@@ -586,26 +418,7 @@ impl RecordStore for SqliteStore {
         .bind(i64::from(filter.limit))
         .fetch_all(&self.pool)
         .await?;
-        let count = |row: &SqliteRow, name: &str| -> StoreResult<u64> {
-            Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))
-        };
-        rows.iter()
-            .map(|row| {
-                Ok(RecordSummary {
-                    id: row.try_get("id")?,
-                    kind: row.try_get("kind")?,
-                    key: row.try_get("key")?,
-                    attachments: count(row, "attachments")?,
-                    files: SyncCounts {
-                        synced: count(row, "synced")?,
-                        pending: count(row, "pending")?,
-                        failed: count(row, "failed")?,
-                    },
-                    queued: row.try_get::<i64, _>("queued")? != 0,
-                    dead: row.try_get::<i64, _>("dead")? != 0,
-                })
-            })
-            .collect()
+        rows.iter().map(record_summary_from_row).collect()
     }
 
     async fn attachments(&self, record_id: RecordId) -> StoreResult<Vec<Attachment>> {
@@ -1164,23 +977,7 @@ impl ConnectionStore for SqliteStore {
             .bind(state)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| {
-            Ok(crate::OAuthState {
-                state: r.try_get("state")?,
-                connection: r.try_get("connection")?,
-                root: r.try_get("root")?,
-                api_url: r.try_get("api_url")?,
-                content_url: r.try_get("content_url")?,
-                notify_url: r.try_get("notify_url")?,
-                select_user: r.try_get("select_user")?,
-                path_root: r.try_get("path_root")?,
-                verifier_ciphertext: r.try_get("verifier_ciphertext")?,
-                created_at: r.try_get("created_at")?,
-                expires_at: r.try_get("expires_at")?,
-                session_hash: r.try_get("session_hash")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(oauth_state_from_row).transpose()
     }
 }
 
@@ -1464,19 +1261,7 @@ impl SyncStateStore for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(crate::TreeFile {
-                    path: r.try_get("path")?,
-                    record_id: r.try_get("record_id")?,
-                    kind: r.try_get("kind")?,
-                    key: r.try_get("key")?,
-                    attachment: r.try_get("attachment")?,
-                    size: r.try_get::<Option<i64>, _>("size")?.map(|s| s as u64),
-                    state: state_of(r)?,
-                })
-            })
-            .collect()
+        rows.iter().map(tree_file_from_row).collect()
     }
 
     async fn tree_folders(
@@ -1496,15 +1281,7 @@ impl SyncStateStore for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(crate::TreeFolder {
-                    path: r.try_get("path")?,
-                    kind: r.try_get("kind")?,
-                    key: r.try_get("key")?,
-                })
-            })
-            .collect()
+        rows.iter().map(tree_folder_from_row).collect()
     }
 
     async fn sync_rows(&self, record_id: RecordId) -> StoreResult<Vec<SyncRow>> {
@@ -1709,15 +1486,7 @@ impl QueueStore for SqliteStore {
             query = query.bind(id);
         }
         let row = query.fetch_optional(&self.pool).await?;
-        row.map(|r| {
-            Ok(Task {
-                record_id: r.try_get("record_id")?,
-                generation: r.try_get("generation")?,
-                attempts: r.try_get("attempts")?,
-                failing_since: r.try_get("failing_since")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(task_from_row).transpose()
     }
 
     async fn finish_task(&self, task: &Task) -> StoreResult<()> {
@@ -1840,6 +1609,11 @@ impl QueueStore for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
+        sqlx::query("UPDATE duties SET until_ms = ? WHERE holder = ?")
+            .bind(until_ms)
+            .bind(&process.id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1848,18 +1622,7 @@ impl QueueStore for SqliteStore {
         let rows = sqlx::query("SELECT * FROM processes ORDER BY started_at, id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ProcessInfo {
-                    id: r.try_get("id")?,
-                    host: r.try_get("host")?,
-                    pid: r.try_get("pid")?,
-                    boot_token: r.try_get("boot_token")?,
-                    started_at: r.try_get("started_at")?,
-                    heartbeat_at: r.try_get("heartbeat_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(process_from_row).collect()
     }
 
     async fn release_process(&self, id: &str) -> StoreResult<u64> {
@@ -1875,8 +1638,35 @@ impl QueueStore for SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM duties WHERE holder = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(released)
+    }
+
+    async fn hold_duty(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<bool> {
+        // One statement: of processes asking at once, one gets the duty.
+        let done = sqlx::query(
+            "INSERT INTO duties (name, holder, until_ms) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+             until_ms = excluded.until_ms \
+             WHERE duties.holder = excluded.holder OR duties.until_ms < ?4",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(until_ms)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn dead_tasks(&self) -> StoreResult<Vec<QueueEntry>> {
@@ -2021,25 +1811,6 @@ impl MaintenanceStore for SqliteStore {
     }
 }
 
-fn events_column(events: &[String]) -> String {
-    if events.iter().any(|e| e == "*") {
-        "*".to_owned()
-    } else {
-        format!(",{},", events.join(","))
-    }
-}
-
-fn events_from_column(column: &str) -> Vec<String> {
-    if column == "*" {
-        return vec!["*".to_owned()];
-    }
-    column
-        .split(',')
-        .filter(|e| !e.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 #[async_trait]
 impl WebhookStore for SqliteStore {
     async fn put_webhook(&self, w: &StoredWebhook) -> StoreResult<i64> {
@@ -2060,17 +1831,7 @@ impl WebhookStore for SqliteStore {
         let rows = sqlx::query("SELECT * FROM webhook_subscriptions ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredWebhook {
-                    id: r.try_get("id")?,
-                    url: r.try_get("url")?,
-                    events: events_from_column(&r.try_get::<String, _>("events")?),
-                    secret_ciphertext: r.try_get("secret_ciphertext")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(webhook_from_row).collect()
     }
 
     async fn delete_webhook(&self, id: i64) -> StoreResult<bool> {
@@ -2106,15 +1867,7 @@ impl WebhookStore for SqliteStore {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            due.push(DueDelivery {
-                id,
-                subscription_id: r.try_get("subscription_id")?,
-                url: r.try_get("url")?,
-                secret_ciphertext: r.try_get("secret_ciphertext")?,
-                event_id: r.try_get("event_id")?,
-                payload: r.try_get("payload")?,
-                attempts: r.try_get("attempts")?,
-            });
+            due.push(due_delivery_from_row(r)?);
         }
         tx.commit().await?;
         Ok(due)
@@ -2160,24 +1913,7 @@ impl WebhookStore for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let state: String = r.try_get("state")?;
-                Ok(DeliveryView {
-                    id: r.try_get("id")?,
-                    event_id: r.try_get("event_id")?,
-                    event_type: r.try_get("event_type")?,
-                    next_at: (state == "pending")
-                        .then(|| r.try_get("next_at"))
-                        .transpose()?,
-                    state,
-                    attempts: r.try_get("attempts")?,
-                    last_status: r.try_get("last_status")?,
-                    last_error: r.try_get("last_error")?,
-                    delivered_at: r.try_get("delivered_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(delivery_from_row).collect()
     }
 
     async fn prune_webhook_deliveries(&self, before_ms: i64) -> StoreResult<u64> {

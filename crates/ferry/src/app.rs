@@ -5,7 +5,7 @@ use crate::config::Config;
 use anyhow::Context;
 use ferry_core::secret::Secret;
 use ferry_engine::Engine;
-use ferry_store::{BlobStore, SecretCipher, SqliteStore, Store};
+use ferry_store::{BlobStore, PgStore, SecretCipher, SqliteStore, Store};
 use rand::Rng;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -40,6 +40,11 @@ impl RunningApp {
                 })?;
         }
         let store: Arc<dyn Store> = match &config.database_url {
+            Some(url) if url.starts_with("postgres") => Arc::new(
+                PgStore::open_url(url)
+                    .await
+                    .context("cannot open the PostgreSQL database")?,
+            ),
             Some(url) => Arc::new(
                 SqliteStore::open_url(url)
                     .await

@@ -89,7 +89,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Address of the REST API.
     pub listen: SocketAddr,
-    /// Database URL; default `sqlite://<data_dir>/ferry.db`.
+    /// Database URL: `sqlite://path/to/ferry.db` (default `<data_dir>/ferry.db`) or
+    /// `postgres://user:password@host:port/database`; printed without its password.
+    #[serde(serialize_with = "redacted_url")]
     pub database_url: Option<String>,
     /// API key clients must send as `Authorization: Bearer <key>`; default: generated into
     /// `<data_dir>/api-key`.
@@ -254,6 +256,13 @@ fn secret_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Secret>, 
 fn redacted<S: serde::Serializer>(value: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
     match value {
         Some(_) => s.serialize_some("<redacted>"),
+        None => s.serialize_none(),
+    }
+}
+
+fn redacted_url<S: serde::Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(url) => s.serialize_some(&ferry_store::redact_database_url(url)),
         None => s.serialize_none(),
     }
 }
@@ -477,10 +486,14 @@ impl Config {
             bail!("api_key must not be empty (leave it out to have one generated)");
         }
         if let Some(url) = &self.database_url
-            && !url.starts_with("sqlite:")
+            && !["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
         {
             bail!(
-                "database_url must be an SQLite URL (sqlite://path/to/ferry.db); other databases are not supported yet"
+                "database_url must be an SQLite URL (sqlite://path/to/ferry.db) or a PostgreSQL one \
+                 (postgres://user:password@host:5432/database), not {:?}",
+                ferry_store::redact_database_url(url)
             );
         }
         if !(1..=64).contains(&self.workers) {
@@ -668,11 +681,26 @@ mod tests {
         assert!(Config::load(Some(&path)).is_err());
         std::fs::write(&path, "api_key = \" \"\n").unwrap();
         assert!(Config::load(Some(&path)).is_err(), "an empty API key");
-        for url in ["garbage", "postgres://localhost/ferry"] {
+        for url in ["garbage", "mysql://ferry:hunter2@localhost/ferry"] {
             std::fs::write(&path, format!("database_url = {url:?}\n")).unwrap();
             let e = Config::load(Some(&path)).unwrap_err().to_string();
-            assert!(e.contains("SQLite"), "{url}: {e}");
+            assert!(
+                e.contains("SQLite") && e.contains("PostgreSQL"),
+                "{url}: {e}"
+            );
+            assert!(!e.contains("hunter2"), "no password in the error: {e}");
         }
+        std::fs::write(
+            &path,
+            "database_url = \"postgres://ferry:hunter2@db:5432/ferry\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        let printed = c.to_redacted_toml();
+        assert!(
+            printed.contains("postgres://ferry:***@db:5432/ferry") && !printed.contains("hunter2"),
+            "{printed}"
+        );
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
     }
 

@@ -811,6 +811,17 @@ impl QueueStore for FaultyStore {
         self.inner.processes().await
     }
 
+    async fn hold_duty(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<bool> {
+        self.fault("hold_duty")?;
+        self.inner.hold_duty(name, holder, now_ms, until_ms).await
+    }
+
     async fn release_process(&self, id: &str) -> StoreResult<u64> {
         self.fault("release_process")?;
         self.inner.release_process(id).await
