@@ -186,8 +186,10 @@ impl Engine {
             .map_err(|e| failed("compressing", e))
             .map(bytes::Bytes::from)?
         };
-        // The test restore: what is uploaded must come back as a sound database.
-        restore_database(compressed.clone(), &work.path().join("restore-test.db")).await?;
+        // The test restore: what is uploaded must come back as a sound copy.
+        let restored = work.path().join("restore-test");
+        decompress_backup(compressed.clone(), &restored).await?;
+        self.store.verify_snapshot(&restored).await?;
         let name = format!(
             "{PREFIX}{}{SUFFIX}",
             chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
@@ -288,6 +290,10 @@ impl Engine {
                     _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.wait_for(|s| *s) => return,
                 }
+                // Of several processes, the one holding the duty makes the scheduled backup.
+                if !engine.holds_duty("backups").await {
+                    continue;
+                }
                 match engine.backup_now(&settings, &scratch).await {
                     Ok(report) => {
                         tracing::info!(backup = %report.backup.path, size = report.backup.size, pruned = report.pruned.len(), "backup made and verified")
@@ -300,9 +306,24 @@ impl Engine {
 }
 
 /// Decompresses a backup (zstd-compressed SQLite) into `db`, which must not exist, and
-/// checks that it opens and passes its integrity check: the test restore of every backup and
-/// `ferry restore` alike.
+/// checks that it opens and passes its integrity check (`ferry restore`).
 pub async fn restore_database(compressed: bytes::Bytes, db: &Path) -> Result<(), EngineError> {
+    decompress_backup(compressed, db).await?;
+    let store = ferry_store::SqliteStore::open(db).await?;
+    let problems = ferry_store::MaintenanceStore::integrity_problems(&store).await?;
+    if !problems.is_empty() {
+        return Err(EngineError::Invalid(format!(
+            "the restored database is damaged: {}",
+            problems.join("; ")
+        )));
+    }
+    Ok(())
+}
+
+/// Decompresses a backup (a zstd-compressed copy of the database: an SQLite file, or a
+/// `pg_dump` archive) into `target`, which must not exist.
+pub async fn decompress_backup(compressed: bytes::Bytes, target: &Path) -> Result<(), EngineError> {
+    let db = target;
     let target = db.to_path_buf();
     let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         let mut out = std::fs::File::create_new(&target)?;
@@ -321,16 +342,7 @@ pub async fn restore_database(compressed: bytes::Bytes, db: &Path) -> Result<(),
             "cannot restore into {}: {e} (is it a Ferry backup?)",
             db.display()
         ))
-    })?;
-    let store = ferry_store::SqliteStore::open(db).await?;
-    let problems = ferry_store::MaintenanceStore::integrity_problems(&store).await?;
-    if !problems.is_empty() {
-        return Err(EngineError::Invalid(format!(
-            "the restored database is damaged: {}",
-            problems.join("; ")
-        )));
-    }
-    Ok(())
+    })
 }
 
 async fn list_backups(

@@ -414,7 +414,8 @@ impl Engine {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         if let (false, Some(shutdown)) = (existed, shutdown) {
-            self.spawn_watcher(input.name.clone(), shutdown);
+            // Detached: it ends with its connection or at shutdown.
+            drop(self.spawn_watcher(input.name.clone(), shutdown));
         }
         self.wake();
         Ok(account)

@@ -14,6 +14,7 @@ mod binding;
 pub mod connect_flow;
 mod connections;
 pub mod console_auth;
+mod duties;
 mod error;
 pub mod file_manager;
 pub mod folder_map;
@@ -142,6 +143,8 @@ pub struct Engine {
     commit_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Set once watchers run, so connections added later get one too.
     watch_shutdown: std::sync::Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
+    /// Connections this process runs a watcher task for (holding the duty or waiting for it).
+    watching: std::sync::Mutex<std::collections::HashSet<String>>,
     /// This engine's process identity, and the passes its heartbeat keeps claimed.
     liveness: liveness::Liveness,
     /// Sync workers running now.
@@ -206,6 +209,7 @@ impl Engine {
             wake: tokio::sync::Notify::new(),
             commit_locks: std::sync::Mutex::new(std::collections::HashMap::new()),
             watch_shutdown: std::sync::Mutex::new(None),
+            watching: std::sync::Mutex::new(std::collections::HashSet::new()),
             liveness: liveness::Liveness::new(),
             running_workers: std::sync::atomic::AtomicUsize::new(0),
         })

@@ -24,6 +24,10 @@ impl Engine {
         let engine = Arc::clone(self);
         tokio::spawn(async move {
             loop {
+                // One process runs each kind of round for the installation.
+                if !engine.await_duty(what, &mut shutdown).await {
+                    return;
+                }
                 let woke = wake(&engine).notified();
                 let worked = match round(Arc::clone(&engine)).await {
                     Ok(n) => n > 0,

@@ -754,6 +754,8 @@ impl Engine {
             queue: self.store.queue_stats().await?,
             files: self.store.sync_counts().await?,
             content: self.store.content_totals().await?,
+            processes: self.store.processes().await?,
+            duties: self.store.duties().await?,
         })
     }
 

@@ -406,6 +406,10 @@ pub struct StatusView {
     pub files: SyncCounts,
     /// Attachment content held by Ferry and offloaded to Dropbox.
     pub content: ferry_store::ContentTotals,
+    /// The Ferry processes working on this database (several share one PostgreSQL).
+    pub processes: Vec<ferry_store::ProcessInfo>,
+    /// The jobs one process runs for the whole installation, and which process holds each.
+    pub duties: Vec<ferry_store::Duty>,
 }
 
 /// A page of the log.

@@ -2,12 +2,16 @@
 //! and dispatch of each change to the binding whose folder holds it. A periodic full
 //! reconciliation is the safety net; a cursor reset triggers one at once.
 
+use crate::duties::watch_duty;
 use crate::{Engine, EngineError, backoff_delay};
 use ferry_dropbox::{DropboxError, Entry};
 use ferry_store::Priority;
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
+
+/// How often a process looks for connections it does not watch yet (stored by another).
+const DISCOVER_EVERY: Duration = Duration::from_secs(10);
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -20,7 +24,7 @@ impl Engine {
     ) -> Result<Vec<JoinHandle<()>>, EngineError> {
         let mut tasks = Vec::new();
         for connection in self.store.connections().await? {
-            tasks.push(self.spawn_watcher(connection.name, shutdown.clone()));
+            tasks.extend(self.spawn_watcher(connection.name, shutdown.clone()));
         }
         let engine = Arc::clone(self);
         let mut stop = shutdown.clone();
@@ -30,8 +34,34 @@ impl Engine {
                     _ = tokio::time::sleep(engine.config.reconcile_every) => {}
                     _ = stop.changed() => return,
                 }
+                // One process reconciles for the installation.
+                if !engine.holds_duty("reconcile").await {
+                    continue;
+                }
                 if let Err(e) = engine.reconcile_all().await {
                     tracing::error!(error = %e, "periodic reconciliation failed to queue");
+                }
+            }
+        }));
+        // Connections another process stored get a watcher here too, so their watching
+        // moves here if that process dies.
+        let engine = Arc::clone(self);
+        let mut stop = shutdown.clone();
+        let spawn_shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(DISCOVER_EVERY) => {}
+                    _ = stop.changed() => return,
+                }
+                match engine.store.connections().await {
+                    Ok(connections) => {
+                        for c in connections {
+                            // Detached: it ends with its connection or at shutdown.
+                            drop(engine.spawn_watcher(c.name, spawn_shutdown.clone()));
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot list connections to watch"),
                 }
             }
         }));
@@ -42,18 +72,43 @@ impl Engine {
         Ok(tasks)
     }
 
+    /// Starts watching `connection` unless this process already does (`None`). The watcher
+    /// long-polls only while this process holds the connection's watch duty.
     pub(crate) fn spawn_watcher(
         self: &Arc<Self>,
         connection: String,
         shutdown: watch::Receiver<bool>,
-    ) -> JoinHandle<()> {
+    ) -> Option<JoinHandle<()>> {
+        let fresh = self
+            .watching
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(connection.clone());
+        if !fresh {
+            return None;
+        }
         let engine = Arc::clone(self);
-        tokio::spawn(async move { engine.watch(connection, shutdown).await })
+        Some(tokio::spawn(async move {
+            let duty = watch_duty(&connection);
+            engine.watch(&connection, &duty, shutdown).await;
+            engine
+                .watching
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&connection);
+            if let Err(e) = engine.store.release_duty(&duty, engine.process_id()).await {
+                tracing::warn!(%connection, error = %e, "cannot give the watch duty up; it lapses");
+            }
+        }))
     }
 
-    async fn watch(&self, connection: String, mut shutdown: watch::Receiver<bool>) {
+    async fn watch(&self, connection: &str, duty: &str, mut shutdown: watch::Receiver<bool>) {
+        let connection = connection.to_owned();
         let mut failures = 0u32;
         while !*shutdown.borrow() {
+            if !self.await_duty(duty, &mut shutdown).await {
+                return;
+            }
             let wait = match self.watch_once(&connection, &mut shutdown).await {
                 Ok(backoff) => {
                     failures = 0;

@@ -336,6 +336,10 @@ impl Engine {
         tokio::spawn(async move {
             let mut pruned_at: Option<tokio::time::Instant> = None;
             loop {
+                // One process sends webhooks for the installation.
+                if !engine.await_duty("webhooks", &mut shutdown).await {
+                    return;
+                }
                 // Once an hour, the log of ended deliveries is trimmed to a week.
                 if pruned_at.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
                     let before =

@@ -629,11 +629,17 @@ pub async fn a_duty_has_one_holder_until_its_lease_lapses_or_it_is_released(s: &
         "renewed by the heartbeat"
     );
     s.release_process(&b).await.unwrap();
-    assert!(
-        s.hold_duty("watch:c", &a, now + 10_000, now + 11_000)
-            .await
-            .unwrap()
-    );
+    let later = (now + 10_000, now + 11_000);
+    assert!(s.hold_duty("watch:c", &a, later.0, later.1).await.unwrap());
+    // A duty given up is free at once; giving up one held by another changes nothing.
+    s.release_duty("watch:c", &b).await.unwrap();
+    assert!(!s.hold_duty("watch:c", &b, later.0, later.1).await.unwrap());
+    s.release_duty("watch:c", &a).await.unwrap();
+    assert!(s.hold_duty("watch:c", &b, later.0, later.1).await.unwrap());
+    let duties = s.duties().await.unwrap();
+    let watch = duties.iter().find(|d| d.name == "watch:c").unwrap();
+    assert_eq!((&watch.holder, watch.until_ms), (&b, later.1));
+    assert_eq!(duties.iter().filter(|d| d.name == "webhooks").count(), 1);
 }
 
 /// Contract: see the function's name. Many claimers at once (as many processes would):

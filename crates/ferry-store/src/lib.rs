@@ -348,6 +348,11 @@ pub trait QueueStore: Send + Sync + 'static {
         now_ms: i64,
         until_ms: i64,
     ) -> StoreResult<bool>;
+    /// Gives duty `name` up if `holder` holds it (its job ended), so another process may
+    /// take it at once.
+    async fn release_duty(&self, name: &str, holder: &str) -> StoreResult<()>;
+    /// Every duty and who holds it, by name.
+    async fn duties(&self) -> StoreResult<Vec<Duty>>;
     /// Whether a record is queued, and its last error if a pass failed.
     async fn queue_entry(&self, record_id: RecordId) -> StoreResult<Option<QueueEntry>>;
     /// Queue length and the earliest due time.
@@ -536,6 +541,9 @@ pub trait MaintenanceStore: Send + Sync + 'static {
     async fn snapshot_to(&self, path: &std::path::Path) -> StoreResult<()>;
     /// Checks the database's own consistency; the problems found (none: empty).
     async fn integrity_problems(&self) -> StoreResult<Vec<String>>;
+    /// Checks that a copy [`snapshot_to`](MaintenanceStore::snapshot_to) wrote reads back
+    /// whole (an error says what is wrong with it).
+    async fn verify_snapshot(&self, path: &std::path::Path) -> StoreResult<()>;
 }
 
 /// Everything Ferry keeps durably, except attachment content: the sum of the per-aggregate

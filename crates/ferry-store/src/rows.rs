@@ -2,10 +2,10 @@
 //! so SQLite and PostgreSQL decode the same schema with one function per type.
 
 use crate::{
-    AdminAccount, AdminSession, ArchivedAttachment, Binding, DeliveryView, DueDelivery, FolderMap,
-    LinkTarget, LogEntry, OAuthState, OffloadCandidate, PendingConnection, ProcessInfo, QueueEntry,
-    RecordSummary, StoreError, StoreResult, StoredConnection, StoredLink, StoredWebhook,
-    SyncCounts, SyncRow, SyncState, Task, TreeFile, TreeFolder,
+    AdminAccount, AdminSession, ArchivedAttachment, Binding, DeliveryView, DueDelivery, Duty,
+    FolderMap, LinkTarget, LogEntry, OAuthState, OffloadCandidate, PendingConnection, ProcessInfo,
+    QueueEntry, RecordSummary, StoreError, StoreResult, StoredConnection, StoredLink,
+    StoredWebhook, SyncCounts, SyncRow, SyncState, Task, TreeFile, TreeFolder,
 };
 use ferry_core::model::{Attachment, Deletion, Record, Side};
 use ferry_core::sync_plan::Direction;
@@ -450,5 +450,13 @@ pub(crate) fn offload_candidate_from_row(
         size: r.count("size")?,
         connection: connection.to_owned(),
         rev: r.col("rev")?,
+    })
+}
+
+pub(crate) fn duty_from_row(r: &impl Cols) -> StoreResult<Duty> {
+    Ok(Duty {
+        name: r.col("name")?,
+        holder: r.col("holder")?,
+        until_ms: r.col("until_ms")?,
     })
 }

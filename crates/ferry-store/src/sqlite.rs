@@ -1669,6 +1669,22 @@ impl QueueStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn release_duty(&self, name: &str, holder: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM duties WHERE name = ? AND holder = ?")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn duties(&self) -> StoreResult<Vec<crate::Duty>> {
+        let rows = sqlx::query("SELECT name, holder, until_ms FROM duties ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(duty_from_row).collect()
+    }
+
     async fn dead_tasks(&self) -> StoreResult<Vec<QueueEntry>> {
         sqlx::query("SELECT * FROM sync_queue WHERE dead = 1 ORDER BY record_id")
             .fetch_all(&self.pool)
@@ -1808,6 +1824,21 @@ impl MaintenanceStore for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().filter(|r| r != "ok").collect())
+    }
+
+    /// Opens the copy as a database of its own and runs SQLite's integrity check on it.
+    async fn verify_snapshot(&self, path: &std::path::Path) -> StoreResult<()> {
+        let copy = SqliteStore::open(path).await?;
+        let problems = copy.integrity_problems().await?;
+        copy.pool.close().await;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(format!(
+                "the copy is damaged: {}",
+                problems.join("; ")
+            )))
+        }
     }
 }
 

@@ -744,3 +744,16 @@ pub struct AdminSession {
     /// When it ends, ms.
     pub expires_at: i64,
 }
+
+/// A job one process runs for the whole installation, and its holder (see
+/// [`QueueStore::hold_duty`](crate::QueueStore::hold_duty)).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Duty {
+    /// The job: `watch:<connection>`, `reconcile`, `webhooks`, `shared links`, `offload`,
+    /// `backups`.
+    pub name: String,
+    /// The process holding it (a process id of `GET /v1/status`'s processes).
+    pub holder: String,
+    /// When its lease ends unless the holder's heartbeat renews it (Unix ms).
+    pub until_ms: i64,
+}

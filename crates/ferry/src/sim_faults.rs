@@ -347,6 +347,11 @@ impl MaintenanceStore for FaultyStore {
         self.fault("integrity_problems")?;
         self.inner.integrity_problems().await
     }
+
+    async fn verify_snapshot(&self, path: &std::path::Path) -> StoreResult<()> {
+        self.fault("verify_snapshot")?;
+        self.inner.verify_snapshot(path).await
+    }
 }
 
 #[async_trait]
@@ -820,6 +825,16 @@ impl QueueStore for FaultyStore {
     ) -> StoreResult<bool> {
         self.fault("hold_duty")?;
         self.inner.hold_duty(name, holder, now_ms, until_ms).await
+    }
+
+    async fn duties(&self) -> StoreResult<Vec<ferry_store::Duty>> {
+        self.fault("duties")?;
+        self.inner.duties().await
+    }
+
+    async fn release_duty(&self, name: &str, holder: &str) -> StoreResult<()> {
+        self.fault("release_duty")?;
+        self.inner.release_duty(name, holder).await
     }
 
     async fn release_process(&self, id: &str) -> StoreResult<u64> {

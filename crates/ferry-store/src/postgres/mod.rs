@@ -1692,6 +1692,22 @@ impl QueueStore for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn release_duty(&self, name: &str, holder: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM duties WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn duties(&self) -> StoreResult<Vec<crate::Duty>> {
+        let rows = sqlx::query("SELECT name, holder, until_ms FROM duties ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(duty_from_row).collect()
+    }
+
     async fn dead_tasks(&self) -> StoreResult<Vec<QueueEntry>> {
         sqlx::query("SELECT * FROM sync_queue WHERE dead = 1 ORDER BY record_id")
             .fetch_all(&self.pool)
@@ -1857,6 +1873,33 @@ impl MaintenanceStore for PgStore {
             }
         }
         Ok(problems)
+    }
+
+    /// Reads the dump's table of contents back with `pg_restore --list`, and checks that it
+    /// holds Ferry's tables.
+    async fn verify_snapshot(&self, path: &std::path::Path) -> StoreResult<()> {
+        let out = tokio::process::Command::new("pg_restore")
+            .arg("--list")
+            .arg(path)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await?;
+        let listing = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(StoreError::Corrupt(format!(
+                "pg_restore cannot read the dump ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        for table in ["records", "attachments", "sync_files", "connections"] {
+            if !listing.contains(&format!("TABLE DATA public {table} ")) {
+                return Err(StoreError::Corrupt(format!(
+                    "the dump has no data for table {table}"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -25,13 +25,13 @@ const LARGE: usize = 3;
 const LARGE_BYTES: usize = 12 * 1024 * 1024 + 12_345;
 
 /// A `ferry serve` child process, killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Server {
-    fn start(config: &Path, log: &Path) -> Server {
+    pub(crate) fn start(config: &Path, log: &Path) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -58,7 +58,7 @@ impl Server {
     }
 
     /// SIGKILL: no shutdown, no cleanup, like `kill -9`.
-    fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         self.child.kill().expect("kill -9");
         self.child.wait().expect("reaped");
     }
@@ -71,13 +71,18 @@ impl Drop for Server {
     }
 }
 
-struct Api {
-    http: reqwest::Client,
-    base: String,
+pub(crate) struct Api {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
 }
 
 impl Api {
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> Value {
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Value {
         let mut request = self
             .http
             .request(method.clone(), format!("{}{path}", self.base))
@@ -95,7 +100,7 @@ impl Api {
         value
     }
 
-    async fn put_json(&self, path: &str, body: Value) -> Value {
+    pub(crate) async fn put_json(&self, path: &str, body: Value) -> Value {
         self.http_json(reqwest::Method::PUT, path, body).await
     }
 
@@ -116,7 +121,7 @@ impl Api {
         response.json().await.expect("json")
     }
 
-    async fn get(&self, path: &str) -> Value {
+    pub(crate) async fn get(&self, path: &str) -> Value {
         self.send(reqwest::Method::GET, path, None).await
     }
 }

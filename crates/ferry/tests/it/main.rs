@@ -16,6 +16,7 @@ mod emulator_restart;
 mod folder_maps;
 mod http_edge;
 mod kill_restart;
+mod multi_process;
 mod no_loss;
 mod oauth_refresh;
 mod offload;
