@@ -10,6 +10,7 @@
 mod content_hash;
 mod large_files;
 mod latency;
+mod processes;
 mod scale;
 mod small_files;
 
@@ -45,16 +46,19 @@ pub enum Scenario {
     Scale,
     /// 5. Our content hash against `openssl dgst -sha256`.
     ContentHash,
+    /// 6. Several processes on one PostgreSQL database.
+    Processes,
 }
 
 impl Scenario {
     /// Every scenario, in run order.
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::SmallFiles,
         Scenario::LargeFiles,
         Scenario::Latency,
         Scenario::Scale,
         Scenario::ContentHash,
+        Scenario::Processes,
     ];
 
     /// The name used in `--only` and as the prefix of figure names.
@@ -65,6 +69,7 @@ impl Scenario {
             Scenario::Latency => "latency",
             Scenario::Scale => "scale",
             Scenario::ContentHash => "content_hash",
+            Scenario::Processes => "processes",
         }
     }
 }
@@ -597,6 +602,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<Vec<Figure>> {
             Scenario::Latency => latency::run(&mut ctx).await,
             Scenario::Scale => scale::run(&mut ctx).await,
             Scenario::ContentHash => content_hash::run(&mut ctx).await,
+            Scenario::Processes => processes::run(&mut ctx).await,
         };
         let got = result.with_context(|| format!("scenario {}", scenario.name()))?;
         println!(

@@ -6,12 +6,13 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::process::Command;
 
-const SCENARIOS: [&str; 5] = [
+const SCENARIOS: [&str; 6] = [
     "small_files",
     "large_files",
     "latency",
     "scale",
     "content_hash",
+    "processes",
 ];
 
 #[test]
