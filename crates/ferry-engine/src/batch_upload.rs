@@ -136,7 +136,14 @@ impl Engine {
                 .collect();
             let committed = {
                 let _one_commit = lock.lock().await;
-                cx.client.finish_batch(&entries).await
+                match self.store.commit_slot(&cx.binding.connection).await {
+                    Ok(slot) => {
+                        let committed = cx.client.finish_batch(&entries).await;
+                        slot.release().await;
+                        committed
+                    }
+                    Err(e) => Err(crate::error::store_step("waiting to commit", e)),
+                }
             };
             match committed {
                 Ok(per_entry) => {

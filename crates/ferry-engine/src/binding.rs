@@ -625,7 +625,14 @@ impl Engine {
                     Ok(data) => {
                         let lock = self.commit_lock(&cx.binding.connection);
                         let _one_commit = lock.lock().await;
-                        cx.client.upload(&path, data, &mode).await
+                        match self.store.commit_slot(&cx.binding.connection).await {
+                            Ok(slot) => {
+                                let uploaded = cx.client.upload(&path, data, &mode).await;
+                                slot.release().await;
+                                uploaded
+                            }
+                            Err(e) => Err(crate::error::store_step("waiting to commit", e)),
+                        }
                     }
                     Err(e) => Err(content_unavailable(e)),
                 };

@@ -137,7 +137,9 @@ pub(crate) struct Connections {
     custom_hosts: bool,
     injector: Option<Arc<dyn ferry_dropbox::FaultInjector>>,
     observer: Arc<dyn ferry_dropbox::CallObserver>,
-    clients: Mutex<HashMap<String, (DropboxClient, String)>>,
+    /// Built clients with the stored row they were built from: a row another process (or
+    /// this one) changed since — a new root, token or member — builds a new client.
+    clients: Mutex<HashMap<String, (StoredConnection, DropboxClient)>>,
 }
 
 /// Refuses endpoints other than Dropbox's own unless the operator allowed them.
@@ -172,14 +174,8 @@ impl Connections {
 
     /// A client and root folder for a stored connection (cached until the connection changes).
     pub(crate) async fn client(&self, name: &str) -> Result<(DropboxClient, String), EngineError> {
-        if let Some(hit) = self
-            .clients
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(name)
-        {
-            return Ok(hit.clone());
-        }
+        // The row is read every time: with several processes on one database, a root moved
+        // or a reconnect made through another process must reach this one's next pass.
         let stored = self
             .store
             .connection(name)
@@ -187,6 +183,15 @@ impl Connections {
             .ok_or_else(|| EngineError::UnknownConnection(name.to_owned()))?;
         if let Some(reason) = stored.needs_reconnect {
             return Err(EngineError::NeedsReconnect(name.to_owned(), reason));
+        }
+        if let Some((built_from, client)) = self
+            .clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            && *built_from == stored
+        {
+            return Ok((client.clone(), stored.root));
         }
         let endpoints = Endpoints::new(&stored.api_url, &stored.content_url, &stored.notify_url)?;
         allowed(&endpoints, self.custom_hosts)?;
@@ -214,12 +219,12 @@ impl Connections {
         if let Some(injector) = &self.injector {
             client = client.with_injector(Arc::clone(injector));
         }
-        let entry = (client, stored.root);
+        let root = stored.root.clone();
         self.clients
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.to_owned(), entry.clone());
-        Ok(entry)
+            .insert(name.to_owned(), (stored, client.clone()));
+        Ok((client, root))
     }
 
     fn forget(&self, name: &str) {

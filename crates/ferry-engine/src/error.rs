@@ -25,6 +25,11 @@ pub enum EngineError {
     /// The call contradicts what is stored.
     #[error("{0}")]
     Conflict(String),
+    /// Another writer (a process or a task) changed what this call started from, and this
+    /// call's write was refused so as not to undo it; the same call again starts from what is
+    /// stored now.
+    #[error("{0}")]
+    Raced(String),
     /// Dropbox refused the connection's token; work waits until an admin reconnects it.
     #[error("connection {0:?} needs to be reconnected: {1}")]
     NeedsReconnect(String, String),
@@ -63,6 +68,7 @@ impl EngineError {
             | EngineError::NeedsReconnect(..)
             | EngineError::AccountSwitch { .. }
             | EngineError::TeamMemberNeeded => Retry::Never,
+            EngineError::Raced(_) => Retry::Backoff,
         }
     }
 

@@ -267,8 +267,10 @@ impl Engine {
 }
 
 /// The connection changed under a round that was taking its first cursor; retried.
+/// Another round (of this process or another) saved a cursor first, or the root moved: this
+/// round's cursor is not saved, and the next round starts from what is stored. Retryable.
 fn cursor_moved(connection: &str) -> EngineError {
-    EngineError::Conflict(format!(
+    EngineError::Raced(format!(
         "connection {connection:?} changed while its change feed started; starting again"
     ))
 }

@@ -12,6 +12,7 @@
 pub mod blob_contract;
 mod blobs;
 pub mod bulk;
+mod commit_slot;
 mod console;
 #[cfg(test)]
 mod contract;
@@ -29,6 +30,7 @@ mod types;
 mod webhooks;
 
 pub use blobs::{BlobDropGuard, BlobHold, BlobStore, BlobWriter, S3Settings};
+pub use commit_slot::CommitSlot;
 pub use error::StoreError;
 pub use postgres::{PgStore, WRITE_LOCK, redact_database_url};
 pub use secrets::{SecretCipher, write_private_file};
@@ -353,6 +355,9 @@ pub trait QueueStore: Send + Sync + 'static {
     async fn release_duty(&self, name: &str, holder: &str) -> StoreResult<()>;
     /// Every duty and who holds it, by name.
     async fn duties(&self) -> StoreResult<Vec<Duty>>;
+    /// Waits for the right to commit to `connection`'s Dropbox namespace, held until the
+    /// slot is released (see [`CommitSlot`]): across every process sharing the database.
+    async fn commit_slot(&self, connection: &str) -> StoreResult<CommitSlot>;
     /// Whether a record is queued, and its last error if a pass failed.
     async fn queue_entry(&self, record_id: RecordId) -> StoreResult<Option<QueueEntry>>;
     /// Queue length and the earliest due time.

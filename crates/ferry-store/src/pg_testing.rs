@@ -31,6 +31,20 @@ impl TestDatabase {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// Drops the database (closing whatever is still connected to it), so many short runs
+    /// do not fill the server's disk.
+    pub async fn remove(self) {
+        let Some(name) = self.url.rsplit('/').next() else {
+            return;
+        };
+        if let Ok(mut admin) = sqlx::PgConnection::connect(&server().url("postgres")).await {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await;
+            let _ = admin.close().await;
+        }
+    }
 }
 
 impl PgServer {

@@ -1678,6 +1678,12 @@ impl QueueStore for SqliteStore {
         Ok(())
     }
 
+    /// One SQLite database serves one process: the engine's own lock keeps its commits
+    /// apart.
+    async fn commit_slot(&self, _connection: &str) -> StoreResult<crate::CommitSlot> {
+        Ok(crate::CommitSlot::unshared())
+    }
+
     async fn duties(&self) -> StoreResult<Vec<crate::Duty>> {
         let rows = sqlx::query("SELECT name, holder, until_ms FROM duties ORDER BY name")
             .fetch_all(&self.pool)

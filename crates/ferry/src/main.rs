@@ -160,6 +160,10 @@ enum Command {
         /// Seeds run at the same time.
         #[arg(long, default_value_t = 4)]
         parallel: usize,
+        /// Run on PostgreSQL (a throwaway server the run starts, one database per seed) with
+        /// two engines sharing it, as two processes would.
+        #[arg(long)]
+        postgres: bool,
     },
     /// Runs the benchmarks (docs/benchmarks.md): every figure beside a baseline measured in
     /// the same run, against the in-process emulator with its default contention model.
@@ -726,8 +730,14 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             seed,
             steps,
             parallel,
+            postgres,
         } => {
             init_tracing("error");
+            let backend = if postgres {
+                ferry::simulate::SimBackend::Postgres
+            } else {
+                ferry::simulate::SimBackend::Sqlite
+            };
             let list: Vec<u64> = match seed {
                 Some(s) => vec![s],
                 None => (0..seeds).collect(),
@@ -736,7 +746,8 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             // In chunks, so a long run shows progress (and partial results if stopped).
             let mut report = ferry::simulate::Report::default();
             for chunk in list.chunks(1000) {
-                let part = ferry::simulate::run_seeds(chunk.to_vec(), steps, parallel).await;
+                let part =
+                    ferry::simulate::run_seeds(chunk.to_vec(), steps, parallel, backend).await;
                 report.merge(part);
                 if list.len() > 1000 {
                     println!(
@@ -749,7 +760,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             }
             let t = &report.totals;
             println!(
-                "{} seeds in {:.1} s: {} app ops, {} Dropbox ops, {} engine steps, {} Dropbox faults and {} store faults injected, {} crashes; {} root moves, {} shared links made, {} files offloaded at the end, {} brought back",
+                "{} seeds in {:.1} s: {} app ops, {} Dropbox ops, {} engine steps, {} Dropbox faults and {} store faults injected, {} crashes; {} root moves, {} shared links made, {} files offloaded at the end, {} brought back; {} steps by a second engine",
                 report.seeds,
                 started.elapsed().as_secs_f64(),
                 t.app_ops,
@@ -761,10 +772,14 @@ async fn run(command: Command) -> anyhow::Result<bool> {
                 t.root_moves,
                 t.links,
                 t.offloaded,
-                t.brought_back
+                t.brought_back,
+                t.second_engine_steps
             );
             for (seed, failure) in &report.failures {
-                println!("seed {seed} FAILED (replay: ferry simulate --seed {seed}): {failure}");
+                let on = if postgres { " --postgres" } else { "" };
+                println!(
+                    "seed {seed} FAILED (replay: ferry simulate{on} --seed {seed}): {failure}"
+                );
             }
             println!(
                 "{} passed, {} failed",

@@ -827,6 +827,11 @@ impl QueueStore for FaultyStore {
         self.inner.hold_duty(name, holder, now_ms, until_ms).await
     }
 
+    async fn commit_slot(&self, connection: &str) -> StoreResult<ferry_store::CommitSlot> {
+        self.fault("commit_slot")?;
+        self.inner.commit_slot(connection).await
+    }
+
     async fn duties(&self) -> StoreResult<Vec<ferry_store::Duty>> {
         self.fault("duties")?;
         self.inner.duties().await

@@ -22,7 +22,9 @@ use ferry_dropbox::{
 };
 use ferry_emulator::{EmulatorConfig, FaultModel, RunningEmulator};
 use ferry_engine::{ConnectionInput, Engine, EngineConfig};
-use ferry_store::{BlobStore, Priority, RecordInput, SecretCipher, SqliteStore, Store, SyncState};
+use ferry_store::{
+    BlobStore, PgStore, Priority, RecordInput, SecretCipher, SqliteStore, Store, SyncState,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -63,6 +65,8 @@ pub struct SeedStats {
     pub links: u32,
     /// Times the admin moved the connection's root (and it moved).
     pub root_moves: u32,
+    /// Engine steps taken by the second engine (PostgreSQL runs), alone or beside the first.
+    pub second_engine_steps: u32,
 }
 
 impl SeedStats {
@@ -78,6 +82,7 @@ impl SeedStats {
         self.brought_back += o.brought_back;
         self.links += o.links;
         self.root_moves += o.root_moves;
+        self.second_engine_steps += o.second_engine_steps;
     }
 }
 
@@ -219,6 +224,13 @@ struct Sim {
     blobs: BlobStore,
     injector: Arc<SimInjector>,
     engine: Arc<Engine>,
+    /// A second engine on the same store, as a second process would be (PostgreSQL runs).
+    second: Option<Arc<Engine>>,
+    /// The seed's database on the test PostgreSQL server, dropped at the end.
+    database: Option<ferry_store::pg_testing::TestDatabase>,
+    /// An engine was restarted and has not announced itself yet (a restarted process does
+    /// at start, releasing the dead one's claims).
+    restarted: bool,
     /// What the engine sees of the store and the blob store (with injected faults).
     engine_store: Arc<dyn Store>,
     engine_blobs: BlobStore,
@@ -260,8 +272,27 @@ fn engine_config(injector: &Arc<SimInjector>) -> EngineConfig {
     }
 }
 
+/// Which engine a step ran on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    First,
+    Second,
+    Both,
+}
+
+/// The store a simulation runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SimBackend {
+    /// One engine on SQLite.
+    #[default]
+    Sqlite,
+    /// Two engines sharing one PostgreSQL database (a throwaway server, one database per
+    /// seed), as two processes would; either crashes.
+    Postgres,
+}
+
 impl Sim {
-    async fn new(seed: u64) -> anyhow::Result<Sim> {
+    async fn new(seed: u64, backend: SimBackend) -> anyhow::Result<Sim> {
         let mut rng = StdRng::seed_from_u64(seed);
         let temp = tempfile::Builder::new().prefix("ferry-sim-").tempdir()?;
         let dir = temp.path().to_path_buf();
@@ -273,7 +304,17 @@ impl Sim {
             &Secret::new(emulator.token()),
         )?
         .with_max_attempts(1);
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("ferry.db")).await?);
+        let (store, database): (Arc<dyn Store>, _) = match backend {
+            SimBackend::Sqlite => {
+                let store = SqliteStore::open(&dir.join("ferry.db")).await?;
+                (Arc::new(store) as Arc<dyn Store>, None)
+            }
+            SimBackend::Postgres => {
+                let database = ferry_store::pg_testing::database().await;
+                let store = PgStore::open_url(database.url()).await?;
+                (Arc::new(store) as Arc<dyn Store>, Some(database))
+            }
+        };
         let blobs = BlobStore::local(&dir.join("blobs"))?;
         let enabled = Arc::new(AtomicBool::new(false));
         let injector = Arc::new(SimInjector {
@@ -351,6 +392,16 @@ impl Sim {
             human,
             store,
             blobs,
+            second: database.is_some().then(|| {
+                Engine::new(
+                    Arc::clone(&engine_store),
+                    engine_blobs.clone(),
+                    SecretCipher::from_key(&[7; 32]),
+                    engine_config(&injector),
+                )
+            }),
+            database,
+            restarted: false,
             injector,
             engine,
             records: Vec::new(),
@@ -460,7 +511,7 @@ impl Sim {
                     None => "interrupted by a hung Dropbox call".to_owned(),
                 };
                 if outcome.is_none() {
-                    self.crash();
+                    self.crash(Which::First);
                 }
                 // What the store holds is the truth (a write can fail after it committed).
                 if let Some(c) = self.store.connection("dropbox").await?
@@ -762,35 +813,98 @@ impl Sim {
         Ok(())
     }
 
-    /// The engine process dies (a hung Dropbox call): a new one starts on the same store.
-    fn crash(&mut self) {
-        self.stats.crashes += 1;
-        self.trace.push("crash".into());
-        self.engine = Engine::new(
+    fn new_engine(&self) -> Arc<Engine> {
+        Engine::new(
             Arc::clone(&self.engine_store),
             self.engine_blobs.clone(),
             SecretCipher::from_key(&[7; 32]),
             engine_config(&self.injector),
-        );
+        )
+    }
+
+    /// One pass by whichever engine has one to run: both live engines work the queue, and
+    /// a claim one of them left after a failed store write is its own to take back.
+    async fn run_any(&self) -> Result<bool, ferry_engine::EngineError> {
+        if self.engine.run_one().await? {
+            return Ok(true);
+        }
+        match &self.second {
+            Some(second) => second.run_one().await,
+            None => Ok(false),
+        }
+    }
+
+    /// Restarted engines start as a restarted process does: they register and release the
+    /// claims of the dead one. Beside a second engine that may not step again for a while,
+    /// this cannot wait for the new engine's first pass. A store fault leaves it for later.
+    async fn announce_restarted(&mut self) {
+        if !self.restarted {
+            return;
+        }
+        let first = self.engine.announce().await.is_ok();
+        let second = match &self.second {
+            Some(second) => second.announce().await.is_ok(),
+            None => true,
+        };
+        self.restarted = !(first && second);
+    }
+
+    /// An engine process dies (a hung Dropbox call): a new one starts on the same store.
+    /// `which`: the first engine, the second, or both (they were running side by side).
+    fn crash(&mut self, which: Which) {
+        self.stats.crashes += 1;
+        self.restarted = true;
+        self.trace.push(format!("crash {which:?}"));
+        if which != Which::Second {
+            self.engine = self.new_engine();
+        }
+        if which != Which::First && self.second.is_some() {
+            self.second = Some(self.new_engine());
+        }
     }
 
     /// Runs one engine future; a hung Dropbox call is a crash: the pass is dropped and the
-    /// engine restarts on the same store.
+    /// engine restarts on the same store. With a second engine, either runs the step, or for
+    /// a pass both run one side by side.
     async fn engine_step(&mut self, what: u32) -> anyhow::Result<bool> {
         self.stats.engine_steps += 1;
-        let engine = Arc::clone(&self.engine);
+        self.announce_restarted().await;
+        let which = match &self.second {
+            None => Which::First,
+            Some(_) => match self.rng.gen_range(0..10) {
+                0..=3 => Which::First,
+                4..=7 => Which::Second,
+                _ if what == 0 => Which::Both,
+                _ => Which::First,
+            },
+        };
+        if which != Which::First {
+            self.stats.second_engine_steps += 1;
+        }
+        let engine = match (which, &self.second) {
+            (Which::Second, Some(second)) => Arc::clone(second),
+            _ => Arc::clone(&self.engine),
+        };
+        let beside = match (which, &self.second) {
+            (Which::Both, Some(second)) => Some(Arc::clone(second)),
+            _ => None,
+        };
         let hung = self.injector.hung.notified();
         let result: Result<bool, ferry_engine::EngineError> = tokio::select! {
             r = async {
-                match what {
-                    0 => engine.run_one().await,
-                    1 => engine.drain_changes("dropbox").await.map(|_| true),
-                    2 => engine.offload_round().await.map(|n| n > 0),
+                match (what, beside) {
+                    (0, Some(beside)) => {
+                        let (a, b) = tokio::join!(engine.run_one(), beside.run_one());
+                        Ok(a? | b?)
+                    }
+                    (0, None) => engine.run_one().await,
+                    (1, _) => engine.drain_changes("dropbox").await.map(|_| true),
+                    (2, _) => engine.offload_round().await.map(|n| n > 0),
                     _ => engine.make_links().await.map(|n| n > 0),
                 }
             } => r,
             _ = hung => {
-                self.crash();
+                self.crash(which);
                 return Ok(true);
             }
         };
@@ -851,7 +965,7 @@ impl Sim {
     async fn reconcile_finds_nothing(&mut self) -> anyhow::Result<()> {
         self.engine.reconcile_connection("dropbox").await?;
         let mut steps = 0;
-        while self.engine.run_one().await? {
+        while self.run_any().await? {
             steps += 1;
             if steps > 200 {
                 bail!("the queue never drains after a reconciliation");
@@ -861,8 +975,27 @@ impl Sim {
         for id in &report.queued {
             let rows = self.store.sync_rows(*id).await?;
             if rows.iter().all(|r| r.state == SyncState::Synced) {
+                // What the reconciliation compared, to tell which side it thought differed.
+                let changed = self.store.records_changed_since_pass("dropbox").await?;
+                let synced: Vec<String> = rows
+                    .iter()
+                    .map(|r| format!("{:?} rev {:?}", r.rel_lower, r.rev))
+                    .collect();
+                let mut listed = Vec::new();
+                for b in self.store.bindings_for_record(*id).await? {
+                    if let Ok((entries, _)) = self.human.list_all(&b.folder_display, true).await {
+                        for e in entries {
+                            if let Entry::File(f) = e {
+                                listed.push(format!("{} rev {}", f.path_lower, f.rev));
+                            }
+                        }
+                    }
+                }
                 bail!(
-                    "a reconciliation after quiescence queued record {id}, whose files are all synced"
+                    "a reconciliation after quiescence queued record {id}, whose files are all synced \
+                     (changed since its pass: {}; untracked files: {}; synced: {synced:?}; in Dropbox: {listed:?})",
+                    changed.contains(id),
+                    report.untracked
                 );
             }
         }
@@ -871,6 +1004,10 @@ impl Sim {
 
     async fn quiesce(&mut self) -> anyhow::Result<()> {
         self.injector.enabled.store(false, Ordering::SeqCst);
+        self.announce_restarted().await;
+        if self.restarted {
+            bail!("a restarted engine could not announce itself with faults off");
+        }
         self.nothing_dropped().await?;
         for _round in 0..12 {
             let _ = self.engine.drain_changes("dropbox").await;
@@ -886,7 +1023,7 @@ impl Sim {
             let ids: Vec<i64> = self.records.iter().map(|(_, id)| *id).collect();
             self.store.enqueue(&ids, Priority::Normal).await?;
             let mut steps = 0;
-            while self.engine.run_one().await? {
+            while self.run_any().await? {
                 steps += 1;
                 if steps > 200 {
                     bail!("the queue never drains");
@@ -953,7 +1090,7 @@ impl Sim {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let mut steps = 0;
         loop {
-            while self.engine.run_one().await? {
+            while self.run_any().await? {
                 steps += 1;
                 if steps > 400 {
                     bail!("the queue never drains");
@@ -1124,8 +1261,8 @@ impl Sim {
 const SEED_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Runs one seed: `steps` random operations, then quiescence and the invariant checks.
-pub async fn run_seed(seed: u64, steps: u32) -> anyhow::Result<SeedStats> {
-    let mut sim = Sim::new(seed).await.context("simulation setup")?;
+pub async fn run_seed(seed: u64, steps: u32, backend: SimBackend) -> anyhow::Result<SeedStats> {
+    let mut sim = Sim::new(seed, backend).await.context("simulation setup")?;
     sim.injector.enabled.store(true, Ordering::SeqCst);
     let outcome = tokio::time::timeout(SEED_DEADLINE, async {
         for _ in 0..steps {
@@ -1168,6 +1305,9 @@ pub async fn run_seed(seed: u64, steps: u32) -> anyhow::Result<SeedStats> {
     let dir: &Path = &sim.dir;
     let _ = dir;
     sim.emulator.shutdown().await;
+    if let Some(database) = sim.database.take() {
+        database.remove().await;
+    }
     outcome.map_err(|e| anyhow!("{e:#}\n  trace:\n  {trace}"))?;
     Ok(stats)
 }
@@ -1192,15 +1332,20 @@ impl Report {
     }
 }
 
-/// Runs `seeds`, `parallel` at a time.
-pub async fn run_seeds(seeds: Vec<u64>, steps: u32, parallel: usize) -> Report {
+/// Runs `seeds`, `parallel` at a time, on `backend`.
+pub async fn run_seeds(
+    seeds: Vec<u64>,
+    steps: u32,
+    parallel: usize,
+    backend: SimBackend,
+) -> Report {
     let mut report = Report::default();
     let mut running = tokio::task::JoinSet::new();
     let mut queue = seeds.into_iter();
     loop {
         while running.len() < parallel.max(1) {
             let Some(seed) = queue.next() else { break };
-            running.spawn(async move { (seed, run_seed(seed, steps).await) });
+            running.spawn(async move { (seed, run_seed(seed, steps, backend).await) });
         }
         let Some(done) = running.join_next().await else {
             break;

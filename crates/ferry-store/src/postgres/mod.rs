@@ -1701,6 +1701,10 @@ impl QueueStore for PgStore {
         Ok(())
     }
 
+    async fn commit_slot(&self, connection: &str) -> StoreResult<crate::CommitSlot> {
+        Ok(crate::CommitSlot::take(&self.pool, &format!("commit:{connection}")).await?)
+    }
+
     async fn duties(&self) -> StoreResult<Vec<crate::Duty>> {
         let rows = sqlx::query("SELECT name, holder, until_ms FROM duties ORDER BY name")
             .fetch_all(&self.pool)
@@ -2136,4 +2140,48 @@ mod contract_tests {
         let store = super::PgStore::open_url(db.url()).await.unwrap();
         (db, store)
     });
+}
+
+/// Commit slots: one holder per connection across every process (here: two stores, as two
+/// processes would have), freed by release or by the holder going away.
+#[cfg(test)]
+mod commit_slot_tests {
+    use super::PgStore;
+    use crate::prelude::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn one_commit_slot_per_connection_across_processes() {
+        let db = crate::pg_testing::database().await;
+        let a = PgStore::open_url(db.url()).await.unwrap();
+        let b = PgStore::open_url(db.url()).await.unwrap();
+        let held = a.commit_slot("dropbox").await.unwrap();
+        let wait = Duration::from_millis(300);
+        assert!(
+            tokio::time::timeout(wait, b.commit_slot("dropbox"))
+                .await
+                .is_err(),
+            "a second process waits while the first commits"
+        );
+        // Another connection's namespace is not held up.
+        let other = tokio::time::timeout(wait, b.commit_slot("team")).await;
+        other
+            .expect("another namespace is free")
+            .unwrap()
+            .release()
+            .await;
+        held.release().await;
+        let next = tokio::time::timeout(Duration::from_secs(5), b.commit_slot("dropbox"))
+            .await
+            .expect("free once released")
+            .unwrap();
+        // A slot dropped without release (a cancelled pass) frees the namespace too.
+        drop(next);
+        tokio::time::timeout(Duration::from_secs(5), a.commit_slot("dropbox"))
+            .await
+            .expect("free once its holder is gone")
+            .unwrap()
+            .release()
+            .await;
+    }
 }

@@ -186,7 +186,7 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::Invalid(m) => ApiError::bad_request(m),
             EngineError::NotFound(m) => ApiError::not_found(m),
-            EngineError::Conflict(m) => ApiError::conflict(m),
+            EngineError::Conflict(m) | EngineError::Raced(m) => ApiError::conflict(m),
             EngineError::UnknownConnection(name) => {
                 ApiError::not_found(format!("no connection named {name:?}"))
             }

@@ -80,7 +80,7 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<Vec<Figure>> {
         let rate = |secs: f64| total as f64 / secs.max(1e-9);
         let one = pg[0].1;
         figures.push(Figure::new(
-            &format!("processes.{}.postgres_1", shape.name),
+            format!("processes.{}.postgres_1", shape.name),
             rate(one),
             "files/s",
             Some((&format!("processes.{}.sqlite_1", shape.name), rate(sqlite))),
@@ -88,7 +88,7 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<Vec<Figure>> {
         ));
         for (processes, secs) in &pg[1..] {
             figures.push(Figure::new(
-                &format!("processes.{}.postgres_{processes}", shape.name),
+                format!("processes.{}.postgres_{processes}", shape.name),
                 rate(*secs),
                 "files/s",
                 Some((&format!("processes.{}.postgres_1", shape.name), rate(one))),
