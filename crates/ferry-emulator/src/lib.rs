@@ -392,6 +392,12 @@ impl RunningEmulator {
         calls.get(route).copied().unwrap_or(0)
     }
 
+    /// Requests of every route since this start, whatever their outcome.
+    pub fn calls_total(&self) -> u64 {
+        let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        calls.values().sum()
+    }
+
     /// Content bytes clients have sent to upload routes since this start (uploads, session
     /// chunks, batch appends), whatever became of them.
     pub fn upload_bytes(&self) -> u64 {

@@ -16,6 +16,7 @@ mod commit_slot;
 mod console;
 #[cfg(test)]
 mod contract;
+mod decisions;
 mod error;
 mod folder_maps;
 mod links;

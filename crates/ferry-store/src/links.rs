@@ -1,11 +1,11 @@
 //! Shared links on SQLite (see [`LinkStore`]).
 
+use crate::decisions::LinkColumns;
 use crate::rows::*;
 use crate::sqlite::{SqliteStore, insert_log_with, now_ms};
-use crate::{LinkResult, LinkStore, LinkTarget, LogEntry, StoreResult, StoredLink};
+use crate::{LinkResult, LinkStore, LinkTarget, StoreResult, StoredLink};
 use async_trait::async_trait;
 use ferry_core::model::RecordId;
-use serde_json::json;
 
 /// A link row is wanted when there is none, or when it is due again and has no url (a failed
 /// try) or an expired one.
@@ -69,35 +69,7 @@ impl LinkStore for SqliteStore {
     async fn save_link(&self, target: &LinkTarget, result: &LinkResult) -> StoreResult<()> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
-        let (url, audience, expires_at, error, attempts, next_at, duration_ms) = match result {
-            LinkResult::Made {
-                url,
-                audience,
-                expires_at,
-                duration_ms,
-            } => (
-                Some(url.as_str()),
-                audience.as_deref(),
-                *expires_at,
-                None,
-                0,
-                0,
-                *duration_ms,
-            ),
-            LinkResult::Failed {
-                error,
-                retry_at_ms,
-                duration_ms,
-            } => (
-                None,
-                None,
-                None,
-                Some(error.as_str()),
-                i64::from(target.attempts) + 1,
-                *retry_at_ms,
-                *duration_ms,
-            ),
-        };
+        let c = LinkColumns::of(target, result);
         // A failed renewal keeps the old link on show (with the error) until one is made.
         sqlx::query(
             "INSERT INTO shared_links (connection, item, url, audience, expires_at, error, attempts, \
@@ -111,29 +83,16 @@ impl LinkStore for SqliteStore {
         )
         .bind(&target.connection)
         .bind(&target.item)
-        .bind(url)
-        .bind(audience)
-        .bind(expires_at)
-        .bind(error)
-        .bind(attempts)
-        .bind(next_at)
+        .bind(c.url)
+        .bind(c.audience)
+        .bind(c.expires_at)
+        .bind(c.error)
+        .bind(c.attempts)
+        .bind(c.next_at)
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let path = target.path();
-        let entry = LogEntry {
-            id: 0,
-            at: now,
-            connection: target.connection.clone(),
-            binding_id: Some(target.binding_id),
-            record_id: target.record_id,
-            path: path.clone(),
-            action: "link".into(),
-            outcome: if url.is_some() { "ok" } else { "failed" }.into(),
-            bytes: 0,
-            duration_ms,
-            error: error.map(str::to_owned),
-        };
+        let entry = c.log_entry(target, now);
         let subscribed = crate::webhooks::any_subscription(&mut tx).await?;
         insert_log_with(&mut tx, &entry, subscribed).await?;
         if subscribed {
@@ -142,21 +101,7 @@ impl LinkStore for SqliteStore {
                     .bind(target.record_id)
                     .fetch_optional(&mut *tx)
                     .await?;
-            let data = json!({
-                "connection": target.connection,
-                "record": record.map(|(kind, key)| json!({"kind": kind, "key": key})),
-                "path": path,
-                "folder": target.rel.is_none(),
-                "url": url,
-                "audience": audience,
-                "expires_at": expires_at,
-                "error": error,
-            });
-            let event = if url.is_some() {
-                "link.created"
-            } else {
-                "link.failed"
-            };
+            let (event, data) = c.event(target, record);
             crate::webhooks::emit(&mut tx, event, data).await?;
         }
         tx.commit().await?;

@@ -466,20 +466,9 @@ impl RecordStore for PgStore {
             .await?
             .map(|r| attachment_from_row(&r))
             .transpose()?;
-        if let Some(expected) = &input.if_match {
-            let current = existing.as_ref().map(|a| a.content_hash.clone());
-            let holds = match &current {
-                Some(hash) => expected == "*" || expected == hash,
-                None => false,
-            };
-            if !holds {
-                return Err(StoreError::PreconditionFailed { current });
-            }
-        }
+        crate::decisions::check_if_match(input, existing.as_ref())?;
         if let Some(old) = &existing
-            && old.content_hash == input.content_hash
-            && old.tags == input.tags
-            && old.origin_path == input.origin_path
+            && crate::decisions::unchanged(old, input)
         {
             tx.commit().await?;
             return Ok(Upserted {
@@ -487,18 +476,9 @@ impl RecordStore for PgStore {
                 changed: false,
             });
         }
-        // A version only one side has seen is never dropped: replacing Dropbox's version (by
-        // the app's or a newer Dropbox one) or the app's by Dropbox's archives it first. The
-        // app replacing its own version is its own business.
         if let Some(old) = &existing
-            && old.content_hash != input.content_hash
-            && (old.source == Side::Dropbox || input.source == Side::Dropbox)
+            && let Some(reason) = crate::decisions::replaced_version_reason(old, input)
         {
-            let reason = match (old.source, input.source) {
-                (Side::Dropbox, Side::App) => "a Dropbox version replaced by the application",
-                (Side::Dropbox, Side::Dropbox) => "replaced by a newer version from Dropbox",
-                _ => "an application version replaced by a version from Dropbox",
-            };
             archive_tx(&mut tx, old, reason).await?;
         }
         let now = now_ms();
@@ -1054,15 +1034,7 @@ impl SyncStateStore for PgStore {
         path_lower: &str,
     ) -> StoreResult<Vec<Binding>> {
         // The path and each of its ancestors (and the root, ""): index lookups.
-        let mut folders = vec![path_lower];
-        let mut rest = path_lower;
-        while let Some(i) = rest.rfind('/') {
-            rest = &rest[..i];
-            folders.push(rest);
-        }
-        if !path_lower.is_empty() && !folders.contains(&"") {
-            folders.push("");
-        }
+        let folders = crate::decisions::folder_and_ancestors(path_lower);
         let mut q =
             sqlx::QueryBuilder::<sqlx::Postgres>::new("SELECT * FROM bindings WHERE connection = ");
         q.push_bind(connection).push(" AND folder_lower IN (");

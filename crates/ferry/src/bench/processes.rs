@@ -236,6 +236,7 @@ async fn sync_with(
     }
 
     let mut progress = Progress::new(label.replace("loading", "syncing"), total);
+    let requests_before = emulator.calls_total();
     let started = Instant::now();
     let mut marks = tokio::task::JoinSet::new();
     for r in 0..shape.records {
@@ -274,9 +275,14 @@ async fn sync_with(
     progress.finish();
     let commits = emulator.route_calls("files/upload_session/finish_batch_v2");
     let uploads = emulator.route_calls("files/upload");
+    // The requests of the timed part: against the account's request rate (the emulator's
+    // default model allows 200/s), they tell whether Dropbox's limit is what is measured.
+    let requests = emulator.calls_total() - requests_before;
     println!(
-        "    {processes} process(es): {:.1} s ({commits} finish_batch_v2, {uploads} files/upload)",
-        secs
+        "    {processes} process(es): {secs:.1} s ({commits} finish_batch_v2, {uploads} files/upload; \
+         {requests} requests in all, {:.2} per file, {:.0}/s)",
+        requests as f64 / total as f64,
+        requests as f64 / secs
     );
     for mut child in children {
         let _ = child.process.kill().await;
