@@ -48,18 +48,20 @@ impl CommitSlot {
         Ok(waiting)
     }
 
-    /// Gives the slot back (the connection returns to the pool unlocked).
+    /// Gives the slot back (the connection returns to the pool unlocked). Cancelled before
+    /// the unlock is done, the slot is dropped with the connection still in it, and closed.
     pub async fn release(mut self) {
-        if let Some((mut conn, key_hash)) = self.held.take() {
-            let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, $2)")
-                .bind(COMMIT_CLASS)
-                .bind(key_hash)
-                .execute(&mut *conn)
-                .await;
-            if unlocked.is_err() {
-                // Unsure whether it is still held: never hand this connection out again.
-                drop(conn.detach());
-            }
+        let Some((conn, key_hash)) = self.held.as_mut() else {
+            return;
+        };
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, $2)")
+            .bind(COMMIT_CLASS)
+            .bind(*key_hash)
+            .execute(&mut **conn)
+            .await;
+        if unlocked.is_ok() {
+            // Unlocked: the connection may be pooled again (dropping the slot would close it).
+            drop(self.held.take());
         }
     }
 }
