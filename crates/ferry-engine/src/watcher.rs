@@ -9,11 +9,11 @@ use ferry_store::Priority;
 use std::collections::BTreeSet;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// How often a process looks for connections it does not watch yet (stored by another).
 const DISCOVER_EVERY: Duration = Duration::from_secs(10);
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 impl Engine {
     /// Starts one watcher per stored connection and the periodic reconciliation; connections
