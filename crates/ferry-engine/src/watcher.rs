@@ -91,14 +91,16 @@ impl Engine {
         Some(tokio::spawn(async move {
             let duty = watch_duty(&connection);
             engine.watch(&connection, &duty, shutdown).await;
+            // Given up first: a watcher started after this one leaves `watching` keeps what
+            // it takes.
+            if let Err(e) = engine.store.release_duty(&duty, engine.process_id()).await {
+                tracing::warn!(%connection, error = %e, "cannot give the watch duty up; it is held until this process stops");
+            }
             engine
                 .watching
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(&connection);
-            if let Err(e) = engine.store.release_duty(&duty, engine.process_id()).await {
-                tracing::warn!(%connection, error = %e, "cannot give the watch duty up; it lapses");
-            }
         }))
     }
 

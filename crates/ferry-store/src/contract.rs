@@ -579,6 +579,46 @@ pub async fn replacing_the_other_sides_version_archives_it_and_if_match_guards_w
 }
 
 /// Contract: see the function's name.
+pub async fn records_are_listed_with_their_state(s: &dyn Store) {
+    use crate::RecordFilter;
+    for key in ["A-1", "B-2", "b-3"] {
+        s.upsert_record(&input(key, json!({}))).await.unwrap();
+    }
+    let all = s
+        .list_records(&RecordFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(
+        all.iter()
+            .all(|r| r.queued && !r.dead && r.attachments == 0)
+    );
+    let b = s
+        .list_records(&RecordFilter {
+            key_contains: Some("b-".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let keys: Vec<&str> = b.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, ["B-2", "b-3"], "the key filter ignores case");
+    let page = s
+        .list_records(&RecordFilter {
+            after_id: all[0].id,
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].id, all[1].id);
+}
+
+/// Contract: see the function's name.
 pub async fn a_duty_has_one_holder_until_its_lease_lapses_or_it_is_released(s: &dyn Store) {
     use crate::ProcessInfo;
     let now = chrono::Utc::now().timestamp_millis();
@@ -1810,6 +1850,11 @@ macro_rules! store_contract_tests {
         async fn replacing_the_other_sides_version_archives_it_and_if_match_guards_writes() {
             let (_guard, store) = $make.await;
             $crate::contract::replacing_the_other_sides_version_archives_it_and_if_match_guards_writes(&store).await;
+        }
+        #[tokio::test]
+        async fn records_are_listed_with_their_state() {
+            let (_guard, store) = $make.await;
+            $crate::contract::records_are_listed_with_their_state(&store).await;
         }
         #[tokio::test]
         async fn a_duty_has_one_holder_until_its_lease_lapses_or_it_is_released() {

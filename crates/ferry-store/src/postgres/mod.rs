@@ -417,7 +417,7 @@ impl RecordStore for PgStore {
                (SELECT COUNT(*) FROM sync_files f WHERE f.record_id = r.id AND f.state = 'synced') AS synced, \
                (SELECT COUNT(*) FROM sync_files f WHERE f.record_id = r.id AND f.state = 'pending') AS pending, \
                (SELECT COUNT(*) FROM sync_files f WHERE f.record_id = r.id AND f.state = 'failed') AS failed, \
-               CASE WHEN q.record_id IS NULL THEN 0 ELSE 1 END AS queued, COALESCE(q.dead, 0) AS dead \
+               CAST(CASE WHEN q.record_id IS NULL THEN 0 ELSE 1 END AS BIGINT) AS queued, COALESCE(q.dead, 0) AS dead \
              FROM records r LEFT JOIN sync_queue q ON q.record_id = r.id \
              WHERE r.id > $1 AND ($2 IS NULL OR r.kind = $2) \
                AND ($3 IS NULL OR strpos(lower(r.key), lower($3)) > 0)) AS listed \

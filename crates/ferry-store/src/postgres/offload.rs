@@ -41,6 +41,9 @@ impl OffloadStore for PgStore {
     }
 
     async fn mark_offloaded(&self, c: &OffloadCandidate) -> StoreResult<bool> {
+        // Under the write lock: an upsert reading this attachment must not see it change
+        // between its read and its archive (SQLite's single writer gives the same).
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE attachments SET offload_connection = $1, offload_rev = $2, offloaded_at = $3, \
              offload_dropped_at = NULL \
@@ -56,8 +59,9 @@ impl OffloadStore for PgStore {
         .bind(now_ms())
         .bind(c.attachment_id)
         .bind(&c.content_hash)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -66,6 +70,9 @@ impl OffloadStore for PgStore {
         attachment_id: AttachmentId,
         content_hash: &str,
     ) -> StoreResult<bool> {
+        // Under the write lock: an upsert reading this attachment must not see it change
+        // between its read and its archive (SQLite's single writer gives the same).
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE attachments SET offload_connection = NULL, offload_rev = NULL, \
              offloaded_at = NULL, offload_dropped_at = NULL \
@@ -73,8 +80,9 @@ impl OffloadStore for PgStore {
         )
         .bind(attachment_id)
         .bind(content_hash)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 

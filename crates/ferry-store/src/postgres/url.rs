@@ -5,6 +5,29 @@
 /// `url` with the password, if it has one, taken out: `(url_without_it, password)`. The
 /// password comes back percent-decoded, as the server expects it.
 pub(crate) fn split_password(url: &str) -> (String, Option<String>) {
+    // libpq and sqlx also take the password as a query parameter.
+    if let Some((base, query)) = url.split_once('?') {
+        let mut password = None;
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| match pair.strip_prefix("password=") {
+                Some(p) => {
+                    password = Some(percent_decode(p));
+                    false
+                }
+                None => true,
+            })
+            .collect();
+        if password.is_some() {
+            let (bare, in_userinfo) = split_password(base);
+            let joined = if kept.is_empty() {
+                bare
+            } else {
+                format!("{bare}?{}", kept.join("&"))
+            };
+            return (joined, in_userinfo.or(password));
+        }
+    }
     let Some((scheme, rest)) = url.split_once("://") else {
         return (url.to_owned(), None);
     };
@@ -84,6 +107,16 @@ mod tests {
             "sqlite://data/ferry.db"
         );
         assert_eq!(split_password("garbage").1, None);
+        assert_eq!(
+            split_password("postgres://ferry@db/ferry?sslmode=require&password=hun%20ter2"),
+            (
+                "postgres://ferry@db/ferry?sslmode=require".to_owned(),
+                Some("hun ter2".to_owned())
+            )
+        );
+        assert!(
+            !redact_database_url("postgres://ferry@db/ferry?password=hunter2").contains("hunter2")
+        );
         assert_eq!(percent_decode("100%"), "100%");
     }
 }
