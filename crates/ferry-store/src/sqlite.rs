@@ -60,6 +60,13 @@ impl SqliteStore {
     async fn connect(options: SqliteConnectOptions) -> StoreResult<Self> {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A connection that comes back still counted inside a transaction — a call
+            // cancelled just as its BEGIN was answered leaves no `Transaction` to end it — is
+            // closed, which rolls the transaction back. Pooled, it would keep the write lock
+            // and every later statement on it would join a transaction that never commits.
+            .after_release(|conn, _| {
+                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+            })
             .connect_with(options)
             .await?;
         migrations::migrator().await?.run(&pool).await?;
@@ -2042,6 +2049,34 @@ pub(crate) async fn insert_log_with(
         crate::webhooks::emit(conn, event, crate::webhooks::log_data(e, record)).await?;
     }
     Ok(())
+}
+
+/// A transaction no `Transaction` owns any more (as a cancelled BEGIN leaves) ends with its
+/// connection's release: later writes commit.
+#[cfg(test)]
+mod pool_tests {
+    use crate::prelude::*;
+
+    #[tokio::test]
+    async fn a_leaked_transaction_ends_when_its_connection_is_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = super::SqliteStore::open(&path).await.unwrap();
+        {
+            let mut conn = store.pool.acquire().await.unwrap();
+            let tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
+            std::mem::forget(tx);
+        }
+        for n in 0..16 {
+            let name = format!("duty-{n}");
+            assert!(store.hold_duty(&name, "p", 0, i64::MAX).await.unwrap());
+            // A write transaction, on whichever pooled connection comes.
+            store.release_process("nobody").await.unwrap();
+        }
+        // Seen by another process: committed, not held in a transaction left open.
+        let other = super::SqliteStore::open(&path).await.unwrap();
+        assert_eq!(other.duties().await.unwrap().len(), 16);
+    }
 }
 
 /// The store contract, run on SQLite.

@@ -76,10 +76,13 @@ impl PgStore {
             // it would join that transaction, never commit, and hold its row locks. Ending
             // any transaction on release makes that impossible (outside one, ROLLBACK only
             // warns). Found by the simulation with two engines, as a stall.
+            // A connection sqlx still counts inside a transaction (a `Transaction` lost
+            // just after its BEGIN was answered) is closed rather than pooled: its next
+            // BEGIN would be a SAVEPOINT outside any transaction.
             .after_release(|conn, _| {
                 Box::pin(async move {
                     sqlx::query("ROLLBACK").execute(&mut *conn).await?;
-                    Ok(true)
+                    Ok(!sqlx::Connection::is_in_transaction(conn))
                 })
             })
             .connect_with(options)
@@ -2128,6 +2131,32 @@ mod contract_tests {
         let store = super::PgStore::open_url(db.url()).await.unwrap();
         (db, store)
     });
+}
+
+/// A transaction no `Transaction` owns any more (as a cancelled BEGIN leaves) ends with its
+/// connection's release: later writes commit and later transactions begin.
+#[cfg(test)]
+mod pool_tests {
+    use crate::prelude::*;
+
+    #[tokio::test]
+    async fn a_leaked_transaction_ends_when_its_connection_is_released() {
+        let db = crate::pg_testing::database().await;
+        let store = super::PgStore::open_url(db.url()).await.unwrap();
+        {
+            let mut conn = store.pool.acquire().await.unwrap();
+            let tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
+            std::mem::forget(tx);
+        }
+        for n in 0..20 {
+            let name = format!("duty-{n}");
+            assert!(store.hold_duty(&name, "p", 0, i64::MAX).await.unwrap());
+            // A write transaction, on whichever pooled connection comes.
+            store.release_process("nobody").await.unwrap();
+        }
+        let other = super::PgStore::open_url(db.url()).await.unwrap();
+        assert_eq!(other.duties().await.unwrap().len(), 20);
+    }
 }
 
 /// Commit slots: one holder per connection across every process (here: two stores, as two
