@@ -1,11 +1,13 @@
 //! A binding's uploads, batched: content staged into closed upload sessions, then committed
 //! with `finish_batch_v2` (≤ 1000 per call), one commit per connection at a time. Small files
-//! are staged many per request (`start_batch` + `append_batch`), so a record's hundred files
-//! cost three requests, not a hundred; large files go through resumable sessions, several
-//! files at once.
+//! go through the connection's upload group (`upload_group.rs`), staged many per request
+//! (`start_batch` + `append_batch`) together with those of other passes, so a record's
+//! hundred files — or a hundred one-file records — cost three requests, not a hundred; large
+//! files go through resumable sessions, several files at once.
 
 use crate::binding::{Ctx, abs, content_unavailable};
 use crate::sync_pass::PassOutcome;
+use crate::upload_group::SmallUpload;
 use crate::{Engine, EngineError};
 use ferry_core::sync_plan::{RelPath, UploadMode};
 use ferry_dropbox::{DropboxError, MAX_BATCH, Staged, WriteMode};
@@ -41,64 +43,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Stages every upload; one result per upload, in order.
-    async fn stage_all(
-        &self,
-        cx: &Ctx<'_>,
-        uploads: &[PlannedUpload],
-    ) -> Vec<Result<Staged, DropboxError>> {
-        let chunk = self.config.chunk_size as u64;
-        let (small, large): (Vec<usize>, Vec<usize>) =
-            (0..uploads.len()).partition(|i| uploads[*i].size <= chunk);
-        let stage_small = async {
-            let contents: Vec<Result<bytes::Bytes, DropboxError>> =
-                futures::stream::iter(small.clone())
-                    .map(|i| async move {
-                        self.blobs
-                            .get(&uploads[i].content_hash)
-                            .await
-                            .map_err(content_unavailable)
-                    })
-                    .buffered(16)
-                    .collect()
-                    .await;
-            let mut out: Vec<(usize, Result<Staged, DropboxError>)> = Vec::new();
-            let (mut at, mut bodies) = (Vec::new(), Vec::new());
-            for (i, content) in small.iter().zip(contents) {
-                match content {
-                    Ok(body) => {
-                        at.push(*i);
-                        bodies.push(body);
-                    }
-                    Err(e) => out.push((*i, Err(e))),
-                }
-            }
-            out.extend(at.into_iter().zip(cx.client.stage_many(&bodies).await));
-            out
-        };
-        let stage_large = futures::stream::iter(large)
-            .map(|i| async move {
-                let u = &uploads[i];
-                let staged = self
-                    .stage_resumable(cx.client, &cx.binding.connection, &u.content_hash, u.size)
-                    .await;
-                (i, staged)
-            })
-            .buffered(self.config.upload_concurrency.max(1))
-            .collect::<Vec<_>>();
-        let (small, large) = futures::join!(stage_small, stage_large);
-        let mut results: Vec<Option<Result<Staged, DropboxError>>> =
-            uploads.iter().map(|_| None).collect();
-        for (i, staged) in small.into_iter().chain(large) {
-            results[i] = Some(staged);
-        }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(DropboxError::Other("not staged".into()))))
-            .collect()
-    }
-
-    /// Stages and commits several uploads (or one large one) in batches.
+    /// Small files through the connection's upload group (merged with other passes'),
+    /// large ones through resumable sessions committed together; then every file's row and
+    /// log entry in one transaction.
     pub(crate) async fn upload_batch(
         &self,
         cx: &Ctx<'_>,
@@ -107,56 +54,17 @@ impl Engine {
         outcome: &mut PassOutcome,
     ) -> Result<(), EngineError> {
         let started = Instant::now();
-        let staged = self.stage_all(cx, &uploads).await;
+        let chunk = self.config.chunk_size as u64;
+        let (small, large): (Vec<usize>, Vec<usize>) =
+            (0..uploads.len()).partition(|i| uploads[*i].size <= chunk);
+        let (small, large) = futures::join!(
+            self.upload_small_files(cx, &uploads, small),
+            self.upload_large_files(cx, &uploads, large)
+        );
         let mut results: Vec<Option<Result<ferry_dropbox::FileInfo, DropboxError>>> =
-            staged.iter().map(|_| None).collect();
-        let ready: Vec<(usize, Staged)> = staged
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, s)| match s {
-                Ok(s) => Some((i, s)),
-                Err(e) => {
-                    results[i] = Some(Err(e));
-                    None
-                }
-            })
-            .collect();
-        let lock = self.commit_lock(&cx.binding.connection);
-        for chunk in ready.chunks(MAX_BATCH) {
-            let entries: Vec<(Staged, String, WriteMode)> = chunk
-                .iter()
-                .map(|(i, s)| {
-                    let u = &uploads[*i];
-                    let mode = match &u.mode {
-                        UploadMode::Add => WriteMode::Add,
-                        UploadMode::Update(rev) => WriteMode::Update(rev.clone()),
-                    };
-                    (s.clone(), abs(&cx.binding.folder_display, &u.rel), mode)
-                })
-                .collect();
-            let committed = {
-                let _one_commit = lock.lock().await;
-                match self.store.commit_slot(&cx.binding.connection).await {
-                    Ok(slot) => {
-                        let committed = cx.client.finish_batch(&entries).await;
-                        slot.release().await;
-                        committed
-                    }
-                    Err(e) => Err(crate::error::store_step("waiting to commit", e)),
-                }
-            };
-            match committed {
-                Ok(per_entry) => {
-                    for ((i, _), r) in chunk.iter().zip(per_entry) {
-                        results[*i] = Some(r);
-                    }
-                }
-                Err(e) => {
-                    for (i, _) in chunk {
-                        results[*i] = Some(Err(e.for_each_entry()));
-                    }
-                }
-            }
+            uploads.iter().map(|_| None).collect();
+        for (i, result) in small.into_iter().chain(large) {
+            results[i] = Some(result);
         }
         let mut saved = Vec::with_capacity(uploads.len());
         let mut log = Vec::with_capacity(uploads.len());
@@ -178,6 +86,107 @@ impl Engine {
         // One commit for the whole batch.
         self.store.save_sync_rows_logged(&saved, &log).await?;
         Ok(())
+    }
+}
+
+impl Engine {
+    /// Reads the small files' contents and uploads them through the upload group.
+    async fn upload_small_files(
+        &self,
+        cx: &Ctx<'_>,
+        uploads: &[PlannedUpload],
+        small: Vec<usize>,
+    ) -> Vec<(usize, Result<ferry_dropbox::FileInfo, DropboxError>)> {
+        let contents: Vec<Result<bytes::Bytes, DropboxError>> =
+            futures::stream::iter(small.clone())
+                .map(|i| async move {
+                    self.blobs
+                        .get(&uploads[i].content_hash)
+                        .await
+                        .map_err(content_unavailable)
+                })
+                .buffered(16)
+                .collect()
+                .await;
+        let mut out = Vec::with_capacity(small.len());
+        let (mut at, mut batch) = (Vec::new(), Vec::new());
+        for (i, content) in small.into_iter().zip(contents) {
+            match content {
+                Ok(content) => {
+                    let u = &uploads[i];
+                    at.push(i);
+                    batch.push(SmallUpload {
+                        content,
+                        path: abs(&cx.binding.folder_display, &u.rel),
+                        mode: write_mode(&u.mode),
+                    });
+                }
+                Err(e) => out.push((i, Err(e))),
+            }
+        }
+        let uploaded = self
+            .upload_small(cx.client, &cx.binding.connection, batch)
+            .await;
+        out.extend(at.into_iter().zip(uploaded));
+        out
+    }
+
+    /// Stages the large files through resumable sessions, several at once, and commits
+    /// them in batches of up to 1,000.
+    async fn upload_large_files(
+        &self,
+        cx: &Ctx<'_>,
+        uploads: &[PlannedUpload],
+        large: Vec<usize>,
+    ) -> Vec<(usize, Result<ferry_dropbox::FileInfo, DropboxError>)> {
+        let staged: Vec<(usize, Result<Staged, DropboxError>)> = futures::stream::iter(large)
+            .map(|i| async move {
+                let u = &uploads[i];
+                let staged = self
+                    .stage_resumable(cx.client, &cx.binding.connection, &u.content_hash, u.size)
+                    .await;
+                (i, staged)
+            })
+            .buffered(self.config.upload_concurrency.max(1))
+            .collect()
+            .await;
+        let mut out = Vec::with_capacity(staged.len());
+        let mut ready = Vec::new();
+        for (i, s) in staged {
+            match s {
+                Ok(s) => ready.push((i, s)),
+                Err(e) => out.push((i, Err(e))),
+            }
+        }
+        for chunk in ready.chunks(MAX_BATCH) {
+            let entries: Vec<(Staged, String, WriteMode)> = chunk
+                .iter()
+                .map(|(i, s)| {
+                    let u = &uploads[*i];
+                    (
+                        s.clone(),
+                        abs(&cx.binding.folder_display, &u.rel),
+                        write_mode(&u.mode),
+                    )
+                })
+                .collect();
+            match self
+                .committing(&cx.binding.connection, cx.client.finish_batch(&entries))
+                .await
+            {
+                Ok(per_entry) => out.extend(chunk.iter().map(|(i, _)| *i).zip(per_entry)),
+                Err(e) => out.extend(chunk.iter().map(|(i, _)| (*i, Err(e.for_each_entry())))),
+            }
+        }
+        out
+    }
+}
+
+/// The Dropbox write mode of a planned upload.
+fn write_mode(mode: &UploadMode) -> WriteMode {
+    match mode {
+        UploadMode::Add => WriteMode::Add,
+        UploadMode::Update(rev) => WriteMode::Update(rev.clone()),
     }
 }
 

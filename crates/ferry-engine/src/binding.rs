@@ -64,6 +64,7 @@ impl Engine {
         placed: Option<&RulePlacement>,
         existing: Option<Binding>,
         dry_run: bool,
+        listing: bool,
         outcome: &mut PassOutcome,
     ) -> Result<(), EngineError> {
         let connection = match (placed, &existing) {
@@ -84,7 +85,7 @@ impl Engine {
                 record,
                 placed,
                 existing,
-                dry_run,
+                (dry_run, listing),
                 outcome,
                 &connection,
                 client,
@@ -104,7 +105,7 @@ impl Engine {
         record: &Record,
         placed: Option<&RulePlacement>,
         existing: Option<Binding>,
-        dry_run: bool,
+        (dry_run, listing): (bool, bool),
         outcome: &mut PassOutcome,
         connection: &str,
         client: DropboxClient,
@@ -129,6 +130,8 @@ impl Engine {
                 }
             }
         };
+        // A folder this pass moves is where the mirror does not show it yet.
+        let mut moved_here = false;
         if let Some(p) = placed {
             let folder = join_path(&root, &p.folder);
             if dry_run && binding.id != 0 && folder != binding.folder_display {
@@ -144,6 +147,7 @@ impl Engine {
                     outcome.failure(&e);
                     return Ok(());
                 }
+                moved_here = true;
             }
             binding.folder_lower = dropbox_lower(&folder);
             binding.folder_display = folder;
@@ -212,8 +216,28 @@ impl Engine {
                 }
             }
         }
+        // The mirror may stand in for a listing when the binding only pushes: whatever the
+        // mirror does not show yet can then only make a write fail on its precondition
+        // (re-planned from a listing), never keep a change from the app. A binding that
+        // pulls lists, since a Dropbox file the mirror lacks (a notification lost before
+        // the binding existed or pulled) would otherwise not be brought in until the next
+        // reconciliation. And not in a preview or a retry, after this pass moved the
+        // folder, or while a file of this binding is failed or pending (its last step may
+        // have met a change the mirror does not show yet).
+        let may_use_mirror = !dry_run
+            && !listing
+            && !moved_here
+            && !direction.pulls()
+            && rows.iter().all(|r| r.state == SyncState::Synced);
         let (mut remote, occupied) = match self
-            .remote_tree(&client, &binding, &others, placed, &local, &synced)
+            .remote_tree(
+                &client,
+                &binding,
+                &others,
+                placed,
+                (&local, &synced),
+                may_use_mirror,
+            )
             .await
         {
             Ok(tree) => tree,
@@ -483,21 +507,20 @@ impl Engine {
     /// What Dropbox holds under the binding's folder that this binding is concerned with:
     /// files it placed or synced, plus — when it pulls — new files at the top (or in any
     /// subfolder with `pull_subfolders`), minus folders that belong to other bindings
-    /// (`others`: the connection's bindings at or inside this folder).
+    /// (`others`: the connection's bindings at or inside this folder). Read from the remote
+    /// mirror when `may_use_mirror` and the mirror agrees with `synced` (`mirror.rs`).
     pub(crate) async fn remote_tree(
         &self,
         client: &DropboxClient,
         binding: &Binding,
         others: &[Binding],
         placed: Option<&RulePlacement>,
-        local: &[LocalFile],
-        synced: &[SyncedFile],
+        (local, synced): (&[LocalFile], &[SyncedFile]),
+        may_use_mirror: bool,
     ) -> Result<(Vec<RemoteFile>, BTreeSet<String>), DropboxError> {
-        let entries = match client.list_all(&binding.folder_display, true).await {
-            Ok((entries, _)) => entries,
-            Err(DropboxError::NotFound(_)) => return Ok((Vec::new(), BTreeSet::new())),
-            Err(e) => return Err(e),
-        };
+        let entries = self
+            .folder_entries(client, binding, synced, may_use_mirror)
+            .await?;
         let mut occupied = BTreeSet::new();
         let shared = others
             .iter()
@@ -621,18 +644,19 @@ impl Engine {
                     UploadMode::Add => WriteMode::Add,
                     UploadMode::Update(rev) => WriteMode::Update(rev),
                 };
+                // One small file (a large one goes through the batch path): merged with
+                // what other passes upload on the connection now.
                 let result = match self.blobs.get(&content_hash).await {
-                    Ok(data) => {
-                        let lock = self.commit_lock(&cx.binding.connection);
-                        let _one_commit = lock.lock().await;
-                        match self.store.commit_slot(&cx.binding.connection).await {
-                            Ok(slot) => {
-                                let uploaded = cx.client.upload(&path, data, &mode).await;
-                                slot.release().await;
-                                uploaded
-                            }
-                            Err(e) => Err(crate::error::store_step("waiting to commit", e)),
-                        }
+                    Ok(content) => {
+                        let upload = crate::upload_group::SmallUpload {
+                            content,
+                            path,
+                            mode,
+                        };
+                        self.upload_small(cx.client, &cx.binding.connection, vec![upload])
+                            .await
+                            .pop()
+                            .unwrap_or_else(|| Err(DropboxError::Other("not uploaded".into())))
                     }
                     Err(e) => Err(content_unavailable(e)),
                 };

@@ -22,6 +22,7 @@ mod folder_moves;
 mod import;
 mod liveness;
 pub mod metrics;
+mod mirror;
 mod offload;
 mod placement;
 mod reconcile;
@@ -35,6 +36,7 @@ mod shared_links;
 mod subfolders;
 mod sync_pass;
 pub mod team_members;
+mod upload_group;
 pub mod views;
 mod watcher;
 pub mod webhooks;
@@ -88,6 +90,9 @@ pub struct EngineConfig {
     pub longpoll_secs: u64,
     /// Uploads staged in parallel within one pass.
     pub upload_concurrency: usize,
+    /// Whether passes plan from the remote mirror when they can trust it (see
+    /// docs/sync.md); off, every pass lists its folders, as before the mirror.
+    pub remote_mirror: bool,
     /// Tries per Dropbox call before the failure goes to the queue's backoff (≥ 1).
     pub client_attempts: u32,
     /// Whether connections may use Dropbox hosts other than Dropbox's own (an emulator, a
@@ -122,6 +127,7 @@ impl Default for EngineConfig {
             reconcile_every: Duration::from_secs(15 * 60),
             longpoll_secs: 30,
             upload_concurrency: 8,
+            remote_mirror: true,
             client_attempts: 3,
             custom_dropbox_hosts: false,
             webhooks_allow_internal: false,
@@ -141,6 +147,9 @@ pub struct Engine {
     wake: tokio::sync::Notify,
     /// One commit in flight per connection (Dropbox locks the namespace per commit).
     commit_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Small uploads of concurrent passes merged into shared batches, per connection.
+    upload_groups:
+        std::sync::Mutex<std::collections::HashMap<String, Arc<upload_group::UploadGroup>>>,
     /// Set once watchers run, so connections added later get one too.
     watch_shutdown: std::sync::Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
     /// Connections this process runs a watcher task for (holding the duty or waiting for it).
@@ -208,6 +217,7 @@ impl Engine {
             config,
             wake: tokio::sync::Notify::new(),
             commit_locks: std::sync::Mutex::new(std::collections::HashMap::new()),
+            upload_groups: std::sync::Mutex::new(std::collections::HashMap::new()),
             watch_shutdown: std::sync::Mutex::new(None),
             watching: std::sync::Mutex::new(std::collections::HashSet::new()),
             liveness: liveness::Liveness::new(),

@@ -29,6 +29,11 @@ struct Outcome {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Source {
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Class {
     class: &'static str,
 }
@@ -82,6 +87,7 @@ pub struct Metrics {
     bytes_sent: Counter,
     bytes_received: Counter,
     passes: Family<Outcome, Counter>,
+    remote_trees: Family<Source, Counter>,
     pass_duration: Histogram,
     api_requests: Family<ApiCall, Counter>,
     api_duration: Histogram,
@@ -150,6 +156,12 @@ impl Default for Metrics {
             "Sync passes run, by outcome (ok, retry, deferred, failed, dead)",
             passes.clone(),
         );
+        let remote_trees = Family::<Source, Counter>::default();
+        registry.register(
+            "remote_trees",
+            "Binding folders a pass read, by source (mirror: no request; listing: list_folder)",
+            remote_trees.clone(),
+        );
         let pass_duration = seconds_histogram();
         registry.register(
             "pass_duration_seconds",
@@ -191,6 +203,7 @@ impl Default for Metrics {
             bytes_sent,
             bytes_received,
             passes,
+            remote_trees,
             pass_duration,
             api_requests,
             api_duration,
@@ -233,6 +246,21 @@ impl ferry_dropbox::CallObserver for Metrics {
 }
 
 impl Metrics {
+    /// Counts one read of a binding's folder.
+    pub(crate) fn remote_tree(&self, source: crate::mirror::TreeSource) {
+        let source = match source {
+            crate::mirror::TreeSource::Mirror => "mirror",
+            crate::mirror::TreeSource::Listing => "listing",
+        };
+        self.remote_trees.get_or_create(&Source { source }).inc();
+    }
+
+    /// Binding folders read so far: (from the mirror, by a listing).
+    pub fn remote_tree_counts(&self) -> (u64, u64) {
+        let count = |source| self.remote_trees.get_or_create(&Source { source }).get();
+        (count("mirror"), count("listing"))
+    }
+
     /// Counts one pass.
     pub fn pass(&self, end: PassEnd, took: Duration) {
         self.passes

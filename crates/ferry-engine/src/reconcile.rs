@@ -45,6 +45,15 @@ fn file_key(folder_lower: &str, rel_lower: &str) -> u128 {
     fingerprint(&[&format!("{folder_lower}/{rel_lower}")])
 }
 
+/// The tree a reconciliation lists.
+struct Tree<'a> {
+    client: &'a DropboxClient,
+    connection: &'a str,
+    root: &'a str,
+    /// The mirror this listing builds, if it builds one.
+    seed: Option<i64>,
+}
+
 /// The store's side, read before the listing.
 #[derive(Default)]
 struct Expected {
@@ -54,6 +63,11 @@ struct Expected {
     /// (only then is a file Ferry does not track there work to do).
     folders: HashMap<u128, Vec<(i64, bool)>>,
     flagged: BTreeSet<i64>,
+    /// Files whose listing differs from what their record synced, as listed (few: each one
+    /// is work), to correct the remote mirror with.
+    differing: Vec<ferry_dropbox::FileInfo>,
+    /// Files nobody tracks in a binding's folder, as listed.
+    untracked: Vec<ferry_dropbox::FileInfo>,
 }
 
 impl Expected {
@@ -67,6 +81,7 @@ impl Expected {
                         report.compared += 1;
                         if state != fingerprint(&[&f.rev, hash]) {
                             self.flagged.insert(record);
+                            self.differing.push(f.clone());
                         }
                     }
                     None => {
@@ -81,6 +96,9 @@ impl Expected {
                                 .filter(|(_, pulls)| *pulls)
                                 .map(|(r, _)| *r)
                                 .collect();
+                            // Kept for the mirror even where no rule pulls now: a rule
+                            // that starts pulling later plans from the mirror.
+                            self.untracked.push(f.clone());
                             self.flagged.extend(pulling);
                         }
                     }
@@ -128,6 +146,19 @@ impl Engine {
         &self,
         connection: &str,
     ) -> Result<ReconcileReport, EngineError> {
+        Ok(self.reconcile_connection_with(connection, None).await?.0)
+    }
+
+    /// [`Engine::reconcile_connection`]; with `seed`, the listing also builds mirror `seed`
+    /// (not in use yet) and its last cursor is returned (`None`: no root). Without, what the
+    /// listing found different corrects the mirror in use, where the mirror still holds what
+    /// the store recorded (a mirror that agreed with the store while Dropbox did not would
+    /// otherwise keep the flagged passes from seeing the difference).
+    pub(crate) async fn reconcile_connection_with(
+        &self,
+        connection: &str,
+        seed: Option<i64>,
+    ) -> Result<(ReconcileReport, Option<String>), EngineError> {
         let disconnecting = self
             .store
             .connection(connection)
@@ -137,10 +168,11 @@ impl Engine {
         if disconnecting {
             // Bringing files back is the pass's job: every bound record gets one.
             let ids: BTreeSet<i64> = bindings.iter().map(|b| b.record_id).collect();
-            return Ok(ReconcileReport {
+            let report = ReconcileReport {
                 queued: self.queue(ids.into_iter().collect()).await?,
                 ..ReconcileReport::default()
-            });
+            };
+            return Ok((report, None));
         }
         let (client, root) = self.client(connection).await?;
         let pulling: HashSet<String> = self
@@ -189,10 +221,19 @@ impl Engine {
             .await?;
         expected.flagged.extend(failed);
         let mut report = ReconcileReport::default();
-        self.read_tree(&client, &root, &mut expected, &mut report)
-            .await?;
+        let tree = Tree {
+            client: &client,
+            connection,
+            root: &root,
+            seed,
+        };
+        let cursor = self.read_tree(&tree, &mut expected, &mut report).await?;
         // Synced files Dropbox no longer has.
-        let missing: Vec<i64> = expected.files.values().map(|(_, r)| *r).collect();
+        let missing: BTreeSet<i64> = expected.files.values().map(|(_, r)| *r).collect();
+        if seed.is_none() {
+            self.correct_mirror_after(connection, &expected, &missing)
+                .await?;
+        }
         expected.flagged.extend(missing);
         report.queued = self.queue(expected.flagged.into_iter().collect()).await?;
         tracing::info!(
@@ -203,20 +244,101 @@ impl Engine {
             queued = report.queued.len(),
             "reconciled"
         );
-        Ok(report)
+        Ok((report, cursor))
     }
 
-    /// Reads the whole tree under `root` into `expected`. A missing root is an empty tree.
+    /// Corrects the mirror in use with what the listing found different: a file that
+    /// changed or vanished where the mirror still holds the revision its record synced, and
+    /// a file nobody tracks in a binding's folder where the mirror holds none.
+    async fn correct_mirror_after(
+        &self,
+        connection: &str,
+        expected: &Expected,
+        missing: &BTreeSet<i64>,
+    ) -> Result<(), EngineError> {
+        use crate::mirror::mirror_file;
+        let mut records: BTreeSet<i64> = missing.clone();
+        let mut synced_rev: HashMap<String, String> = HashMap::new();
+        let differing: HashSet<&str> = expected
+            .differing
+            .iter()
+            .map(|f| f.path_lower.as_str())
+            .collect();
+        let mut fixes = Vec::new();
+        if !expected.differing.is_empty() {
+            // The records holding them: found by their folders.
+            for f in &expected.differing {
+                for b in self
+                    .store
+                    .bindings_containing(connection, &f.path_lower)
+                    .await?
+                {
+                    records.insert(b.record_id);
+                }
+            }
+        }
+        for record in records {
+            let bindings = self.store.bindings_for_record(record).await?;
+            for row in self.store.sync_rows(record).await? {
+                let (Some(rel), Some(rev)) = (&row.rel_lower, &row.rev) else {
+                    continue;
+                };
+                let Some(b) = bindings.iter().find(|b| Some(b.id) == row.binding_id) else {
+                    continue;
+                };
+                if b.connection != connection {
+                    continue;
+                }
+                let path = format!("{}/{rel}", b.folder_lower);
+                if expected.files.contains_key(&file_key(&b.folder_lower, rel)) {
+                    // Synced, and not in the listing.
+                    fixes.push(ferry_store::MirrorCorrection {
+                        path_lower: path.clone(),
+                        was_rev: Some(rev.clone()),
+                        now: None,
+                    });
+                } else if differing.contains(path.as_str()) {
+                    synced_rev.insert(path, rev.clone());
+                }
+            }
+        }
+        for f in &expected.differing {
+            if let Some(rev) = synced_rev.get(&f.path_lower) {
+                fixes.push(ferry_store::MirrorCorrection {
+                    path_lower: f.path_lower.clone(),
+                    was_rev: Some(rev.clone()),
+                    now: Some(mirror_file(f)),
+                });
+            }
+        }
+        fixes.extend(
+            expected
+                .untracked
+                .iter()
+                .map(|f| ferry_store::MirrorCorrection {
+                    path_lower: f.path_lower.clone(),
+                    was_rev: None,
+                    now: Some(mirror_file(f)),
+                }),
+        );
+        if !fixes.is_empty() {
+            tracing::info!(%connection, corrections = fixes.len(), "the reconciliation corrects the remote mirror");
+            self.store.correct_mirror(connection, &fixes).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the whole tree under `tree.root` into `expected` (and, when seeding, into the
+    /// new mirror); the listing's last cursor (`None`: no root, an empty tree).
     async fn read_tree(
         &self,
-        client: &DropboxClient,
-        root: &str,
+        tree: &Tree<'_>,
         expected: &mut Expected,
         report: &mut ReconcileReport,
-    ) -> Result<(), EngineError> {
-        let mut page = match client.list_folder(root, true).await {
+    ) -> Result<Option<String>, EngineError> {
+        let mut page = match tree.client.list_folder(tree.root, true).await {
             Ok(page) => page,
-            Err(DropboxError::NotFound(_)) => return Ok(()),
+            Err(DropboxError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         loop {
@@ -224,10 +346,20 @@ impl Engine {
             for entry in &page.entries {
                 expected.see(entry, report);
             }
-            if !page.has_more {
-                return Ok(());
+            if let Some(epoch) = tree.seed {
+                let changes: Vec<_> = page
+                    .entries
+                    .iter()
+                    .map(crate::mirror::mirror_change)
+                    .collect();
+                self.store
+                    .seed_mirror(tree.connection, epoch, &changes)
+                    .await?;
             }
-            page = client.list_folder_continue(&page.cursor).await?;
+            if !page.has_more {
+                return Ok(Some(page.cursor));
+            }
+            page = tree.client.list_folder_continue(&page.cursor).await?;
         }
     }
 

@@ -47,7 +47,14 @@ impl Engine {
             .bindings_within(&binding.connection, &binding.folder_lower)
             .await?;
         let (remote, _) = match self
-            .remote_tree(&client, binding, &others, Some(&placed), &[], &synced)
+            .remote_tree(
+                &client,
+                binding,
+                &others,
+                Some(&placed),
+                (&[], &synced),
+                false,
+            )
             .await
         {
             Ok(tree) => tree,

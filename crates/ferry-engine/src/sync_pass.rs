@@ -109,13 +109,23 @@ impl Engine {
     /// Runs one sync pass for a record. Per-file failures are recorded in the record's sync
     /// rows and the log, and counted in the outcome; an `Err` means the pass could not run.
     pub async fn sync_record(&self, id: RecordId) -> Result<PassOutcome, EngineError> {
-        self.pass(id, false, None).await
+        self.pass(id, false, None, false).await
+    }
+
+    /// A queued pass: a retry reads every folder from Dropbox (the failure it follows may
+    /// have come from planning on a mirror that lagged), a first try may plan from the mirror.
+    pub(crate) async fn sync_queued_record(
+        &self,
+        id: RecordId,
+        retry: bool,
+    ) -> Result<PassOutcome, EngineError> {
+        self.pass(id, false, None, retry).await
     }
 
     /// What a pass over the record would do now, without doing it (changes nothing).
     /// Empty when both sides agree.
     pub async fn pending_actions(&self, id: RecordId) -> Result<Vec<String>, EngineError> {
-        Ok(self.pass(id, true, None).await?.pending)
+        Ok(self.pass(id, true, None, true).await?.pending)
     }
 
     /// What a pass over the record would do if `rule` were stored in place of its namesake
@@ -125,16 +135,17 @@ impl Engine {
         id: RecordId,
         rule: &ferry_core::rules::RuleSpec,
     ) -> Result<Vec<String>, EngineError> {
-        Ok(self.pass(id, true, Some(rule)).await?.pending)
+        Ok(self.pass(id, true, Some(rule), true).await?.pending)
     }
 
-    /// One pass; `dry_run` only plans, and `rule_override` replaces the stored rule of its
-    /// name (a preview).
+    /// One pass; `dry_run` only plans, `rule_override` replaces the stored rule of its
+    /// name (a preview), and `listing` reads every folder from Dropbox, never the mirror.
     async fn pass(
         &self,
         id: RecordId,
         dry_run: bool,
         rule_override: Option<&ferry_core::rules::RuleSpec>,
+        listing: bool,
     ) -> Result<PassOutcome, EngineError> {
         let mut outcome = PassOutcome::default();
         let Some(record) = self.store.record_by_id(id).await? else {
@@ -250,7 +261,7 @@ impl Engine {
                 id = binding.as_ref().map_or(0, |b| b.id)
             );
             tracing::Instrument::instrument(
-                self.sync_binding(&record, placed, binding, dry_run, &mut outcome),
+                self.sync_binding(&record, placed, binding, dry_run, listing, &mut outcome),
                 span,
             )
             .await?;

@@ -5,7 +5,6 @@
 use crate::duties::watch_duty;
 use crate::{Engine, EngineError, backoff_delay};
 use ferry_dropbox::{DropboxError, Entry};
-use ferry_store::Priority;
 use std::collections::BTreeSet;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
@@ -14,6 +13,11 @@ use tokio::task::JoinHandle;
 
 /// How often a process looks for connections it does not watch yet (stored by another).
 const DISCOVER_EVERY: Duration = Duration::from_secs(10);
+
+/// Shortest time between two reads of the feed. A change after a quiet spell is read at once;
+/// under a stream of changes (Ferry's own back-fill writes each come back through the feed)
+/// rounds are spaced so each reads many changes in one request, not one request per change.
+const FEED_ROUND_GAP: Duration = Duration::from_millis(250);
 
 impl Engine {
     /// Starts one watcher per stored connection and the periodic reconciliation; connections
@@ -107,11 +111,15 @@ impl Engine {
     async fn watch(&self, connection: &str, duty: &str, mut shutdown: watch::Receiver<bool>) {
         let connection = connection.to_owned();
         let mut failures = 0u32;
+        let mut last_read: Option<tokio::time::Instant> = None;
         while !*shutdown.borrow() {
             if !self.await_duty(duty, &mut shutdown).await {
                 return;
             }
-            let wait = match self.watch_once(&connection, &mut shutdown).await {
+            let wait = match self
+                .watch_once(&connection, &mut shutdown, &mut last_read)
+                .await
+            {
                 Ok(backoff) => {
                     failures = 0;
                     backoff
@@ -143,14 +151,23 @@ impl Engine {
         }
     }
 
-    /// One long-poll round; returns how long to wait before the next.
+    /// One long-poll round; returns how long to wait before the next. `last_read` is when
+    /// the feed was last read (see [`FEED_ROUND_GAP`]).
     async fn watch_once(
         &self,
         connection: &str,
         shutdown: &mut watch::Receiver<bool>,
+        last_read: &mut Option<tokio::time::Instant>,
     ) -> Result<Option<Duration>, EngineError> {
         let (client, root) = self.client(connection).await?;
         let cursor = self.current_cursor(&client, &root, connection).await?;
+        // While this long-poll waits, nothing changed that the mirror lacks.
+        self.store
+            .mirror_live(
+                connection,
+                crate::mirror::live_until(self.config.longpoll_secs),
+            )
+            .await?;
         let polled = tokio::select! {
             r = client.longpoll(&cursor, self.config.longpoll_secs) => r,
             _ = shutdown.changed() => return Ok(None),
@@ -158,6 +175,13 @@ impl Engine {
         match polled {
             Ok((false, backoff)) => Ok(backoff),
             Ok((true, backoff)) => {
+                if let Some(at) = *last_read {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at + FEED_ROUND_GAP) => {}
+                        _ = shutdown.changed() => return Ok(None),
+                    }
+                }
+                *last_read = Some(tokio::time::Instant::now());
                 self.dispatch_changes(&client, connection, &root, cursor)
                     .await?;
                 Ok(backoff)
@@ -186,15 +210,24 @@ impl Engine {
             return Ok(cursor);
         }
         ensure_folder(client, root).await?;
-        let cursor = client.latest_cursor(root, true).await?;
-        // Changes before this cursor are not in it: a reconciliation covers them. The cursor
-        // is saved only once that is done, so a failure here repeats it.
-        self.reconcile_connection(connection).await?;
+        // One full listing builds a new mirror (beside any old one) and reconciles: changes
+        // before its cursor are in it. The cursor is saved only once that is done, so a
+        // failure here repeats it.
+        let epoch = rand::random::<i64>().checked_abs().unwrap_or(1).max(1);
+        let (_, listed) = self
+            .reconcile_connection_with(connection, Some(epoch))
+            .await?;
+        let cursor = match listed {
+            Some(cursor) => cursor,
+            // The root vanished after it was made: an empty tree from this cursor on.
+            None => client.latest_cursor(root, true).await?,
+        };
         // Saved only if nothing moved the root or took a cursor meanwhile: a cursor of the
         // old root would watch the wrong folder from then on.
+        let live = crate::mirror::live_until(self.config.longpoll_secs);
         if !self
             .store
-            .advance_connection_cursor(connection, root, None, &cursor)
+            .finish_mirror(connection, root, epoch, &cursor, live)
             .await?
         {
             return Err(cursor_moved(connection));
@@ -209,14 +242,14 @@ impl Engine {
         root: &str,
         started_from: String,
     ) -> Result<(), EngineError> {
-        let mut cursor = started_from.clone();
-        let mut records = BTreeSet::new();
+        let mut cursor = started_from;
         loop {
             let page = match client.list_folder_continue(&cursor).await {
                 Ok(page) => page,
                 Err(DropboxError::Reset) => return self.reset_cursor(connection).await,
                 Err(e) => return Err(e.into()),
             };
+            let mut records = BTreeSet::new();
             for entry in &page.entries {
                 if let Entry::File(f) = entry
                     && self
@@ -224,7 +257,7 @@ impl Engine {
                         .knows_revision(&f.id, &f.rev, &f.path_lower)
                         .await?
                 {
-                    continue; // Our own write coming back.
+                    continue; // Our own write coming back: in the mirror, but no news.
                 }
                 if let Some(binding) = self
                     .store
@@ -236,28 +269,42 @@ impl Engine {
                     records.insert(binding.record_id);
                 }
             }
+            let changes: Vec<_> = page
+                .entries
+                .iter()
+                .map(crate::mirror::mirror_change)
+                .collect();
+            let ids: Vec<i64> = records.into_iter().collect();
+            // The page's entries, its cursor and its records' queue entries commit together:
+            // a pass of a queued record sees the mirror with the change, and a crash before
+            // the commit reads the page again. Only over the cursor the page was read from,
+            // under the same root: a root change or a reconnect meanwhile cleared it, and the
+            // next round starts afresh.
+            let applied = self
+                .store
+                .apply_feed_page(&ferry_store::FeedPage {
+                    connection,
+                    root,
+                    from: &cursor,
+                    to: &page.cursor,
+                    changes: &changes,
+                    records: &ids,
+                    live_until_ms: crate::mirror::live_until(self.config.longpoll_secs),
+                })
+                .await?;
+            if !applied {
+                tracing::info!(%connection, "the change cursor was replaced meanwhile (root moved or reconnected); starting afresh");
+                return Ok(());
+            }
+            if !ids.is_empty() {
+                tracing::debug!(%connection, records = ids.len(), "changes in Dropbox");
+                self.wake();
+            }
             cursor = page.cursor;
             if !page.has_more {
-                break;
+                return Ok(());
             }
         }
-        // Queue before saving the cursor: a crash in between re-reads the changes, never skips.
-        if !records.is_empty() {
-            let ids: Vec<i64> = records.into_iter().collect();
-            tracing::debug!(%connection, records = ids.len(), "changes in Dropbox");
-            self.store.enqueue(&ids, Priority::Blocking).await?;
-            self.wake();
-        }
-        // Only over the cursor this round started from, under the same root: a root change
-        // or a reconnect meanwhile cleared it, and the next round starts afresh.
-        if !self
-            .store
-            .advance_connection_cursor(connection, root, Some(&started_from), &cursor)
-            .await?
-        {
-            tracing::info!(%connection, "the change cursor was replaced meanwhile (root moved or reconnected); starting afresh");
-        }
-        Ok(())
     }
 
     async fn reset_cursor(&self, connection: &str) -> Result<(), EngineError> {

@@ -119,7 +119,10 @@ impl Engine {
         let attempts = u32::try_from(task.attempts).unwrap_or(u32::MAX);
         let started = std::time::Instant::now();
         let span = tracing::info_span!("pass", record = task.record_id, attempt = attempts + 1);
-        let passed = self.sync_record(task.record_id).instrument(span).await;
+        let passed = self
+            .sync_queued_record(task.record_id, attempts > 0)
+            .instrument(span)
+            .await;
         if passed.is_ok() {
             // Files or folders this pass made may want shared links.
             self.wake_links.notify_one();

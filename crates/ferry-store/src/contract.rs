@@ -7,8 +7,8 @@
 
 use crate::prelude::*;
 use crate::{
-    AdminSession, AttachmentInput, Binding, OAuthState, Priority, RecordInput, StoreError, SyncRow,
-    SyncState,
+    AdminSession, AttachmentInput, Binding, FeedPage, MirrorChange, MirrorCorrection, MirrorFile,
+    OAuthState, Priority, RecordInput, StoreError, SyncRow, SyncState,
 };
 use serde_json::json;
 
@@ -913,33 +913,24 @@ pub async fn roots_move_and_cursors_advance_only_from_what_they_were(s: &dyn Sto
         .expect("the record's first pass");
     s.finish_task(&task).await.unwrap();
     assert!(s.queue_entry(r.id).await.unwrap().is_none());
-    // The first cursor: only where none is yet, under the root it was read for.
-    assert!(
-        !s.advance_connection_cursor("c", "/Other", None, "k1")
-            .await
-            .unwrap()
-    );
-    assert!(
-        s.advance_connection_cursor("c", "/Old", None, "k1")
-            .await
-            .unwrap()
-    );
-    assert!(
-        !s.advance_connection_cursor("c", "/Old", None, "k0")
-            .await
-            .unwrap()
-    );
+    // The first cursor (with its mirror): only where none is yet, under the root it was
+    // read for.
+    let far = i64::MAX / 2;
+    assert!(!s.finish_mirror("c", "/Other", 1, "k1", far).await.unwrap());
+    assert!(s.finish_mirror("c", "/Old", 2, "k1", far).await.unwrap());
+    assert!(!s.finish_mirror("c", "/Old", 3, "k0", far).await.unwrap());
     // Advancing needs the cursor the round started from.
-    assert!(
-        !s.advance_connection_cursor("c", "/Old", Some("k0"), "k2")
-            .await
-            .unwrap()
-    );
-    assert!(
-        s.advance_connection_cursor("c", "/Old", Some("k1"), "k2")
-            .await
-            .unwrap()
-    );
+    let page = |from: &'static str, to: &'static str, root: &'static str| FeedPage {
+        connection: "c",
+        root,
+        from,
+        to,
+        changes: &[],
+        records: &[],
+        live_until_ms: far,
+    };
+    assert!(!s.apply_feed_page(&page("k0", "k2", "/Old")).await.unwrap());
+    assert!(s.apply_feed_page(&page("k1", "k2", "/Old")).await.unwrap());
     assert_eq!(
         s.connection_cursor("c").await.unwrap().as_deref(),
         Some("k2")
@@ -967,16 +958,8 @@ pub async fn roots_move_and_cursors_advance_only_from_what_they_were(s: &dyn Sto
         "its rules' records get a pass"
     );
     // The round that started under the old root cannot put its cursor back.
-    assert!(
-        !s.advance_connection_cursor("c", "/Old", Some("k2"), "k3")
-            .await
-            .unwrap()
-    );
-    assert!(
-        !s.advance_connection_cursor("c", "/Old", None, "k3")
-            .await
-            .unwrap()
-    );
+    assert!(!s.apply_feed_page(&page("k2", "k3", "/Old")).await.unwrap());
+    assert!(!s.finish_mirror("c", "/Old", 4, "k3", far).await.unwrap());
     assert_eq!(s.connection_cursor("c").await.unwrap(), None);
     // Not while it is being disconnected.
     s.set_disconnecting("c").await.unwrap();
@@ -1746,6 +1729,208 @@ pub async fn folder_maps_queue_their_record_and_go_with_their_binding<S: Store>(
     assert!(s.sync_rows(r.id).await.unwrap().is_empty(), "and its rows");
 }
 
+/// The mirror: built beside the one in use and put in use with its cursor (one listing wins),
+/// read by folder (exactly the paths inside), fed page by page with the cursor and the queue
+/// in one transaction, corrected only where it still holds what the reader knew, and out of
+/// use when nobody follows the feed, after a reset and after a root move.
+pub async fn the_mirror_follows_its_feed_and_is_used_only_while_followed(s: &dyn Store) {
+    s.put_connection(&stored_connection("c", "/Root"))
+        .await
+        .unwrap();
+    let file = |path: &str, rev: &str| MirrorFile {
+        path_lower: path.to_lowercase(),
+        path_display: path.into(),
+        id: format!("id:{}", path.to_lowercase()),
+        rev: rev.into(),
+        size: 4,
+        content_hash: Some("h".into()),
+    };
+    let far = i64::MAX / 2;
+    let now = chrono::Utc::now().timestamp_millis();
+    let listed = |files: Option<Vec<MirrorFile>>| -> Vec<(String, String)> {
+        files
+            .expect("the mirror is in use")
+            .into_iter()
+            .map(|f| (f.path_display, f.rev))
+            .collect()
+    };
+    let pair = |p: &str, r: &str| (p.to_owned(), r.to_owned());
+    assert_eq!(s.mirror_within("c", "/root/a", now).await.unwrap(), None);
+    // A listing builds epoch 5 in pages; it is not in use before its cursor is saved.
+    s.seed_mirror(
+        "c",
+        5,
+        &[
+            MirrorChange::Folder {
+                path_lower: "/root/a".into(),
+            },
+            MirrorChange::File(file("/Root/A/x.pdf", "1")),
+            MirrorChange::File(file("/Root/A/Sub/y.pdf", "1")),
+        ],
+    )
+    .await
+    .unwrap();
+    s.seed_mirror(
+        "c",
+        5,
+        &[
+            MirrorChange::File(file("/Root/A b/z.pdf", "1")),
+            MirrorChange::File(file("/Root/A0", "1")),
+            MirrorChange::File(file("/Root/Ab/w.pdf", "1")),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.mirror_within("c", "/root/a", now).await.unwrap(), None);
+    // A second listing at the same time: only one puts its mirror in use.
+    s.seed_mirror(
+        "c",
+        6,
+        &[MirrorChange::File(file("/Root/A/stale.pdf", "1"))],
+    )
+    .await
+    .unwrap();
+    assert!(s.finish_mirror("c", "/Root", 5, "k1", far).await.unwrap());
+    assert!(!s.finish_mirror("c", "/Root", 6, "k1b", far).await.unwrap());
+    // Exactly the paths inside the folder, at every depth ("/Root/A b", "/Root/A0" and
+    // "/Root/Ab" are beside it).
+    assert_eq!(
+        listed(s.mirror_within("c", "/root/a", now).await.unwrap()),
+        [pair("/Root/A/Sub/y.pdf", "1"), pair("/Root/A/x.pdf", "1")]
+    );
+    assert_eq!(
+        listed(s.mirror_within("c", "/root/empty", now).await.unwrap()),
+        []
+    );
+    // A feed page: its entries in order, its cursor and its records, together.
+    let r = s
+        .upsert_record(&input("R1", json!({})))
+        .await
+        .unwrap()
+        .value;
+    let later = chrono::Utc::now().timestamp_millis() + 1;
+    if let Some(task) = s
+        .claim_task(&fresh_owner(), &[], later, 60_000)
+        .await
+        .unwrap()
+    {
+        s.finish_task(&task).await.unwrap();
+    }
+    assert!(s.queue_entry(r.id).await.unwrap().is_none());
+    let changes = [
+        MirrorChange::File(file("/Root/A/x.pdf", "2")),
+        MirrorChange::Deleted {
+            path_lower: "/root/a/sub".into(),
+        },
+        MirrorChange::File(file("/Root/A/new.pdf", "1")),
+        MirrorChange::Folder {
+            path_lower: "/root/a/new.pdf".into(),
+        },
+        MirrorChange::File(file("/Root/A/Sub", "1")),
+    ];
+    let page = FeedPage {
+        connection: "c",
+        root: "/Root",
+        from: "k1",
+        to: "k2",
+        changes: &changes,
+        records: &[r.id],
+        live_until_ms: far,
+    };
+    assert!(s.apply_feed_page(&page).await.unwrap());
+    let after_page = [pair("/Root/A/Sub", "1"), pair("/Root/A/x.pdf", "2")];
+    assert_eq!(
+        listed(s.mirror_within("c", "/root/a", now).await.unwrap()),
+        after_page
+    );
+    assert!(
+        s.queue_entry(r.id).await.unwrap().is_some(),
+        "the page queued its record"
+    );
+    // A page read from an old cursor changes nothing.
+    let gone = [MirrorChange::Deleted {
+        path_lower: "/root/a".into(),
+    }];
+    assert!(
+        !s.apply_feed_page(&FeedPage {
+            to: "k3",
+            changes: &gone,
+            ..page
+        })
+        .await
+        .unwrap()
+    );
+    assert_eq!(
+        listed(s.mirror_within("c", "/root/a", now).await.unwrap()),
+        after_page
+    );
+    // Corrections hold only where the mirror still has what the listing's reader knew.
+    let correction = |path: &str, was: Option<&str>, now: Option<MirrorFile>| MirrorCorrection {
+        path_lower: path.into(),
+        was_rev: was.map(str::to_owned),
+        now,
+    };
+    s.correct_mirror(
+        "c",
+        &[
+            // The feed has moved this file on since: kept.
+            correction("/root/a/x.pdf", Some("1"), Some(file("/Root/A/x.pdf", "9"))),
+            // A file is there already: kept.
+            correction("/root/a/x.pdf", None, Some(file("/Root/A/x.pdf", "8"))),
+            correction("/root/a/sub", Some("1"), None),
+            correction(
+                "/root/a/found.pdf",
+                None,
+                Some(file("/Root/A/found.pdf", "1")),
+            ),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        listed(s.mirror_within("c", "/root/a", now).await.unwrap()),
+        [pair("/Root/A/found.pdf", "1"), pair("/Root/A/x.pdf", "2")]
+    );
+    s.correct_mirror(
+        "c",
+        &[correction(
+            "/root/a/x.pdf",
+            Some("2"),
+            Some(file("/Root/A/x.pdf", "3")),
+        )],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        listed(s.mirror_within("c", "/root/a", now).await.unwrap()),
+        [pair("/Root/A/found.pdf", "1"), pair("/Root/A/x.pdf", "3")]
+    );
+    // Not used once nobody follows the feed, and again once someone does.
+    s.mirror_live("c", now - 1).await.unwrap();
+    assert_eq!(s.mirror_within("c", "/root/a", now).await.unwrap(), None);
+    s.mirror_live("c", far).await.unwrap();
+    assert!(
+        s.mirror_within("c", "/root/a", now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // A reset puts it out of use; the next listing's mirror replaces it whole.
+    s.set_connection_cursor("c", None).await.unwrap();
+    assert_eq!(s.mirror_within("c", "/root/a", now).await.unwrap(), None);
+    s.seed_mirror("c", 7, &[MirrorChange::File(file("/Root/A/only.pdf", "1"))])
+        .await
+        .unwrap();
+    assert!(s.finish_mirror("c", "/Root", 7, "k9", far).await.unwrap());
+    assert_eq!(
+        listed(s.mirror_within("c", "/root/a", now).await.unwrap()),
+        [pair("/Root/A/only.pdf", "1")]
+    );
+    // A root move puts it out of use too.
+    assert!(s.set_connection_root("c", "/Root", "/Moved").await.unwrap());
+    assert_eq!(s.mirror_within("c", "/root/a", now).await.unwrap(), None);
+}
+
 /// Expands to one `#[tokio::test]` per contract function, each on a fresh store from
 /// `$make` (an async expression yielding `(guard, store)`; the guard lives as long as the test).
 #[macro_export]
@@ -1785,6 +1970,11 @@ macro_rules! store_contract_tests {
         async fn subfolders_are_marked_per_binding() {
             let (_guard, store) = $make.await;
             $crate::contract::subfolders_are_marked_per_binding(&store).await;
+        }
+        #[tokio::test]
+        async fn the_mirror_follows_its_feed_and_is_used_only_while_followed() {
+            let (_guard, store) = $make.await;
+            $crate::contract::the_mirror_follows_its_feed_and_is_used_only_while_followed(&store).await;
         }
         #[tokio::test]
         async fn roots_move_and_cursors_advance_only_from_what_they_were() {

@@ -21,6 +21,7 @@ mod error;
 mod folder_maps;
 mod links;
 mod migrations;
+mod mirror;
 mod offload;
 pub mod pg_testing;
 mod postgres;
@@ -145,22 +146,13 @@ pub trait ConnectionStore: Send + Sync + 'static {
     async fn delete_connection(&self, name: &str) -> StoreResult<()>;
     /// Marks a connection as needing a reconnect (`Some(reason)`) or clears the mark.
     async fn set_needs_reconnect(&self, name: &str, reason: Option<&str>) -> StoreResult<()>;
-    /// The connection's change cursor (`None` clears it).
+    /// Sets the connection's change cursor (`None` clears it: the feed starts again). The
+    /// mirror goes out of use either way: a cursor saved without one is for tests only.
     async fn set_connection_cursor(&self, name: &str, cursor: Option<&str>) -> StoreResult<()>;
     /// Moves a connection's root from `from` to `to` — only if its root is still `from` and
     /// it is not being disconnected — clearing its change cursor and queueing its rules'
     /// records in the same transaction. Whether it moved.
     async fn set_connection_root(&self, name: &str, from: &str, to: &str) -> StoreResult<bool>;
-    /// Saves a change cursor read under `root`, only if the connection still has that root
-    /// and the cursor is still `from` (`None`: none yet); whether it was saved. A cursor of a
-    /// root moved meanwhile, or one that a reconnect cleared, is dropped.
-    async fn advance_connection_cursor(
-        &self,
-        name: &str,
-        root: &str,
-        from: Option<&str>,
-        to: &str,
-    ) -> StoreResult<bool>;
     /// The connection's change cursor.
     async fn connection_cursor(&self, name: &str) -> StoreResult<Option<String>>;
     /// An admin confirms the deletions the connection-wide brake stopped: the window starts
@@ -539,6 +531,53 @@ pub trait FolderMapStore: Send + Sync + 'static {
     ) -> StoreResult<Option<FolderMap>>;
 }
 
+/// Each connection's mirror of its Dropbox tree, fed by the change feed (see
+/// docs/sync.md, "The remote mirror"). The mirror is in use while the connection has a
+/// cursor: every cursor is saved together with the mirror it is current for.
+#[async_trait]
+pub trait MirrorStore: Send + Sync + 'static {
+    /// Writes one page of a full listing into mirror `epoch`, which is being built and not
+    /// in use yet.
+    async fn seed_mirror(
+        &self,
+        connection: &str,
+        epoch: i64,
+        changes: &[MirrorChange],
+    ) -> StoreResult<()>;
+    /// Puts mirror `epoch` in use with the cursor its listing ended with, only if the
+    /// connection still has `root` and no cursor; drops every other mirror of the
+    /// connection. Whether it was put in use (if not, `epoch` is dropped).
+    async fn finish_mirror(
+        &self,
+        connection: &str,
+        root: &str,
+        epoch: i64,
+        cursor: &str,
+        live_until_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Applies one page of the change feed, only if the cursor is still the page's `from`
+    /// under its root: the entries (in order), the new cursor and the queueing of the page's
+    /// records commit together. Whether it was applied.
+    async fn apply_feed_page(&self, page: &FeedPage<'_>) -> StoreResult<bool>;
+    /// Marks the connection's mirror as followed until `until_ms` (a watcher is polling).
+    async fn mirror_live(&self, connection: &str, until_ms: i64) -> StoreResult<()>;
+    /// The mirror's files inside `folder_lower`, by path; `None` when the mirror cannot be
+    /// trusted at `now_ms`: there is none, or no watcher has followed the feed lately.
+    async fn mirror_within(
+        &self,
+        connection: &str,
+        folder_lower: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<Vec<MirrorFile>>>;
+    /// Applies what a listing read, each only where the mirror in use still holds the
+    /// correction's `was_rev`.
+    async fn correct_mirror(
+        &self,
+        connection: &str,
+        corrections: &[MirrorCorrection],
+    ) -> StoreResult<()>;
+}
+
 /// The database as a whole: consistent copies and their check (backups).
 #[async_trait]
 pub trait MaintenanceStore: Send + Sync + 'static {
@@ -570,6 +609,7 @@ pub trait Store:
     + OffloadStore
     + ConsoleStore
     + FolderMapStore
+    + MirrorStore
 {
 }
 
@@ -586,6 +626,7 @@ impl<T> Store for T where
         + OffloadStore
         + ConsoleStore
         + FolderMapStore
+        + MirrorStore
 {
 }
 
@@ -593,6 +634,7 @@ impl<T> Store for T where
 pub mod prelude {
     pub use super::{
         ConnectionStore, ConsoleStore, FolderMapStore, LinkStore, LogStore, MaintenanceStore,
-        OffloadStore, QueueStore, RecordStore, RuleStore, Store, SyncStateStore, WebhookStore,
+        MirrorStore, OffloadStore, QueueStore, RecordStore, RuleStore, Store, SyncStateStore,
+        WebhookStore,
     };
 }

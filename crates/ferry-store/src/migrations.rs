@@ -54,6 +54,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0011_app_access.sql"),
     ),
     (12, "duties", include_str!("../migrations/0012_duties.sql")),
+    (13, "mirror", include_str!("../migrations/0013_mirror.sql")),
 ];
 
 /// PostgreSQL's migrations: its schema starts where SQLite's is now (one file), and each
@@ -68,6 +69,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "duties",
         include_str!("../migrations/postgres/0002_duties.sql"),
+    ),
+    (
+        3,
+        "mirror",
+        include_str!("../migrations/postgres/0003_mirror.sql"),
     ),
 ];
 

@@ -798,26 +798,6 @@ impl ConnectionStore for SqliteStore {
         Ok(moved)
     }
 
-    async fn advance_connection_cursor(
-        &self,
-        name: &str,
-        root: &str,
-        from: Option<&str>,
-        to: &str,
-    ) -> StoreResult<bool> {
-        Ok(sqlx::query(
-            "UPDATE connections SET cursor = ?4 WHERE name = ?1 AND root = ?2 AND cursor IS ?3",
-        )
-        .bind(name)
-        .bind(root)
-        .bind(from)
-        .bind(to)
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            == 1)
-    }
-
     async fn connection(&self, name: &str) -> StoreResult<Option<StoredConnection>> {
         sqlx::query("SELECT * FROM connections WHERE name = ?")
             .bind(name)
@@ -861,10 +841,16 @@ impl ConnectionStore for SqliteStore {
     }
 
     async fn delete_connection(&self, name: &str) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM connections WHERE name = ?")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM mirror_files WHERE connection = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -878,7 +864,7 @@ impl ConnectionStore for SqliteStore {
     }
 
     async fn set_connection_cursor(&self, name: &str, cursor: Option<&str>) -> StoreResult<()> {
-        sqlx::query("UPDATE connections SET cursor = ? WHERE name = ?")
+        sqlx::query("UPDATE connections SET cursor = ?, mirror_epoch = 0 WHERE name = ?")
             .bind(cursor)
             .bind(name)
             .execute(&self.pool)

@@ -757,3 +757,69 @@ pub struct Duty {
     /// When its lease ends unless the holder's heartbeat renews it (Unix ms).
     pub until_ms: i64,
 }
+
+/// A file in a connection's mirror of its Dropbox tree (paths absolute, as Dropbox gives them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorFile {
+    /// Lower-cased path (the key).
+    pub path_lower: String,
+    /// Path with its casing.
+    pub path_display: String,
+    /// Stable Dropbox id.
+    pub id: String,
+    /// Revision.
+    pub rev: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Dropbox content hash.
+    pub content_hash: Option<String>,
+}
+
+/// One entry of a full listing or of the change feed, as the mirror applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MirrorChange {
+    /// A file is at this path now.
+    File(MirrorFile),
+    /// A folder is at this path: no file is.
+    Folder {
+        /// Lower-cased path.
+        path_lower: String,
+    },
+    /// Nothing is at this path or under it any more.
+    Deleted {
+        /// Lower-cased path.
+        path_lower: String,
+    },
+}
+
+/// One page of the change feed, applied to the mirror with its cursor and the records it
+/// concerns in one transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedPage<'a> {
+    /// The connection.
+    pub connection: &'a str,
+    /// The root the cursor was read under.
+    pub root: &'a str,
+    /// The cursor the page was read from.
+    pub from: &'a str,
+    /// The cursor after the page.
+    pub to: &'a str,
+    /// The page's entries, in the feed's order.
+    pub changes: &'a [MirrorChange],
+    /// Records whose folders the page touches: queued (as [`Priority::Blocking`]).
+    pub records: &'a [RecordId],
+    /// Until when (ms) the mirror counts as followed.
+    pub live_until_ms: i64,
+}
+
+/// What a listing read at one path, to correct the mirror with only if the mirror still holds
+/// what the listing's reader knew there (so a newer entry from the feed is never undone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorCorrection {
+    /// Lower-cased path.
+    pub path_lower: String,
+    /// The revision the mirror is expected to hold there (`None`: no file).
+    pub was_rev: Option<String>,
+    /// What the listing found there (`None`: no file).
+    pub now: Option<MirrorFile>,
+}

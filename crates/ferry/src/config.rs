@@ -42,6 +42,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("custom_dropbox_hosts", Kind::Switch),
     ("reconcile_every_secs", Kind::Integer),
     ("upload_concurrency", Kind::Integer),
+    ("remote_mirror", Kind::Switch),
     ("longpoll_secs", Kind::Integer),
     ("lease_secs", Kind::Integer),
     ("heartbeat_secs", Kind::Integer),
@@ -128,6 +129,8 @@ pub struct Config {
     pub reconcile_every_secs: u64,
     /// Uploads staged in parallel within one pass.
     pub upload_concurrency: usize,
+    /// Plan passes from the remote mirror when it can be trusted (off: every pass lists).
+    pub remote_mirror: bool,
     /// Long-poll timeout asked of Dropbox, in seconds (30–480).
     pub longpoll_secs: u64,
     /// How long a queue claim lasts without a heartbeat (another host's crashed work is
@@ -217,6 +220,7 @@ impl Default for Config {
             custom_dropbox_hosts: false,
             reconcile_every_secs: 15 * 60,
             upload_concurrency: 8,
+            remote_mirror: true,
             longpoll_secs: 30,
             lease_secs: 15,
             heartbeat_secs: 3,
@@ -301,6 +305,7 @@ impl Config {
             custom_dropbox_hosts: self.custom_dropbox_hosts,
             reconcile_every: Duration::from_secs(self.reconcile_every_secs),
             upload_concurrency: self.upload_concurrency,
+            remote_mirror: self.remote_mirror,
             longpoll_secs: self.longpoll_secs,
             lease: Duration::from_secs(self.lease_secs),
             heartbeat: Duration::from_secs(self.heartbeat_secs),

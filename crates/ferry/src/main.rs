@@ -760,7 +760,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             }
             let t = &report.totals;
             println!(
-                "{} seeds in {:.1} s: {} app ops, {} Dropbox ops, {} engine steps, {} Dropbox faults and {} store faults injected, {} crashes; {} root moves, {} shared links made, {} files offloaded at the end, {} brought back; {} steps by a second engine",
+                "{} seeds in {:.1} s: {} app ops, {} Dropbox ops, {} engine steps, {} Dropbox faults and {} store faults injected, {} crashes; {} root moves, {} shared links made, {} files offloaded at the end, {} brought back; {} steps by a second engine; {} folders read from the mirror, {} listed",
                 report.seeds,
                 started.elapsed().as_secs_f64(),
                 t.app_ops,
@@ -773,7 +773,9 @@ async fn run(command: Command) -> anyhow::Result<bool> {
                 t.links,
                 t.offloaded,
                 t.brought_back,
-                t.second_engine_steps
+                t.second_engine_steps,
+                t.mirror_reads,
+                t.listings
             );
             for (seed, failure) in &report.failures {
                 let on = if postgres { " --postgres" } else { "" };

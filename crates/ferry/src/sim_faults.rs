@@ -514,19 +514,6 @@ impl ConnectionStore for FaultyStore {
         self.inner.set_connection_root(name, from, to).await
     }
 
-    async fn advance_connection_cursor(
-        &self,
-        name: &str,
-        root: &str,
-        from: Option<&str>,
-        to: &str,
-    ) -> StoreResult<bool> {
-        self.fault("advance_connection_cursor")?;
-        self.inner
-            .advance_connection_cursor(name, root, from, to)
-            .await
-    }
-
     async fn connection_cursor(&self, name: &str) -> StoreResult<Option<String>> {
         self.fault("connection_cursor")?;
         self.inner.connection_cursor(name).await
@@ -981,5 +968,63 @@ impl ObjectStore for FaultyBlobs {
     ) -> object_store::Result<()> {
         self.fault()?;
         self.inner.rename_if_not_exists(from, to).await
+    }
+}
+
+#[async_trait]
+impl MirrorStore for FaultyStore {
+    async fn seed_mirror(
+        &self,
+        connection: &str,
+        epoch: i64,
+        changes: &[ferry_store::MirrorChange],
+    ) -> StoreResult<()> {
+        self.fault("seed_mirror")?;
+        self.inner.seed_mirror(connection, epoch, changes).await
+    }
+
+    async fn finish_mirror(
+        &self,
+        connection: &str,
+        root: &str,
+        epoch: i64,
+        cursor: &str,
+        live_until_ms: i64,
+    ) -> StoreResult<bool> {
+        self.fault("finish_mirror")?;
+        self.inner
+            .finish_mirror(connection, root, epoch, cursor, live_until_ms)
+            .await
+    }
+
+    async fn apply_feed_page(&self, page: &ferry_store::FeedPage<'_>) -> StoreResult<bool> {
+        self.fault("apply_feed_page")?;
+        self.inner.apply_feed_page(page).await
+    }
+
+    async fn mirror_live(&self, connection: &str, until_ms: i64) -> StoreResult<()> {
+        self.fault("mirror_live")?;
+        self.inner.mirror_live(connection, until_ms).await
+    }
+
+    async fn mirror_within(
+        &self,
+        connection: &str,
+        folder_lower: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<Vec<ferry_store::MirrorFile>>> {
+        self.fault("mirror_within")?;
+        self.inner
+            .mirror_within(connection, folder_lower, now_ms)
+            .await
+    }
+
+    async fn correct_mirror(
+        &self,
+        connection: &str,
+        corrections: &[ferry_store::MirrorCorrection],
+    ) -> StoreResult<()> {
+        self.fault("correct_mirror")?;
+        self.inner.correct_mirror(connection, corrections).await
     }
 }

@@ -67,6 +67,10 @@ pub struct SeedStats {
     pub root_moves: u32,
     /// Engine steps taken by the second engine (PostgreSQL runs), alone or beside the first.
     pub second_engine_steps: u32,
+    /// Binding folders passes read from the remote mirror (no request)…
+    pub mirror_reads: u64,
+    /// …and by listing them.
+    pub listings: u64,
 }
 
 impl SeedStats {
@@ -83,6 +87,8 @@ impl SeedStats {
         self.links += o.links;
         self.root_moves += o.root_moves;
         self.second_engine_steps += o.second_engine_steps;
+        self.mirror_reads += o.mirror_reads;
+        self.listings += o.listings;
     }
 }
 
@@ -856,11 +862,22 @@ impl Sim {
         self.restarted = true;
         self.trace.push(format!("crash {which:?}"));
         if which != Which::Second {
-            self.engine = self.new_engine();
+            let engine = self.new_engine();
+            let old = std::mem::replace(&mut self.engine, engine);
+            self.count_trees(&old);
         }
-        if which != Which::First && self.second.is_some() {
-            self.second = Some(self.new_engine());
+        if which != Which::First
+            && let Some(second) = self.second.replace(self.new_engine())
+        {
+            self.count_trees(&second);
         }
+    }
+
+    /// Adds how an engine's passes read their folders to the seed's counts.
+    fn count_trees(&mut self, engine: &Engine) {
+        let (mirror, listings) = engine.metrics().remote_tree_counts();
+        self.stats.mirror_reads += mirror;
+        self.stats.listings += listings;
     }
 
     /// Runs one engine future; a hung Dropbox call is a crash: the pass is dropped and the
@@ -919,16 +936,34 @@ impl Sim {
         }
     }
 
-    /// The change feed lost some notifications (the cursor jumps to now); a full
-    /// reconciliation must then queue every record that has work pending and is not queued
-    /// already (the pass's own dry run is the ground truth).
+    /// The change feed lost some notifications (the cursor jumps to now, and the remote
+    /// mirror misses what it skipped); a full reconciliation must then queue every record
+    /// that has work pending and is not queued already (the pass's own dry run is the
+    /// ground truth), and correct the mirror so that their passes see the changes.
     async fn lose_changes_then_reconcile(&mut self) -> anyhow::Result<()> {
         let was = self.injector.enabled.swap(false, Ordering::SeqCst);
         let result = async {
-            let latest = self.human.latest_cursor(ROOT, true).await?;
-            self.store
-                .set_connection_cursor("dropbox", Some(&latest))
-                .await?;
+            let root = self
+                .store
+                .connection("dropbox")
+                .await?
+                .context("the connection")?
+                .root;
+            // No cursor yet: no feed to lose changes from.
+            if let Some(from) = self.store.connection_cursor("dropbox").await? {
+                let latest = self.human.latest_cursor(&root, true).await?;
+                self.store
+                    .apply_feed_page(&ferry_store::FeedPage {
+                        connection: "dropbox",
+                        root: &root,
+                        from: &from,
+                        to: &latest,
+                        changes: &[],
+                        records: &[],
+                        live_until_ms: chrono::Utc::now().timestamp_millis() + 600_000,
+                    })
+                    .await?;
+            }
             let mut needy = BTreeMap::new();
             for (key, id) in &self.records {
                 // Records never placed are not the reconciliation's business (their first
@@ -1087,6 +1122,9 @@ impl Sim {
             .await
             .context("reading changes with faults off")?;
         // Run the queue dry, waiting out retries that Dropbox asked to delay (Retry-After).
+        // The feed is read again once the queue is dry, as a watcher would go on reading it:
+        // the passes' own writes (a folder moved along with its parent's) may show a record
+        // files its pass did not see, planned from the mirror before the feed brought them.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let mut steps = 0;
         loop {
@@ -1096,8 +1134,17 @@ impl Sim {
                     bail!("the queue never drains");
                 }
             }
-            if self.store.queue_stats().await?.queued == 0 || tokio::time::Instant::now() > deadline
-            {
+            if self.store.queue_stats().await?.queued == 0 {
+                self.engine
+                    .drain_changes("dropbox")
+                    .await
+                    .context("reading changes with faults off")?;
+                if self.store.queue_stats().await?.queued == 0 {
+                    break;
+                }
+                continue;
+            }
+            if tokio::time::Instant::now() > deadline {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -1148,6 +1195,12 @@ impl Sim {
 
     /// What offload and links did in this seed (so a run shows they were exercised).
     async fn count_extras(&mut self) -> anyhow::Result<()> {
+        let engines: Vec<Arc<Engine>> = std::iter::once(Arc::clone(&self.engine))
+            .chain(self.second.clone())
+            .collect();
+        for engine in engines {
+            self.count_trees(&engine);
+        }
         let count = |action: &str| {
             let store = Arc::clone(&self.store);
             let action = action.to_owned();

@@ -12,6 +12,7 @@
 mod console;
 mod folder_maps;
 mod links;
+mod mirror;
 mod offload;
 mod url;
 mod webhooks;
@@ -833,26 +834,6 @@ impl ConnectionStore for PgStore {
         Ok(moved)
     }
 
-    async fn advance_connection_cursor(
-        &self,
-        name: &str,
-        root: &str,
-        from: Option<&str>,
-        to: &str,
-    ) -> StoreResult<bool> {
-        Ok(sqlx::query(
-            "UPDATE connections SET cursor = $4 WHERE name = $1 AND root = $2 AND cursor IS NOT DISTINCT FROM $3",
-        )
-        .bind(name)
-        .bind(root)
-        .bind(from)
-        .bind(to)
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            == 1)
-    }
-
     async fn connection(&self, name: &str) -> StoreResult<Option<StoredConnection>> {
         sqlx::query("SELECT * FROM connections WHERE name = $1")
             .bind(name)
@@ -896,10 +877,16 @@ impl ConnectionStore for PgStore {
     }
 
     async fn delete_connection(&self, name: &str) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM connections WHERE name = $1")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM mirror_files WHERE connection = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -913,7 +900,7 @@ impl ConnectionStore for PgStore {
     }
 
     async fn set_connection_cursor(&self, name: &str, cursor: Option<&str>) -> StoreResult<()> {
-        sqlx::query("UPDATE connections SET cursor = $1 WHERE name = $2")
+        sqlx::query("UPDATE connections SET cursor = $1, mirror_epoch = 0 WHERE name = $2")
             .bind(cursor)
             .bind(name)
             .execute(&self.pool)

@@ -10,6 +10,7 @@
 mod content_hash;
 mod large_files;
 mod latency;
+mod many_records;
 mod processes;
 mod scale;
 mod small_files;
@@ -48,17 +49,20 @@ pub enum Scenario {
     ContentHash,
     /// 6. Several processes on one PostgreSQL database.
     Processes,
+    /// 7. Many records of one small file each.
+    ManyRecords,
 }
 
 impl Scenario {
     /// Every scenario, in run order.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::SmallFiles,
         Scenario::LargeFiles,
         Scenario::Latency,
         Scenario::Scale,
         Scenario::ContentHash,
         Scenario::Processes,
+        Scenario::ManyRecords,
     ];
 
     /// The name used in `--only` and as the prefix of figure names.
@@ -70,6 +74,7 @@ impl Scenario {
             Scenario::Scale => "scale",
             Scenario::ContentHash => "content_hash",
             Scenario::Processes => "processes",
+            Scenario::ManyRecords => "many_records",
         }
     }
 }
@@ -507,14 +512,23 @@ impl Ctx {
 
     /// An emulator plus a Ferry app connected to it as `dropbox`, root `/Bench`.
     pub(crate) async fn stack(&self) -> anyhow::Result<Stack> {
+        self.stack_with(|_| {}).await
+    }
+
+    /// [`Ctx::stack`], with Ferry's configuration changed by `tweak`.
+    pub(crate) async fn stack_with(
+        &self,
+        tweak: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Stack> {
         let (dir, emulator) = self.emulator().await?;
-        let config = Config {
+        let mut config = Config {
             data_dir: dir.path().join("ferry"),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             max_attachment_mib: 2048,
             custom_dropbox_hosts: true,
             ..Config::default()
         };
+        tweak(&mut config);
         let app = RunningApp::start(&config).await?;
         let api = ApiClient::new(app.base_url(), app.api_key().clone());
         api.put_json(
@@ -603,6 +617,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<Vec<Figure>> {
             Scenario::Scale => scale::run(&mut ctx).await,
             Scenario::ContentHash => content_hash::run(&mut ctx).await,
             Scenario::Processes => processes::run(&mut ctx).await,
+            Scenario::ManyRecords => many_records::run(&mut ctx).await,
         };
         let got = result.with_context(|| format!("scenario {}", scenario.name()))?;
         println!(

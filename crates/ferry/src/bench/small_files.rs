@@ -30,10 +30,26 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<Vec<Figure>> {
 
     let (seq_secs, seq_retries) = direct_uploads(ctx, &contents, per_record, 1).await?;
     let (par_secs, par_retries) = direct_uploads(ctx, &contents, per_record, 16).await?;
-    let (ferry_secs, _) = engine_push(ctx, &contents, records, per_record, false).await?;
+    let plain = Push {
+        records,
+        per_record,
+        links: false,
+        remote_mirror: true,
+        flip_rule: false,
+    };
+    let ferry_secs = engine_push(ctx, &contents, plain).await?.secs;
     // The same push with shared links on: links are made beside the sync, so the files
     // should arrive as fast.
-    let (linked_secs, links_made) = engine_push(ctx, &contents, records, per_record, true).await?;
+    let linked = engine_push(
+        ctx,
+        &contents,
+        Push {
+            links: true,
+            ..plain
+        },
+    )
+    .await?;
+    let (linked_secs, links_made) = (linked.secs, linked.links_made);
     println!("  (with links: {links_made} links made by the time the last file was synced)");
     println!(
         "  (baselines retried after 429: sequential {seq_retries}, 16 at a time {par_retries})"
@@ -70,7 +86,7 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<Vec<Figure>> {
 /// Uploads every file with one `files/upload` each, `concurrency` at a time, into a fresh
 /// emulator. Returns the seconds and how many uploads had to be retried after a 429 the
 /// client's own retries did not absorb.
-async fn direct_uploads(
+pub(super) async fn direct_uploads(
     ctx: &Ctx,
     contents: &[Bytes],
     per_record: usize,
@@ -162,59 +178,92 @@ async fn direct_uploads(
     Ok((secs, retries.load(Ordering::Relaxed)))
 }
 
+/// The rule of the pushes, syncing records where `condition` holds.
+fn rule(links: bool, condition: &str) -> serde_json::Value {
+    json!({
+        "record_kind": "batch",
+        "connection": "dropbox",
+        "condition": condition,
+        "folder": "Small/{{ record.key }}",
+        "links": if links { "public" } else { "off" },
+    })
+}
+
+/// One timed push through Ferry.
+#[derive(Clone, Copy)]
+pub(super) struct Push {
+    /// Records, each with `per_record` of the contents (in order).
+    pub(super) records: usize,
+    pub(super) per_record: usize,
+    /// Shared links on the rule.
+    pub(super) links: bool,
+    /// Ferry's `remote_mirror` setting.
+    pub(super) remote_mirror: bool,
+    /// Start the push by one rule change (every record at once) instead of marking each
+    /// record ready.
+    pub(super) flip_rule: bool,
+}
+
+/// What a push took.
+pub(super) struct Pushed {
+    pub(super) secs: f64,
+    /// Shared links made by the time the last file was synced.
+    pub(super) links_made: u64,
+    /// Requests the emulator saw while the clock ran.
+    pub(super) requests: u64,
+}
+
 /// Loads the records (not yet ready, so nothing syncs), then marks them ready and times the
 /// engine until every file is synced.
-async fn engine_push(
+pub(super) async fn engine_push(
     ctx: &Ctx,
     contents: &[Bytes],
-    records: usize,
-    per_record: usize,
-    links: bool,
-) -> anyhow::Result<(f64, u64)> {
-    let stack = ctx.stack().await?;
+    push: Push,
+) -> anyhow::Result<Pushed> {
+    let Push {
+        records,
+        per_record,
+        links,
+        remote_mirror,
+        ..
+    } = push;
+    let stack = ctx.stack_with(|c| c.remote_mirror = remote_mirror).await?;
     stack
         .api
-        .put_json(
-            "/v1/rules/small",
-            &json!({
-                "record_kind": "batch",
-                "connection": "dropbox",
-                "condition": "record.fields.ready",
-                "folder": "Small/{{ record.key }}",
-                "links": if links { "public" } else { "off" },
-            }),
-        )
+        .put_json("/v1/rules/small", &rule(links, "record.fields.ready"))
         .await?;
     let mut progress = Progress::new("loading records into Ferry", contents.len() as u64);
+    // Records load 16 at a time, each record's files one after another.
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut loaded = 0u64;
     for r in 0..records {
-        stack
-            .api
-            .put_json(
-                &format!("/v1/records/batch/R{r:04}"),
+        let api = stack.api.clone();
+        let files: Vec<Bytes> = contents[r * per_record..(r + 1) * per_record].to_vec();
+        tasks.spawn(async move {
+            api.put_json(
+                &format!("/v1/records/batch/R{r:05}"),
                 &json!({"fields": {"ready": false}}),
             )
             .await?;
-        let mut tasks = tokio::task::JoinSet::new();
-        for f in 0..per_record {
-            let api = stack.api.clone();
-            let data = contents[r * per_record + f].to_vec();
-            tasks.spawn(async move {
+            for (f, data) in files.into_iter().enumerate() {
                 api.put_bytes(
-                    &format!("/v1/records/batch/R{r:04}/attachments/file-{f:04}.bin"),
-                    data,
+                    &format!("/v1/records/batch/R{r:05}/attachments/file-{f:04}.bin"),
+                    data.to_vec(),
                 )
-                .await
-            });
-            if tasks.len() >= 8
-                && let Some(joined) = tasks.join_next().await
-            {
-                joined.context("load task panicked")??;
+                .await?;
             }
-        }
-        while let Some(joined) = tasks.join_next().await {
+            anyhow::Ok(())
+        });
+        while tasks.len() >= 16
+            && let Some(joined) = tasks.join_next().await
+        {
             joined.context("load task panicked")??;
+            loaded += per_record as u64;
+            progress.set(loaded);
         }
-        progress.set(((r + 1) * per_record) as u64);
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.context("load task panicked")??;
     }
     progress.finish();
     stack
@@ -227,17 +276,31 @@ async fn engine_push(
         bail!("files synced before their records were ready");
     }
 
-    let total = contents.len() as u64;
-    let mut progress = Progress::new("Ferry engine pushing", total);
+    let total = (records * per_record) as u64;
+    let label = if remote_mirror {
+        "Ferry engine pushing"
+    } else {
+        "Ferry engine pushing, listing every folder"
+    };
+    let mut progress = Progress::new(label, total);
+    let requests_before = stack.emulator.calls_total();
     let started = Instant::now();
-    for r in 0..records {
+    if push.flip_rule {
+        // One change starts every record: the rule syncs them all.
         stack
             .api
-            .put_json(
-                &format!("/v1/records/batch/R{r:04}"),
-                &json!({"fields": {"ready": true}}),
-            )
+            .put_json("/v1/rules/small", &rule(links, "true"))
             .await?;
+    } else {
+        for r in 0..records {
+            stack
+                .api
+                .put_json(
+                    &format!("/v1/records/batch/R{r:05}"),
+                    &json!({"fields": {"ready": true}}),
+                )
+                .await?;
+        }
     }
     let deadline = Instant::now() + Duration::from_secs(900);
     loop {
@@ -253,6 +316,7 @@ async fn engine_push(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let secs = started.elapsed().as_secs_f64();
+    let requests = stack.emulator.calls_total() - requests_before;
     progress.finish();
     let links_made = store
         .log_entries(&ferry_store::LogFilter {
@@ -269,9 +333,15 @@ async fn engine_push(
             .route_calls("files/upload_session/finish_batch_v2"),
         stack.emulator.route_calls("files/upload"),
     );
+    let listings = stack.emulator.route_calls("files/list_folder");
     println!(
-        "  (engine requests: {sessions} upload_session/start, {batches} finish_batch_v2, {uploads} files/upload)"
+        "  (engine requests: {requests} in all, {:.2} per file: {sessions} upload_session/start, {batches} finish_batch_v2, {uploads} files/upload, {listings} list_folder)",
+        requests as f64 / total.max(1) as f64
     );
     stack.shutdown().await;
-    Ok((secs, links_made))
+    Ok(Pushed {
+        secs,
+        links_made,
+        requests,
+    })
 }

@@ -140,15 +140,28 @@ impl Stack {
         }
     }
 
-    /// Waits until the queue is settled (fails the test after 30 s).
+    /// Waits until the queue is empty (fails the test after 30 s). A retry waiting for its
+    /// time is waited out: a pass planned from a remote mirror that had not seen a Dropbox
+    /// change yet fails on its precondition and is retried (or queued again by the feed).
     pub async fn settle(&self) {
-        let stats = self
-            .app
-            .engine()
-            .wait_idle(std::time::Duration::from_secs(30))
-            .await
-            .expect("queue readable");
-        assert_eq!(stats.queued, 0, "sync queue did not drain: {stats:?}");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let stats = self
+                .app
+                .engine()
+                .wait_idle(left)
+                .await
+                .expect("queue readable");
+            if stats.queued == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "sync queue did not drain: {stats:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 }
 

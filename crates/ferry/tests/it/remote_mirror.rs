@@ -1,0 +1,206 @@
+//! The remote mirror end to end: with the change feed followed, a pass makes no listing
+//! request, and a change the mirror has not seen yet is never overwritten — the write's
+//! precondition fails and the next pass re-plans from a listing.
+
+use crate::support::{Emu, Stack};
+use ferry_core::content_hash::content_hash;
+use ferry_core::secret::Secret;
+use ferry_dropbox::{Endpoints, Entry, WriteMode};
+use ferry_engine::{ConnectionInput, Engine, EngineConfig};
+use ferry_store::prelude::*;
+use ferry_store::{AttachmentInput, BlobStore, Priority, RecordInput, SecretCipher, SqliteStore};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// New records on a watched connection are planned from the mirror: their folders cost no
+/// `list_folder`, each file one upload.
+#[tokio::test]
+async fn passes_on_a_watched_connection_list_nothing() {
+    let stack = Stack::start().await;
+    stack
+        .push_rule("orders", "order", "Orders/{{ record.key }}")
+        .await;
+    let engine = stack.app.engine();
+    // The watcher's first round builds the mirror with its cursor.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while engine
+        .store()
+        .connection_cursor("dropbox")
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no cursor taken");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let listings = stack.emu.emulator.route_calls("files/list_folder");
+    for n in 0..5 {
+        stack
+            .record_with("order", &format!("O{n}"), &["invoice.pdf"])
+            .await;
+    }
+    stack.settle().await;
+    assert_eq!(stack.emu.emulator.route_calls("files/upload"), 5);
+    assert_eq!(
+        stack.emu.emulator.route_calls("files/list_folder") - listings,
+        0,
+        "no folder was listed"
+    );
+    let (mirror, listed) = engine.metrics().remote_tree_counts();
+    assert!(mirror >= 5, "{mirror} folders read from the mirror");
+    assert_eq!(listed, 0);
+    for n in 0..5 {
+        let path = format!("/Ferry/Orders/O{n}/invoice.pdf");
+        assert!(matches!(
+            stack.emu.client().metadata(&path).await,
+            Ok(Entry::File(_))
+        ));
+    }
+}
+
+/// On a push rule, someone edits a file in Dropbox and the feed has not brought the edit
+/// yet; the app then writes its own version. The pass plans from the mirror, which still
+/// shows the old revision: its `update(rev)` fails and nothing is overwritten. The next pass
+/// lists the folder (a file of the record failed), sees both versions, keeps the person's as
+/// a conflicted copy and uploads the app's.
+#[tokio::test]
+async fn an_edit_the_mirror_has_not_seen_is_never_overwritten() {
+    let emu = Emu::start().await;
+    let dir = emu.dir.path().join("ferry");
+    std::fs::create_dir_all(&dir).unwrap();
+    let store: Arc<SqliteStore> = Arc::new(SqliteStore::open(&dir.join("ferry.db")).await.unwrap());
+    let blobs = BlobStore::local(&dir.join("blobs")).unwrap();
+    let config = EngineConfig {
+        lease: Duration::ZERO,
+        client_attempts: 1,
+        custom_dropbox_hosts: true,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(
+        store.clone(),
+        blobs.clone(),
+        SecretCipher::from_key(&[5; 32]),
+        config,
+    );
+    engine
+        .put_connection(ConnectionInput {
+            name: "dropbox".into(),
+            credentials: ferry_engine::Credentials::Token(Secret::new(emu.emulator.token())),
+            root: "/Ferry".into(),
+            endpoints: Endpoints::single(&emu.emulator.base_url()).unwrap(),
+            select_user: None,
+            path_root: Default::default(),
+            app_access: None,
+        })
+        .await
+        .unwrap();
+    store
+        .put_rule(&ferry_core::rules::RuleSpec {
+            name: "projects".into(),
+            record_kind: "project".into(),
+            connection: "dropbox".into(),
+            folder: "{{ record.key }}".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let record = store
+        .upsert_record(&RecordInput {
+            kind: "project".into(),
+            key: "P1".into(),
+            fields: serde_json::json!({}),
+            parent_id: None,
+        })
+        .await
+        .unwrap()
+        .value;
+    let put = |content: &'static [u8]| {
+        let (store, blobs) = (store.clone(), blobs.clone());
+        async move {
+            let hash = blobs.put(content.to_vec().into()).await.unwrap();
+            store
+                .put_attachment(&AttachmentInput {
+                    record_id: record.id,
+                    name: "plan.txt".into(),
+                    tags: vec![],
+                    content_hash: hash,
+                    size: content.len() as u64,
+                    origin_path: None,
+                    source: Default::default(),
+                    if_match: None,
+                })
+                .await
+                .unwrap();
+            store.enqueue(&[record.id], Priority::Normal).await.unwrap();
+        }
+    };
+    put(b"app v1").await;
+    // The first round of the feed builds the mirror; the pass plans from it.
+    engine.drain_changes("dropbox").await.unwrap();
+    let first = engine.sync_record(record.id).await.unwrap();
+    assert_eq!((first.uploaded, first.failed), (1, 0));
+    engine.drain_changes("dropbox").await.unwrap();
+    assert_eq!(engine.metrics().remote_tree_counts(), (1, 0));
+
+    // The person's edit, which the feed has not brought yet.
+    let dbx = crate::support::client_for(&emu.emulator);
+    let Entry::File(v1) = dbx.metadata("/Ferry/P1/plan.txt").await.unwrap() else {
+        panic!("plan.txt is a file");
+    };
+    dbx.upload(
+        "/Ferry/P1/plan.txt",
+        b"person v2".to_vec().into(),
+        &WriteMode::Update(v1.rev.clone()),
+    )
+    .await
+    .unwrap();
+    put(b"app v2").await;
+    let stale = engine.sync_record(record.id).await.unwrap();
+    assert_eq!(
+        engine.metrics().remote_tree_counts(),
+        (2, 0),
+        "planned from the mirror"
+    );
+    assert_eq!((stale.uploaded, stale.failed, stale.retryable), (0, 1, 1));
+    let (_, bytes) = dbx.download("/Ferry/P1/plan.txt").await.unwrap();
+    assert_eq!(
+        &bytes[..],
+        b"person v2",
+        "the person's edit is not overwritten"
+    );
+
+    let replanned = engine.sync_record(record.id).await.unwrap();
+    assert_eq!(
+        engine.metrics().remote_tree_counts(),
+        (2, 1),
+        "planned from a listing"
+    );
+    assert_eq!(
+        (replanned.preserved, replanned.uploaded, replanned.failed),
+        (1, 1, 0)
+    );
+    let (entries, _) = dbx.list_all("/Ferry/P1", false).await.unwrap();
+    let mut found: Vec<(String, String)> = Vec::new();
+    for e in entries {
+        if let Entry::File(f) = e {
+            let (_, bytes) = dbx.download(&f.path_display).await.unwrap();
+            found.push((f.name, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    found.sort();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found.iter().any(|(n, c)| n == "plan.txt" && c == "app v2"),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|(n, c)| n.contains("conflicted copy") && c == "person v2"),
+        "{found:?}"
+    );
+    assert_eq!(
+        content_hash(b"app v2"),
+        store.attachments(record.id).await.unwrap()[0].content_hash
+    );
+}
