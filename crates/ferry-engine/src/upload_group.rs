@@ -1,5 +1,6 @@
-//! Small uploads merged across passes. Every pass that has small files to upload on a
-//! connection puts them in the connection's group and waits; one of the waiting passes leads:
+//! Small uploads merged across passes. Every pass that has a few small files to upload on a
+//! connection (fewer than 32: more fill a batch of their own) puts them in the connection's
+//! group and waits; one of the waiting passes leads:
 //! it takes everything waiting (up to 1,000 files), stages it with one
 //! `upload_session/start_batch` and `append_batch`, commits it with one `finish_batch_v2`,
 //! and hands each pass its own results — a failed entry fails only its own file. A lone file
@@ -7,10 +8,11 @@
 //! many one-file records costs a few requests per batch instead of one per record, and a
 //! single change keeps its one round trip.
 //!
-//! The leader holds the connection's commit lock and commit slot (one commit in flight per
-//! namespace, across processes) only for the commit. A leader cancelled mid-batch (its pass
-//! dropped) leaves its batch's passes an "interrupted" failure to retry, and lets another
-//! waiting pass lead what is left.
+//! Staging and committing are two batchers, so the next batch is staged while one commits.
+//! The commit's leader holds the connection's commit lock and commit slot (one commit in
+//! flight per namespace, across processes) only for the commit. A leader cancelled mid-batch
+//! (its pass dropped) leaves its batch's passes an "interrupted" failure to retry, and lets
+//! another waiting pass lead what is left.
 
 use crate::Engine;
 use bytes::Bytes;
@@ -26,45 +28,43 @@ pub(crate) struct SmallUpload {
     pub(crate) mode: WriteMode,
 }
 
-type Results = Vec<Result<FileInfo, DropboxError>>;
+type Uploaded = Result<FileInfo, DropboxError>;
 
-/// One pass's files, waiting for a leader.
-struct Waiting {
-    uploads: Vec<SmallUpload>,
-    reply: oneshot::Sender<Results>,
+/// Files a pass uploads in a batch of its own rather than through the group.
+const OWN_BATCH: usize = 32;
+
+/// A file after staging: staged and waiting for its commit, or done already (it went up
+/// alone with `files/upload`, or staging failed).
+enum Staging {
+    Staged(Staged, String, WriteMode),
+    Done(Uploaded),
 }
 
-/// A connection's waiting uploads and who leads them.
-#[derive(Default)]
-pub(crate) struct UploadGroup {
-    waiting: Mutex<VecDeque<Waiting>>,
+/// One caller's items, waiting for a leader.
+struct Waiting<T, R> {
+    items: Vec<T>,
+    reply: oneshot::Sender<Vec<R>>,
+}
+
+/// Items of concurrent callers run in shared batches, each led by one of the waiting callers.
+pub(crate) struct Batcher<T, R> {
+    waiting: Mutex<VecDeque<Waiting<T, R>>>,
     leading: tokio::sync::Mutex<()>,
-    /// Told when a leader lets go (also when it is cancelled), so a waiting pass leads next.
+    /// Told when a leader lets go (also when it is cancelled), so a waiting caller leads next.
     freed: Notify,
 }
 
-impl UploadGroup {
-    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Waiting>> {
-        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Whole waiting entries, up to `MAX_BATCH` files (at least one entry).
-    fn take_batch(&self) -> Vec<Waiting> {
-        let mut queue = self.queue();
-        let mut batch = Vec::new();
-        let mut files = 0;
-        while let Some(next) = queue.front() {
-            if !batch.is_empty() && files + next.uploads.len() > MAX_BATCH {
-                break;
-            }
-            files += next.uploads.len();
-            batch.extend(queue.pop_front());
+impl<T, R> Default for Batcher<T, R> {
+    fn default() -> Self {
+        Batcher {
+            waiting: Mutex::new(VecDeque::new()),
+            leading: tokio::sync::Mutex::new(()),
+            freed: Notify::new(),
         }
-        batch
     }
 }
 
-/// Leadership, given up on drop — also when the leading pass is cancelled.
+/// Leadership, given up on drop — also when the leading caller is cancelled.
 struct Leading<'a> {
     _guard: tokio::sync::MutexGuard<'a, ()>,
     freed: &'a Notify,
@@ -76,8 +76,118 @@ impl Drop for Leading<'_> {
     }
 }
 
-/// What a pass gets for files whose batch's leader was cancelled before it answered.
-fn interrupted(n: usize) -> Results {
+impl<T, R> Batcher<T, R> {
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Waiting<T, R>>> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whole waiting entries, up to `MAX_BATCH` items (at least one entry).
+    fn take_batch(&self) -> Vec<Waiting<T, R>> {
+        let mut queue = self.queue();
+        let mut batch = Vec::new();
+        let mut items = 0;
+        while let Some(next) = queue.front() {
+            if !batch.is_empty() && items + next.items.len() > MAX_BATCH {
+                break;
+            }
+            items += next.items.len();
+            batch.extend(queue.pop_front());
+        }
+        batch
+    }
+
+    /// Runs `items` in batches of up to `MAX_BATCH` with those of other callers; `run` does
+    /// one batch (one result per item, in order), `lost(n)` stands for the results of `n`
+    /// items whose leader was cancelled before answering.
+    async fn submit<F, Fut>(&self, items: Vec<T>, run: &F, lost: fn(usize) -> Vec<R>) -> Vec<R>
+    where
+        F: Fn(Vec<T>) -> Fut,
+        Fut: std::future::Future<Output = Vec<R>>,
+    {
+        let mut replies = Vec::new();
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            let chunk: Vec<T> = items.by_ref().take(MAX_BATCH).collect();
+            let (reply, answer) = oneshot::channel();
+            replies.push((chunk.len(), answer));
+            self.queue().push_back(Waiting {
+                items: chunk,
+                reply,
+            });
+        }
+        let mut results = Vec::new();
+        for (n, mut answer) in replies {
+            loop {
+                let freed = self.freed.notified();
+                tokio::pin!(freed);
+                // Registered before leading, so a leader letting go after this is seen.
+                freed.as_mut().enable();
+                self.lead(run).await;
+                tokio::select! {
+                    got = &mut answer => {
+                        results.extend(got.unwrap_or_else(|_| lost(n)));
+                        break;
+                    }
+                    _ = &mut freed => {}
+                }
+            }
+        }
+        results
+    }
+
+    /// Runs what waits while no one else leads; after letting go, looks again, so items put
+    /// in just as the last leader finished are never left without one.
+    async fn lead<F, Fut>(&self, run: &F)
+    where
+        F: Fn(Vec<T>) -> Fut,
+        Fut: std::future::Future<Output = Vec<R>>,
+    {
+        loop {
+            let Ok(guard) = self.leading.try_lock() else {
+                return;
+            };
+            let leading = Leading {
+                _guard: guard,
+                freed: &self.freed,
+            };
+            loop {
+                let batch = self.take_batch();
+                if batch.is_empty() {
+                    break;
+                }
+                let mut counts = Vec::with_capacity(batch.len());
+                let mut replies = Vec::with_capacity(batch.len());
+                let mut items = Vec::new();
+                for w in batch {
+                    counts.push(w.items.len());
+                    replies.push(w.reply);
+                    items.extend(w.items);
+                }
+                let mut results = run(items).await.into_iter();
+                for (n, reply) in counts.into_iter().zip(replies) {
+                    // A caller that went away meanwhile (cancelled) no longer waits: its
+                    // next pass finds the file in Dropbox and records it.
+                    let _ = reply.send(results.by_ref().take(n).collect());
+                }
+            }
+            drop(leading);
+            if self.queue().is_empty() {
+                return;
+            }
+        }
+    }
+}
+
+/// A connection's two batchers: staging (start_batch + append_batch) and committing
+/// (`finish_batch_v2`). They are apart so the next batch is staged while one commits.
+#[derive(Default)]
+pub(crate) struct UploadGroup {
+    stage: Batcher<SmallUpload, Staging>,
+    commit: Batcher<(Staged, String, WriteMode), Uploaded>,
+}
+
+/// Results for files whose batch's leader was cancelled before it answered.
+fn interrupted(n: usize) -> Vec<Uploaded> {
     (0..n)
         .map(|_| {
             Err(DropboxError::Transport(
@@ -85,6 +195,10 @@ fn interrupted(n: usize) -> Results {
             ))
         })
         .collect()
+}
+
+fn interrupted_staging(n: usize) -> Vec<Staging> {
+    interrupted(n).into_iter().map(Staging::Done).collect()
 }
 
 impl Engine {
@@ -103,139 +217,101 @@ impl Engine {
         client: &DropboxClient,
         connection: &str,
         uploads: Vec<SmallUpload>,
-    ) -> Results {
+    ) -> Vec<Uploaded> {
         let group = self.upload_group(connection);
-        let mut replies = Vec::new();
-        let mut uploads = uploads.into_iter().peekable();
-        while uploads.peek().is_some() {
-            let chunk: Vec<SmallUpload> = uploads.by_ref().take(MAX_BATCH).collect();
-            let (reply, answer) = oneshot::channel();
-            replies.push((chunk.len(), answer));
-            group.queue().push_back(Waiting {
-                uploads: chunk,
-                reply,
-            });
-        }
-        let mut results = Vec::new();
-        for (n, mut answer) in replies {
-            loop {
-                let freed = group.freed.notified();
-                tokio::pin!(freed);
-                // Registered before leading, so a leader letting go after this is seen.
-                freed.as_mut().enable();
-                self.lead(&group, client, connection).await;
-                tokio::select! {
-                    got = &mut answer => {
-                        results.extend(got.unwrap_or_else(|_| interrupted(n)));
-                        break;
-                    }
-                    _ = &mut freed => {}
-                }
-            }
-        }
-        results
-    }
-
-    /// Commits what waits while no one else leads; after letting go, looks again, so files
-    /// put in just as the last leader finished are never left without one.
-    async fn lead(&self, group: &UploadGroup, client: &DropboxClient, connection: &str) {
-        loop {
-            let Ok(guard) = group.leading.try_lock() else {
-                return;
-            };
-            let leading = Leading {
-                _guard: guard,
-                freed: &group.freed,
-            };
-            loop {
-                let batch = group.take_batch();
-                if batch.is_empty() {
-                    break;
-                }
-                self.commit_batch(client, connection, batch).await;
-            }
-            drop(leading);
-            if group.queue().is_empty() {
-                return;
-            }
-        }
-    }
-
-    /// Uploads one batch and answers each waiting pass.
-    async fn commit_batch(&self, client: &DropboxClient, connection: &str, batch: Vec<Waiting>) {
-        let mut counts = Vec::with_capacity(batch.len());
-        let mut replies = Vec::with_capacity(batch.len());
-        let mut uploads = Vec::new();
-        for w in batch {
-            counts.push(w.uploads.len());
-            replies.push(w.reply);
-            uploads.extend(w.uploads);
-        }
-        let mut results = if let [one] = uploads.as_slice() {
-            // Nothing to merge with: one request carries the content and the commit.
-            let uploaded = self
-                .committing(
-                    connection,
-                    client.upload(&one.path, one.content.clone(), &one.mode),
-                )
-                .await;
-            vec![uploaded]
+        let stage = |batch: Vec<SmallUpload>| self.stage_batch(client, connection, batch);
+        // A pass with many files fills a batch of its own: it stages them beside the other
+        // passes (not after them) and commits them alone.
+        let own = uploads.len() >= OWN_BATCH;
+        let staged = if own {
+            self.stage_batch(client, connection, uploads).await
         } else {
-            self.stage_and_commit(client, connection, &uploads).await
-        }
-        .into_iter();
-        for (n, reply) in counts.into_iter().zip(replies) {
-            let mine: Results = results.by_ref().take(n).collect();
-            // A pass that went away meanwhile (cancelled) no longer waits: its next pass
-            // finds the file in Dropbox and records it.
-            let _ = reply.send(mine);
-        }
-    }
-
-    /// Stages every file (start_batch + append_batch), then commits those staged with one
-    /// `finish_batch_v2`.
-    async fn stage_and_commit(
-        &self,
-        client: &DropboxClient,
-        connection: &str,
-        uploads: &[SmallUpload],
-    ) -> Results {
-        let bodies: Vec<Bytes> = uploads.iter().map(|u| u.content.clone()).collect();
-        let staged = client.stage_many(&bodies).await;
-        let mut results: Vec<Option<Result<FileInfo, DropboxError>>> =
-            uploads.iter().map(|_| None).collect();
+            group
+                .stage
+                .submit(uploads, &stage, interrupted_staging)
+                .await
+        };
+        let mut results: Vec<Option<Uploaded>> = Vec::with_capacity(staged.len());
         let mut at = Vec::new();
-        let mut entries: Vec<(Staged, String, WriteMode)> = Vec::new();
+        let mut commits = Vec::new();
         for (i, s) in staged.into_iter().enumerate() {
             match s {
-                Ok(s) => {
+                Staging::Done(r) => results.push(Some(r)),
+                Staging::Staged(staged, path, mode) => {
+                    results.push(None);
                     at.push(i);
-                    entries.push((s, uploads[i].path.clone(), uploads[i].mode.clone()));
+                    commits.push((staged, path, mode));
                 }
-                Err(e) => results[i] = Some(Err(e)),
             }
         }
-        if !entries.is_empty() {
-            match self
-                .committing(connection, client.finish_batch(&entries))
-                .await
-            {
-                Ok(per_entry) => {
-                    for (i, r) in at.into_iter().zip(per_entry) {
-                        results[i] = Some(r);
-                    }
+        if !commits.is_empty() {
+            let commit = |batch: Vec<(Staged, String, WriteMode)>| {
+                self.commit_staged(client, connection, batch)
+            };
+            let committed = if own {
+                let mut committed = Vec::with_capacity(commits.len());
+                let mut commits = commits.into_iter().peekable();
+                while commits.peek().is_some() {
+                    let batch: Vec<_> = commits.by_ref().take(MAX_BATCH).collect();
+                    committed.extend(commit(batch).await);
                 }
-                Err(e) => {
-                    for i in at {
-                        results[i] = Some(Err(e.for_each_entry()));
-                    }
-                }
+                committed
+            } else {
+                group.commit.submit(commits, &commit, interrupted).await
+            };
+            for (i, r) in at.into_iter().zip(committed) {
+                results[i] = Some(r);
             }
         }
         results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(DropboxError::Other("not committed".into()))))
             .collect()
+    }
+
+    /// Stages one batch; a lone file (nothing else waiting) goes up with one `files/upload`
+    /// instead, carrying its content and its commit.
+    async fn stage_batch(
+        &self,
+        client: &DropboxClient,
+        connection: &str,
+        batch: Vec<SmallUpload>,
+    ) -> Vec<Staging> {
+        if let [one] = batch.as_slice() {
+            let uploaded = self
+                .committing(
+                    connection,
+                    client.upload(&one.path, one.content.clone(), &one.mode),
+                )
+                .await;
+            return vec![Staging::Done(uploaded)];
+        }
+        let bodies: Vec<Bytes> = batch.iter().map(|u| u.content.clone()).collect();
+        let staged = client.stage_many(&bodies).await;
+        batch
+            .into_iter()
+            .zip(staged)
+            .map(|(u, s)| match s {
+                Ok(s) => Staging::Staged(s, u.path, u.mode),
+                Err(e) => Staging::Done(Err(e)),
+            })
+            .collect()
+    }
+
+    /// Commits one batch of staged files with one `finish_batch_v2`.
+    async fn commit_staged(
+        &self,
+        client: &DropboxClient,
+        connection: &str,
+        entries: Vec<(Staged, String, WriteMode)>,
+    ) -> Vec<Uploaded> {
+        match self
+            .committing(connection, client.finish_batch(&entries))
+            .await
+        {
+            Ok(per_entry) => per_entry,
+            Err(e) => entries.iter().map(|_| Err(e.for_each_entry())).collect(),
+        }
     }
 
     /// Runs `commit` holding the connection's commit lock and commit slot: one commit in
@@ -262,31 +338,60 @@ impl Engine {
 mod tests {
     use super::*;
 
-    fn waiting(files: usize) -> (Waiting, oneshot::Receiver<Results>) {
+    fn waiting(items: usize) -> (Waiting<u32, u32>, oneshot::Receiver<Vec<u32>>) {
         let (reply, answer) = oneshot::channel();
-        let uploads = (0..files)
-            .map(|i| SmallUpload {
-                content: Bytes::new(),
-                path: format!("/f{i}"),
-                mode: WriteMode::Add,
-            })
-            .collect();
-        (Waiting { uploads, reply }, answer)
+        let items = (0..items as u32).collect();
+        (Waiting { items, reply }, answer)
     }
 
     #[test]
-    fn a_batch_takes_whole_entries_up_to_a_thousand_files() {
-        let group = UploadGroup::default();
+    fn a_batch_takes_whole_entries_up_to_a_thousand_items() {
+        let batcher = Batcher::<u32, u32>::default();
         let mut answers = Vec::new();
-        for files in [600, 300, 200, 1000] {
-            let (w, a) = waiting(files);
-            group.queue().push_back(w);
+        for items in [600, 300, 200, 1000] {
+            let (w, a) = waiting(items);
+            batcher.queue().push_back(w);
             answers.push(a);
         }
-        let sizes = |b: Vec<Waiting>| b.iter().map(|w| w.uploads.len()).collect::<Vec<_>>();
-        assert_eq!(sizes(group.take_batch()), [600, 300]);
-        assert_eq!(sizes(group.take_batch()), [200]);
-        assert_eq!(sizes(group.take_batch()), [1000]);
-        assert!(group.take_batch().is_empty());
+        let sizes = |b: Vec<Waiting<u32, u32>>| b.iter().map(|w| w.items.len()).collect::<Vec<_>>();
+        assert_eq!(sizes(batcher.take_batch()), [600, 300]);
+        assert_eq!(sizes(batcher.take_batch()), [200]);
+        assert_eq!(sizes(batcher.take_batch()), [1000]);
+        assert!(batcher.take_batch().is_empty());
+    }
+
+    /// Callers at once share batches, and each gets exactly its own results back, also when
+    /// one caller's items span several batches.
+    #[tokio::test]
+    async fn concurrent_callers_share_batches_and_get_their_own_results() {
+        let batcher = Arc::new(Batcher::<u32, u32>::default());
+        let batches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut callers = tokio::task::JoinSet::new();
+        for caller in 0..20u32 {
+            let (batcher, batches) = (Arc::clone(&batcher), Arc::clone(&batches));
+            callers.spawn(async move {
+                let items: Vec<u32> = (0..if caller == 7 { 1500 } else { 3 })
+                    .map(|i| caller * 10_000 + i)
+                    .collect();
+                let run = |batch: Vec<u32>| {
+                    let batches = Arc::clone(&batches);
+                    async move {
+                        batches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        batch.into_iter().map(|x| x + 1).collect::<Vec<u32>>()
+                    }
+                };
+                let got = batcher.submit(items.clone(), &run, |n| vec![0; n]).await;
+                let want: Vec<u32> = items.iter().map(|x| x + 1).collect();
+                assert_eq!(got, want, "caller {caller}");
+            });
+        }
+        while let Some(done) = callers.join_next().await {
+            done.unwrap();
+        }
+        let batches = batches.load(std::sync::atomic::Ordering::SeqCst);
+        // 1,557 items: at least two batches, far fewer than the 20 callers' 21 chunks.
+        assert!((2..21).contains(&batches), "{batches} batches");
+        assert!(batcher.queue().is_empty());
     }
 }

@@ -36,6 +36,7 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<Vec<Figure>> {
         links: false,
         remote_mirror: true,
         flip_rule: false,
+        workers: None,
     };
     let ferry_secs = engine_push(ctx, &contents, plain).await?.secs;
     // The same push with shared links on: links are made beside the sync, so the files
@@ -202,6 +203,8 @@ pub(super) struct Push {
     /// Start the push by one rule change (every record at once) instead of marking each
     /// record ready.
     pub(super) flip_rule: bool,
+    /// Ferry's `workers` (`None`: the default).
+    pub(super) workers: Option<usize>,
 }
 
 /// What a push took.
@@ -227,7 +230,12 @@ pub(super) async fn engine_push(
         remote_mirror,
         ..
     } = push;
-    let stack = ctx.stack_with(|c| c.remote_mirror = remote_mirror).await?;
+    let stack = ctx
+        .stack_with(|c| {
+            c.remote_mirror = remote_mirror;
+            c.workers = push.workers.unwrap_or(c.workers);
+        })
+        .await?;
     stack
         .api
         .put_json("/v1/rules/small", &rule(links, "record.fields.ready"))
@@ -277,10 +285,10 @@ pub(super) async fn engine_push(
     }
 
     let total = (records * per_record) as u64;
-    let label = if remote_mirror {
-        "Ferry engine pushing"
-    } else {
-        "Ferry engine pushing, listing every folder"
+    let label = match (remote_mirror, push.workers) {
+        (false, _) => "Ferry engine pushing, listing every folder".to_owned(),
+        (true, Some(n)) => format!("Ferry engine pushing, {n} workers"),
+        (true, None) => "Ferry engine pushing".to_owned(),
     };
     let mut progress = Progress::new(label, total);
     let requests_before = stack.emulator.calls_total();
