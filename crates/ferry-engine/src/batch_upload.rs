@@ -25,24 +25,6 @@ pub(crate) struct PlannedUpload {
 }
 
 impl Engine {
-    /// Logs an upload's outcome and saves what Dropbox confirmed (or the error) in the file's
-    /// sync row.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn record_upload(
-        &self,
-        cx: &Ctx<'_>,
-        rows: &[SyncRow],
-        attachment_id: i64,
-        rel: &RelPath,
-        result: Result<ferry_dropbox::FileInfo, DropboxError>,
-        started: Instant,
-        outcome: &mut PassOutcome,
-    ) -> Result<(), EngineError> {
-        let (row, log) = upload_outcome(cx, rows, attachment_id, rel, result, started, outcome);
-        self.store.save_sync_rows_logged(&[row], &[log]).await?;
-        Ok(())
-    }
-
     /// Small files through the connection's upload group (merged with other passes'),
     /// large ones through resumable sessions committed together; then every file's row and
     /// log entry in one transaction.

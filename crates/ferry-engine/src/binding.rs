@@ -10,10 +10,9 @@ use crate::{Engine, EngineError};
 use ferry_core::model::Record;
 use ferry_core::names::{dropbox_lower, join_path};
 use ferry_core::sync_plan::{
-    Action, Direction, LocalFile, Plan, PlanOptions, RelPath, RemoteFile, SyncedFile, UploadMode,
-    plan,
+    Action, Direction, LocalFile, Plan, PlanOptions, RelPath, RemoteFile, SyncedFile, plan,
 };
-use ferry_dropbox::{DropboxClient, DropboxError, Entry, WriteMode};
+use ferry_dropbox::{DropboxClient, DropboxError, Entry};
 use ferry_store::{Binding, LogEntry, SyncRow, SyncState};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
@@ -357,21 +356,14 @@ impl Engine {
         }) {
             self.bring_back(a).await?;
         }
-        // Several uploads, or a large one (resumable session), go through the batch path.
-        let sizes: HashMap<String, u64> = attachments
-            .into_iter()
-            .map(|a| (a.content_hash, a.size))
-            .collect();
-        let large = |hash: &str| {
-            sizes
-                .get(hash)
-                .is_some_and(|s| *s > self.config.chunk_size as u64)
-        };
-        let batched = uploads.len() >= 2
-            || uploads
-                .iter()
-                .any(|a| matches!(a, Action::Upload { content_hash, .. } if large(content_hash)));
-        if batched {
+        // Every upload goes through the batch path: small files through the connection's
+        // upload group (one alone as one `files/upload`), large ones through resumable
+        // sessions.
+        if !uploads.is_empty() {
+            let sizes: HashMap<String, u64> = attachments
+                .into_iter()
+                .map(|a| (a.content_hash, a.size))
+                .collect();
             let planned = uploads
                 .into_iter()
                 .filter_map(|a| match a {
@@ -391,10 +383,6 @@ impl Engine {
                 })
                 .collect();
             self.upload_batch(&cx, &rows, planned, outcome).await?;
-        } else {
-            for action in uploads {
-                self.execute(&cx, &rows, action, outcome).await?;
-            }
         }
         for action in rest {
             self.execute(&cx, &rows, action, outcome).await?;
@@ -639,29 +627,22 @@ impl Engine {
                 content_hash,
                 mode,
             } => {
-                let path = abs(folder, &rel);
-                let mode = match mode {
-                    UploadMode::Add => WriteMode::Add,
-                    UploadMode::Update(rev) => WriteMode::Update(rev),
+                // The caller sends uploads to the batch path; one met here goes there too.
+                let size = self
+                    .store
+                    .attachments(cx.record.id)
+                    .await?
+                    .into_iter()
+                    .find(|a| a.id == attachment_id)
+                    .map_or(0, |a| a.size);
+                let upload = PlannedUpload {
+                    attachment_id,
+                    rel,
+                    content_hash,
+                    size,
+                    mode,
                 };
-                // One small file (a large one goes through the batch path): merged with
-                // what other passes upload on the connection now.
-                let result = match self.blobs.get(&content_hash).await {
-                    Ok(content) => {
-                        let upload = crate::upload_group::SmallUpload {
-                            content,
-                            path,
-                            mode,
-                        };
-                        self.upload_small(cx.client, &cx.binding.connection, vec![upload])
-                            .await
-                            .pop()
-                            .unwrap_or_else(|| Err(DropboxError::Other("not uploaded".into())))
-                    }
-                    Err(e) => Err(content_unavailable(e)),
-                };
-                self.record_upload(cx, rows, attachment_id, &rel, result, started, outcome)
-                    .await?;
+                self.upload_batch(cx, rows, vec![upload], outcome).await?;
             }
             Action::DeleteRemote { row_id, rel, rev } => {
                 let path = abs(folder, &rel);

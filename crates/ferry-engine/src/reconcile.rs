@@ -265,16 +265,14 @@ impl Engine {
             .map(|f| f.path_lower.as_str())
             .collect();
         let mut fixes = Vec::new();
-        if !expected.differing.is_empty() {
-            // The records holding them: found by their folders.
-            for f in &expected.differing {
-                for b in self
-                    .store
-                    .bindings_containing(connection, &f.path_lower)
-                    .await?
-                {
-                    records.insert(b.record_id);
-                }
+        // The records holding the differing files: found by their folders.
+        for f in &expected.differing {
+            for b in self
+                .store
+                .bindings_containing(connection, &f.path_lower)
+                .await?
+            {
+                records.insert(b.record_id);
             }
         }
         for record in records {

@@ -184,6 +184,10 @@ enum Command {
         /// Records in the scale scenario (10 files each; default 100000, 200 with --quick).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
         scale_records: Option<u64>,
+        /// Records in the many-records scenario (one file each; default 10000, 60 with
+        /// --quick).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        many_records: Option<u64>,
         /// Seconds the engine's full reconciliation may take before it is reported unfinished.
         #[arg(long, value_name = "SECS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
         scale_timeout: u64,
@@ -796,6 +800,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             only,
             work_dir,
             scale_records,
+            many_records,
             scale_timeout,
             settings,
             scale_child,
@@ -820,6 +825,10 @@ async fn run(command: Command) -> anyhow::Result<bool> {
                 .map(usize::try_from)
                 .transpose()
                 .context("--scale-records is too large")?;
+            options.many_records = many_records
+                .map(usize::try_from)
+                .transpose()
+                .context("--many-records is too large")?;
             options.scale_timeout = timeout;
             options.model_settings = settings;
             ferry::bench::run(options).await?;

@@ -15,7 +15,10 @@ const FILE_SIZE: usize = 4 * 1024;
 const WIDE_WORKERS: usize = 16;
 
 pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<Vec<Figure>> {
-    let records = if ctx.options.quick { 60 } else { 10_000 };
+    let records = ctx
+        .options
+        .many_records
+        .unwrap_or(if ctx.options.quick { 60 } else { 10_000 });
     heading(&format!(
         "7. Many records: {records} records of one 4 KiB file each into an empty Dropbox"
     ));

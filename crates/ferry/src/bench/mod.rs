@@ -109,6 +109,9 @@ pub struct BenchOptions {
     pub work_dir: PathBuf,
     /// Records of the scale scenario (default 100,000, or 200 with `quick`); 10 files each.
     pub scale_records: Option<usize>,
+    /// Records of the many-records scenario (default 10,000, or 60 with `quick`); one file
+    /// each.
+    pub many_records: Option<usize>,
     /// Longest the engine's full reconciliation may run before it is reported unfinished.
     pub scale_timeout: Duration,
     /// Emulator knobs on top of its default model (`lock_hold_ms=20`); empty for the
@@ -125,6 +128,7 @@ impl BenchOptions {
             only: Vec::new(),
             work_dir: std::env::temp_dir(),
             scale_records: None,
+            many_records: None,
             scale_timeout: Duration::from_secs(1800),
             model_settings: Vec::new(),
         }
