@@ -266,6 +266,15 @@ impl Engine {
                     .into_iter()
                     .next()
                 {
+                    // A folder at a binding's own folder is no news to it: what it holds
+                    // comes as entries of their own, and its going as a deletion. (Every
+                    // first upload into a record's folder makes that folder, which would
+                    // otherwise queue the record for a second pass with nothing to do.)
+                    if matches!(entry, Entry::Folder(_))
+                        && binding.folder_lower == entry.path_lower()
+                    {
+                        continue;
+                    }
                     records.insert(binding.record_id);
                 }
             }

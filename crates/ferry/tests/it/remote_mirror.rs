@@ -12,6 +12,93 @@ use ferry_store::{AttachmentInput, BlobStore, Priority, RecordInput, SecretCiphe
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A record's first upload makes its folder in Dropbox. That folder, coming back in the
+/// change feed, is no news to the record's binding (its files come as entries of their own):
+/// it queues no second pass.
+#[tokio::test]
+async fn a_folder_made_by_a_first_upload_queues_no_second_pass() {
+    let stack = Stack::start().await;
+    let rule = |condition: &str| {
+        serde_json::json!({"record_kind": "order", "connection": "dropbox",
+                           "folder": "Orders/{{ record.key }}", "condition": condition})
+    };
+    stack
+        .api
+        .put_json("/v1/rules/orders", &rule("record.fields.ready"))
+        .await
+        .unwrap();
+    const RECORDS: u64 = 8;
+    for n in 0..RECORDS {
+        stack
+            .api
+            .put_json(
+                &format!("/v1/records/order/O{n}"),
+                &serde_json::json!({"fields": {}}),
+            )
+            .await
+            .unwrap();
+        stack
+            .api
+            .put_bytes(
+                &format!("/v1/records/order/O{n}/attachments/order.pdf"),
+                format!("order {n}").into_bytes(),
+            )
+            .await
+            .unwrap();
+    }
+    stack.settle().await;
+    let engine = stack.app.engine();
+    let passes_before = engine.metrics().passes_total();
+    // One rule change queues each record once.
+    stack
+        .api
+        .put_json("/v1/rules/orders", &rule("true"))
+        .await
+        .unwrap();
+    stack.settle().await;
+    // A file written after all of them: once the mirror shows it, the feed has brought
+    // every folder and file the passes made, and any pass they queued has run.
+    stack
+        .emu
+        .client()
+        .upload("/Ferry/marker.txt", b"m".to_vec().into(), &WriteMode::Add)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = chrono::Utc::now().timestamp_millis();
+        let seen = engine
+            .store()
+            .mirror_within("dropbox", "/ferry", now)
+            .await
+            .unwrap()
+            .is_some_and(|files| files.iter().any(|f| f.path_lower == "/ferry/marker.txt"));
+        if seen {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the feed never caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stack.settle().await;
+    for n in 0..RECORDS {
+        let path = format!("/Ferry/Orders/O{n}/order.pdf");
+        assert!(matches!(
+            stack.emu.client().metadata(&path).await,
+            Ok(Entry::File(_))
+        ));
+    }
+    // One pass per record; a file's own entry may still queue one when the feed reads it
+    // before the pass saved its row (rare). Each folder queueing one would give 16.
+    let passes = engine.metrics().passes_total() - passes_before;
+    assert!(
+        (RECORDS..RECORDS + 4).contains(&passes),
+        "{passes} passes for {RECORDS} one-file records"
+    );
+}
+
 /// New records on a watched connection are planned from the mirror: their folders cost no
 /// `list_folder`, each file one upload.
 #[tokio::test]
