@@ -133,10 +133,12 @@ impl Engine {
             Ok(outcome) if outcome.retryable == 0 => {
                 counted(PassEnd::Ok);
                 tracing::info!(record = task.record_id, ?outcome, "sync pass done");
-                if outcome.failed == 0 && outcome.changed_anything() {
-                    self.log_record_synced(task.record_id, started).await?;
-                }
-                self.store.finish_task(task).await?;
+                let log = if outcome.failed == 0 && outcome.changed_anything() {
+                    self.record_synced_log(task.record_id, started).await?
+                } else {
+                    Vec::new()
+                };
+                self.store.finish_task_logged(task, &log).await?;
                 return Ok(());
             }
             Ok(outcome) => (
@@ -183,37 +185,36 @@ impl Engine {
         Ok(())
     }
 
-    /// Logs that a pass left all of a record's files in step, once per connection it is
-    /// bound on (the `record.synced` webhook). Written before the task is finished: after a
-    /// crash in between, the rerun changes nothing and says nothing again.
-    async fn log_record_synced(
+    /// The log entries saying that a pass left all of a record's files in step, one per
+    /// connection it is bound on (the `record.synced` webhook). Written with the task's end,
+    /// in one transaction: a crash cannot leave one without the other.
+    async fn record_synced_log(
         &self,
         record_id: RecordId,
         started: std::time::Instant,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Vec<ferry_store::LogEntry>, EngineError> {
         let bindings = self.store.bindings_for_record(record_id).await?;
         let mut seen = std::collections::BTreeSet::new();
+        let mut log = Vec::new();
         for binding in bindings {
             if !seen.insert(binding.connection.clone()) {
                 continue;
             }
-            self.store
-                .log(&ferry_store::LogEntry {
-                    id: 0,
-                    at: 0,
-                    connection: binding.connection,
-                    binding_id: Some(binding.id),
-                    record_id,
-                    path: binding.folder_display,
-                    action: "record_synced".into(),
-                    outcome: "ok".into(),
-                    bytes: 0,
-                    duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                    error: None,
-                })
-                .await?;
+            log.push(ferry_store::LogEntry {
+                id: 0,
+                at: 0,
+                connection: binding.connection,
+                binding_id: Some(binding.id),
+                record_id,
+                path: binding.folder_display,
+                action: "record_synced".into(),
+                outcome: "ok".into(),
+                bytes: 0,
+                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                error: None,
+            });
         }
-        Ok(())
+        Ok(log)
     }
 
     /// Puts every dead-lettered record back in the queue (due now, with a fresh failure

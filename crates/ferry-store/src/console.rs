@@ -84,7 +84,7 @@ impl ConsoleStore for SqliteStore {
     async fn delete_session(&self, id_hash: &str) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM admin_sessions WHERE id_hash = ?")
             .bind(id_hash)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -158,7 +158,7 @@ impl ConsoleStore for SqliteStore {
         )
         .bind(expires_at)
         .bind(id)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -188,7 +188,7 @@ impl ConsoleStore for SqliteStore {
     async fn delete_pending_connection(&self, id: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM pending_connections WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -198,7 +198,7 @@ impl ConsoleStore for SqliteStore {
             "DELETE FROM admin_login_links WHERE token_hash = ? RETURNING admin, expires_at",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.writer())
         .await?;
         Ok(match row {
             Some(r) if r.try_get::<i64, _>("expires_at")? > now_ms => Some(r.try_get("admin")?),

@@ -168,6 +168,56 @@ pub async fn queue_dedups_leases_and_keeps_requeued_work(s: &dyn Store) {
     assert_eq!(t.attempts, 1);
     s.finish_task(&t).await.unwrap();
     assert!(s.queue_entry(t.record_id).await.unwrap().is_none());
+
+    // A logged finish writes its entries and ends the task; re-queued meanwhile, the entries
+    // are written and the new work stays.
+    let synced = |record_id| crate::LogEntry {
+        id: 0,
+        at: 0,
+        connection: "c".into(),
+        binding_id: None,
+        record_id,
+        path: "/p".into(),
+        action: "record_synced".into(),
+        outcome: "ok".into(),
+        bytes: 0,
+        duration_ms: 1,
+        error: None,
+    };
+    let logged = |record_id| async move {
+        s.log_entries(&crate::LogFilter {
+            record_id: Some(record_id),
+            action: Some("record_synced".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len()
+    };
+    s.enqueue(&[7, 8], Priority::Normal).await.unwrap();
+    let mut claimed = Vec::new();
+    while let Some(c) = s
+        .claim_task(&fresh_owner(), &[], now + 500_000, 60_000)
+        .await
+        .unwrap()
+    {
+        claimed.push(c);
+    }
+    // (Record 2, re-queued above, is claimed too.)
+    claimed.retain(|c| c.record_id >= 7);
+    claimed.sort_by_key(|c| c.record_id);
+    let [t7, t8] = <[crate::Task; 2]>::try_from(claimed).expect("both claimed");
+    s.finish_task_logged(&t7, &[synced(7)]).await.unwrap();
+    assert!(s.queue_entry(7).await.unwrap().is_none());
+    assert_eq!(logged(7).await, 1);
+    s.enqueue(&[8], Priority::Normal).await.unwrap();
+    s.finish_task_logged(&t8, &[synced(8)]).await.unwrap();
+    assert!(
+        s.queue_entry(8).await.unwrap().is_some(),
+        "re-queued work was lost"
+    );
+    assert_eq!(logged(8).await, 1);
 }
 
 /// Contract: see the function's name.

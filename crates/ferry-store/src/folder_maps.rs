@@ -51,7 +51,7 @@ impl FolderMapStore for SqliteStore {
         sqlx::query("UPDATE folder_maps SET folder_display = ? WHERE id = ?")
             .bind(path)
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }

@@ -299,6 +299,9 @@ pub trait QueueStore: Send + Sync + 'static {
     ) -> StoreResult<Option<Task>>;
     /// Removes a finished task, unless it was re-queued while it ran.
     async fn finish_task(&self, task: &Task) -> StoreResult<()>;
+    /// [`finish_task`](QueueStore::finish_task) with `log` written in the same transaction:
+    /// a pass's closing log entries (`record_synced`) and its end commit together.
+    async fn finish_task_logged(&self, task: &Task, log: &[LogEntry]) -> StoreResult<()>;
     /// Puts a failed task back for `next_at_ms` (now, if it was re-queued while it ran), or
     /// dead-letters it when `dead`.
     async fn retry_task(

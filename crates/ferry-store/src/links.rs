@@ -130,7 +130,7 @@ impl LinkStore for SqliteStore {
              AND item NOT IN (SELECT 'binding:' || id FROM bindings WHERE connection = ?1)",
         )
         .bind(connection)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected())
     }

@@ -228,7 +228,7 @@ macro_rules! mirror_store_impl {
                 sqlx::query(&$sql($crate::mirror::LIVE))
                     .bind(connection)
                     .bind(until_ms)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 Ok(())
             }

@@ -56,7 +56,7 @@ impl OffloadStore for SqliteStore {
         .bind(now_ms())
         .bind(c.attachment_id)
         .bind(&c.content_hash)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -73,7 +73,7 @@ impl OffloadStore for SqliteStore {
         )
         .bind(attachment_id)
         .bind(content_hash)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -107,7 +107,7 @@ impl OffloadStore for SqliteStore {
         )
         .bind(now_ms())
         .bind(content_hash)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(())
     }

@@ -20,7 +20,13 @@ use std::time::Duration;
 /// A [`Store`] on one SQLite database file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
+    /// Connections for reads (WAL: readers never wait for the writer).
     pub(crate) pool: SqlitePool,
+    /// The one connection that writes. SQLite lets one writer in at a time; a second
+    /// connection trying meets SQLITE_BUSY and its busy handler sleeps (1, 2, 5 … 100 ms)
+    /// and polls. Writers of this process queue for this connection instead, in order and
+    /// without sleeping; the busy handler is left for other processes on the same file.
+    pub(crate) writer: SqlitePool,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -54,23 +60,31 @@ impl SqliteStore {
     /// reads first and writes later gets SQLITE_BUSY at once (no busy wait) when another
     /// connection wrote in between.
     pub(crate) async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Where statements that write outside a transaction go (see [`SqliteStore::writer`]).
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 
     async fn connect(options: SqliteConnectOptions) -> StoreResult<Self> {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            // A connection that comes back still counted inside a transaction — a call
-            // cancelled just as its BEGIN was answered leaves no `Transaction` to end it — is
-            // closed, which rolls the transaction back. Pooled, it would keep the write lock
-            // and every later statement on it would join a transaction that never commits.
-            .after_release(|conn, _| {
-                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
-            })
-            .connect_with(options)
-            .await?;
-        migrations::migrator().await?.run(&pool).await?;
-        Ok(SqliteStore { pool })
+        let pool_of = |connections| {
+            SqlitePoolOptions::new()
+                .max_connections(connections)
+                // A connection that comes back still counted inside a transaction — a call
+                // cancelled just as its BEGIN was answered leaves no `Transaction` to end it —
+                // is closed, which rolls the transaction back. Pooled, it would keep the write
+                // lock and every later statement on it would join a transaction that never
+                // commits.
+                .after_release(|conn, _| {
+                    Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+                })
+        };
+        let writer = pool_of(1).connect_with(options.clone()).await?;
+        migrations::migrator().await?.run(&writer).await?;
+        let pool = pool_of(8).connect_with(options).await?;
+        Ok(SqliteStore { pool, writer })
     }
 }
 
@@ -550,7 +564,7 @@ impl RecordStore for SqliteStore {
         .bind(origin_path)
         .bind(now_ms())
         .bind(attachment_id)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -858,7 +872,7 @@ impl ConnectionStore for SqliteStore {
         sqlx::query("UPDATE connections SET needs_reconnect = ? WHERE name = ?")
             .bind(reason)
             .bind(name)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -867,7 +881,7 @@ impl ConnectionStore for SqliteStore {
         sqlx::query("UPDATE connections SET cursor = ?, mirror_epoch = 0 WHERE name = ?")
             .bind(cursor)
             .bind(name)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -948,7 +962,7 @@ impl ConnectionStore for SqliteStore {
     async fn take_oauth_state(&self, state: &str) -> StoreResult<Option<crate::OAuthState>> {
         let row = sqlx::query("DELETE FROM oauth_states WHERE state = ? RETURNING *")
             .bind(state)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.writer())
             .await?;
         row.as_ref().map(oauth_state_from_row).transpose()
     }
@@ -1130,7 +1144,7 @@ impl SyncStateStore for SqliteStore {
             .bind(i64::from(b.confirm_deletions))
             .bind(b.deletions_confirmed_at)
             .bind(now)
-            .fetch_one(&self.pool)
+            .fetch_one(self.writer())
             .await?;
             return Ok(id);
         }
@@ -1149,7 +1163,7 @@ impl SyncStateStore for SqliteStore {
         .bind(b.deletions_confirmed_at)
         .bind(now)
         .bind(b.id)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(b.id)
     }
@@ -1184,7 +1198,7 @@ impl SyncStateStore for SqliteStore {
         )
         .bind(binding_id)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -1281,7 +1295,7 @@ impl SyncStateStore for SqliteStore {
     async fn delete_sync_row(&self, id: i64) -> StoreResult<()> {
         sqlx::query("DELETE FROM sync_files WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -1291,6 +1305,18 @@ impl SyncStateStore for SqliteStore {
         record_id: RecordId,
         rows: &[SyncRow],
     ) -> StoreResult<()> {
+        // Nearly every pass has none to replace: a read then, not a turn of the one writer.
+        if rows.is_empty() {
+            let any: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM sync_files WHERE record_id = ? AND binding_id IS NULL LIMIT 1",
+            )
+            .bind(record_id)
+            .fetch_optional(&self.pool)
+            .await?;
+            if any.is_none() {
+                return Ok(());
+            }
+        }
         let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM sync_files WHERE record_id = ? AND binding_id IS NULL")
             .bind(record_id)
@@ -1371,7 +1397,7 @@ impl SyncStateStore for SqliteStore {
         .bind(session_id)
         .bind(i64::try_from(offset).unwrap_or(i64::MAX))
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -1380,7 +1406,7 @@ impl SyncStateStore for SqliteStore {
         sqlx::query("DELETE FROM upload_sessions WHERE connection = ? AND content_hash = ?")
             .bind(connection)
             .bind(content_hash)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -1450,7 +1476,7 @@ impl QueueStore for SqliteStore {
         for id in running {
             query = query.bind(id);
         }
-        let row = query.fetch_optional(&self.pool).await?;
+        let row = query.fetch_optional(self.writer()).await?;
         row.as_ref().map(task_from_row).transpose()
     }
 
@@ -1458,16 +1484,41 @@ impl QueueStore for SqliteStore {
         let done = sqlx::query("DELETE FROM sync_queue WHERE record_id = ? AND generation = ?")
             .bind(task.record_id)
             .bind(task.generation)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         if done.rows_affected() == 0 {
             sqlx::query(
                 "UPDATE sync_queue SET claimed_until = NULL, claimed_by = NULL WHERE record_id = ?",
             )
             .bind(task.record_id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         }
+        Ok(())
+    }
+
+    async fn finish_task_logged(&self, task: &Task, log: &[LogEntry]) -> StoreResult<()> {
+        if log.is_empty() {
+            return self.finish_task(task).await;
+        }
+        let mut tx = self.write_tx().await?;
+        for e in log {
+            insert_log(&mut tx, e).await?;
+        }
+        let done = sqlx::query("DELETE FROM sync_queue WHERE record_id = ? AND generation = ?")
+            .bind(task.record_id)
+            .bind(task.generation)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            sqlx::query(
+                "UPDATE sync_queue SET claimed_until = NULL, claimed_by = NULL WHERE record_id = ?",
+            )
+            .bind(task.record_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1528,7 +1579,7 @@ impl QueueStore for SqliteStore {
         .bind(task.generation)
         .bind(next_at_ms)
         .bind(task.record_id)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -1539,7 +1590,7 @@ impl QueueStore for SqliteStore {
              generation = generation + 1 WHERE dead = 1",
         )
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected())
     }
@@ -1629,7 +1680,7 @@ impl QueueStore for SqliteStore {
         .bind(holder)
         .bind(until_ms)
         .bind(now_ms)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -1638,7 +1689,7 @@ impl QueueStore for SqliteStore {
         sqlx::query("DELETE FROM duties WHERE name = ? AND holder = ?")
             .bind(name)
             .bind(holder)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -1802,6 +1853,7 @@ impl MaintenanceStore for SqliteStore {
         let copy = SqliteStore::open(path).await?;
         let problems = copy.integrity_problems().await?;
         copy.pool.close().await;
+        copy.writer.close().await;
         if problems.is_empty() {
             Ok(())
         } else {
@@ -1824,7 +1876,7 @@ impl WebhookStore for SqliteStore {
         .bind(events_column(&w.events))
         .bind(&w.secret_ciphertext)
         .bind(now_ms())
-        .fetch_one(&self.pool)
+        .fetch_one(self.writer())
         .await?;
         Ok(id)
     }
@@ -1839,7 +1891,7 @@ impl WebhookStore for SqliteStore {
     async fn delete_webhook(&self, id: i64) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM webhook_subscriptions WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -1900,7 +1952,7 @@ impl WebhookStore for SqliteStore {
         .bind(delivered)
         .bind(now_ms())
         .bind(id)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -1944,7 +1996,7 @@ impl WebhookStore for SqliteStore {
         )
         .bind(now_ms())
         .bind(delivery_id)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -2048,8 +2100,9 @@ mod pool_tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let store = super::SqliteStore::open(&path).await.unwrap();
-        {
-            let mut conn = store.pool.acquire().await.unwrap();
+        // On the writing connection and on a reading one.
+        for pool in [&store.writer, &store.pool] {
+            let mut conn = pool.acquire().await.unwrap();
             let tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
             std::mem::forget(tx);
         }

@@ -762,6 +762,11 @@ impl QueueStore for FaultyStore {
         self.inner.finish_task(task).await
     }
 
+    async fn finish_task_logged(&self, task: &Task, log: &[LogEntry]) -> StoreResult<()> {
+        self.fault("finish_task_logged")?;
+        self.inner.finish_task_logged(task, log).await
+    }
+
     async fn retry_task(
         &self,
         task: &Task,

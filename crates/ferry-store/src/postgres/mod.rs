@@ -99,6 +99,12 @@ impl PgStore {
 
     /// A write transaction holding [`WRITE_LOCK`] until it ends (commit, rollback, or the
     /// connection dropping with a dead process).
+    /// Where statements that write outside a transaction go: any pooled connection
+    /// (PostgreSQL locks rows, not the database).
+    pub(crate) fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
     pub(crate) async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -1501,6 +1507,31 @@ impl QueueStore for PgStore {
             .execute(&self.pool)
             .await?;
         }
+        Ok(())
+    }
+
+    async fn finish_task_logged(&self, task: &Task, log: &[LogEntry]) -> StoreResult<()> {
+        if log.is_empty() {
+            return self.finish_task(task).await;
+        }
+        let mut tx = self.write_tx().await?;
+        for e in log {
+            insert_log(&mut tx, e).await?;
+        }
+        let done = sqlx::query("DELETE FROM sync_queue WHERE record_id = $1 AND generation = $2")
+            .bind(task.record_id)
+            .bind(task.generation)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            sqlx::query(
+                "UPDATE sync_queue SET claimed_until = NULL, claimed_by = NULL WHERE record_id = $1",
+            )
+            .bind(task.record_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
