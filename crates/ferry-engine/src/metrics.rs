@@ -261,6 +261,26 @@ impl Metrics {
         (count("mirror"), count("listing"))
     }
 
+    /// Passes run so far, however they ended.
+    pub fn passes_total(&self) -> u64 {
+        [
+            PassEnd::Ok,
+            PassEnd::Retry,
+            PassEnd::Deferred,
+            PassEnd::Failed,
+            PassEnd::Dead,
+        ]
+        .into_iter()
+        .map(|end| {
+            self.passes
+                .get_or_create(&Outcome {
+                    outcome: end.label(),
+                })
+                .get()
+        })
+        .sum()
+    }
+
     /// Counts one pass.
     pub fn pass(&self, end: PassEnd, took: Duration) {
         self.passes

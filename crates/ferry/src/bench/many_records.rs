@@ -1,7 +1,8 @@
 //! Scenario 7: many records of one small file each (10,000 × 4 KiB), as an ERP back-filling
 //! its invoices: Ferry with the remote mirror, again listing every record's folder, and with
-//! 16 workers (more records share each batch), beside a client uploading the files one by one and a bare client batching 1,000 files
-//! per request (the least any sync of these files needs), each on a fresh emulator.
+//! 64 workers (more records share each batch), beside a client uploading the files one by
+//! one and a bare client batching 1,000 files per request (the least any sync of these files
+//! needs), each on a fresh emulator.
 
 use super::small_files::{Push, direct_uploads, engine_push};
 use super::{Ctx, Figure, Goal, Noise, Progress, client_for, heading, show};
@@ -11,8 +12,8 @@ use ferry_dropbox::{MAX_BATCH, Staged, WriteMode};
 use std::time::{Duration, Instant};
 
 const FILE_SIZE: usize = 4 * 1024;
-/// Workers of the run beside the default's (4).
-const WIDE_WORKERS: usize = 16;
+/// Workers of the run beside the default's (4): a back-fill's passes in flight at once.
+const WIDE_WORKERS: usize = 64;
 
 pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<Vec<Figure>> {
     let records = ctx

@@ -292,6 +292,7 @@ pub(super) async fn engine_push(
     };
     let mut progress = Progress::new(label, total);
     let requests_before = stack.emulator.calls_total();
+    let passes_before = stack.app.engine().metrics().passes_total();
     let started = Instant::now();
     if push.flip_rule {
         // One change starts every record: the rule syncs them all.
@@ -342,9 +343,11 @@ pub(super) async fn engine_push(
         stack.emulator.route_calls("files/upload"),
     );
     let listings = stack.emulator.route_calls("files/list_folder");
+    let passes = stack.app.engine().metrics().passes_total() - passes_before;
     println!(
-        "  (engine requests: {requests} in all, {:.2} per file: {sessions} upload_session/start, {batches} finish_batch_v2, {uploads} files/upload, {listings} list_folder)",
-        requests as f64 / total.max(1) as f64
+        "  (engine requests: {requests} in all, {:.2} per file: {sessions} upload_session/start, {batches} finish_batch_v2, {uploads} files/upload, {listings} list_folder; {passes} passes, {:.2} per record)",
+        requests as f64 / total.max(1) as f64,
+        passes as f64 / records.max(1) as f64
     );
     stack.shutdown().await;
     Ok(Pushed {
