@@ -116,6 +116,25 @@ async fn enqueue_related_tx(
     Ok(())
 }
 
+/// Removes a finished task, unless it was re-queued while it ran (a new generation): then
+/// only its claim ends, and the new work stays due.
+async fn end_task(conn: &mut sqlx::SqliteConnection, task: &Task) -> StoreResult<()> {
+    let done = sqlx::query("DELETE FROM sync_queue WHERE record_id = ? AND generation = ?")
+        .bind(task.record_id)
+        .bind(task.generation)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        sqlx::query(
+            "UPDATE sync_queue SET claimed_until = NULL, claimed_by = NULL WHERE record_id = ?",
+        )
+        .bind(task.record_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 /// The upsert of a queue entry that is due now: a queued record gets a new generation (the
 /// running pass will see it was re-queued), a fresh failure budget and the higher priority.
 const ENQUEUE_CONFLICT: &str = "ON CONFLICT (record_id) DO UPDATE SET \
@@ -1481,20 +1500,8 @@ impl QueueStore for SqliteStore {
     }
 
     async fn finish_task(&self, task: &Task) -> StoreResult<()> {
-        let done = sqlx::query("DELETE FROM sync_queue WHERE record_id = ? AND generation = ?")
-            .bind(task.record_id)
-            .bind(task.generation)
-            .execute(self.writer())
-            .await?;
-        if done.rows_affected() == 0 {
-            sqlx::query(
-                "UPDATE sync_queue SET claimed_until = NULL, claimed_by = NULL WHERE record_id = ?",
-            )
-            .bind(task.record_id)
-            .execute(self.writer())
-            .await?;
-        }
-        Ok(())
+        let mut conn = self.writer().acquire().await?;
+        end_task(&mut conn, task).await
     }
 
     async fn finish_task_logged(&self, task: &Task, log: &[LogEntry]) -> StoreResult<()> {
@@ -1505,19 +1512,7 @@ impl QueueStore for SqliteStore {
         for e in log {
             insert_log(&mut tx, e).await?;
         }
-        let done = sqlx::query("DELETE FROM sync_queue WHERE record_id = ? AND generation = ?")
-            .bind(task.record_id)
-            .bind(task.generation)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            sqlx::query(
-                "UPDATE sync_queue SET claimed_until = NULL, claimed_by = NULL WHERE record_id = ?",
-            )
-            .bind(task.record_id)
-            .execute(&mut *tx)
-            .await?;
-        }
+        end_task(&mut tx, task).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -121,15 +121,23 @@ impl Browser {
         self.client.goto(url).await.expect("navigate");
     }
 
-    /// The page's visible text.
+    /// The page's visible text. A navigation still settling (a redirect's next page not yet
+    /// parsed) has no body for a moment: looked for again until one is there.
     pub async fn text(&self) -> String {
-        self.client
-            .find(Locator::Css("body"))
-            .await
-            .expect("body")
-            .text()
-            .await
-            .expect("text")
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.client.find(Locator::Css("body")).await {
+                Ok(body) => match body.text().await {
+                    Ok(text) => return text,
+                    // Replaced between finding and reading it: the next page's, then.
+                    Err(_) if tokio::time::Instant::now() < deadline => {}
+                    Err(e) => panic!("text: {e}"),
+                },
+                Err(_) if tokio::time::Instant::now() < deadline => {}
+                Err(e) => panic!("body: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The path (and query) the browser is on.
