@@ -9,7 +9,8 @@ use crate::binding::{Ctx, abs, content_unavailable};
 use crate::sync_pass::PassOutcome;
 use crate::upload_group::SmallUpload;
 use crate::{Engine, EngineError};
-use ferry_core::sync_plan::{RelPath, UploadMode};
+use ferry_core::model::Attachment;
+use ferry_core::sync_plan::{Action, RelPath, UploadMode};
 use ferry_dropbox::{DropboxError, MAX_BATCH, Staged, WriteMode};
 use ferry_store::{LogEntry, SyncRow, SyncState};
 use futures::StreamExt;
@@ -22,6 +23,35 @@ pub(crate) struct PlannedUpload {
     pub(crate) content_hash: String,
     pub(crate) size: u64,
     pub(crate) mode: UploadMode,
+}
+
+/// The uploads among `actions`, each with its attachment's size (which decides between the
+/// upload group and a resumable session).
+pub(crate) fn planned_uploads(
+    actions: Vec<Action>,
+    attachments: &[Attachment],
+) -> Vec<PlannedUpload> {
+    actions
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Upload {
+                attachment_id,
+                rel,
+                content_hash,
+                mode,
+            } => Some(PlannedUpload {
+                size: attachments
+                    .iter()
+                    .find(|a| a.id == attachment_id)
+                    .map_or(0, |a| a.size),
+                attachment_id,
+                rel,
+                content_hash,
+                mode,
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 impl Engine {

@@ -3,7 +3,7 @@
 //! imports and reverse sync have their own files (`folder_moves.rs`, `import.rs`,
 //! `reverse_sync.rs`); batched uploads are in `batch_upload.rs`.
 
-use crate::batch_upload::PlannedUpload;
+use crate::batch_upload::planned_uploads;
 use crate::placement::RulePlacement;
 use crate::sync_pass::PassOutcome;
 use crate::{Engine, EngineError};
@@ -360,28 +360,7 @@ impl Engine {
         // upload group (one alone as one `files/upload`), large ones through resumable
         // sessions.
         if !uploads.is_empty() {
-            let sizes: HashMap<String, u64> = attachments
-                .into_iter()
-                .map(|a| (a.content_hash, a.size))
-                .collect();
-            let planned = uploads
-                .into_iter()
-                .filter_map(|a| match a {
-                    Action::Upload {
-                        attachment_id,
-                        rel,
-                        content_hash,
-                        mode,
-                    } => Some(PlannedUpload {
-                        size: sizes.get(&content_hash).copied().unwrap_or(0),
-                        attachment_id,
-                        rel,
-                        content_hash,
-                        mode,
-                    }),
-                    _ => None,
-                })
-                .collect();
+            let planned = planned_uploads(uploads, &attachments);
             self.upload_batch(&cx, &rows, planned, outcome).await?;
         }
         for action in rest {
@@ -621,28 +600,11 @@ impl Engine {
                     Err(e) => outcome.failure(&e),
                 }
             }
-            Action::Upload {
-                attachment_id,
-                rel,
-                content_hash,
-                mode,
-            } => {
+            upload @ Action::Upload { .. } => {
                 // The caller sends uploads to the batch path; one met here goes there too.
-                let size = self
-                    .store
-                    .attachments(cx.record.id)
-                    .await?
-                    .into_iter()
-                    .find(|a| a.id == attachment_id)
-                    .map_or(0, |a| a.size);
-                let upload = PlannedUpload {
-                    attachment_id,
-                    rel,
-                    content_hash,
-                    size,
-                    mode,
-                };
-                self.upload_batch(cx, rows, vec![upload], outcome).await?;
+                let attachments = self.store.attachments(cx.record.id).await?;
+                let planned = planned_uploads(vec![upload], &attachments);
+                self.upload_batch(cx, rows, planned, outcome).await?;
             }
             Action::DeleteRemote { row_id, rel, rev } => {
                 let path = abs(folder, &rel);
