@@ -57,8 +57,11 @@ use std::time::Duration;
 /// Engine settings.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Records synced in parallel.
+    /// Queue workers.
     pub workers: usize,
+    /// Records each worker claims at once and syncs side by side: a back-fill's one-file
+    /// records then share upload batches, and a claim serves many passes.
+    pub passes_per_worker: usize,
     /// Files above this size use upload sessions, in chunks of this size.
     pub chunk_size: usize,
     /// Longest wait between two attempts of a failing record.
@@ -114,6 +117,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             workers: 4,
+            passes_per_worker: 1,
             chunk_size: ferry_dropbox::DEFAULT_CHUNK_SIZE,
             max_backoff: Duration::from_secs(300),
             lease: Duration::from_secs(15),

@@ -73,8 +73,8 @@ impl Engine {
         let _running = Running(&self.running_workers);
         while !*shutdown.borrow() {
             let woke = self.wake.notified();
-            let worked = match self.run_one().await {
-                Ok(worked) => worked,
+            let worked = match self.run_some(self.config.passes_per_worker).await {
+                Ok(ran) => ran > 0,
                 Err(e) => {
                     tracing::error!(error = %e, "sync queue unavailable");
                     false
@@ -93,24 +93,35 @@ impl Engine {
 
     /// Claims and runs one due task. Returns false if none was due.
     pub async fn run_one(&self) -> Result<bool, EngineError> {
+        Ok(self.run_some(1).await? > 0)
+    }
+
+    /// Claims up to `limit` due tasks in one go and runs their passes side by side (their
+    /// small files then share upload batches). Returns how many ran; a store error of one
+    /// pass is returned once all of them have ended.
+    pub async fn run_some(&self, limit: usize) -> Result<usize, EngineError> {
         self.announce().await?;
         let lease = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
-        let task = {
+        let tasks = {
             let _one_claim_at_a_time = self.liveness.claiming.lock().await;
             let running = self.liveness.in_flight();
-            let Some(task) = self
+            let tasks = self
                 .store
-                .claim_task(self.process_id(), &running, now_ms(), lease)
-                .await?
-            else {
-                return Ok(false);
-            };
-            self.liveness.begin(task.record_id);
-            task
+                .claim_tasks(self.process_id(), &running, now_ms(), lease, limit.max(1))
+                .await?;
+            for task in &tasks {
+                self.liveness.begin(task.record_id);
+            }
+            tasks
         };
-        let result = self.run_task(&task).await;
-        self.liveness.end(task.record_id);
-        result.map(|()| true)
+        let ended = futures::future::join_all(tasks.iter().map(|task| async move {
+            let result = self.run_task(task).await;
+            self.liveness.end(task.record_id);
+            result
+        }))
+        .await;
+        ended.into_iter().collect::<Result<Vec<()>, _>>()?;
+        Ok(tasks.len())
     }
 
     async fn run_task(&self, task: &ferry_store::Task) -> Result<(), EngineError> {

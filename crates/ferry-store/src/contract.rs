@@ -43,6 +43,57 @@ fn input(key: &str, fields: serde_json::Value) -> RecordInput {
 }
 
 /// Contract: see the function's name.
+pub async fn many_tasks_are_claimed_at_once_most_urgent_first(s: &dyn Store) {
+    let mut ids = Vec::new();
+    for key in ["a", "b", "c", "d", "e"] {
+        ids.push(
+            s.upsert_record(&input(key, json!({})))
+                .await
+                .unwrap()
+                .value
+                .id,
+        );
+    }
+    // Normal first, then a blocking one: the blocking one is the most urgent.
+    s.enqueue(&ids[..4], Priority::Normal).await.unwrap();
+    s.enqueue(&ids[4..], Priority::Blocking).await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis() + 1;
+    let owner = fresh_owner();
+    let first = s.claim_tasks(&owner, &[], now, 60_000, 3).await.unwrap();
+    let got: Vec<i64> = first.iter().map(|t| t.record_id).collect();
+    assert_eq!(
+        got,
+        vec![ids[4], ids[0], ids[1]],
+        "most urgent first, FIFO within a priority"
+    );
+    // Claimed ones are not handed out again, to anyone; the rest are.
+    let rest = s
+        .claim_tasks(&fresh_owner(), &[], now, 60_000, 10)
+        .await
+        .unwrap();
+    let got: Vec<i64> = rest.iter().map(|t| t.record_id).collect();
+    assert_eq!(got, vec![ids[2], ids[3]]);
+    assert!(
+        s.claim_tasks(&fresh_owner(), &[], now, 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The owner's claims it no longer runs come back to it (its bookkeeping write failed),
+    // those it runs do not.
+    let back = s
+        .claim_tasks(&owner, &[ids[4]], now, 60_000, 10)
+        .await
+        .unwrap();
+    let got: Vec<i64> = back.iter().map(|t| t.record_id).collect();
+    assert_eq!(got, vec![ids[0], ids[1]]);
+    for t in first.iter().chain(&rest) {
+        s.finish_task(t).await.unwrap();
+    }
+    assert_eq!(s.queue_stats().await.unwrap().queued, 0);
+}
+
+/// Contract: see the function's name.
 pub async fn upserts_report_changes(s: &dyn Store) {
     let a = s.upsert_record(&input("1", json!({"x": 1}))).await.unwrap();
     assert!(a.changed);
@@ -1986,6 +2037,11 @@ pub async fn the_mirror_follows_its_feed_and_is_used_only_while_followed(s: &dyn
 #[macro_export]
 macro_rules! store_contract_tests {
     ($make:expr) => {
+        #[tokio::test]
+        async fn many_tasks_are_claimed_at_once_most_urgent_first() {
+            let (_guard, store) = $make.await;
+            $crate::contract::many_tasks_are_claimed_at_once_most_urgent_first(&store).await;
+        }
         #[tokio::test]
         async fn folder_maps_queue_their_record_and_go_with_their_binding() {
             let (_guard, store) = $make.await;

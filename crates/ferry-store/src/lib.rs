@@ -296,7 +296,23 @@ pub trait QueueStore: Send + Sync + 'static {
         running: &[RecordId],
         now_ms: i64,
         lease_ms: i64,
-    ) -> StoreResult<Option<Task>>;
+    ) -> StoreResult<Option<Task>> {
+        let claimed = self
+            .claim_tasks(owner, running, now_ms, lease_ms, 1)
+            .await?;
+        Ok(claimed.into_iter().next())
+    }
+    /// [`claim_task`](QueueStore::claim_task) for up to `limit` tasks at once, in one
+    /// statement: the most urgent first (the order of the answer). A back-fill's passes
+    /// then cost one claim per batch, and run side by side.
+    async fn claim_tasks(
+        &self,
+        owner: &str,
+        running: &[RecordId],
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<Task>>;
     /// Removes a finished task, unless it was re-queued while it ran.
     async fn finish_task(&self, task: &Task) -> StoreResult<()>;
     /// [`finish_task`](QueueStore::finish_task) with `log` written in the same transaction:

@@ -304,6 +304,21 @@ pub(crate) fn task_from_row(r: &impl Cols) -> StoreResult<Task> {
     })
 }
 
+/// Claimed tasks, most urgent first: `RETURNING` keeps no order, so the rows carry their
+/// sort key (`priority`, `next_at`, `enqueued_at`, `record_id`).
+pub(crate) fn claimed_in_order<R: Cols>(rows: &[R]) -> StoreResult<Vec<Task>> {
+    let mut keyed = rows
+        .iter()
+        .map(|r| {
+            let key: (i64, i64, i64) =
+                (r.col("priority")?, r.col("next_at")?, r.col("enqueued_at")?);
+            Ok((key, task_from_row(r)?))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    keyed.sort_by_key(|(key, task)| (*key, task.record_id));
+    Ok(keyed.into_iter().map(|(_, task)| task).collect())
+}
+
 pub(crate) fn record_summary_from_row(r: &impl Cols) -> StoreResult<RecordSummary> {
     Ok(RecordSummary {
         id: r.col("id")?,

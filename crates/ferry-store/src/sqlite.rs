@@ -36,24 +36,13 @@ pub(crate) fn now_ms() -> i64 {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub async fn open(path: &Path) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        Self::connect(options).await
+        Self::connect(SqliteConnectOptions::new().filename(path)).await
     }
 
-    /// Opens a database from a URL such as `sqlite://ferry.db`.
+    /// Opens a database from a URL such as `sqlite://ferry.db`, with the same settings as
+    /// [`SqliteStore::open`].
     pub async fn open_url(url: &str) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        Self::connect(options).await
+        Self::connect(SqliteConnectOptions::from_str(url)?).await
     }
 
     /// A write transaction that takes the write lock up front. A deferred transaction that
@@ -69,9 +58,21 @@ impl SqliteStore {
     }
 
     async fn connect(options: SqliteConnectOptions) -> StoreResult<Self> {
+        // WAL with `synchronous = NORMAL`: a commit is durable against a crash of Ferry (the
+        // WAL is in the OS's hands at once) and fsyncs only at checkpoints. Every way in
+        // gets the same settings: a URL once got the default FULL, an fsync per commit.
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
         let pool_of = |connections| {
             SqlitePoolOptions::new()
                 .max_connections(connections)
+                // A connection to a local file does not go stale: no ping (a round trip to
+                // its thread) before every use.
+                .test_before_acquire(false)
                 // A connection that comes back still counted inside a transaction — a call
                 // cancelled just as its BEGIN was answered leaves no `Transaction` to end it —
                 // is closed, which rolls the transaction back. Pooled, it would keep the write
@@ -1469,22 +1470,23 @@ impl QueueStore for SqliteStore {
         Ok(())
     }
 
-    async fn claim_task(
+    async fn claim_tasks(
         &self,
         owner: &str,
         running: &[RecordId],
         now_ms: i64,
         lease_ms: i64,
-    ) -> StoreResult<Option<Task>> {
+        limit: usize,
+    ) -> StoreResult<Vec<Task>> {
         // Claim and read in one statement so two workers never take the same record.
         let running_list = vec!["?"; running.len()].join(", ");
         let sql = format!(
-            "UPDATE sync_queue SET claimed_until = ?, claimed_by = ? WHERE record_id = ( \
+            "UPDATE sync_queue SET claimed_until = ?, claimed_by = ? WHERE record_id IN ( \
                SELECT record_id FROM sync_queue WHERE dead = 0 AND next_at <= ? \
                AND (claimed_until IS NULL OR claimed_until < ? \
                     OR (claimed_by = ? AND record_id NOT IN ({running_list}))) \
-               ORDER BY priority, next_at, enqueued_at, record_id LIMIT 1) \
-             RETURNING record_id, generation, attempts, failing_since"
+               ORDER BY priority, next_at, enqueued_at, record_id LIMIT ?) \
+             RETURNING record_id, generation, attempts, failing_since, priority, next_at, enqueued_at"
         );
         let mut query = sqlx::query(&sql)
             .bind(now_ms.saturating_add(lease_ms))
@@ -1495,8 +1497,11 @@ impl QueueStore for SqliteStore {
         for id in running {
             query = query.bind(id);
         }
-        let row = query.fetch_optional(self.writer()).await?;
-        row.as_ref().map(task_from_row).transpose()
+        let rows = query
+            .bind(i64::try_from(limit.max(1)).unwrap_or(i64::MAX))
+            .fetch_all(self.writer())
+            .await?;
+        claimed_in_order(&rows)
     }
 
     async fn finish_task(&self, task: &Task) -> StoreResult<()> {

@@ -30,6 +30,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("api_key", Kind::Text),
     ("secret_key", Kind::Text),
     ("workers", Kind::Integer),
+    ("passes_per_worker", Kind::Integer),
     ("chunk_size_mib", Kind::Integer),
     ("max_attachment_mib", Kind::Integer),
     ("give_up_after_secs", Kind::Integer),
@@ -101,8 +102,10 @@ pub struct Config {
     /// Key for stored tokens (64 hex digits); default: generated into `<data_dir>/secret.key`.
     #[serde(deserialize_with = "secret_opt", serialize_with = "redacted")]
     pub secret_key: Option<Secret>,
-    /// Records synced in parallel.
+    /// Queue workers.
     pub workers: usize,
+    /// Records each worker claims at once and syncs side by side.
+    pub passes_per_worker: usize,
     /// Upload-session chunk size in MiB (files above it use sessions).
     pub chunk_size_mib: usize,
     /// Largest attachment accepted over the API, in MiB.
@@ -208,6 +211,7 @@ impl Default for Config {
             api_key: None,
             secret_key: None,
             workers: 4,
+            passes_per_worker: 1,
             chunk_size_mib: 8,
             max_attachment_mib: 512,
             give_up_after_secs: 24 * 3600,
@@ -294,6 +298,7 @@ impl Config {
         use std::time::Duration;
         ferry_engine::EngineConfig {
             workers: self.workers,
+            passes_per_worker: self.passes_per_worker,
             chunk_size: self.chunk_size_mib * 1024 * 1024,
             give_up_after: Duration::from_secs(self.give_up_after_secs),
             max_backoff: Duration::from_secs(self.max_backoff_secs),
@@ -503,6 +508,12 @@ impl Config {
         }
         if !(1..=64).contains(&self.workers) {
             bail!("workers must be between 1 and 64, not {}", self.workers);
+        }
+        if !(1..=64).contains(&self.passes_per_worker) {
+            bail!(
+                "passes_per_worker must be between 1 and 64, not {}",
+                self.passes_per_worker
+            );
         }
         if !(1..=150).contains(&self.chunk_size_mib) {
             bail!(

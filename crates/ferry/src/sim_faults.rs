@@ -744,16 +744,17 @@ impl QueueStore for FaultyStore {
         self.inner.enqueue(record_ids, priority).await
     }
 
-    async fn claim_task(
+    async fn claim_tasks(
         &self,
         owner: &str,
         running: &[RecordId],
         now_ms: i64,
         lease_ms: i64,
-    ) -> StoreResult<Option<Task>> {
+        limit: usize,
+    ) -> StoreResult<Vec<Task>> {
         self.fault("claim_task")?;
         self.inner
-            .claim_task(owner, running, now_ms, lease_ms)
+            .claim_tasks(owner, running, now_ms, lease_ms, limit)
             .await
     }
 

@@ -253,6 +253,8 @@ struct Sim {
     /// without a mapped folder (which would then be outside the root).
     root: String,
     mapped: bool,
+    /// Records an engine claims and runs side by side in one step.
+    passes: usize,
     counter: u64,
     /// Versions someone wrote that must survive: content hash → where it was written (the
     /// origin starts with the side: `app` or `dropbox`).
@@ -390,7 +392,15 @@ impl Sim {
         // Some seeds map an existing folder (with a file people put there) to J1 by hand;
         // Dropbox ops then also write into it and rename it.
         let mapped = rng.gen_bool(0.2);
+        // Half the seeds claim one record per step, the others several, run side by side
+        // as a worker does (their uploads then share batches).
+        let passes = if rng.gen_bool(0.5) {
+            1
+        } else {
+            rng.gen_range(2..=4)
+        };
         let mut sim = Sim {
+            passes,
             rng,
             _dir: temp,
             dir,
@@ -831,11 +841,11 @@ impl Sim {
     /// One pass by whichever engine has one to run: both live engines work the queue, and
     /// a claim one of them left after a failed store write is its own to take back.
     async fn run_any(&self) -> Result<bool, ferry_engine::EngineError> {
-        if self.engine.run_one().await? {
+        if self.engine.run_some(self.passes).await? > 0 {
             return Ok(true);
         }
         match &self.second {
-            Some(second) => second.run_one().await,
+            Some(second) => Ok(second.run_some(self.passes).await? > 0),
             None => Ok(false),
         }
     }
@@ -907,14 +917,16 @@ impl Sim {
             _ => None,
         };
         let hung = self.injector.hung.notified();
+        let passes = self.passes;
         let result: Result<bool, ferry_engine::EngineError> = tokio::select! {
             r = async {
                 match (what, beside) {
                     (0, Some(beside)) => {
-                        let (a, b) = tokio::join!(engine.run_one(), beside.run_one());
-                        Ok(a? | b?)
+                        let (a, b) =
+                            tokio::join!(engine.run_some(passes), beside.run_some(passes));
+                        Ok(a? + b? > 0)
                     }
-                    (0, None) => engine.run_one().await,
+                    (0, None) => Ok(engine.run_some(passes).await? > 0),
                     (1, _) => engine.drain_changes("dropbox").await.map(|_| true),
                     (2, _) => engine.offload_round().await.map(|n| n > 0),
                     _ => engine.make_links().await.map(|n| n > 0),

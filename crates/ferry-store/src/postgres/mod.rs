@@ -1485,31 +1485,33 @@ impl QueueStore for PgStore {
         Ok(())
     }
 
-    async fn claim_task(
+    async fn claim_tasks(
         &self,
         owner: &str,
         running: &[RecordId],
         now_ms: i64,
         lease_ms: i64,
-    ) -> StoreResult<Option<Task>> {
+        limit: usize,
+    ) -> StoreResult<Vec<Task>> {
         // Claim and read in one statement so two workers never take the same record; a row
         // another process is claiming right now is skipped, not waited for.
-        let row = sqlx::query(
-            "UPDATE sync_queue SET claimed_until = $1, claimed_by = $2 WHERE record_id = ( \
+        let rows = sqlx::query(
+            "UPDATE sync_queue SET claimed_until = $1, claimed_by = $2 WHERE record_id IN ( \
                SELECT record_id FROM sync_queue WHERE dead = 0 AND next_at <= $3 \
                AND (claimed_until IS NULL OR claimed_until < $3 \
                     OR (claimed_by = $2 AND NOT (record_id = ANY($4)))) \
-               ORDER BY priority, next_at, enqueued_at, record_id LIMIT 1 \
+               ORDER BY priority, next_at, enqueued_at, record_id LIMIT $5 \
                FOR UPDATE SKIP LOCKED) \
-             RETURNING record_id, generation, attempts, failing_since",
+             RETURNING record_id, generation, attempts, failing_since, priority, next_at, enqueued_at",
         )
         .bind(now_ms.saturating_add(lease_ms))
         .bind(owner)
         .bind(now_ms)
         .bind(running)
-        .fetch_optional(&self.pool)
+        .bind(i64::try_from(limit.max(1)).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
         .await?;
-        row.as_ref().map(task_from_row).transpose()
+        claimed_in_order(&rows)
     }
 
     async fn finish_task(&self, task: &Task) -> StoreResult<()> {
