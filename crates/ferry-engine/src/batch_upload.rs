@@ -11,7 +11,7 @@ use crate::upload_group::SmallUpload;
 use crate::{Engine, EngineError};
 use ferry_core::model::Attachment;
 use ferry_core::sync_plan::{Action, RelPath, UploadMode};
-use ferry_dropbox::{DropboxError, MAX_BATCH, Staged, WriteMode};
+use ferry_dropbox::{DropboxError, MAX_APPEND_BATCH_BYTES, MAX_BATCH, Staged, WriteMode};
 use ferry_store::{LogEntry, SyncRow, SyncState};
 use futures::StreamExt;
 use std::time::Instant;
@@ -102,15 +102,31 @@ impl Engine {
 }
 
 impl Engine {
-    /// Reads the small files' contents and uploads them through the upload group.
+    /// Reads the small files' contents and uploads them through the upload group, a group
+    /// of them at a time, each group's bytes held from the transfer budget until staged.
     async fn upload_small_files(
         &self,
         cx: &Ctx<'_>,
         uploads: &[PlannedUpload],
         small: Vec<usize>,
     ) -> Vec<(usize, Result<ferry_dropbox::FileInfo, DropboxError>)> {
+        let mut out = Vec::with_capacity(small.len());
+        for group in read_groups(uploads, &small) {
+            out.extend(self.upload_small_group(cx, uploads, group).await);
+        }
+        out
+    }
+
+    async fn upload_small_group(
+        &self,
+        cx: &Ctx<'_>,
+        uploads: &[PlannedUpload],
+        group: Vec<usize>,
+    ) -> Vec<(usize, Result<ferry_dropbox::FileInfo, DropboxError>)> {
+        let bytes = group.iter().map(|i| uploads[*i].size).sum();
+        let held = self.transfer_budget.hold(bytes).await;
         let contents: Vec<Result<bytes::Bytes, DropboxError>> =
-            futures::stream::iter(small.clone())
+            futures::stream::iter(group.clone())
                 .map(|i| async move {
                     self.blobs
                         .get(&uploads[i].content_hash)
@@ -120,9 +136,9 @@ impl Engine {
                 .buffered(16)
                 .collect()
                 .await;
-        let mut out = Vec::with_capacity(small.len());
+        let mut out = Vec::with_capacity(group.len());
         let (mut at, mut batch) = (Vec::new(), Vec::new());
-        for (i, content) in small.into_iter().zip(contents) {
+        for (i, content) in group.into_iter().zip(contents) {
             match content {
                 Ok(content) => {
                     let u = &uploads[i];
@@ -131,11 +147,13 @@ impl Engine {
                         content,
                         path: abs(&cx.binding.folder_display, &u.rel),
                         mode: write_mode(&u.mode),
+                        _held: held.clone(),
                     });
                 }
                 Err(e) => out.push((i, Err(e))),
             }
         }
+        drop(held);
         let uploaded = self
             .upload_small(cx.client, &cx.binding.connection, batch)
             .await;
@@ -194,6 +212,29 @@ impl Engine {
     }
 }
 
+/// Bytes of small files a pass reads before it uploads them (four append requests' worth).
+const GROUP_BYTES: u64 = 4 * MAX_APPEND_BATCH_BYTES as u64;
+
+/// The small uploads (indices into `uploads`) in the groups a pass reads and uploads
+/// together: at most a batch of files and [`GROUP_BYTES`] each (a larger file alone).
+fn read_groups(uploads: &[PlannedUpload], small: &[usize]) -> Vec<Vec<usize>> {
+    let mut groups = Vec::new();
+    let (mut group, mut bytes) = (Vec::new(), 0u64);
+    for &i in small {
+        let size = uploads[i].size;
+        if !group.is_empty() && (group.len() == MAX_BATCH || bytes + size > GROUP_BYTES) {
+            groups.push(std::mem::take(&mut group));
+            bytes = 0;
+        }
+        bytes += size;
+        group.push(i);
+    }
+    if !group.is_empty() {
+        groups.push(group);
+    }
+    groups
+}
+
 /// The Dropbox write mode of a planned upload.
 fn write_mode(mode: &UploadMode) -> WriteMode {
     match mode {
@@ -246,4 +287,34 @@ fn upload_outcome(
         }
     }
     (row, log)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upload(size: u64) -> PlannedUpload {
+        PlannedUpload {
+            attachment_id: 1,
+            rel: RelPath::new("a".to_owned()),
+            content_hash: String::new(),
+            size,
+            mode: UploadMode::Add,
+        }
+    }
+
+    #[test]
+    fn small_files_are_read_in_groups_bounded_by_count_and_bytes() {
+        let mib = 1 << 20;
+        let uploads: Vec<PlannedUpload> = [8 * mib, 8 * mib, 60 * mib, 1, 70 * mib, 2]
+            .into_iter()
+            .map(upload)
+            .collect();
+        let groups = read_groups(&uploads, &[0, 1, 2, 3, 4, 5]);
+        assert_eq!(groups, vec![vec![0, 1], vec![2, 3], vec![4], vec![5]]);
+        let many: Vec<PlannedUpload> = (0..2500).map(|_| upload(10)).collect();
+        let all: Vec<usize> = (0..many.len()).collect();
+        let sizes: Vec<usize> = read_groups(&many, &all).iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![MAX_BATCH, MAX_BATCH, 500]);
+    }
 }

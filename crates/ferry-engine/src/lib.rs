@@ -36,6 +36,7 @@ mod shared_links;
 mod subfolders;
 mod sync_pass;
 pub mod team_members;
+mod transfer_budget;
 mod upload_group;
 pub mod views;
 mod watcher;
@@ -93,6 +94,9 @@ pub struct EngineConfig {
     pub longpoll_secs: u64,
     /// Uploads staged in parallel within one pass.
     pub upload_concurrency: usize,
+    /// File content all running passes may hold in memory at once, in bytes: reads of
+    /// content wait for their share (`transfer_budget.rs`).
+    pub transfer_memory: u64,
     /// Whether passes plan from the remote mirror when they can trust it (see
     /// docs/sync.md); off, every pass lists its folders, as before the mirror.
     pub remote_mirror: bool,
@@ -117,7 +121,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             workers: 4,
-            passes_per_worker: 1,
+            passes_per_worker: 16,
             chunk_size: ferry_dropbox::DEFAULT_CHUNK_SIZE,
             max_backoff: Duration::from_secs(300),
             lease: Duration::from_secs(15),
@@ -131,6 +135,7 @@ impl Default for EngineConfig {
             reconcile_every: Duration::from_secs(15 * 60),
             longpoll_secs: 30,
             upload_concurrency: 8,
+            transfer_memory: 256 << 20,
             remote_mirror: true,
             client_attempts: 3,
             custom_dropbox_hosts: false,
@@ -154,6 +159,8 @@ pub struct Engine {
     /// Small uploads of concurrent passes merged into shared batches, per connection.
     upload_groups:
         std::sync::Mutex<std::collections::HashMap<String, Arc<upload_group::UploadGroup>>>,
+    /// Content bytes the running passes hold in memory, bounded across all of them.
+    transfer_budget: transfer_budget::TransferBudget,
     /// Set once watchers run, so connections added later get one too.
     watch_shutdown: std::sync::Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
     /// Connections this process runs a watcher task for (holding the duty or waiting for it).
@@ -213,6 +220,7 @@ impl Engine {
             wake_links: tokio::sync::Notify::new(),
             wake_offload: tokio::sync::Notify::new(),
             link_pacer: shared_links::Pacer::new(config.links_per_second),
+            transfer_budget: transfer_budget::TransferBudget::new(config.transfer_memory),
             links_paused: std::sync::Mutex::new(std::collections::HashMap::new()),
             links_pruned_at: std::sync::Mutex::new(None),
             login_throttle: console_auth::LoginThrottle::default(),

@@ -361,10 +361,11 @@ impl Engine {
         }
     }
 
-    /// Queues `ids` for a normal pass; returns them.
+    /// Queues `ids` behind the records' own changes (a reconciliation may find many);
+    /// returns them.
     async fn queue(&self, ids: Vec<i64>) -> Result<Vec<i64>, EngineError> {
         if !ids.is_empty() {
-            self.store.enqueue(&ids, Priority::Normal).await?;
+            self.store.enqueue(&ids, Priority::Bulk).await?;
             self.wake();
         }
         Ok(ids)

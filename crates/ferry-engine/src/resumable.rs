@@ -16,6 +16,11 @@ impl Engine {
         content_hash: &str,
         size: u64,
     ) -> Result<Staged, DropboxError> {
+        // A chunk on its way and the next one read ahead (`stage_rest`).
+        let _held = self
+            .transfer_budget
+            .hold(2 * self.config.chunk_size as u64)
+            .await;
         let read = |offset: u64, len: usize| async move {
             self.blobs
                 .get_range(content_hash, offset, len)

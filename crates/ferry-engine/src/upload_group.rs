@@ -26,6 +26,8 @@ pub(crate) struct SmallUpload {
     pub(crate) content: Bytes,
     pub(crate) path: String,
     pub(crate) mode: WriteMode,
+    /// The content's share of the transfer budget, given back once it is staged.
+    pub(crate) _held: Option<crate::transfer_budget::Held>,
 }
 
 type Uploaded = Result<FileInfo, DropboxError>;

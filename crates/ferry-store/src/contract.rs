@@ -404,6 +404,47 @@ pub async fn bindings_by_folder_prefix(s: &dyn Store) {
 }
 
 /// Contract: see the function's name.
+pub async fn a_records_own_change_goes_before_a_back_fill(s: &dyn Store) {
+    let claim_all = || async {
+        let now = chrono::Utc::now().timestamp_millis() + 1;
+        let mut claimed = Vec::new();
+        while let Some(t) = s
+            .claim_task(&fresh_owner(), &[], now, 60_000)
+            .await
+            .unwrap()
+        {
+            s.finish_task(&t).await.unwrap();
+            claimed.push(t.record_id);
+        }
+        claimed
+    };
+    let a = s.upsert_record(&input("A", json!({}))).await.unwrap().value;
+    let b = s.upsert_record(&input("B", json!({}))).await.unwrap().value;
+    let c = s.upsert_record(&input("C", json!({}))).await.unwrap().value;
+    assert_eq!(claim_all().await, vec![a.id, b.id, c.id]);
+    // A new rule queues every order: a back-fill.
+    s.put_rule(&ferry_core::rules::RuleSpec {
+        name: "r".into(),
+        record_kind: "order".into(),
+        connection: "c".into(),
+        folder: "Orders/{{ record.key }}".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // Meanwhile the app adds one order and changes another: both go first.
+    let d = s.upsert_record(&input("D", json!({}))).await.unwrap().value;
+    s.upsert_record(&input("B", json!({"paid": true})))
+        .await
+        .unwrap();
+    let claimed = claim_all().await;
+    let mut first = claimed[..2].to_vec();
+    first.sort_unstable();
+    assert_eq!(first, vec![b.id, d.id], "claimed {claimed:?}");
+    assert_eq!(claimed[2..], [a.id, c.id], "claimed {claimed:?}");
+}
+
+/// Contract: see the function's name.
 pub async fn queue_claims_in_enqueue_order(s: &dyn Store) {
     s.enqueue(&[3, 1, 2], Priority::Normal).await.unwrap();
     let now = chrono::Utc::now().timestamp_millis() + 1;
@@ -2111,6 +2152,11 @@ macro_rules! store_contract_tests {
         async fn sync_rows_upsert_by_path_and_unplaced_rows_are_replaced() {
             let (_guard, store) = $make.await;
             $crate::contract::sync_rows_upsert_by_path_and_unplaced_rows_are_replaced(&store).await;
+        }
+        #[tokio::test]
+        async fn a_records_own_change_goes_before_a_back_fill() {
+            let (_guard, store) = $make.await;
+            $crate::contract::a_records_own_change_goes_before_a_back_fill(&store).await;
         }
         #[tokio::test]
         async fn priorities_and_dead_letters() {

@@ -119,7 +119,8 @@ pub trait RecordStore: Send + Sync + 'static {
 pub trait RuleStore: Send + Sync + 'static {
     /// Creates or replaces a rule and, in the same transaction, queues every record of its
     /// kind (and of the kind it replaces): with [`Priority::Reverse`] when the rule moves to
-    /// another connection (files come back before they go elsewhere), else `Normal`.
+    /// another connection (files come back before they go elsewhere), else
+    /// [`Priority::Bulk`] (a record's own change goes first).
     async fn put_rule(&self, rule: &RuleSpec) -> StoreResult<RuleChange>;
     /// Deletes a rule and queues the records of its kind, in one transaction; `None` if unknown.
     async fn delete_rule(&self, name: &str) -> StoreResult<Option<RuleChange>>;
@@ -131,8 +132,8 @@ pub trait RuleStore: Send + Sync + 'static {
 #[async_trait]
 pub trait ConnectionStore: Send + Sync + 'static {
     /// Creates or replaces a connection (token already encrypted), starts its change feed
-    /// anew (no cursor), and queues every record of the kinds its rules place, in one
-    /// transaction. Returns how many records were queued.
+    /// anew (no cursor), and queues every record of the kinds its rules place (as
+    /// [`Priority::Bulk`]), in one transaction. Returns how many records were queued.
     async fn put_connection(&self, connection: &StoredConnection) -> StoreResult<u64>;
     /// A connection by name.
     async fn connection(&self, name: &str) -> StoreResult<Option<StoredConnection>>;

@@ -249,7 +249,7 @@ async fn enqueue_rules_of(
     }
     let mut queued = 0;
     for kind in &kinds {
-        queued += enqueue_kind_tx(tx, kind, Priority::Normal).await?;
+        queued += enqueue_kind_tx(tx, kind, Priority::Bulk).await?;
     }
     Ok(queued)
 }
@@ -710,7 +710,7 @@ impl RuleStore for SqliteStore {
         .await?;
         let priority = match &previous {
             Some(p) if p.connection != rule.connection => Priority::Reverse,
-            _ => Priority::Normal,
+            _ => Priority::Bulk,
         };
         let mut queued = enqueue_kind_tx(&mut tx, &rule.record_kind, priority).await?;
         if let Some(old_kind) = previous
@@ -718,7 +718,7 @@ impl RuleStore for SqliteStore {
             .map(|p| &p.record_kind)
             .filter(|k| **k != rule.record_kind)
         {
-            queued += enqueue_kind_tx(&mut tx, old_kind, Priority::Normal).await?;
+            queued += enqueue_kind_tx(&mut tx, old_kind, Priority::Bulk).await?;
         }
         tx.commit().await?;
         Ok(RuleChange { previous, queued })
@@ -733,7 +733,7 @@ impl RuleStore for SqliteStore {
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        let queued = enqueue_kind_tx(&mut tx, &previous.record_kind, Priority::Normal).await?;
+        let queued = enqueue_kind_tx(&mut tx, &previous.record_kind, Priority::Bulk).await?;
         tx.commit().await?;
         Ok(Some(RuleChange {
             previous: Some(previous),

@@ -324,8 +324,11 @@ pub enum Priority {
     Reverse = 0,
     /// Work others wait for (changes seen in Dropbox, parents before children).
     Blocking = 1,
-    /// Everything else.
+    /// A record's own change (the app wrote it or its files), and everything else.
     Normal = 2,
+    /// Many records queued at once by one change (a rule or a connection added or changed,
+    /// a reconciliation's finds): a back-fill, which a record's own change overtakes.
+    Bulk = 3,
 }
 
 /// A claimed queue entry.

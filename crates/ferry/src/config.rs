@@ -43,6 +43,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("custom_dropbox_hosts", Kind::Switch),
     ("reconcile_every_secs", Kind::Integer),
     ("upload_concurrency", Kind::Integer),
+    ("transfer_memory_mib", Kind::Integer),
     ("remote_mirror", Kind::Switch),
     ("longpoll_secs", Kind::Integer),
     ("lease_secs", Kind::Integer),
@@ -132,6 +133,8 @@ pub struct Config {
     pub reconcile_every_secs: u64,
     /// Uploads staged in parallel within one pass.
     pub upload_concurrency: usize,
+    /// MiB of file content all running passes may hold in memory at once (16–65536).
+    pub transfer_memory_mib: u64,
     /// Plan passes from the remote mirror when it can be trusted (off: every pass lists).
     pub remote_mirror: bool,
     /// Long-poll timeout asked of Dropbox, in seconds (30–480).
@@ -211,7 +214,7 @@ impl Default for Config {
             api_key: None,
             secret_key: None,
             workers: 4,
-            passes_per_worker: 1,
+            passes_per_worker: 16,
             chunk_size_mib: 8,
             max_attachment_mib: 512,
             give_up_after_secs: 24 * 3600,
@@ -224,6 +227,7 @@ impl Default for Config {
             custom_dropbox_hosts: false,
             reconcile_every_secs: 15 * 60,
             upload_concurrency: 8,
+            transfer_memory_mib: 256,
             remote_mirror: true,
             longpoll_secs: 30,
             lease_secs: 15,
@@ -310,6 +314,7 @@ impl Config {
             custom_dropbox_hosts: self.custom_dropbox_hosts,
             reconcile_every: Duration::from_secs(self.reconcile_every_secs),
             upload_concurrency: self.upload_concurrency,
+            transfer_memory: self.transfer_memory_mib << 20,
             remote_mirror: self.remote_mirror,
             longpoll_secs: self.longpoll_secs,
             lease: Duration::from_secs(self.lease_secs),
@@ -605,6 +610,12 @@ impl Config {
                 self.links_per_second
             );
         }
+        if !(16..=65536).contains(&self.transfer_memory_mib) {
+            bail!(
+                "transfer_memory_mib must be between 16 and 65536, not {}",
+                self.transfer_memory_mib
+            );
+        }
         if !(1..=64).contains(&self.upload_concurrency) {
             bail!(
                 "upload_concurrency must be between 1 and 64, not {}",
@@ -769,6 +780,7 @@ mod tests {
             ("dropbox_base_url", _) => "http://127.0.0.1:1".to_owned(),
             ("admin_password", _) => "a long enough password".to_owned(),
             ("links_per_second", _) => "10".to_owned(),
+            ("transfer_memory_mib", _) => "64".to_owned(),
             ("dropbox_app_access", _) => "app_folder".to_owned(),
             ("s3_endpoint", _) => "http://127.0.0.1:9000".to_owned(),
             (_, Kind::Text) => "text".to_owned(),

@@ -275,7 +275,7 @@ async fn enqueue_rules_of(
     }
     let mut queued = 0;
     for kind in &kinds {
-        queued += enqueue_kind_tx(tx, kind, Priority::Normal).await?;
+        queued += enqueue_kind_tx(tx, kind, Priority::Bulk).await?;
     }
     Ok(queued)
 }
@@ -737,7 +737,7 @@ impl RuleStore for PgStore {
         .await?;
         let priority = match &previous {
             Some(p) if p.connection != rule.connection => Priority::Reverse,
-            _ => Priority::Normal,
+            _ => Priority::Bulk,
         };
         let mut queued = enqueue_kind_tx(&mut tx, &rule.record_kind, priority).await?;
         if let Some(old_kind) = previous
@@ -745,7 +745,7 @@ impl RuleStore for PgStore {
             .map(|p| &p.record_kind)
             .filter(|k| **k != rule.record_kind)
         {
-            queued += enqueue_kind_tx(&mut tx, old_kind, Priority::Normal).await?;
+            queued += enqueue_kind_tx(&mut tx, old_kind, Priority::Bulk).await?;
         }
         tx.commit().await?;
         Ok(RuleChange { previous, queued })
@@ -760,7 +760,7 @@ impl RuleStore for PgStore {
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        let queued = enqueue_kind_tx(&mut tx, &previous.record_kind, Priority::Normal).await?;
+        let queued = enqueue_kind_tx(&mut tx, &previous.record_kind, Priority::Bulk).await?;
         tx.commit().await?;
         Ok(Some(RuleChange {
             previous: Some(previous),

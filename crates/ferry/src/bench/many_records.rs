@@ -2,10 +2,12 @@
 //! its invoices: Ferry with the remote mirror, again listing every record's folder, and with
 //! 64 workers (more records share each batch), beside a client uploading the files one by
 //! one and a bare client batching 1,000 files per request (the least any sync of these files
-//! needs), each on a fresh emulator.
+//! needs), each on a fresh emulator. During the default run's back-fill the app makes live
+//! changes (a new record with one file, one at a time), timed until Dropbox has the file,
+//! beside the same changes on the idle engine.
 
 use super::small_files::{Push, direct_uploads, engine_push};
-use super::{Ctx, Figure, Goal, Noise, Progress, client_for, heading, show};
+use super::{Ctx, Figure, Goal, Noise, Progress, client_for, heading, percentile, show};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use ferry_dropbox::{MAX_BATCH, Staged, WriteMode};
@@ -14,6 +16,8 @@ use std::time::{Duration, Instant};
 const FILE_SIZE: usize = 4 * 1024;
 /// Workers of the run beside the default's (4): a back-fill's passes in flight at once.
 const WIDE_WORKERS: usize = 64;
+/// Live changes made during the default run's back-fill (and as many on the idle engine).
+const LIVE_CHANGES: usize = 49;
 
 pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<Vec<Figure>> {
     let records = ctx
@@ -36,8 +40,17 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<Vec<Figure>> {
         remote_mirror: true,
         flip_rule: true,
         workers: None,
+        live_changes: 0,
     };
-    let mirrored = engine_push(ctx, &contents, push).await?;
+    let mirrored = engine_push(
+        ctx,
+        &contents,
+        Push {
+            live_changes: if ctx.options.quick { 3 } else { LIVE_CHANGES },
+            ..push
+        },
+    )
+    .await?;
     let listing = engine_push(
         ctx,
         &contents,
@@ -66,7 +79,21 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<Vec<Figure>> {
         per_file(wide.requests)
     );
     let rate = |secs: f64| records as f64 / secs.max(1e-9);
+    let live = |p: f64, goal: Option<Goal>| {
+        Figure::new(
+            format!("many_records.live_change.p{p}"),
+            percentile(&mirrored.live_ms, p),
+            "ms",
+            Some((
+                format!("many_records.live_change_idle.p{p}").as_str(),
+                percentile(&mirrored.idle_ms, p),
+            )),
+            goal,
+        )
+    };
     let figures = vec![
+        live(50.0, None),
+        live(99.0, Some(Goal::Below(1000.0))),
         Figure::new(
             "many_records.engine",
             rate(mirrored.secs),

@@ -37,6 +37,7 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<Vec<Figure>> {
         remote_mirror: true,
         flip_rule: false,
         workers: None,
+        live_changes: 0,
     };
     let ferry_secs = engine_push(ctx, &contents, plain).await?.secs;
     // The same push with shared links on: links are made beside the sync, so the files
@@ -205,6 +206,10 @@ pub(super) struct Push {
     pub(super) flip_rule: bool,
     /// Ferry's `workers` (`None`: the default).
     pub(super) workers: Option<usize>,
+    /// Live changes made while the push runs, spread evenly over it (and as many again on
+    /// the idle engine afterwards, the baseline): a new record with one file each, timed
+    /// from its upload into Ferry returning until Dropbox confirmed the file.
+    pub(super) live_changes: usize,
 }
 
 /// What a push took.
@@ -214,6 +219,46 @@ pub(super) struct Pushed {
     pub(super) links_made: u64,
     /// Requests the emulator saw while the clock ran.
     pub(super) requests: u64,
+    /// Each live change's latency during the push, in ms.
+    pub(super) live_ms: Vec<f64>,
+    /// The same once the push is over (the engine idle), in ms.
+    pub(super) idle_ms: Vec<f64>,
+}
+
+/// Makes live change `n` (record `L{n}` with one file) and times it until its file is synced.
+async fn live_change(
+    api: crate::api_client::ApiClient,
+    store: Arc<dyn ferry_store::Store>,
+    n: usize,
+) -> anyhow::Result<f64> {
+    let key = format!("L{n:04}");
+    api.put_json(
+        &format!("/v1/records/batch/{key}"),
+        &json!({"fields": {"ready": true}}),
+    )
+    .await?;
+    api.put_bytes(
+        &format!("/v1/records/batch/{key}/attachments/live.bin"),
+        format!("live change {n}").into_bytes(),
+    )
+    .await?;
+    let made = Instant::now();
+    let record = store
+        .record("batch", &key)
+        .await?
+        .context("the live record is gone")?;
+    let deadline = made + Duration::from_secs(300);
+    loop {
+        let rows = store.sync_rows(record.id).await?;
+        if rows
+            .iter()
+            .any(|r| r.state == ferry_store::SyncState::Synced)
+        {
+            return Ok(made.elapsed().as_secs_f64() * 1000.0);
+        }
+        check_deadline(deadline, &format!("live change {key}"))?;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Loads the records (not yet ready, so nothing syncs), then marks them ready and times the
@@ -312,10 +357,22 @@ pub(super) async fn engine_push(
         }
     }
     let deadline = Instant::now() + Duration::from_secs(900);
+    // Live change k starts once k/(n+1) of the push is synced.
+    let marks: Vec<u64> = (1..=push.live_changes as u64)
+        .map(|k| total * k / (push.live_changes as u64 + 1))
+        .collect();
+    let mut live = tokio::task::JoinSet::new();
     loop {
         let counts = store.sync_counts().await?;
         progress.set(counts.synced);
-        if counts.synced >= total {
+        while live.len() < marks.len() && counts.synced >= marks[live.len()] {
+            live.spawn(live_change(
+                stack.api.clone(),
+                Arc::clone(&store),
+                live.len(),
+            ));
+        }
+        if counts.synced >= total + live.len() as u64 && live.len() == marks.len() {
             break;
         }
         check_deadline(
@@ -344,6 +401,14 @@ pub(super) async fn engine_push(
     );
     let listings = stack.emulator.route_calls("files/list_folder");
     let passes = stack.app.engine().metrics().passes_total() - passes_before;
+    let mut live_ms = Vec::with_capacity(marks.len());
+    while let Some(joined) = live.join_next().await {
+        live_ms.push(joined.context("live change panicked")??);
+    }
+    let mut idle_ms = Vec::with_capacity(marks.len());
+    for n in 0..marks.len() {
+        idle_ms.push(live_change(stack.api.clone(), Arc::clone(&store), marks.len() + n).await?);
+    }
     println!(
         "  (engine requests: {requests} in all, {:.2} per file: {sessions} upload_session/start, {batches} finish_batch_v2, {uploads} files/upload, {listings} list_folder; {passes} passes, {:.2} per record)",
         requests as f64 / total.max(1) as f64,
@@ -354,5 +419,7 @@ pub(super) async fn engine_push(
         secs,
         links_made,
         requests,
+        live_ms,
+        idle_ms,
     })
 }

@@ -126,6 +126,50 @@ impl Api {
     }
 }
 
+/// Creates records `keys` with their files (small ones; one large file each below
+/// `LARGE`), noting each file's content hash in `expected` and its bytes in `minimum_bytes`.
+async fn add_records(
+    client: &Api,
+    keys: std::ops::Range<usize>,
+    rng: &mut rand::rngs::StdRng,
+    expected: &mut BTreeMap<String, String>,
+    minimum_bytes: &mut u64,
+) {
+    for n in keys {
+        let key = format!("R{n:03}");
+        client
+            .put_json(&format!("/v1/records/job/{key}"), json!({"fields": {}}))
+            .await;
+        let files: Vec<(String, Vec<u8>)> = if n >= LARGE {
+            (0..SMALL_PER_RECORD)
+                .map(|f| {
+                    let len = rng.gen_range(10..20_000);
+                    (format!("f{f}.bin"), (0..len).map(|_| rng.r#gen()).collect())
+                })
+                .collect()
+        } else {
+            vec![(
+                "large.bin".to_owned(),
+                (0..LARGE_BYTES).map(|_| rng.r#gen()).collect(),
+            )]
+        };
+        for (name, content) in files {
+            *minimum_bytes += content.len() as u64;
+            expected.insert(
+                format!("/ferry/jobs/{}/{name}", key.to_lowercase()),
+                content_hash(&content),
+            );
+            client
+                .send(
+                    reqwest::Method::PUT,
+                    &format!("/v1/records/job/{key}/attachments/{name}"),
+                    Some(content),
+                )
+                .await;
+        }
+    }
+}
+
 /// Records whose queue entry names a claiming process (read while no server runs).
 async fn claimed_records(db: &Path, records: usize) -> BTreeMap<String, String> {
     let store = SqliteStore::open(db).await.expect("database opens");
@@ -199,46 +243,29 @@ async fn kill_nine_during_a_sync_then_restart_loses_nothing_and_resumes_at_once(
     let mut expected: BTreeMap<String, String> = BTreeMap::new();
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
     let mut minimum_bytes = 0u64;
-    // The large files (R000..) come last in the queue; one kill waits for their uploads.
-    for n in (LARGE..records + LARGE).chain(0..LARGE) {
-        let key = format!("R{n:03}");
-        client
-            .put_json(&format!("/v1/records/job/{key}"), json!({"fields": {}}))
-            .await;
-        let files: Vec<(String, Vec<u8>)> = if n >= LARGE {
-            (0..SMALL_PER_RECORD)
-                .map(|f| {
-                    let len = rng.gen_range(10..20_000);
-                    (format!("f{f}.bin"), (0..len).map(|_| rng.r#gen()).collect())
-                })
-                .collect()
-        } else {
-            vec![(
-                "large.bin".to_owned(),
-                (0..LARGE_BYTES).map(|_| rng.r#gen()).collect(),
-            )]
-        };
-        for (name, content) in files {
-            minimum_bytes += content.len() as u64;
-            expected.insert(
-                format!("/ferry/jobs/{}/{name}", key.to_lowercase()),
-                content_hash(&content),
-            );
-            client
-                .send(
-                    reqwest::Method::PUT,
-                    &format!("/v1/records/job/{key}/attachments/{name}"),
-                    Some(content),
-                )
-                .await;
-        }
-    }
-
+    add_records(
+        &client,
+        LARGE..records + LARGE,
+        &mut rng,
+        &mut expected,
+        &mut minimum_bytes,
+    )
+    .await;
     let db = dir.join("data").join("ferry.db");
     for round in 0..kills {
         if round + 1 == kills {
-            // Kill in the middle of a large upload: once a large file's session has begun.
+            // Kill in the middle of a large upload: the large records (R000..) come now,
+            // so their uploads run in this round however fast the small ones went; the
+            // kill comes once one of them is claimed and its session has begun.
             let client = api(&server);
+            add_records(
+                &client,
+                0..LARGE,
+                &mut rng,
+                &mut expected,
+                &mut minimum_bytes,
+            )
+            .await;
             let deadline = Instant::now() + Duration::from_secs(60);
             'wait: loop {
                 for n in 0..LARGE {
@@ -291,6 +318,16 @@ async fn kill_nine_during_a_sync_then_restart_loses_nothing_and_resumes_at_once(
 
     // Let the last process finish.
     let client = api(&server);
+    if kills == 0 {
+        add_records(
+            &client,
+            0..LARGE,
+            &mut rng,
+            &mut expected,
+            &mut minimum_bytes,
+        )
+        .await;
+    }
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let status = client.get("/v1/status").await;

@@ -64,9 +64,11 @@ impl Stack {
     }
 
     pub async fn start_on(emu: Emu, tweak: impl FnOnce(&mut Config)) -> Stack {
-        // Ferry's warnings and errors go to the test's output, shown when it fails.
+        // Ferry's warnings and errors go to the test's output, shown when it fails
+        // (`FERRY_TEST_LOG`, e.g. `ferry_engine=debug`, shows more).
+        let filter = std::env::var("FERRY_TEST_LOG").unwrap_or_else(|_| "warn".into());
         let _ = tracing_subscriber::fmt()
-            .with_env_filter("warn")
+            .with_env_filter(filter)
             .with_test_writer()
             .try_init();
         let mut config = Config {
