@@ -60,6 +60,7 @@ impl DropboxClient {
                 observer: None,
                 team_select: None,
                 path_root: None,
+                pacer: None,
             }),
             chunk_size: DEFAULT_CHUNK_SIZE,
             max_attempts: 3,
@@ -98,6 +99,7 @@ impl DropboxClient {
             observer: client.transport.observer.clone(),
             team_select: client.transport.team_select.clone(),
             path_root: client.transport.path_root.clone(),
+            pacer: client.transport.pacer.clone(),
         };
         Ok(DropboxClient {
             transport: Arc::new(transport),
@@ -118,6 +120,7 @@ impl DropboxClient {
             observer: self.transport.observer.clone(),
             team_select: self.transport.team_select.clone(),
             path_root: self.transport.path_root.clone(),
+            pacer: self.transport.pacer.clone(),
         };
         change(&mut transport);
         self.transport = Arc::new(transport);
@@ -139,6 +142,12 @@ impl DropboxClient {
             t.team_select = team_select;
             t.path_root = path_root;
         })
+    }
+
+    /// Paces every request (but long-polls) by `pacer`, which the account's other clients
+    /// may share (`pacing.rs`).
+    pub fn with_pacer(self, pacer: Arc<crate::Pacer>) -> Self {
+        self.with_transport(|t| t.pacer = Some(pacer))
     }
 
     /// Tells `observer` about every request this client sends (metrics).

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use dropbox_sdk::async_client_trait::{
     HttpClient, HttpRequest, HttpRequestResultRaw, NoauthClient, UserAuthClient,
 };
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -26,6 +26,8 @@ pub(crate) struct Transport {
     pub(crate) team_select: Option<dropbox_sdk::async_client_trait::TeamSelect>,
     /// `Dropbox-API-Path-Root` (a serialised `PathRoot`): the namespace paths start from.
     pub(crate) path_root: Option<String>,
+    /// The account's pace (`pacing.rs`), if any.
+    pub(crate) pacer: Option<Arc<crate::Pacer>>,
 }
 
 impl Transport {
@@ -89,6 +91,24 @@ impl FerryHttpClient {
     pub(crate) fn retry_after_secs(&self) -> u64 {
         self.retry_after_secs.load(Ordering::Relaxed)
     }
+}
+
+/// The most of an error answer's body read to classify it.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Up to `cap` bytes of a response's body (the rest is dropped; a broken body gives what
+/// came before the break).
+async fn read_capped(response: reqwest::Response, cap: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        let room = cap.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= cap {
+            break;
+        }
+    }
+    body
 }
 
 fn canned(status: u16, body: &'static str) -> HttpRequestResultRaw {
@@ -186,6 +206,10 @@ impl HttpClient for FerryHttpClient {
                 ));
             }
         }
+        let pacer = self.transport.pacer.as_ref().filter(|_| self.authenticated);
+        if let Some(pacer) = pacer {
+            pacer.ready().await;
+        }
         let response = match request.send().await {
             Ok(response) => response,
             Err(e) => {
@@ -212,6 +236,26 @@ impl HttpClient for FerryHttpClient {
             self.retry_after_secs.store(secs, Ordering::Relaxed);
         }
         observe(Some(status), retry_after, response.content_length());
+        if status == 429
+            && let Some(pacer) = pacer
+        {
+            // The reason tells a rate limit from write contention: read the (small) body,
+            // then hand it on as it came.
+            let headers = response.headers().clone();
+            let body = read_capped(response, MAX_ERROR_BODY).await;
+            let rate = !String::from_utf8_lossy(&body).contains("too_many_write_operations");
+            pacer.rate_limited(rate, retry_after.map(std::time::Duration::from_secs));
+            let result_header = headers
+                .get("Dropbox-API-Result")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            return Ok(HttpRequestResultRaw {
+                status,
+                result_header,
+                content_length: Some(body.len() as u64),
+                body: Box::new(futures::io::Cursor::new(body)),
+            });
+        }
         let result_header = match headers.get("Dropbox-API-Result") {
             Some(v) => Some(
                 v.to_str()

@@ -14,6 +14,7 @@ mod error;
 mod faults;
 mod http;
 mod oauth;
+mod pacing;
 mod sharing;
 mod team;
 mod types;
@@ -24,6 +25,7 @@ pub use endpoints::Endpoints;
 pub use error::DropboxError;
 pub use faults::{CallObserver, FaultInjector, Injected, ObservedCall};
 pub use oauth::{OAuthApp, Refresh};
+pub use pacing::Pacer;
 pub use sharing::{LinkAudience, SharedLink};
 pub use team::{MAX_MEMBERS, TeamMember};
 pub use types::{

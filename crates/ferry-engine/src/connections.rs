@@ -140,6 +140,10 @@ pub(crate) struct Connections {
     /// Built clients with the stored row they were built from: a row another process (or
     /// this one) changed since — a new root, token or member — builds a new client.
     clients: Mutex<HashMap<String, (StoredConnection, DropboxClient)>>,
+    /// Requests per second per connection (`None`: unpaced).
+    pace: Option<std::num::NonZeroU32>,
+    /// Each connection's pace, kept across the clients built for it.
+    pacers: Mutex<HashMap<String, Arc<ferry_dropbox::Pacer>>>,
 }
 
 /// Refuses endpoints other than Dropbox's own unless the operator allowed them.
@@ -169,6 +173,8 @@ impl Connections {
             custom_hosts: config.custom_dropbox_hosts,
             injector: config.injector.clone(),
             clients: Mutex::new(HashMap::new()),
+            pace: std::num::NonZeroU32::new(config.dropbox_requests_per_second),
+            pacers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -218,6 +224,16 @@ impl Connections {
             .with_observer(Arc::clone(&self.observer));
         if let Some(injector) = &self.injector {
             client = client.with_injector(Arc::clone(injector));
+        }
+        if let Some(pace) = self.pace {
+            let pacer = Arc::clone(
+                self.pacers
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry(name.to_owned())
+                    .or_insert_with(|| Arc::new(ferry_dropbox::Pacer::new(pace))),
+            );
+            client = client.with_pacer(pacer);
         }
         let root = stored.root.clone();
         self.clients

@@ -100,6 +100,9 @@ pub struct EngineConfig {
     /// Whether passes plan from the remote mirror when they can trust it (see
     /// docs/sync.md); off, every pass lists its folders, as before the mirror.
     pub remote_mirror: bool,
+    /// Requests per second each connection sends Dropbox at most, on average (0: unpaced);
+    /// a rate-limit answer's `Retry-After` then holds all of the connection's requests.
+    pub dropbox_requests_per_second: u32,
     /// Tries per Dropbox call before the failure goes to the queue's backoff (≥ 1).
     pub client_attempts: u32,
     /// Whether connections may use Dropbox hosts other than Dropbox's own (an emulator, a
@@ -138,6 +141,7 @@ impl Default for EngineConfig {
             transfer_memory: 256 << 20,
             remote_mirror: true,
             client_attempts: 3,
+            dropbox_requests_per_second: 100,
             custom_dropbox_hosts: false,
             webhooks_allow_internal: false,
             links_per_second: 10,

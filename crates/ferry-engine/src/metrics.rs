@@ -83,6 +83,8 @@ pub struct Metrics {
     dropbox_requests: Family<RouteStatus, Counter>,
     dropbox_rate_limited: Family<Route, Counter>,
     dropbox_retry_after: Counter,
+    /// 429 answers of every route (for the benchmark's report).
+    rate_limited_total: std::sync::atomic::AtomicU64,
     dropbox_duration: Family<Route, Histogram>,
     bytes_sent: Counter,
     bytes_received: Counter,
@@ -199,6 +201,7 @@ impl Default for Metrics {
             dropbox_requests,
             dropbox_rate_limited,
             dropbox_retry_after,
+            rate_limited_total: std::sync::atomic::AtomicU64::new(0),
             dropbox_duration,
             bytes_sent,
             bytes_received,
@@ -231,6 +234,8 @@ impl ferry_dropbox::CallObserver for Metrics {
         };
         if call.status == Some(429) {
             self.dropbox_rate_limited.get_or_create(&route).inc();
+            self.rate_limited_total
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         if let Some(secs) = call.retry_after_secs {
             self.dropbox_retry_after.inc_by(secs);
@@ -253,6 +258,12 @@ impl Metrics {
             crate::mirror::TreeSource::Listing => "listing",
         };
         self.remote_trees.get_or_create(&Source { source }).inc();
+    }
+
+    /// Dropbox answers 429 so far, of every route.
+    pub fn rate_limited_total(&self) -> u64 {
+        self.rate_limited_total
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Binding folders read so far: (from the mirror, by a listing).

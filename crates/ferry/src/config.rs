@@ -49,6 +49,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("lease_secs", Kind::Integer),
     ("heartbeat_secs", Kind::Integer),
     ("client_attempts", Kind::Integer),
+    ("dropbox_requests_per_second", Kind::Integer),
     ("max_connections", Kind::Integer),
     ("header_timeout_secs", Kind::Integer),
     ("body_idle_timeout_secs", Kind::Integer),
@@ -146,6 +147,8 @@ pub struct Config {
     pub heartbeat_secs: u64,
     /// Tries per Dropbox call before the failure goes to the queue's backoff.
     pub client_attempts: u32,
+    /// Requests per second each connection sends Dropbox at most, on average (0: unpaced).
+    pub dropbox_requests_per_second: u32,
     /// API connections open at once; at the limit a new one closes the oldest idle one.
     pub max_connections: usize,
     /// Seconds a client has to send a request's headers.
@@ -233,6 +236,7 @@ impl Default for Config {
             lease_secs: 15,
             heartbeat_secs: 3,
             client_attempts: 3,
+            dropbox_requests_per_second: 100,
             max_connections: 1024,
             header_timeout_secs: 10,
             body_idle_timeout_secs: 30,
@@ -320,6 +324,7 @@ impl Config {
             lease: Duration::from_secs(self.lease_secs),
             heartbeat: Duration::from_secs(self.heartbeat_secs),
             client_attempts: self.client_attempts,
+            dropbox_requests_per_second: self.dropbox_requests_per_second,
             webhooks_allow_internal: self.webhooks_allow_internal,
             links_per_second: self.links_per_second,
             ..ferry_engine::EngineConfig::default()
@@ -620,6 +625,12 @@ impl Config {
             bail!(
                 "upload_concurrency must be between 1 and 64, not {}",
                 self.upload_concurrency
+            );
+        }
+        if self.dropbox_requests_per_second > 10_000 {
+            bail!(
+                "dropbox_requests_per_second must be at most 10000 (0: unpaced), not {}",
+                self.dropbox_requests_per_second
             );
         }
         if !(1..=10).contains(&self.client_attempts) {

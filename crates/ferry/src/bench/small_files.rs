@@ -338,6 +338,7 @@ pub(super) async fn engine_push(
     let mut progress = Progress::new(label, total);
     let requests_before = stack.emulator.calls_total();
     let passes_before = stack.app.engine().metrics().passes_total();
+    let limited_before = stack.app.engine().metrics().rate_limited_total();
     let started = Instant::now();
     if push.flip_rule {
         // One change starts every record: the rule syncs them all.
@@ -401,6 +402,7 @@ pub(super) async fn engine_push(
     );
     let listings = stack.emulator.route_calls("files/list_folder");
     let passes = stack.app.engine().metrics().passes_total() - passes_before;
+    let limited = stack.app.engine().metrics().rate_limited_total() - limited_before;
     let mut live_ms = Vec::with_capacity(marks.len());
     while let Some(joined) = live.join_next().await {
         live_ms.push(joined.context("live change panicked")??);
@@ -410,7 +412,7 @@ pub(super) async fn engine_push(
         idle_ms.push(live_change(stack.api.clone(), Arc::clone(&store), marks.len() + n).await?);
     }
     println!(
-        "  (engine requests: {requests} in all, {:.2} per file: {sessions} upload_session/start, {batches} finish_batch_v2, {uploads} files/upload, {listings} list_folder; {passes} passes, {:.2} per record)",
+        "  (engine requests: {requests} in all, {:.2} per file: {sessions} upload_session/start, {batches} finish_batch_v2, {uploads} files/upload, {listings} list_folder; {passes} passes, {:.2} per record; {limited} answers 429)",
         requests as f64 / total.max(1) as f64,
         passes as f64 / records.max(1) as f64
     );

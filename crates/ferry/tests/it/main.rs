@@ -21,6 +21,7 @@ mod no_loss;
 mod oauth_refresh;
 mod offload;
 mod openapi;
+mod pacing;
 mod remote_mirror;
 mod resume;
 mod s3_blobs;
