@@ -10,6 +10,15 @@ use ferry_store::{SyncRow, SyncState};
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
+/// What every pass of one claim reads alike, read once right after the claim: the rules and
+/// the connections. As safe as each pass reading them at its start: a rule or connection
+/// changed after the claim re-queues the records it places (their generation moves on), so
+/// a claimed pass that planned with the old one runs again.
+pub(crate) struct ClaimSnapshot {
+    rules: Vec<ferry_core::rules::RuleSpec>,
+    connections: Vec<ferry_store::StoredConnection>,
+}
+
 /// What a pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PassOutcome {
@@ -109,23 +118,33 @@ impl Engine {
     /// Runs one sync pass for a record. Per-file failures are recorded in the record's sync
     /// rows and the log, and counted in the outcome; an `Err` means the pass could not run.
     pub async fn sync_record(&self, id: RecordId) -> Result<PassOutcome, EngineError> {
-        self.pass(id, false, None, false).await
+        self.pass(id, false, None, false, None).await
     }
 
     /// A queued pass: a retry reads every folder from Dropbox (the failure it follows may
     /// have come from planning on a mirror that lagged), a first try may plan from the mirror.
+    /// `claim` is what the passes claimed with it read alike.
     pub(crate) async fn sync_queued_record(
         &self,
         id: RecordId,
         retry: bool,
+        claim: &ClaimSnapshot,
     ) -> Result<PassOutcome, EngineError> {
-        self.pass(id, false, None, retry).await
+        self.pass(id, false, None, retry, Some(claim)).await
+    }
+
+    /// The rules and connections, read once for all the passes of one claim.
+    pub(crate) async fn claim_snapshot(&self) -> Result<ClaimSnapshot, EngineError> {
+        Ok(ClaimSnapshot {
+            rules: self.store.rules().await?,
+            connections: self.store.connections().await?,
+        })
     }
 
     /// What a pass over the record would do now, without doing it (changes nothing).
     /// Empty when both sides agree.
     pub async fn pending_actions(&self, id: RecordId) -> Result<Vec<String>, EngineError> {
-        Ok(self.pass(id, true, None, true).await?.pending)
+        Ok(self.pass(id, true, None, true, None).await?.pending)
     }
 
     /// What a pass over the record would do if `rule` were stored in place of its namesake
@@ -135,17 +154,19 @@ impl Engine {
         id: RecordId,
         rule: &ferry_core::rules::RuleSpec,
     ) -> Result<Vec<String>, EngineError> {
-        Ok(self.pass(id, true, Some(rule), true).await?.pending)
+        Ok(self.pass(id, true, Some(rule), true, None).await?.pending)
     }
 
     /// One pass; `dry_run` only plans, `rule_override` replaces the stored rule of its
-    /// name (a preview), and `listing` reads every folder from Dropbox, never the mirror.
+    /// name (a preview), `listing` reads every folder from Dropbox, never the mirror, and
+    /// `claim` holds the rules and connections read for the claim (`None`: read them now).
     async fn pass(
         &self,
         id: RecordId,
         dry_run: bool,
         rule_override: Option<&ferry_core::rules::RuleSpec>,
         listing: bool,
+        claim: Option<&ClaimSnapshot>,
     ) -> Result<PassOutcome, EngineError> {
         let mut outcome = PassOutcome::default();
         let Some(record) = self.store.record_by_id(id).await? else {
@@ -162,11 +183,17 @@ impl Engine {
             }
             return Ok(outcome);
         }
+        let stored_rules = || async {
+            match claim {
+                Some(c) => Ok::<_, EngineError>(c.rules.clone()),
+                None => Ok(self.store.rules().await?),
+            }
+        };
         let specs = match (record.deletion.is_some(), rule_override) {
             (true, _) => Vec::new(),
-            (false, None) => self.store.rules().await?,
+            (false, None) => stored_rules().await?,
             (false, Some(spec)) => {
-                let mut specs = self.store.rules().await?;
+                let mut specs = stored_rules().await?;
                 specs.retain(|r| r.name != spec.name);
                 specs.push(spec.clone());
                 specs
@@ -182,7 +209,10 @@ impl Engine {
                 Err(e) => tracing::warn!(error = %e, "stored rule does not compile"),
             }
         }
-        let stored = self.store.connections().await?;
+        let stored = match claim {
+            Some(c) => c.connections.clone(),
+            None => self.store.connections().await?,
+        };
         let disconnecting: BTreeSet<String> = stored
             .iter()
             .filter(|c| c.disconnecting)

@@ -114,8 +114,31 @@ impl Engine {
             }
             tasks
         };
+        if tasks.is_empty() {
+            return Ok(0);
+        }
+        let claim = match self.claim_snapshot().await {
+            Ok(claim) => claim,
+            Err(e) => {
+                // The claims go back at once for a retry (if the store cannot take even
+                // that, they lapse with the lease).
+                let error = format!("cannot read the rules and connections: {e}");
+                for task in &tasks {
+                    self.liveness.end(task.record_id);
+                    if let Err(e) = self
+                        .store
+                        .retry_task(task, &error, now_ms() + 1_000, false)
+                        .await
+                    {
+                        tracing::warn!(record = task.record_id, error = %e, "cannot give back a claim");
+                    }
+                }
+                return Err(e);
+            }
+        };
+        let claim = &claim;
         let ended = futures::future::join_all(tasks.iter().map(|task| async move {
-            let result = self.run_task(task).await;
+            let result = self.run_task(task, claim).await;
             self.liveness.end(task.record_id);
             result
         }))
@@ -124,14 +147,18 @@ impl Engine {
         Ok(tasks.len())
     }
 
-    async fn run_task(&self, task: &ferry_store::Task) -> Result<(), EngineError> {
+    async fn run_task(
+        &self,
+        task: &ferry_store::Task,
+        claim: &crate::sync_pass::ClaimSnapshot,
+    ) -> Result<(), EngineError> {
         use crate::metrics::PassEnd;
         use tracing::Instrument;
         let attempts = u32::try_from(task.attempts).unwrap_or(u32::MAX);
         let started = std::time::Instant::now();
         let span = tracing::info_span!("pass", record = task.record_id, attempt = attempts + 1);
         let passed = self
-            .sync_queued_record(task.record_id, attempts > 0)
+            .sync_queued_record(task.record_id, attempts > 0, claim)
             .instrument(span)
             .await;
         if passed.is_ok() {
