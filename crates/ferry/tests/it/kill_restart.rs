@@ -126,46 +126,55 @@ impl Api {
     }
 }
 
-/// Creates records `keys` with their files (small ones; one large file each below
-/// `LARGE`), noting each file's content hash in `expected` and its bytes in `minimum_bytes`.
-async fn add_records(
-    client: &Api,
-    keys: std::ops::Range<usize>,
-    rng: &mut rand::rngs::StdRng,
-    expected: &mut BTreeMap<String, String>,
-    minimum_bytes: &mut u64,
-) {
-    for n in keys {
-        let key = format!("R{n:03}");
-        client
-            .put_json(&format!("/v1/records/job/{key}"), json!({"fields": {}}))
-            .await;
-        let files: Vec<(String, Vec<u8>)> = if n >= LARGE {
-            (0..SMALL_PER_RECORD)
-                .map(|f| {
-                    let len = rng.gen_range(10..20_000);
-                    (format!("f{f}.bin"), (0..len).map(|_| rng.r#gen()).collect())
-                })
-                .collect()
-        } else {
-            vec![(
-                "large.bin".to_owned(),
-                (0..LARGE_BYTES).map(|_| rng.r#gen()).collect(),
-            )]
-        };
-        for (name, content) in files {
-            *minimum_bytes += content.len() as u64;
-            expected.insert(
-                format!("/ferry/jobs/{}/{name}", key.to_lowercase()),
-                content_hash(&content),
-            );
+/// What the test put into Ferry: the files expected in Dropbox (path → content hash) and
+/// their bytes, drawn from one seeded generator.
+struct Load {
+    rng: rand::rngs::StdRng,
+    expected: BTreeMap<String, String>,
+    minimum_bytes: u64,
+}
+
+impl Load {
+    /// Creates records `keys` with their files: small ones, or one large file each below
+    /// `LARGE`.
+    async fn add(&mut self, client: &Api, keys: std::ops::Range<usize>) {
+        let Load {
+            rng,
+            expected,
+            minimum_bytes,
+        } = self;
+        for n in keys {
+            let key = format!("R{n:03}");
             client
-                .send(
-                    reqwest::Method::PUT,
-                    &format!("/v1/records/job/{key}/attachments/{name}"),
-                    Some(content),
-                )
+                .put_json(&format!("/v1/records/job/{key}"), json!({"fields": {}}))
                 .await;
+            let files: Vec<(String, Vec<u8>)> = if n >= LARGE {
+                (0..SMALL_PER_RECORD)
+                    .map(|f| {
+                        let len = rng.gen_range(10..20_000);
+                        (format!("f{f}.bin"), (0..len).map(|_| rng.r#gen()).collect())
+                    })
+                    .collect()
+            } else {
+                vec![(
+                    "large.bin".to_owned(),
+                    (0..LARGE_BYTES).map(|_| rng.r#gen()).collect(),
+                )]
+            };
+            for (name, content) in files {
+                *minimum_bytes += content.len() as u64;
+                expected.insert(
+                    format!("/ferry/jobs/{}/{name}", key.to_lowercase()),
+                    content_hash(&content),
+                );
+                client
+                    .send(
+                        reqwest::Method::PUT,
+                        &format!("/v1/records/job/{key}/attachments/{name}"),
+                        Some(content),
+                    )
+                    .await;
+            }
         }
     }
 }
@@ -239,18 +248,12 @@ async fn kill_nine_during_a_sync_then_restart_loses_nothing_and_resumes_at_once(
         )
         .await;
 
-    // What must end up in Dropbox: path → content hash.
-    let mut expected: BTreeMap<String, String> = BTreeMap::new();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
-    let mut minimum_bytes = 0u64;
-    add_records(
-        &client,
-        LARGE..records + LARGE,
-        &mut rng,
-        &mut expected,
-        &mut minimum_bytes,
-    )
-    .await;
+    let mut load = Load {
+        rng: rand::rngs::StdRng::seed_from_u64(9),
+        expected: BTreeMap::new(),
+        minimum_bytes: 0,
+    };
+    load.add(&client, LARGE..records + LARGE).await;
     let db = dir.join("data").join("ferry.db");
     for round in 0..kills {
         if round + 1 == kills {
@@ -258,14 +261,7 @@ async fn kill_nine_during_a_sync_then_restart_loses_nothing_and_resumes_at_once(
             // so their uploads run in this round however fast the small ones went; the
             // kill comes once one of them is claimed and its session has begun.
             let client = api(&server);
-            add_records(
-                &client,
-                0..LARGE,
-                &mut rng,
-                &mut expected,
-                &mut minimum_bytes,
-            )
-            .await;
+            load.add(&client, 0..LARGE).await;
             let deadline = Instant::now() + Duration::from_secs(60);
             'wait: loop {
                 for n in 0..LARGE {
@@ -280,7 +276,7 @@ async fn kill_nine_during_a_sync_then_restart_loses_nothing_and_resumes_at_once(
             tokio::time::sleep(Duration::from_millis(250)).await;
         } else {
             // Let the sync get going, then kill it hard.
-            tokio::time::sleep(Duration::from_millis(rng.gen_range(200..800))).await;
+            tokio::time::sleep(Duration::from_millis(load.rng.gen_range(200..800))).await;
         }
         server.kill();
         let claimed = claimed_records(&db, records).await;
@@ -319,14 +315,7 @@ async fn kill_nine_during_a_sync_then_restart_loses_nothing_and_resumes_at_once(
     // Let the last process finish.
     let client = api(&server);
     if kills == 0 {
-        add_records(
-            &client,
-            0..LARGE,
-            &mut rng,
-            &mut expected,
-            &mut minimum_bytes,
-        )
-        .await;
+        load.add(&client, 0..LARGE).await;
     }
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -364,7 +353,10 @@ async fn kill_nine_during_a_sync_then_restart_loses_nothing_and_resumes_at_once(
             );
         }
     }
-    assert_eq!(seen, expected, "Dropbox holds exactly the expected files");
+    assert_eq!(
+        seen, load.expected,
+        "Dropbox holds exactly the expected files"
+    );
     // SIGTERM (what a service manager sends) stops the server cleanly, and soon.
     let pid = server.child.id().to_string();
     let stopped = Instant::now();
@@ -411,8 +403,9 @@ async fn kill_nine_during_a_sync_then_restart_loses_nothing_and_resumes_at_once(
     let sessions = emu.emulator.route_calls("files/upload_session/start");
     let sent = emu.emulator.upload_bytes();
     eprintln!(
-        "{kills} kill(s); upload sessions started: {sessions} for {LARGE} large files; bytes uploaded {sent} for a minimum of {minimum_bytes} ({:.3}x)",
-        sent as f64 / minimum_bytes as f64
+        "{kills} kill(s); upload sessions started: {sessions} for {LARGE} large files; bytes uploaded {sent} for a minimum of {} ({:.3}x)",
+        load.minimum_bytes,
+        sent as f64 / load.minimum_bytes as f64
     );
     // A session is restarted only when a kill came before its first chunk was recorded.
     assert!(
