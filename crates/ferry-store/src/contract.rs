@@ -42,6 +42,17 @@ fn input(key: &str, fields: serde_json::Value) -> RecordInput {
     }
 }
 
+/// A rule placing orders on connection `c` in `folder`.
+fn order_rule(name: &str, folder: &str) -> ferry_core::rules::RuleSpec {
+    ferry_core::rules::RuleSpec {
+        name: name.into(),
+        record_kind: "order".into(),
+        connection: "c".into(),
+        folder: folder.into(),
+        ..Default::default()
+    }
+}
+
 /// Contract: see the function's name.
 pub async fn many_tasks_are_claimed_at_once_most_urgent_first(s: &dyn Store) {
     let mut ids = Vec::new();
@@ -423,15 +434,9 @@ pub async fn a_records_own_change_goes_before_a_back_fill(s: &dyn Store) {
     let c = s.upsert_record(&input("C", json!({}))).await.unwrap().value;
     assert_eq!(claim_all().await, vec![a.id, b.id, c.id]);
     // A new rule queues every order: a back-fill.
-    s.put_rule(&ferry_core::rules::RuleSpec {
-        name: "r".into(),
-        record_kind: "order".into(),
-        connection: "c".into(),
-        folder: "Orders/{{ record.key }}".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    s.put_rule(&order_rule("r", "Orders/{{ record.key }}"))
+        .await
+        .unwrap();
     // Meanwhile the app adds one order and changes another: both go first.
     let d = s.upsert_record(&input("D", json!({}))).await.unwrap().value;
     s.upsert_record(&input("B", json!({"paid": true})))
@@ -463,12 +468,8 @@ pub async fn queue_claims_in_enqueue_order(s: &dyn Store) {
 pub async fn changes_after_a_pass_date_the_record(s: &dyn Store) {
     let tick = || tokio::time::sleep(std::time::Duration::from_millis(3));
     s.put_rule(&ferry_core::rules::RuleSpec {
-        name: "r".into(),
-        record_kind: "order".into(),
-        connection: "c".into(),
-        folder: "Orders/{{ record.key }}".into(),
         direction: ferry_core::sync_plan::Direction::Push,
-        ..Default::default()
+        ..order_rule("r", "Orders/{{ record.key }}")
     })
     .await
     .unwrap();
@@ -1033,15 +1034,7 @@ pub async fn roots_move_and_cursors_advance_only_from_what_they_were(s: &dyn Sto
     s.put_connection(&stored_connection("c", "/Old"))
         .await
         .unwrap();
-    s.put_rule(&ferry_core::rules::RuleSpec {
-        name: "orders".into(),
-        record_kind: "order".into(),
-        connection: "c".into(),
-        folder: "x".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    s.put_rule(&order_rule("orders", "x")).await.unwrap();
     let r = s
         .upsert_record(&input("R1", json!({})))
         .await
@@ -1174,15 +1167,7 @@ pub async fn connection_writes_queue_their_work(s: &dyn Store) {
         .await
         .unwrap()
         .value;
-    s.put_rule(&ferry_core::rules::RuleSpec {
-        name: "orders".into(),
-        record_kind: "order".into(),
-        connection: "c".into(),
-        folder: "x".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    s.put_rule(&order_rule("orders", "x")).await.unwrap();
     let now = chrono::Utc::now().timestamp_millis() + 1;
     while let Some(t) = s.claim_task("p", &[], now, 0).await.unwrap() {
         s.finish_task(&t).await.unwrap();
