@@ -236,26 +236,6 @@ impl HttpClient for FerryHttpClient {
             self.retry_after_secs.store(secs, Ordering::Relaxed);
         }
         observe(Some(status), retry_after, response.content_length());
-        if status == 429
-            && let Some(pacer) = pacer
-        {
-            // The reason tells a rate limit from write contention: read the (small) body,
-            // then hand it on as it came.
-            let headers = response.headers().clone();
-            let body = read_capped(response, MAX_ERROR_BODY).await;
-            let rate = !String::from_utf8_lossy(&body).contains("too_many_write_operations");
-            pacer.rate_limited(rate, retry_after.map(std::time::Duration::from_secs));
-            let result_header = headers
-                .get("Dropbox-API-Result")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            return Ok(HttpRequestResultRaw {
-                status,
-                result_header,
-                content_length: Some(body.len() as u64),
-                body: Box::new(futures::io::Cursor::new(body)),
-            });
-        }
         let result_header = match headers.get("Dropbox-API-Result") {
             Some(v) => Some(
                 v.to_str()
@@ -268,6 +248,21 @@ impl HttpClient for FerryHttpClient {
             ),
             None => None,
         };
+        if status == 429
+            && let Some(pacer) = pacer
+        {
+            // The reason tells a rate limit from write contention: read the (small) body,
+            // then hand it on as it came.
+            let body = read_capped(response, MAX_ERROR_BODY).await;
+            let rate = !String::from_utf8_lossy(&body).contains("too_many_write_operations");
+            pacer.rate_limited(rate, retry_after.map(std::time::Duration::from_secs));
+            return Ok(HttpRequestResultRaw {
+                status,
+                result_header,
+                content_length: Some(body.len() as u64),
+                body: Box::new(futures::io::Cursor::new(body)),
+            });
+        }
         let content_length = response.content_length();
         let body = response
             .bytes_stream()

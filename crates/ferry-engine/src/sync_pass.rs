@@ -159,7 +159,7 @@ impl Engine {
 
     /// One pass; `dry_run` only plans, `rule_override` replaces the stored rule of its
     /// name (a preview), `listing` reads every folder from Dropbox, never the mirror, and
-    /// `claim` holds the rules and connections read for the claim (`None`: read them now).
+    /// `claim` holds the rules and connections read for the claim (`None`: they are read now).
     async fn pass(
         &self,
         id: RecordId,
@@ -183,46 +183,46 @@ impl Engine {
             }
             return Ok(outcome);
         }
-        let stored_rules = || async {
-            match claim {
-                Some(c) => Ok::<_, EngineError>(c.rules.clone()),
-                None => Ok(self.store.rules().await?),
+        let fresh;
+        let claim = match claim {
+            Some(claim) => claim,
+            None => {
+                fresh = self.claim_snapshot().await?;
+                &fresh
             }
         };
-        let specs = match (record.deletion.is_some(), rule_override) {
-            (true, _) => Vec::new(),
-            (false, None) => stored_rules().await?,
-            (false, Some(spec)) => {
-                let mut specs = stored_rules().await?;
-                specs.retain(|r| r.name != spec.name);
-                specs.push(spec.clone());
-                specs
-            }
+        let specs: Vec<&ferry_core::rules::RuleSpec> = if record.deletion.is_some() {
+            Vec::new()
+        } else {
+            claim
+                .rules
+                .iter()
+                .filter(|r| rule_override.is_none_or(|o| o.name != r.name))
+                .chain(rule_override)
+                .collect()
         };
         for spec in specs {
             if spec.record_kind != record.kind {
                 continue;
             }
-            match CompiledRule::compile(spec) {
+            match CompiledRule::compile(spec.clone()) {
                 Ok(rule) => rules.push(rule),
                 // Rules are validated when saved; one that no longer compiles is skipped loudly.
                 Err(e) => tracing::warn!(error = %e, "stored rule does not compile"),
             }
         }
-        let stored = match claim {
-            Some(c) => c.connections.clone(),
-            None => self.store.connections().await?,
-        };
-        let disconnecting: BTreeSet<String> = stored
+        let disconnecting: BTreeSet<String> = claim
+            .connections
             .iter()
             .filter(|c| c.disconnecting)
             .map(|c| c.name.clone())
             .collect();
         // Rules on a connection being disconnected place nothing any more.
-        let connections: HashMap<String, String> = stored
-            .into_iter()
+        let connections: HashMap<String, String> = claim
+            .connections
+            .iter()
             .filter(|c| !c.disconnecting)
-            .map(|c| (c.name, c.root))
+            .map(|c| (c.name.clone(), c.root.clone()))
             .collect();
         let ctx = RuleContext::new(&record, parent.as_ref(), &children, &siblings);
         let mut placement = place(&ctx, &attachments, &rules, &connections);
