@@ -11,6 +11,22 @@ use tokio::task::JoinHandle;
 /// How often an idle worker looks at the queue even without a wake-up (retries come due).
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
+/// Tasks claimed together, with the rules and connections their passes share.
+struct Claim {
+    tasks: Vec<ferry_store::Task>,
+    snapshot: Arc<crate::sync_pass::ClaimSnapshot>,
+}
+
+/// Ends a claimed pass's time in flight however the pass ends (a panic included), so that
+/// the record can be claimed again.
+struct EndsPass<'a>(&'a Engine, RecordId);
+
+impl Drop for EndsPass<'_> {
+    fn drop(&mut self) {
+        self.0.liveness.end(self.1);
+    }
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -48,7 +64,7 @@ impl Engine {
         tasks.extend((0..self.config.workers.max(1)).map(|n| {
             let engine = Arc::clone(self);
             let shutdown = shutdown.clone();
-            tokio::spawn(async move { engine.worker_loop(n, shutdown).await })
+            tokio::spawn(engine.worker_loop(n, shutdown))
         }));
         Ok(tasks)
     }
@@ -59,7 +75,11 @@ impl Engine {
             .load(std::sync::atomic::Ordering::Acquire)
     }
 
-    async fn worker_loop(&self, n: usize, mut shutdown: watch::Receiver<bool>) {
+    /// One worker: keeps up to `passes_per_worker` passes in flight, each a task of its own.
+    /// It claims more once half of them have ended, or at once when woken (a record's own
+    /// change then waits for one free slot, not for the slowest pass of a whole claim). On
+    /// shutdown it lets the passes in flight end.
+    async fn worker_loop(self: Arc<Self>, n: usize, mut shutdown: watch::Receiver<bool>) {
         tracing::debug!(worker = n, "sync worker started");
         /// Counts the worker as running until its loop ends, however it ends.
         struct Running<'a>(&'a std::sync::atomic::AtomicUsize);
@@ -71,24 +91,61 @@ impl Engine {
         self.running_workers
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let _running = Running(&self.running_workers);
+        let window = self.config.passes_per_worker.max(1);
+        let mut passes = tokio::task::JoinSet::new();
+        // Woken (or just started) since the last claim: claim whatever room there is.
+        let mut eager = true;
         while !*shutdown.borrow() {
+            // Made before the claim reads the queue, so a wake-up during it is kept
+            // (`notify_waiters` reaches every `Notified` that exists).
             let woke = self.wake.notified();
-            let worked = match self.run_some(self.config.passes_per_worker).await {
-                Ok(ran) => ran > 0,
-                Err(e) => {
-                    tracing::error!(error = %e, "sync queue unavailable");
-                    false
+            tokio::pin!(woke);
+            while let Some(ended) = passes.try_join_next() {
+                Self::pass_ended(ended);
+            }
+            let room = window - passes.len();
+            let mut claimed = 0;
+            if room > 0 && (eager || passes.len() <= window / 2) {
+                eager = false;
+                match self.claim(room).await {
+                    Ok(Some(claim)) => {
+                        claimed = claim.tasks.len();
+                        for task in claim.tasks {
+                            let engine = Arc::clone(&self);
+                            let snapshot = Arc::clone(&claim.snapshot);
+                            passes.spawn(async move {
+                                let _end = EndsPass(&engine, task.record_id);
+                                engine.run_task(&task, &snapshot).await
+                            });
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "sync queue unavailable"),
                 }
-            };
-            if !worked {
+            }
+            if claimed == 0 || passes.len() > window / 2 {
                 tokio::select! {
-                    _ = woke => {}
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = &mut woke => eager = true,
+                    Some(ended) = passes.join_next(), if !passes.is_empty() => Self::pass_ended(ended),
+                    _ = tokio::time::sleep(IDLE_POLL) => eager = true,
                     _ = shutdown.changed() => {}
                 }
             }
         }
+        while let Some(ended) = passes.join_next().await {
+            Self::pass_ended(ended);
+        }
         tracing::debug!(worker = n, "sync worker stopped");
+    }
+
+    /// Logs how a spawned pass ended, if badly (its task's end is already recorded, or will
+    /// be retried when its lease lapses).
+    fn pass_ended(ended: Result<Result<(), EngineError>, tokio::task::JoinError>) {
+        match ended {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "sync queue unavailable"),
+            Err(e) => tracing::error!(error = %e, "a sync pass panicked or was cancelled"),
+        }
     }
 
     /// Claims and runs one due task. Returns false if none was due.
@@ -100,6 +157,23 @@ impl Engine {
     /// small files then share upload batches). Returns how many ran; a store error of one
     /// pass is returned once all of them have ended.
     pub async fn run_some(&self, limit: usize) -> Result<usize, EngineError> {
+        let Some(claim) = self.claim(limit).await? else {
+            return Ok(0);
+        };
+        let snapshot = &claim.snapshot;
+        let ended = futures::future::join_all(claim.tasks.iter().map(|task| async move {
+            let _end = EndsPass(self, task.record_id);
+            self.run_task(task, snapshot).await
+        }))
+        .await;
+        ended.into_iter().collect::<Result<Vec<()>, _>>()?;
+        Ok(claim.tasks.len())
+    }
+
+    /// Claims up to `limit` due tasks and reads the rules and connections their passes share;
+    /// `None` if none was due. The tasks count as in flight here until their passes end
+    /// ([`EndsPass`]).
+    async fn claim(&self, limit: usize) -> Result<Option<Claim>, EngineError> {
         self.announce().await?;
         let lease = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
         let tasks = {
@@ -115,10 +189,13 @@ impl Engine {
             tasks
         };
         if tasks.is_empty() {
-            return Ok(0);
+            return Ok(None);
         }
-        let claim = match self.claim_snapshot().await {
-            Ok(claim) => claim,
+        match self.claim_snapshot().await {
+            Ok(snapshot) => Ok(Some(Claim {
+                tasks,
+                snapshot: Arc::new(snapshot),
+            })),
             Err(e) => {
                 // The claims go back at once for a retry (if the store cannot take even
                 // that, they lapse with the lease).
@@ -133,18 +210,9 @@ impl Engine {
                         tracing::warn!(record = task.record_id, error = %e, "cannot give back a claim");
                     }
                 }
-                return Err(e);
+                Err(e)
             }
-        };
-        let claim = &claim;
-        let ended = futures::future::join_all(tasks.iter().map(|task| async move {
-            let result = self.run_task(task, claim).await;
-            self.liveness.end(task.record_id);
-            result
-        }))
-        .await;
-        ended.into_iter().collect::<Result<Vec<()>, _>>()?;
-        Ok(tasks.len())
+        }
     }
 
     async fn run_task(

@@ -6,6 +6,7 @@ mod api_routes;
 mod backup;
 mod bench_quick;
 mod browser;
+mod claim_window;
 mod cli;
 mod client_emulator;
 mod connect_flow;
