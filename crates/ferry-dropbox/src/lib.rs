@@ -9,6 +9,7 @@
 
 mod batch;
 mod client;
+mod concurrent_upload;
 mod endpoints;
 mod error;
 mod faults;
@@ -21,6 +22,7 @@ mod types;
 
 pub use batch::{MAX_APPEND_BATCH, MAX_APPEND_BATCH_BYTES, MAX_BATCH, Staged};
 pub use client::{DEFAULT_CHUNK_SIZE, DropboxClient};
+pub use concurrent_upload::CONCURRENT_BLOCK;
 pub use endpoints::Endpoints;
 pub use error::DropboxError;
 pub use faults::{CallObserver, FaultInjector, Injected, ObservedCall};

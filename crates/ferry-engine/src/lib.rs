@@ -60,8 +60,8 @@ use std::time::Duration;
 pub struct EngineConfig {
     /// Queue workers.
     pub workers: usize,
-    /// Records each worker claims at once and syncs side by side: a back-fill's one-file
-    /// records then share upload batches, and a claim serves many passes.
+    /// Passes each worker keeps in flight, side by side: a back-fill's one-file records then
+    /// share upload batches, and one claim serves many passes.
     pub passes_per_worker: usize,
     /// Files above this size use upload sessions, in chunks of this size.
     pub chunk_size: usize,
@@ -97,6 +97,9 @@ pub struct EngineConfig {
     /// File content all running passes may hold in memory at once, in bytes: reads of
     /// content wait for their share (`transfer_budget.rs`).
     pub transfer_memory: u64,
+    /// Chunks of one large file sent at once, when the chunk size is a multiple of 4 MiB
+    /// (a `concurrent` upload session; `resumable.rs`).
+    pub chunks_in_flight: usize,
     /// Whether passes plan from the remote mirror when they can trust it (see
     /// docs/sync.md); off, every pass lists its folders, as before the mirror.
     pub remote_mirror: bool,
@@ -139,6 +142,7 @@ impl Default for EngineConfig {
             longpoll_secs: 30,
             upload_concurrency: 8,
             transfer_memory: 256 << 20,
+            chunks_in_flight: 4,
             remote_mirror: true,
             client_attempts: 3,
             dropbox_requests_per_second: 100,

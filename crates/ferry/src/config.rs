@@ -44,6 +44,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("reconcile_every_secs", Kind::Integer),
     ("upload_concurrency", Kind::Integer),
     ("transfer_memory_mib", Kind::Integer),
+    ("chunks_in_flight", Kind::Integer),
     ("remote_mirror", Kind::Switch),
     ("longpoll_secs", Kind::Integer),
     ("lease_secs", Kind::Integer),
@@ -136,6 +137,9 @@ pub struct Config {
     pub upload_concurrency: usize,
     /// MiB of file content all running passes may hold in memory at once (16–65536).
     pub transfer_memory_mib: u64,
+    /// Chunks of one large file sent at once (1–32), when the chunk size is a multiple of
+    /// 4 MiB (Dropbox's concurrent upload sessions).
+    pub chunks_in_flight: usize,
     /// Plan passes from the remote mirror when it can be trusted (off: every pass lists).
     pub remote_mirror: bool,
     /// Long-poll timeout asked of Dropbox, in seconds (30–480).
@@ -231,6 +235,7 @@ impl Default for Config {
             reconcile_every_secs: 15 * 60,
             upload_concurrency: 8,
             transfer_memory_mib: 256,
+            chunks_in_flight: 4,
             remote_mirror: true,
             longpoll_secs: 30,
             lease_secs: 15,
@@ -319,6 +324,7 @@ impl Config {
             reconcile_every: Duration::from_secs(self.reconcile_every_secs),
             upload_concurrency: self.upload_concurrency,
             transfer_memory: self.transfer_memory_mib << 20,
+            chunks_in_flight: self.chunks_in_flight,
             remote_mirror: self.remote_mirror,
             longpoll_secs: self.longpoll_secs,
             lease: Duration::from_secs(self.lease_secs),
@@ -619,6 +625,12 @@ impl Config {
             bail!(
                 "transfer_memory_mib must be between 16 and 65536, not {}",
                 self.transfer_memory_mib
+            );
+        }
+        if !(1..=32).contains(&self.chunks_in_flight) {
+            bail!(
+                "chunks_in_flight must be between 1 and 32, not {}",
+                self.chunks_in_flight
             );
         }
         if !(1..=64).contains(&self.upload_concurrency) {
