@@ -201,6 +201,13 @@ enum Command {
         /// Internal: the scale scenario's directory.
         #[arg(long, hide = true, value_name = "DIR")]
         scale_dir: Option<PathBuf>,
+        /// Internal: be one side of the large-file scenario's physical baseline, writing
+        /// standard input to this file.
+        #[arg(long, hide = true, value_name = "FILE")]
+        physical_side: Option<PathBuf>,
+        /// Internal: that side also passes its input on to standard output.
+        #[arg(long, hide = true)]
+        physical_forward: bool,
     },
     /// Runs the Dropbox API emulator alone.
     Emulator {
@@ -805,8 +812,14 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             settings,
             scale_child,
             scale_dir,
+            physical_side,
+            physical_forward,
         } => {
             init_tracing("error");
+            if let Some(out) = physical_side {
+                ferry::bench::run_physical_side(&out, physical_forward)?;
+                return Ok(true);
+            }
             let timeout = std::time::Duration::from_secs(scale_timeout);
             if let Some(mode) = scale_child {
                 let dir = scale_dir.context("--scale-child needs --scale-dir")?;

@@ -11,10 +11,12 @@ mod content_hash;
 mod large_files;
 mod latency;
 mod many_records;
+mod physical_copy;
 mod processes;
 mod scale;
 mod small_files;
 
+pub use physical_copy::run_physical_side;
 pub use scale::{ScaleChildArgs, run_scale_child};
 
 use crate::api_client::ApiClient;
