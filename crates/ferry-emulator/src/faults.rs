@@ -19,8 +19,12 @@ use serde::{Deserialize, Serialize};
 pub struct FaultModel {
     /// Per-namespace write lock: one commit at a time per namespace.
     pub write_lock: bool,
-    /// How long each commit (one write route call, or one whole batch) holds the lock.
+    /// How long each commit (one write route call, or one whole batch) holds the lock, plus
+    /// `lock_hold_per_entry_ms` for each of its entries.
     pub lock_hold_ms: u64,
+    /// What each entry of a commit adds to its hold (a batch of 1,000 holds the lock longer
+    /// than one file, though far shorter than 1,000 single commits).
+    pub lock_hold_per_entry_ms: f64,
     /// How long a write waits for the lock before it gets 429 `too_many_write_operations`.
     pub lock_wait_ms: u64,
     /// `Retry-After` (seconds) sent with lock-contention 429s (Dropbox sends 1).
@@ -61,8 +65,9 @@ impl Default for FaultModel {
     fn default() -> Self {
         FaultModel {
             write_lock: true,
-            lock_hold_ms: 5,
-            lock_wait_ms: 250,
+            lock_hold_ms: 20,
+            lock_hold_per_entry_ms: 0.5,
+            lock_wait_ms: 100,
             lock_retry_after_secs: 1,
             rate_limit: true,
             rate_per_sec: 200.0,
@@ -82,6 +87,13 @@ impl Default for FaultModel {
 }
 
 impl FaultModel {
+    /// How long a commit of `entries` entries holds the namespace lock.
+    pub fn lock_hold(&self, entries: usize) -> Duration {
+        let per_entry = self.lock_hold_per_entry_ms.max(0.0) * entries as f64;
+        Duration::from_millis(self.lock_hold_ms)
+            + Duration::try_from_secs_f64(per_entry / 1000.0).unwrap_or(Duration::from_secs(3600))
+    }
+
     /// No lock, no rate limit, no faults: the fastest, most forgiving emulator.
     pub fn off() -> Self {
         FaultModel {
@@ -248,6 +260,23 @@ mod tests {
         assert_eq!(model.rate_per_sec, 5.0);
         assert!(!model.write_lock);
         assert_eq!(model.lock_hold_ms, FaultModel::default().lock_hold_ms);
+    }
+
+    #[test]
+    fn a_batch_holds_the_lock_longer_than_one_write_and_far_shorter_than_its_entries_alone() {
+        let model = FaultModel::default();
+        let one = model.lock_hold(1);
+        let batch = model.lock_hold(1000);
+        assert!(batch > one, "{batch:?} vs {one:?}");
+        assert!(batch < one * 1000 / 10, "{batch:?} vs 1000 × {one:?}");
+        let negative = FaultModel {
+            lock_hold_per_entry_ms: -5.0,
+            ..FaultModel::default()
+        };
+        assert_eq!(
+            negative.lock_hold(1000),
+            Duration::from_millis(model.lock_hold_ms)
+        );
     }
 
     #[test]

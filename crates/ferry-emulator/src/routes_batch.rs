@@ -208,7 +208,7 @@ async fn finish_batch(cx: &Ctx<'_>, arg: Value) -> Result<Vec<Value>, ApiError> 
             prepared.push(Prepared::Ready { path, hash, size });
         }
     }
-    let lock = cx.lock_writes(&cx.model).await?;
+    let lock = cx.lock_writes(&cx.model, prepared.len()).await?;
     let mut results = Vec::with_capacity(prepared.len());
     let mut finished = Vec::new();
     {
@@ -262,7 +262,7 @@ async fn create_folder_batch(cx: &Ctx<'_>, arg: Value) -> Result<Response, ApiEr
         .iter()
         .map(|raw| create_folder_path(raw))
         .collect::<Result<Vec<_>, _>>()?;
-    let lock = cx.lock_writes(&cx.model).await?;
+    let lock = cx.lock_writes(&cx.model, paths.len()).await?;
     let mut entries = Vec::with_capacity(paths.len());
     {
         let mut tree = cx.tree();
@@ -318,7 +318,7 @@ async fn delete_batch(cx: &Ctx<'_>, arg: Value) -> Result<Response, ApiError> {
         .iter()
         .map(|e| delete_path(&e.path))
         .collect::<Result<Vec<_>, _>>()?;
-    let lock = cx.lock_writes(&cx.model).await?;
+    let lock = cx.lock_writes(&cx.model, paths.len()).await?;
     let mut entries = Vec::with_capacity(paths.len());
     {
         let mut tree = cx.tree();
@@ -369,7 +369,7 @@ async fn move_batch(cx: &Ctx<'_>, arg: Value) -> Result<Response, ApiError> {
         .iter()
         .map(|e| relocation_paths(&e.from_path, &e.to_path))
         .collect::<Result<Vec<_>, _>>()?;
-    let lock = cx.lock_writes(&cx.model).await?;
+    let lock = cx.lock_writes(&cx.model, paths.len()).await?;
     let mut entries = Vec::with_capacity(paths.len());
     {
         let mut tree = cx.tree();

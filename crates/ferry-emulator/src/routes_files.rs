@@ -262,7 +262,7 @@ async fn upload(app: &Ctx<'_>, arg: Value, body: Bytes) -> Result<Response, ApiE
     let path = arg.parse("", || upload_failed(write_error(WriteErr::Malformed), ""))?;
     let hash = content_hash_checked(arg.content_hash.as_deref(), &body)?;
     app.blobs.put(&hash, &body).await?;
-    let lock = app.lock_writes(&app.model).await?;
+    let lock = app.lock_writes(&app.model, 1).await?;
     let committed = commit_content(app, &path, &arg, hash, body.len() as u64);
     lock.release().await;
     match committed {
@@ -425,11 +425,14 @@ async fn session_finish(app: &Ctx<'_>, arg: Value, body: Bytes) -> Result<Respon
         .prepare_finish(id, arg.cursor.offset, &body, false)
         .await
         .map_err(finish_failure)?;
-    let (hash, size) = crate::blobs::hash_file(&app.sessions.data_path(id)).await?;
-    app.blobs
-        .put_file(&hash, &app.sessions.data_path(id))
-        .await?;
-    let lock = app.lock_writes(&app.model).await?;
+    let data = app.sessions.data_path(id);
+    let (hash, size) = crate::blobs::hash_file(&data).await?;
+    if app.sessions.is_sealed(id).await {
+        app.blobs.link_file(&hash, &data).await?;
+    } else {
+        app.blobs.put_file(&hash, &data).await?;
+    }
+    let lock = app.lock_writes(&app.model, 1).await?;
     let committed = commit_content(app, &path, &arg.commit, hash, size);
     lock.release().await;
     match committed {
@@ -749,7 +752,7 @@ pub(crate) fn create_folder_op(
 async fn create_folder(app: &Ctx<'_>, arg: Value) -> Result<Response, ApiError> {
     let arg: CreateFolderArg = from_arg(arg)?;
     let path = create_folder_path(&arg.path)??;
-    let lock = app.lock_writes(&app.model).await?;
+    let lock = app.lock_writes(&app.model, 1).await?;
     let result = create_folder_op(&mut app.tree(), &path, arg.autorename);
     lock.release().await;
     let node = result?;
@@ -813,7 +816,7 @@ async fn delete(app: &Ctx<'_>, arg: Value) -> Result<Response, ApiError> {
     let arg: DeleteArg = from_arg(arg)?;
     arg.check_rev("parent_rev")?;
     let path = delete_path(&arg.path)??;
-    let lock = app.lock_writes(&app.model).await?;
+    let lock = app.lock_writes(&app.model, 1).await?;
     let result = delete_op(&mut app.tree(), &path, arg.parent_rev.as_deref());
     lock.release().await;
     let node = result?;
@@ -893,7 +896,7 @@ pub(crate) fn relocate_op(
 async fn relocate(app: &Ctx<'_>, arg: Value, copy: bool) -> Result<Response, ApiError> {
     let arg: RelocationArg = from_arg(arg)?;
     let (from, to) = relocation_paths(&arg.from_path, &arg.to_path)??;
-    let lock = app.lock_writes(&app.model).await?;
+    let lock = app.lock_writes(&app.model, 1).await?;
     let result = relocate_op(&mut app.tree(), &from, &to, arg.autorename, copy);
     lock.release().await;
     let node = result?;

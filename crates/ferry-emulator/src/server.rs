@@ -530,7 +530,7 @@ async fn ensure_folder(cx: &Ctx<'_>, display: &str) -> Result<(), ApiError> {
     if cx.tree().get(&lower).is_some() {
         return Ok(());
     }
-    let lock = cx.lock_writes(&cx.model).await?;
+    let lock = cx.lock_writes(&cx.model, 1).await?;
     let created = {
         let mut tree = cx.tree();
         if tree.get(&lower).is_some() {

@@ -89,6 +89,10 @@ struct SessionMeta {
     /// Concurrent sessions: the total length, known once closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     length: Option<u64>,
+    /// Concurrent sessions: found complete by a commit, after which no append may change
+    /// them (so the commit can link the data file into the blob store, not copy it).
+    #[serde(default)]
+    sealed: bool,
 }
 
 fn refused<T>(err: SessionErr) -> Result<T, SessionFailure> {
@@ -212,6 +216,7 @@ impl Sessions {
             concurrent,
             ranges: Vec::new(),
             length: None,
+            sealed: false,
         };
         // Data, then metadata, in one blocking job (one thread hand-off, not four).
         let (dir, owned_id, owned, bytes) =
@@ -248,7 +253,7 @@ impl Sessions {
         // Parallel appends may land after the closing one: they may still fill gaps below the
         // closed length, nothing beyond it.
         let beyond_close = |meta: &SessionMeta| {
-            meta.closed && (close || meta.length.is_none_or(|length| end > length))
+            meta.sealed || (meta.closed && (close || meta.length.is_none_or(|length| end > length)))
         };
         if beyond_close(&self.read_meta(id).await?) {
             return refused(SessionErr::Closed);
@@ -381,6 +386,9 @@ impl Sessions {
                 .open(self.data_path(id))
                 .await?;
             file.set_len(length).await?;
+            let mut meta = meta;
+            meta.sealed = true;
+            self.write_meta(id, &meta).await?;
             return Ok(length);
         }
         if batch && !meta.closed {
@@ -415,12 +423,13 @@ impl Sessions {
         locks.remove(id);
     }
 
-    /// Whether a session is sequential and closed: its data can no longer change, so the
-    /// file may be shared (hard-linked) rather than copied.
+    /// Whether a session's data can no longer change (a closed sequential session, or a
+    /// concurrent one a commit found complete), so the file may be shared (hard-linked)
+    /// rather than copied.
     pub async fn is_sealed(&self, id: &str) -> bool {
         self.read_meta(id)
             .await
-            .is_ok_and(|m| m.closed && !m.concurrent)
+            .is_ok_and(|m| m.closed && (!m.concurrent || m.sealed))
     }
 }
 

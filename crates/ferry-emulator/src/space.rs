@@ -84,9 +84,14 @@ impl Space {
         self.tree.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes the namespace write lock for one commit, or fails with 429
-    /// `too_many_write_operations` when it stays taken longer than the model's wait.
-    pub async fn lock_writes(&self, model: &FaultModel) -> Result<WriteGuard<'_>, ApiError> {
+    /// Takes the namespace write lock for one commit of `entries` entries (1 for a single
+    /// write), or fails with 429 `too_many_write_operations` when it stays taken longer than
+    /// the model's wait.
+    pub async fn lock_writes(
+        &self,
+        model: &FaultModel,
+        entries: usize,
+    ) -> Result<WriteGuard<'_>, ApiError> {
         if !model.write_lock {
             return Ok(WriteGuard {
                 guard: None,
@@ -97,7 +102,7 @@ impl Space {
         match tokio::time::timeout(wait, self.write_lock.lock()).await {
             Ok(guard) => Ok(WriteGuard {
                 guard: Some(guard),
-                until: Instant::now() + Duration::from_millis(model.lock_hold_ms),
+                until: Instant::now() + model.lock_hold(entries),
             }),
             Err(_) => Err(ApiError::TooManyWriteOperations(
                 model.lock_retry_after_secs.max(1),

@@ -60,6 +60,49 @@ async fn write_lock_contention_is_a_json_429() {
     assert_eq!(again.status, StatusCode::OK);
 }
 
+/// The default lock model is as strict as Dropbox: 200 single-file uploads from 32 tasks at
+/// once into one namespace meet `too_many_write_operations`, while the same 200 one at a
+/// time never do.
+#[tokio::test]
+async fn parallel_commits_into_one_namespace_collide_by_default() {
+    let h = std::sync::Arc::new(Harness::start().await);
+    let upload = move |n: usize| {
+        let h = std::sync::Arc::clone(&h);
+        async move {
+            h.upload_to(
+                "files/upload",
+                json!({"path": format!("/p/{n}.txt"), "mode": "overwrite"}),
+                b"x",
+            )
+            .await
+            .status
+        }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..32 {
+        let upload = upload.clone();
+        tasks.spawn(async move {
+            let mut refused = 0;
+            for n in (worker..200).step_by(32) {
+                match upload(n).await {
+                    StatusCode::OK => {}
+                    StatusCode::TOO_MANY_REQUESTS => refused += 1,
+                    other => panic!("upload {n}: {other}"),
+                }
+            }
+            refused
+        });
+    }
+    let mut refused = 0;
+    while let Some(n) = tasks.join_next().await {
+        refused += n.unwrap();
+    }
+    assert!(refused > 0, "32 writers at once never met the lock");
+    for n in 0..200 {
+        assert_eq!(upload(n).await, StatusCode::OK, "upload {n} one at a time");
+    }
+}
+
 #[tokio::test]
 async fn rate_limit_is_a_json_429_with_retry_after() {
     let h = Harness::start_with(|c| {
