@@ -173,6 +173,9 @@ pub struct Engine {
     watch_shutdown: std::sync::Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
     /// Connections this process runs a watcher task for (holding the duty or waiting for it).
     watching: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// One reconciliation at a time in this process: each drops the scratch mirrors it finds
+    /// (a crashed one's), which must not be another's that is still running.
+    reconciling: tokio::sync::Mutex<()>,
     /// This engine's process identity, and the passes its heartbeat keeps claimed.
     liveness: liveness::Liveness,
     /// Sync workers running now.
@@ -240,6 +243,7 @@ impl Engine {
             upload_groups: std::sync::Mutex::new(std::collections::HashMap::new()),
             watch_shutdown: std::sync::Mutex::new(None),
             watching: std::sync::Mutex::new(std::collections::HashSet::new()),
+            reconciling: tokio::sync::Mutex::new(()),
             liveness: liveness::Liveness::new(),
             running_workers: std::sync::atomic::AtomicUsize::new(0),
         })

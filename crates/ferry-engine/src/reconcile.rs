@@ -1,16 +1,23 @@
 //! Full reconciliation, the safety net behind change detection: one recursive listing of each
-//! connection's root, compared file by file with the synced tree the store holds, plus the
-//! records whose app side changed since their last pass. Only records that differ are queued.
+//! connection's root, written into a mirror of its own, then compared with the synced tree
+//! the store holds as a sorted merge of two streams (plus the binding folders, a third), and
+//! the records whose app side changed since their last pass. Only records that differ are
+//! queued.
 //!
-//! This costs about one request per 2,000 files (a listing page) instead of one per record,
-//! and memory for two 128-bit fingerprints per synced file. Anything it flags gets a normal
-//! pass, which re-reads its folder, so a false alarm costs a pass and never a wrong action.
+//! This costs one request per 2,000 files (a listing page) instead of one per record. Memory
+//! does not grow with the tree: the listing goes to the store page by page, and the database
+//! sorts both sides; the merge holds one path of each stream and the binding folders above
+//! it. Anything it flags gets a normal pass, which re-reads its folder, so a false alarm costs
+//! a pass and never a wrong action.
 
 use crate::{Engine, EngineError};
-use ferry_dropbox::{DropboxClient, DropboxError, Entry};
-use ferry_store::{Priority, SyncedFileScan};
-use sha2::{Digest, Sha256};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use ferry_dropbox::{DropboxClient, DropboxError};
+use ferry_store::{Binding, MirrorCorrection, MirrorFile, Priority, SyncedFileScan};
+use futures::TryStreamExt;
+use std::collections::{BTreeSet, HashSet};
+
+/// Corrections of the mirror in use are written in groups of this many.
+const FIXES_PER_WRITE: usize = 1000;
 
 /// What one connection's reconciliation found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -25,101 +32,116 @@ pub struct ReconcileReport {
     pub queued: Vec<i64>,
 }
 
-/// A collision-resistant 128-bit fingerprint of `parts` joined by NUL (which no path, rev or
-/// hash contains), so a million of them fit in a few tens of MiB.
-fn fingerprint(parts: &[&str]) -> u128 {
-    let mut h = Sha256::new();
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            h.update([0u8]);
-        }
-        h.update(p.as_bytes());
-    }
-    let digest = h.finalize();
-    let mut first = [0u8; 16];
-    first.copy_from_slice(&digest[..16]);
-    u128::from_le_bytes(first)
+/// A binding folder holding the paths the merge is at: its key (the folder plus `/`) and
+/// the records bound there, with whether their rule pulls (only then is a file Ferry does not
+/// track there work to do).
+struct OpenFolder {
+    key: String,
+    bound: Vec<(i64, bool)>,
 }
 
-fn file_key(folder_lower: &str, rel_lower: &str) -> u128 {
-    fingerprint(&[&format!("{folder_lower}/{rel_lower}")])
-}
-
-/// The tree a reconciliation lists.
-struct Tree<'a> {
-    client: &'a DropboxClient,
-    connection: &'a str,
-    root: &'a str,
-    /// The mirror this listing builds, if it builds one.
-    seed: Option<i64>,
-}
-
-/// The store's side, read before the listing.
+/// The merge of the listing with the synced tree, fed in path order (byte order): binding
+/// folders as they open, then each path with what the listing and the store hold there.
 #[derive(Default)]
-struct Expected {
-    /// Synced file (by path) → (fingerprint of rev and hash, its record).
-    files: HashMap<u128, (u128, i64)>,
-    /// Binding folder (by path) → the records bound there, and whether their rule pulls
-    /// (only then is a file Ferry does not track there work to do).
-    folders: HashMap<u128, Vec<(i64, bool)>>,
+struct Merge {
+    /// The binding folders holding the current path, outermost first.
+    open: Vec<OpenFolder>,
     flagged: BTreeSet<i64>,
-    /// Files whose listing differs from what their record synced, as listed (few: each one
-    /// is work), to correct the remote mirror with.
-    differing: Vec<ferry_dropbox::FileInfo>,
-    /// Files nobody tracks in a binding's folder, as listed.
-    untracked: Vec<ferry_dropbox::FileInfo>,
+    /// Corrections of the mirror in use (collected only when `corrects`): files that changed
+    /// or vanished where the mirror may still hold what the record synced, and files nobody
+    /// tracks in a binding's folder.
+    fixes: Vec<MirrorCorrection>,
+    corrects: bool,
+    compared: u64,
+    untracked: u64,
 }
 
-impl Expected {
-    fn see(&mut self, entry: &Entry, report: &mut ReconcileReport) {
-        match entry {
-            Entry::File(f) => {
-                let key = fingerprint(&[&f.path_lower]);
-                let hash = f.content_hash.as_deref().unwrap_or("");
-                match self.files.remove(&key) {
-                    Some((state, record)) => {
-                        report.compared += 1;
-                        if state != fingerprint(&[&f.rev, hash]) {
-                            self.flagged.insert(record);
-                            self.differing.push(f.clone());
-                        }
-                    }
-                    None => {
-                        // A folder several bindings share pulls no new files (none of them
-                        // owns them), so an untracked file there is nobody's work.
-                        if let Some(bound) = self.deepest_binding(&f.path_lower)
-                            && bound.len() == 1
-                        {
-                            report.untracked += 1;
-                            let pulling: Vec<i64> = bound
-                                .iter()
-                                .filter(|(_, pulls)| *pulls)
-                                .map(|(r, _)| *r)
-                                .collect();
-                            // Kept for the mirror even where no rule pulls now: a rule
-                            // that starts pulling later plans from the mirror.
-                            self.untracked.push(f.clone());
-                            self.flagged.extend(pulling);
-                        }
+impl Merge {
+    /// A binding folder (`key`: the folder plus `/`) comes before every path inside it.
+    fn folder(&mut self, key: String, bound: Vec<(i64, bool)>) {
+        self.close_above(&key);
+        self.open.push(OpenFolder { key, bound });
+    }
+
+    /// Closes the folders that do not hold `path`.
+    fn close_above(&mut self, path: &str) {
+        while self.open.last().is_some_and(|f| !path.starts_with(&f.key)) {
+            self.open.pop();
+        }
+    }
+
+    /// One path: the file the listing holds there, and every synced file at it (several
+    /// bindings may share a folder).
+    fn path(&mut self, path: &str, listed: Option<&MirrorFile>, synced: &[SyncedFileScan]) {
+        self.close_above(path);
+        for s in synced {
+            // A file that failed. (Attachments changed, added or removed since the pass
+            // date the record: `records_changed_since_pass` has those.)
+            if !s.synced {
+                self.flagged.insert(s.record_id);
+            }
+            match listed {
+                Some(l) => {
+                    self.compared += 1;
+                    let hash = l.content_hash.as_deref().unwrap_or("");
+                    if l.rev != s.rev || hash != s.content_hash {
+                        self.flagged.insert(s.record_id);
+                        self.fix(path, Some(&s.rev), Some(l));
                     }
                 }
+                // Synced, and Dropbox no longer has it.
+                None => {
+                    self.flagged.insert(s.record_id);
+                    self.fix(path, Some(&s.rev), None);
+                }
             }
-            // A binding folder that is gone matters only through the files it held.
-            Entry::Folder(_) | Entry::Deleted { .. } => {}
         }
+        let Some(l) = listed.filter(|_| synced.is_empty()) else {
+            return;
+        };
+        // A folder several bindings share pulls no new files (none of them owns them), so
+        // an untracked file there is nobody's work.
+        let Some(deepest) = self.open.last().filter(|f| f.bound.len() == 1) else {
+            return;
+        };
+        self.untracked += 1;
+        let pulling: Vec<i64> = deepest
+            .bound
+            .iter()
+            .filter(|(_, pulls)| *pulls)
+            .map(|(r, _)| *r)
+            .collect();
+        self.flagged.extend(pulling);
+        // Kept for the mirror even where no rule pulls now: a rule that starts pulling
+        // later plans from the mirror.
+        self.fix(path, None, Some(l));
     }
 
-    /// The records bound to the deepest binding folder holding `path_lower`.
-    fn deepest_binding(&self, path_lower: &str) -> Option<&Vec<(i64, bool)>> {
-        let mut p = path_lower;
-        while let Some(i) = p.rfind('/') {
-            p = &p[..i];
-            if let Some(bound) = self.folders.get(&fingerprint(&[p])) {
-                return Some(bound);
-            }
+    fn fix(&mut self, path: &str, was_rev: Option<&str>, now: Option<&MirrorFile>) {
+        if self.corrects {
+            self.fixes.push(MirrorCorrection {
+                path_lower: path.to_owned(),
+                was_rev: was_rev.map(str::to_owned),
+                now: now.cloned(),
+            });
         }
-        None
     }
+}
+
+/// Whether the synced file is at `path` (without building its path).
+fn synced_at(s: &SyncedFileScan, path: &str) -> bool {
+    path.strip_prefix(s.folder_lower.as_str())
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|rel| rel == s.rel_lower)
+}
+
+fn synced_path(s: &SyncedFileScan) -> String {
+    format!("{}/{}", s.folder_lower, s.rel_lower)
+}
+
+/// A negative epoch: a mirror that is never put in use.
+fn scratch_epoch() -> i64 {
+    -rand::random::<i64>().checked_abs().unwrap_or(1).max(1)
 }
 
 impl Engine {
@@ -149,24 +171,26 @@ impl Engine {
         Ok(self.reconcile_connection_with(connection, None).await?.0)
     }
 
-    /// [`Engine::reconcile_connection`]; with `seed`, the listing also builds mirror `seed`
-    /// (not in use yet) and its last cursor is returned (`None`: no root). Without, what the
-    /// listing found different corrects the mirror in use, where the mirror still holds what
-    /// the store recorded (a mirror that agreed with the store while Dropbox did not would
-    /// otherwise keep the flagged passes from seeing the difference).
+    /// [`Engine::reconcile_connection`]; with `seed`, the listing builds mirror `seed` (not
+    /// in use yet) and its last cursor is returned (`None`: no root). Without, the listing
+    /// goes into a scratch mirror, dropped at the end, and what it found different corrects
+    /// the mirror in use, where that mirror still holds what the store recorded (a mirror
+    /// that agreed with the store while Dropbox did not would otherwise keep the flagged
+    /// passes from seeing the difference).
     pub(crate) async fn reconcile_connection_with(
         &self,
         connection: &str,
         seed: Option<i64>,
     ) -> Result<(ReconcileReport, Option<String>), EngineError> {
+        let _one_at_a_time = self.reconciling.lock().await;
         let disconnecting = self
             .store
             .connection(connection)
             .await?
             .is_some_and(|c| c.disconnecting);
-        let bindings = self.store.bindings_of_connection(connection).await?;
         if disconnecting {
             // Bringing files back is the pass's job: every bound record gets one.
+            let bindings = self.store.bindings_of_connection(connection).await?;
             let ids: BTreeSet<i64> = bindings.iter().map(|b| b.record_id).collect();
             let report = ReconcileReport {
                 queued: self.queue(ids.into_iter().collect()).await?,
@@ -183,59 +207,41 @@ impl Engine {
             .filter(|r| r.direction.pulls())
             .map(|r| r.name)
             .collect();
-        let mut pulling = pulling;
-        // Folders mapped by hand pull as their mapping says (they have no rule).
-        for b in bindings.iter().filter(|b| b.rule_name.starts_with("map:")) {
-            for m in self.store.folder_maps(b.record_id).await? {
-                if crate::folder_map::binding_name(m.id) == b.rule_name && m.direction.pulls() {
-                    pulling.insert(b.rule_name.clone());
-                }
-            }
-        }
-        let mut expected = Expected::default();
-        for b in &bindings {
-            let key = fingerprint(&[&b.folder_lower]);
-            let pulls = pulling.contains(&b.rule_name);
-            expected
-                .folders
-                .entry(key)
-                .or_default()
-                .push((b.record_id, pulls));
-        }
-        expected
+        let mut merge = Merge {
+            corrects: seed.is_none(),
+            ..Merge::default()
+        };
+        merge
             .flagged
             .extend(self.store.records_changed_since_pass(connection).await?);
-        let mut failed = Vec::new();
-        self.store
-            .scan_synced_files(connection, &mut |s: SyncedFileScan| {
-                // A file that failed. (Attachments changed, added or removed since the pass
-                // date the record: `records_changed_since_pass` has those.)
-                if !s.synced {
-                    failed.push(s.record_id);
-                }
-                expected.files.insert(
-                    file_key(&s.folder_lower, &s.rel_lower),
-                    (fingerprint(&[&s.rev, &s.content_hash]), s.record_id),
-                );
-            })
-            .await?;
-        expected.flagged.extend(failed);
-        let mut report = ReconcileReport::default();
-        let tree = Tree {
-            client: &client,
-            connection,
-            root: &root,
-            seed,
+        let epoch = match seed {
+            Some(epoch) => epoch,
+            None => {
+                // A crashed reconciliation's scratch mirror, if any, goes first.
+                self.store.drop_scratch_mirrors(connection).await?;
+                scratch_epoch()
+            }
         };
-        let cursor = self.read_tree(&tree, &mut expected, &mut report).await?;
-        // Synced files Dropbox no longer has.
-        let missing: BTreeSet<i64> = expected.files.values().map(|(_, r)| *r).collect();
-        if seed.is_none() {
-            self.correct_mirror_after(connection, &expected, &missing)
+        let outcome = async {
+            let listed = self.list_into(&client, connection, &root, epoch).await?;
+            self.merge_trees(connection, epoch, &pulling, &mut merge)
                 .await?;
+            Ok::<_, EngineError>(listed)
         }
-        expected.flagged.extend(missing);
-        report.queued = self.queue(expected.flagged.into_iter().collect()).await?;
+        .await;
+        if seed.is_none()
+            && let Err(e) = self.store.drop_scratch_mirrors(connection).await
+        {
+            tracing::warn!(%connection, error = %e, "cannot drop the reconciliation's scratch mirror; the next one does");
+        }
+        let (pages, cursor) = outcome?;
+        self.write_fixes(connection, &mut merge.fixes).await?;
+        let report = ReconcileReport {
+            compared: merge.compared,
+            untracked: merge.untracked,
+            pages,
+            queued: self.queue(merge.flagged.into_iter().collect()).await?,
+        };
         tracing::info!(
             %connection,
             compared = report.compared,
@@ -247,118 +253,140 @@ impl Engine {
         Ok((report, cursor))
     }
 
-    /// Corrects the mirror in use with what the listing found different: a file that
-    /// changed or vanished where the mirror still holds the revision its record synced, and
-    /// a file nobody tracks in a binding's folder where the mirror holds none.
-    async fn correct_mirror_after(
+    /// Lists the whole tree under `root` into mirror `epoch`, page by page (the next page is
+    /// read while the last one is written); the pages read and the last cursor (`None`: no
+    /// root, an empty tree).
+    async fn list_into(
+        &self,
+        client: &DropboxClient,
+        connection: &str,
+        root: &str,
+        epoch: i64,
+    ) -> Result<(u64, Option<String>), EngineError> {
+        let mut page = match client.list_folder(root, true).await {
+            Ok(page) => page,
+            Err(DropboxError::NotFound(_)) => return Ok((0, None)),
+            Err(e) => return Err(e.into()),
+        };
+        let mut pages = 0;
+        loop {
+            pages += 1;
+            let changes: Vec<_> = page
+                .entries
+                .iter()
+                .map(crate::mirror::mirror_change)
+                .collect();
+            if !page.has_more {
+                self.store.seed_mirror(connection, epoch, &changes).await?;
+                return Ok((pages, Some(page.cursor)));
+            }
+            let (next, written) = tokio::join!(
+                client.list_folder_continue(&page.cursor),
+                self.store.seed_mirror(connection, epoch, &changes)
+            );
+            written?;
+            page = next?;
+        }
+    }
+
+    /// Merges mirror `epoch` with the synced tree and the binding folders, all three streamed
+    /// in path order.
+    async fn merge_trees(
         &self,
         connection: &str,
-        expected: &Expected,
-        missing: &BTreeSet<i64>,
+        epoch: i64,
+        pulling: &HashSet<String>,
+        merge: &mut Merge,
     ) -> Result<(), EngineError> {
-        use crate::mirror::mirror_file;
-        let mut records: BTreeSet<i64> = missing.clone();
-        let mut synced_rev: HashMap<String, String> = HashMap::new();
-        let differing: HashSet<&str> = expected
-            .differing
-            .iter()
-            .map(|f| f.path_lower.as_str())
-            .collect();
-        let mut fixes = Vec::new();
-        // The records holding the differing files: found by their folders.
-        for f in &expected.differing {
-            for b in self
-                .store
-                .bindings_containing(connection, &f.path_lower)
-                .await?
-            {
-                records.insert(b.record_id);
-            }
-        }
-        for record in records {
-            let bindings = self.store.bindings_for_record(record).await?;
-            for row in self.store.sync_rows(record).await? {
-                let (Some(rel), Some(rev)) = (&row.rel_lower, &row.rev) else {
-                    continue;
-                };
-                let Some(b) = bindings.iter().find(|b| Some(b.id) == row.binding_id) else {
-                    continue;
-                };
-                if b.connection != connection {
+        let mut listed = self.store.mirror_files_by_path(connection, epoch);
+        let mut synced = self.store.synced_files_by_path(connection);
+        let mut folders = self.store.bindings_by_folder(connection);
+        let mut next_listed = listed.try_next().await?;
+        let mut next_synced = synced.try_next().await?;
+        let mut next_folder = folders.try_next().await?;
+        loop {
+            let synced_key = next_synced.as_ref().map(synced_path);
+            let path = match (
+                next_listed.as_ref().map(|f| f.path_lower.as_str()),
+                synced_key.as_deref(),
+            ) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(folder) = next_folder.take() {
+                let key = format!("{}/", folder.folder_lower);
+                if path.is_none_or(|p| key.as_str() <= p) {
+                    let mut bound = vec![(folder.record_id, self.pulls(&folder, pulling).await?)];
+                    loop {
+                        next_folder = folders.try_next().await?;
+                        match &next_folder {
+                            Some(b) if b.folder_lower == folder.folder_lower => {
+                                bound.push((b.record_id, self.pulls(b, pulling).await?));
+                            }
+                            _ => break,
+                        }
+                    }
+                    merge.folder(key, bound);
                     continue;
                 }
-                let path = format!("{}/{rel}", b.folder_lower);
-                if expected.files.contains_key(&file_key(&b.folder_lower, rel)) {
-                    // Synced, and not in the listing.
-                    fixes.push(ferry_store::MirrorCorrection {
-                        path_lower: path.clone(),
-                        was_rev: Some(rev.clone()),
-                        now: None,
-                    });
-                } else if differing.contains(path.as_str()) {
-                    synced_rev.insert(path, rev.clone());
-                }
+                next_folder = Some(folder);
             }
-        }
-        for f in &expected.differing {
-            if let Some(rev) = synced_rev.get(&f.path_lower) {
-                fixes.push(ferry_store::MirrorCorrection {
-                    path_lower: f.path_lower.clone(),
-                    was_rev: Some(rev.clone()),
-                    now: Some(mirror_file(f)),
-                });
+            let Some(path) = path.map(str::to_owned) else {
+                break;
+            };
+            let mut here = Vec::new();
+            while let Some(s) = next_synced.take_if(|s| synced_at(s, &path)) {
+                here.push(s);
+                next_synced = synced.try_next().await?;
             }
-        }
-        fixes.extend(
-            expected
-                .untracked
-                .iter()
-                .map(|f| ferry_store::MirrorCorrection {
-                    path_lower: f.path_lower.clone(),
-                    was_rev: None,
-                    now: Some(mirror_file(f)),
-                }),
-        );
-        if !fixes.is_empty() {
-            tracing::info!(%connection, corrections = fixes.len(), "the reconciliation corrects the remote mirror");
-            self.store.correct_mirror(connection, &fixes).await?;
+            let file = next_listed.take_if(|f| f.path_lower == path);
+            if file.is_some() {
+                next_listed = listed.try_next().await?;
+            }
+            merge.path(&path, file.as_ref(), &here);
+            if merge.fixes.len() >= FIXES_PER_WRITE {
+                self.write_fixes(connection, &mut merge.fixes).await?;
+            }
         }
         Ok(())
     }
 
-    /// Reads the whole tree under `tree.root` into `expected` (and, when seeding, into the
-    /// new mirror); the listing's last cursor (`None`: no root, an empty tree).
-    async fn read_tree(
+    /// Whether `binding`'s files come back from Dropbox: its rule pulls, or (a folder mapped
+    /// by hand, which has no rule) its mapping does.
+    async fn pulls(
         &self,
-        tree: &Tree<'_>,
-        expected: &mut Expected,
-        report: &mut ReconcileReport,
-    ) -> Result<Option<String>, EngineError> {
-        let mut page = match tree.client.list_folder(tree.root, true).await {
-            Ok(page) => page,
-            Err(DropboxError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        loop {
-            report.pages += 1;
-            for entry in &page.entries {
-                expected.see(entry, report);
-            }
-            if let Some(epoch) = tree.seed {
-                let changes: Vec<_> = page
-                    .entries
-                    .iter()
-                    .map(crate::mirror::mirror_change)
-                    .collect();
-                self.store
-                    .seed_mirror(tree.connection, epoch, &changes)
-                    .await?;
-            }
-            if !page.has_more {
-                return Ok(Some(page.cursor));
-            }
-            page = tree.client.list_folder_continue(&page.cursor).await?;
+        binding: &Binding,
+        pulling: &HashSet<String>,
+    ) -> Result<bool, EngineError> {
+        if pulling.contains(&binding.rule_name) {
+            return Ok(true);
         }
+        if !binding.rule_name.starts_with("map:") {
+            return Ok(false);
+        }
+        Ok(self
+            .store
+            .folder_maps(binding.record_id)
+            .await?
+            .iter()
+            .any(|m| {
+                crate::folder_map::binding_name(m.id) == binding.rule_name && m.direction.pulls()
+            }))
+    }
+
+    /// Corrects the mirror in use with `fixes` (then empty).
+    async fn write_fixes(
+        &self,
+        connection: &str,
+        fixes: &mut Vec<MirrorCorrection>,
+    ) -> Result<(), EngineError> {
+        if fixes.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(%connection, corrections = fixes.len(), "the reconciliation corrects the remote mirror");
+        self.store.correct_mirror(connection, fixes).await?;
+        fixes.clear();
+        Ok(())
     }
 
     /// Queues `ids` behind the records' own changes (a reconciliation may find many);
@@ -376,10 +404,103 @@ impl Engine {
 mod tests {
     use super::*;
 
+    fn listed(path: &str, rev: &str) -> MirrorFile {
+        MirrorFile {
+            path_lower: path.into(),
+            path_display: path.into(),
+            id: format!("id:{path}"),
+            rev: rev.into(),
+            size: 1,
+            content_hash: Some("h".into()),
+        }
+    }
+
+    fn synced(record: i64, folder: &str, rel: &str, rev: &str) -> SyncedFileScan {
+        SyncedFileScan {
+            record_id: record,
+            folder_lower: folder.into(),
+            rel_lower: rel.into(),
+            rev: rev.into(),
+            content_hash: "h".into(),
+            attachment_hash: Some("h".into()),
+            synced: true,
+        }
+    }
+
+    fn merge() -> Merge {
+        Merge {
+            corrects: true,
+            ..Merge::default()
+        }
+    }
+
     #[test]
-    fn fingerprints_separate_their_parts() {
-        assert_ne!(fingerprint(&["ab", "c"]), fingerprint(&["a", "bc"]));
-        assert_eq!(fingerprint(&["/a/b"]), file_key("/a", "b"));
-        assert_ne!(fingerprint(&["/a/b"]), fingerprint(&["/a/c"]));
+    fn a_synced_file_is_flagged_only_when_the_listing_differs_or_lacks_it() {
+        let mut m = merge();
+        m.folder("/a/".into(), vec![(1, false)]);
+        m.path(
+            "/a/same",
+            Some(&listed("/a/same", "1")),
+            &[synced(1, "/a", "same", "1")],
+        );
+        assert!(m.flagged.is_empty() && m.fixes.is_empty());
+        m.path(
+            "/a/new-rev",
+            Some(&listed("/a/new-rev", "2")),
+            &[synced(2, "/a", "new-rev", "1")],
+        );
+        m.path("/a/gone", None, &[synced(3, "/a", "gone", "1")]);
+        assert_eq!(m.flagged, BTreeSet::from([2, 3]));
+        assert_eq!(m.compared, 2);
+        let fixes: Vec<_> = m
+            .fixes
+            .iter()
+            .map(|f| {
+                (
+                    f.path_lower.as_str(),
+                    f.was_rev.as_deref(),
+                    f.now.as_ref().map(|n| n.rev.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            fixes,
+            [
+                ("/a/new-rev", Some("1"), Some("2")),
+                ("/a/gone", Some("1"), None)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_untracked_file_is_work_only_in_a_pulling_folder_of_one_binding() {
+        let mut m = merge();
+        m.folder("/a/".into(), vec![(1, true)]);
+        m.folder("/a/b/".into(), vec![(2, false)]);
+        // The deepest folder holding it decides: /a/b does not pull.
+        m.path("/a/b/x", Some(&listed("/a/b/x", "1")), &[]);
+        assert!(m.flagged.is_empty());
+        // /a/b is closed by a path outside it; /a pulls.
+        m.path("/a/c", Some(&listed("/a/c", "1")), &[]);
+        assert_eq!(m.flagged, BTreeSet::from([1]));
+        // A folder two bindings share pulls nothing, and outside every folder nothing counts.
+        m.folder("/s/".into(), vec![(3, true), (4, true)]);
+        m.path("/s/y", Some(&listed("/s/y", "1")), &[]);
+        m.path("/t/z", Some(&listed("/t/z", "1")), &[]);
+        assert_eq!(m.flagged, BTreeSet::from([1]));
+        assert_eq!(m.untracked, 2);
+        // A folder's key ends in `/`: "/a b/…" is not inside "/a".
+        m.folder("/a/".into(), vec![(5, true)]);
+        m.path("/a b/w", Some(&listed("/a b/w", "1")), &[]);
+        assert_eq!(m.flagged, BTreeSet::from([1]));
+    }
+
+    #[test]
+    fn a_synced_file_is_matched_by_its_path_without_building_it() {
+        let s = synced(1, "/a", "b/c", "1");
+        assert!(synced_at(&s, "/a/b/c"));
+        assert!(!synced_at(&s, "/a/b/cd"));
+        assert!(!synced_at(&s, "/ab/c"));
+        assert_eq!(synced_path(&s), "/a/b/c");
     }
 }

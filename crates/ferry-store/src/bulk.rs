@@ -293,12 +293,11 @@ mod tests {
         assert_eq!(rows[0].attachment_id, Some(attachments[0].id));
         assert_eq!(store.sync_counts().await.unwrap().synced, 3630);
 
-        let mut scanned = Vec::new();
-        let n = store
-            .scan_synced_files("dropbox", &mut |s| scanned.push(s))
-            .await
-            .unwrap();
-        assert_eq!(n, 3630);
+        let scanned: Vec<_> =
+            futures::TryStreamExt::try_collect(store.synced_files_by_path("dropbox"))
+                .await
+                .unwrap();
+        assert_eq!(scanned.len(), 3630);
         assert!(
             scanned
                 .iter()

@@ -1856,6 +1856,121 @@ pub async fn folder_maps_queue_their_record_and_go_with_their_binding<S: Store>(
     assert!(s.sync_rows(r.id).await.unwrap().is_empty(), "and its rows");
 }
 
+/// Contract: what a reconciliation merges streams in byte order of paths, whatever the
+/// folders are called (`/a b/x` comes before `/a/x`, which a sort by folder alone gets
+/// wrong): synced files by `folder/rel`, bindings by `folder/`, a mirror by path. A seeded
+/// page of more files than one insert holds, with a path twice, keeps the later file; scratch
+/// mirrors drop and no other does.
+pub async fn reconciliation_streams_come_in_path_order(s: &dyn Store) {
+    use futures::TryStreamExt;
+    s.put_connection(&stored_connection("c", "/Root"))
+        .await
+        .unwrap();
+    let folders = [
+        "/R/A",
+        "/R/A b",
+        "/R/A/Sub",
+        "/R/A0",
+        "/R/\u{c9}t\u{e9}",
+        "/R/Z",
+    ];
+    for (i, folder) in folders.iter().enumerate() {
+        let r = s
+            .upsert_record(&input(&format!("S{i}"), json!({})))
+            .await
+            .unwrap()
+            .value;
+        let b = s.save_binding(&binding(r.id, "r", folder)).await.unwrap();
+        for (rel, rev) in [
+            ("z.pdf", Some("1")),
+            ("a/b.pdf", Some("1")),
+            ("a b.pdf", Some("1")),
+            ("never.pdf", None),
+        ] {
+            s.save_sync_row(&SyncRow {
+                id: 0,
+                record_id: r.id,
+                binding_id: Some(b),
+                rule_name: "r".into(),
+                connection: "c".into(),
+                attachment_id: None,
+                rel_display: Some(rel.into()),
+                rel_lower: Some(rel.into()),
+                dropbox_id: rev.map(|_| format!("id:{folder}/{rel}")),
+                rev: rev.map(str::to_owned),
+                content_hash: Some("0".repeat(64)),
+                state: SyncState::Synced,
+                last_error: None,
+                updated_at: 0,
+            })
+            .await
+            .unwrap();
+        }
+    }
+    let synced: Vec<String> = s
+        .synced_files_by_path("c")
+        .map_ok(|f| format!("{}/{}", f.folder_lower, f.rel_lower))
+        .try_collect()
+        .await
+        .unwrap();
+    let mut sorted = synced.clone();
+    sorted.sort();
+    assert_eq!(synced, sorted, "synced files in byte order of their paths");
+    assert_eq!(
+        synced.len(),
+        18,
+        "every file with a revision, and only those"
+    );
+    assert!(synced[0].starts_with("/r/a b/"));
+    let bound: Vec<String> = s
+        .bindings_by_folder("c")
+        .map_ok(|b| format!("{}/", b.folder_lower))
+        .try_collect()
+        .await
+        .unwrap();
+    let mut sorted = bound.clone();
+    sorted.sort();
+    assert_eq!(bound, sorted, "binding folders in byte order of `folder/`");
+    assert_eq!(bound.len(), folders.len());
+
+    let file = |path: String, rev: &str| MirrorFile {
+        path_lower: path.clone(),
+        path_display: path.clone(),
+        id: format!("id:{path}"),
+        rev: rev.into(),
+        size: 1,
+        content_hash: None,
+    };
+    // 1,200 files (more than one insert holds) in no order, one path twice.
+    let mut page: Vec<MirrorChange> = (0..1200)
+        .map(|i| MirrorChange::File(file(format!("/root/{}", (i * 7919) % 1200), "1")))
+        .collect();
+    page.insert(700, MirrorChange::File(file("/root/5".into(), "2")));
+    s.seed_mirror("c", -3, &page).await.unwrap();
+    s.seed_mirror("c", 7, &page[..10]).await.unwrap();
+    let mirrored: Vec<MirrorFile> = s.mirror_files_by_path("c", -3).try_collect().await.unwrap();
+    let paths: Vec<&str> = mirrored.iter().map(|f| f.path_lower.as_str()).collect();
+    let mut sorted = paths.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(paths, sorted, "a mirror by path, each once");
+    assert_eq!(paths.len(), 1200);
+    let five = mirrored.iter().find(|f| f.path_lower == "/root/5").unwrap();
+    let five_at = page
+        .iter()
+        .rposition(|c| matches!(c, MirrorChange::File(f) if f.path_lower == "/root/5"))
+        .unwrap();
+    let MirrorChange::File(last) = &page[five_at] else {
+        unreachable!()
+    };
+    assert_eq!(five.rev, last.rev, "the later of a path's two files stays");
+    s.drop_scratch_mirrors("c").await.unwrap();
+    let left: Vec<MirrorFile> = s.mirror_files_by_path("c", -3).try_collect().await.unwrap();
+    assert!(left.is_empty(), "the scratch mirror is dropped");
+    let kept: Vec<MirrorFile> = s.mirror_files_by_path("c", 7).try_collect().await.unwrap();
+    assert_eq!(kept.len(), 10, "no other mirror is");
+}
+
 /// The mirror: built beside the one in use and put in use with its cursor (one listing wins),
 /// read by folder (exactly the paths inside), fed page by page with the cursor and the queue
 /// in one transaction, corrected only where it still holds what the reader knew, and out of
@@ -2102,6 +2217,11 @@ macro_rules! store_contract_tests {
         async fn subfolders_are_marked_per_binding() {
             let (_guard, store) = $make.await;
             $crate::contract::subfolders_are_marked_per_binding(&store).await;
+        }
+        #[tokio::test]
+        async fn reconciliation_streams_come_in_path_order() {
+            let (_guard, store) = $make.await;
+            $crate::contract::reconciliation_streams_come_in_path_order(&store).await;
         }
         #[tokio::test]
         async fn the_mirror_follows_its_feed_and_is_used_only_while_followed() {

@@ -43,6 +43,7 @@ pub use webhooks::EVENT_TYPES;
 use async_trait::async_trait;
 use ferry_core::model::{Attachment, AttachmentId, Record, RecordId};
 use ferry_core::rules::RuleSpec;
+use futures::stream::BoxStream;
 
 /// Result type of store calls.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -191,12 +192,16 @@ pub trait SyncStateStore: Send + Sync + 'static {
     /// All bindings of a connection.
     async fn bindings_of_connection(&self, connection: &str) -> StoreResult<Vec<Binding>>;
     /// Streams every file of `connection` that has a synced revision, with the content hash
-    /// of its attachment now, in one query (nothing is held in memory). Returns how many.
-    async fn scan_synced_files(
-        &self,
-        connection: &str,
-        each: &mut (dyn FnMut(SyncedFileScan) + Send),
-    ) -> StoreResult<u64>;
+    /// of its attachment now, ordered by its path (`folder_lower/rel_lower`, byte order) —
+    /// the database sorts, so nothing grows with the tree here.
+    fn synced_files_by_path<'a>(
+        &'a self,
+        connection: &'a str,
+    ) -> BoxStream<'a, StoreResult<SyncedFileScan>>;
+    /// Streams the bindings of `connection` ordered by their folder plus `/` (byte order),
+    /// then by id: a folder comes right before the paths inside it.
+    fn bindings_by_folder<'a>(&'a self, connection: &'a str)
+    -> BoxStream<'a, StoreResult<Binding>>;
     /// Records bound on `connection` that need a pass whatever Dropbox holds: the record, one
     /// of its attachments or its rule changed after the binding's last pass, the rule is gone,
     /// or one of its files is not in the `synced` state.
@@ -589,6 +594,15 @@ pub trait MirrorStore: Send + Sync + 'static {
         folder_lower: &str,
         now_ms: i64,
     ) -> StoreResult<Option<Vec<MirrorFile>>>;
+    /// Streams the files of mirror `epoch` by path (byte order).
+    fn mirror_files_by_path<'a>(
+        &'a self,
+        connection: &'a str,
+        epoch: i64,
+    ) -> BoxStream<'a, StoreResult<MirrorFile>>;
+    /// Drops the connection's scratch mirrors (negative epochs: a reconciliation's listing,
+    /// never put in use).
+    async fn drop_scratch_mirrors(&self, connection: &str) -> StoreResult<()>;
     /// Applies what a listing read, each only where the mirror in use still holds the
     /// correction's `was_rev`.
     async fn correct_mirror(

@@ -7,13 +7,27 @@ use crate::sqlite::SqliteStore;
 use crate::{MirrorFile, StoreResult};
 use std::borrow::Cow;
 
-/// A file at a path of a mirror.
-pub(crate) const PUT_FILE: &str = "INSERT INTO mirror_files \
-     (connection, epoch, path_lower, path_display, dropbox_id, rev, size, content_hash) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-     ON CONFLICT (connection, epoch, path_lower) DO UPDATE SET \
-     path_display = excluded.path_display, dropbox_id = excluded.dropbox_id, \
+/// Files at paths of a mirror: the head of a multi-row insert, its values follow.
+pub(crate) const PUT_FILES: &str = "INSERT INTO mirror_files \
+     (connection, epoch, path_lower, path_display, dropbox_id, rev, size, content_hash) ";
+/// The tail of [`PUT_FILES`]: a file replaces what the mirror held at its path.
+pub(crate) const PUT_FILES_CONFLICT: &str = " ON CONFLICT (connection, epoch, path_lower) \
+     DO UPDATE SET path_display = excluded.path_display, dropbox_id = excluded.dropbox_id, \
      rev = excluded.rev, size = excluded.size, content_hash = excluded.content_hash";
+/// Most files in one insert: 8 parameters each stays far below either backend's limit.
+pub(crate) const PUT_FILES_CHUNK: usize = 500;
+/// The files of one mirror by path, as SQLite runs it (a stream needs its text for as long
+/// as it runs, so each backend has its own constant).
+pub(crate) const BY_PATH_SQLITE: &str = "SELECT path_lower, path_display, dropbox_id, rev, \
+     size, content_hash FROM mirror_files WHERE connection = ?1 AND epoch = ?2 \
+     ORDER BY path_lower";
+/// [`BY_PATH_SQLITE`] as PostgreSQL runs it (the column is `COLLATE "C"`: byte order).
+pub(crate) const BY_PATH_POSTGRES: &str = "SELECT path_lower, path_display, dropbox_id, rev, \
+     size, content_hash FROM mirror_files WHERE connection = $1 AND epoch = $2 \
+     ORDER BY path_lower";
+/// Every scratch mirror of a connection.
+pub(crate) const DROP_SCRATCH: &str =
+    "DELETE FROM mirror_files WHERE connection = ?1 AND epoch < 0";
 /// No file at a path.
 pub(crate) const DROP_FILE: &str =
     "DELETE FROM mirror_files WHERE connection = ?1 AND epoch = ?2 AND path_lower = ?3";
@@ -98,7 +112,7 @@ pub(crate) fn size_col(f: &MirrorFile) -> i64 {
 /// Implements [`MirrorStore`](crate::MirrorStore) for a store type with a `pool`, a
 /// `write_tx()` and an `enqueue_tx` on database `$db`, running the SQL above through `$sql`.
 macro_rules! mirror_store_impl {
-    ($store:ty, $db:ty, $sql:path, $enqueue:path) => {
+    ($store:ty, $db:ty, $sql:path, $by_path:path, $enqueue:path) => {
         async fn apply(
             tx: &mut sqlx::Transaction<'static, $db>,
             connection: &str,
@@ -106,20 +120,37 @@ macro_rules! mirror_store_impl {
             changes: &[$crate::MirrorChange],
         ) -> $crate::StoreResult<()> {
             use $crate::mirror::*;
-            for change in changes {
+            let mut changes = changes.iter().peekable();
+            while let Some(change) = changes.peek().copied() {
+                if !matches!(change, $crate::MirrorChange::File(_)) {
+                    changes.next();
+                }
                 match change {
-                    $crate::MirrorChange::File(f) => {
-                        sqlx::query(&$sql(PUT_FILE))
-                            .bind(connection)
-                            .bind(epoch)
-                            .bind(&f.path_lower)
-                            .bind(&f.path_display)
-                            .bind(&f.id)
-                            .bind(&f.rev)
-                            .bind(size_col(f))
-                            .bind(&f.content_hash)
-                            .execute(&mut **tx)
-                            .await?;
+                    $crate::MirrorChange::File(_) => {
+                        // Consecutive files go in one statement (a page of a listing is up
+                        // to 2,000), up to a repeated path, which must come after the first.
+                        let mut files: Vec<&$crate::MirrorFile> = Vec::new();
+                        let mut paths = std::collections::HashSet::new();
+                        while let Some($crate::MirrorChange::File(f)) = changes.peek().copied() {
+                            if files.len() == PUT_FILES_CHUNK || !paths.insert(&f.path_lower) {
+                                break;
+                            }
+                            files.push(f);
+                            changes.next();
+                        }
+                        let mut q = sqlx::QueryBuilder::<$db>::new(PUT_FILES);
+                        q.push_values(files, |mut row, f| {
+                            row.push_bind(connection)
+                                .push_bind(epoch)
+                                .push_bind(&f.path_lower)
+                                .push_bind(&f.path_display)
+                                .push_bind(&f.id)
+                                .push_bind(&f.rev)
+                                .push_bind(size_col(f))
+                                .push_bind(&f.content_hash);
+                        });
+                        q.push(PUT_FILES_CONFLICT);
+                        q.build().execute(&mut **tx).await?;
                     }
                     $crate::MirrorChange::Folder { path_lower } => {
                         sqlx::query(&$sql(DROP_FILE))
@@ -258,6 +289,32 @@ macro_rules! mirror_store_impl {
                 Ok(Some(files))
             }
 
+            fn mirror_files_by_path<'a>(
+                &'a self,
+                connection: &'a str,
+                epoch: i64,
+            ) -> futures::stream::BoxStream<'a, $crate::StoreResult<$crate::MirrorFile>> {
+                use futures::StreamExt;
+                sqlx::query($by_path)
+                    .bind(connection)
+                    .bind(epoch)
+                    .fetch(&self.pool)
+                    .map(|row| {
+                        $crate::mirror::file_from_row(&row?)?.ok_or_else(|| {
+                            $crate::StoreError::Corrupt("a mirror row without a path".into())
+                        })
+                    })
+                    .boxed()
+            }
+
+            async fn drop_scratch_mirrors(&self, connection: &str) -> $crate::StoreResult<()> {
+                sqlx::query(&$sql($crate::mirror::DROP_SCRATCH))
+                    .bind(connection)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
             async fn correct_mirror(
                 &self,
                 connection: &str,
@@ -325,5 +382,6 @@ mirror_store_impl!(
     SqliteStore,
     sqlx::Sqlite,
     crate::mirror::sqlite_sql,
+    crate::mirror::BY_PATH_SQLITE,
     crate::sqlite::enqueue_tx
 );

@@ -5,7 +5,7 @@ use crate::{
     AdminAccount, AdminSession, ArchivedAttachment, Binding, DeliveryView, DueDelivery, Duty,
     FolderMap, LinkTarget, LogEntry, OAuthState, OffloadCandidate, PendingConnection, ProcessInfo,
     QueueEntry, RecordSummary, StoreError, StoreResult, StoredConnection, StoredLink,
-    StoredWebhook, SyncCounts, SyncRow, SyncState, Task, TreeFile, TreeFolder,
+    StoredWebhook, SyncCounts, SyncRow, SyncState, SyncedFileScan, Task, TreeFile, TreeFolder,
 };
 use ferry_core::model::{Attachment, Deletion, Record, Side};
 use ferry_core::sync_plan::Direction;
@@ -146,6 +146,22 @@ pub(crate) fn sync_row_from_row(row: &impl Cols) -> StoreResult<SyncRow> {
         state: state_of(row)?,
         last_error: row.col("last_error")?,
         updated_at: row.col("updated_at")?,
+    })
+}
+
+/// A synced file as `synced_files_by_path` streams it.
+pub(crate) fn synced_scan_from_row(row: &impl Cols) -> StoreResult<SyncedFileScan> {
+    let state: String = row.col("state")?;
+    Ok(SyncedFileScan {
+        record_id: row.col("record_id")?,
+        folder_lower: row.col("folder_lower")?,
+        rel_lower: row.col::<Option<String>>("rel_lower")?.unwrap_or_default(),
+        rev: row.col("rev")?,
+        content_hash: row
+            .col::<Option<String>>("content_hash")?
+            .unwrap_or_default(),
+        attachment_hash: row.col("attachment_hash")?,
+        synced: state == "synced",
     })
 }
 

@@ -11,6 +11,7 @@ use crate::{
 use async_trait::async_trait;
 use ferry_core::model::{Attachment, AttachmentId, Deletion, Record, RecordId, Side};
 use ferry_core::rules::RuleSpec;
+use futures::stream::BoxStream;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use std::path::Path;
@@ -1065,40 +1066,37 @@ impl SyncStateStore for SqliteStore {
             .collect()
     }
 
-    async fn scan_synced_files(
-        &self,
-        connection: &str,
-        each: &mut (dyn FnMut(SyncedFileScan) + Send),
-    ) -> StoreResult<u64> {
-        use futures::TryStreamExt;
-        let mut count = 0u64;
-        let mut rows = sqlx::query(
+    fn synced_files_by_path<'a>(
+        &'a self,
+        connection: &'a str,
+    ) -> BoxStream<'a, StoreResult<SyncedFileScan>> {
+        use futures::StreamExt;
+        sqlx::query(
             "SELECT s.record_id, b.folder_lower, s.rel_lower, s.rev, s.content_hash, s.state, \
              a.content_hash AS attachment_hash FROM sync_files s \
              JOIN bindings b ON b.id = s.binding_id \
              LEFT JOIN attachments a ON a.id = s.attachment_id \
-             WHERE b.connection = ? AND s.rev IS NOT NULL",
+             WHERE b.connection = ? AND s.rev IS NOT NULL \
+             ORDER BY (b.folder_lower || '/' || COALESCE(s.rel_lower, ''))",
         )
         .bind(connection)
-        .fetch(&self.pool);
-        while let Some(row) = rows.try_next().await? {
-            let state: String = row.try_get("state")?;
-            each(SyncedFileScan {
-                record_id: row.try_get("record_id")?,
-                folder_lower: row.try_get("folder_lower")?,
-                rel_lower: row
-                    .try_get::<Option<String>, _>("rel_lower")?
-                    .unwrap_or_default(),
-                rev: row.try_get("rev")?,
-                content_hash: row
-                    .try_get::<Option<String>, _>("content_hash")?
-                    .unwrap_or_default(),
-                attachment_hash: row.try_get("attachment_hash")?,
-                synced: state == "synced",
-            });
-            count += 1;
-        }
-        Ok(count)
+        .fetch(&self.pool)
+        .map(|row| synced_scan_from_row(&row?))
+        .boxed()
+    }
+
+    fn bindings_by_folder<'a>(
+        &'a self,
+        connection: &'a str,
+    ) -> BoxStream<'a, StoreResult<Binding>> {
+        use futures::StreamExt;
+        sqlx::query(
+            "SELECT * FROM bindings WHERE connection = ? ORDER BY (folder_lower || '/'), id",
+        )
+        .bind(connection)
+        .fetch(&self.pool)
+        .map(|row| binding_from_row(&row?))
+        .boxed()
     }
 
     async fn records_changed_since_pass(&self, connection: &str) -> StoreResult<Vec<RecordId>> {

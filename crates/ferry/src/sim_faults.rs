@@ -77,6 +77,19 @@ impl FaultyStore {
         }
         Ok(())
     }
+
+    /// `inner`, or a stream that fails at once (a fault in the query that starts it).
+    fn faulty_stream<'a, T: Send + 'a>(
+        &self,
+        call: &str,
+        inner: BoxStream<'a, StoreResult<T>>,
+    ) -> BoxStream<'a, StoreResult<T>> {
+        use futures::StreamExt;
+        match self.fault(call) {
+            Ok(()) => inner,
+            Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+        }
+    }
 }
 
 #[async_trait]
@@ -577,13 +590,24 @@ impl SyncStateStore for FaultyStore {
         self.inner.bindings_of_connection(connection).await
     }
 
-    async fn scan_synced_files(
-        &self,
-        connection: &str,
-        each: &mut (dyn FnMut(SyncedFileScan) + Send),
-    ) -> StoreResult<u64> {
-        self.fault("scan_synced_files")?;
-        self.inner.scan_synced_files(connection, each).await
+    fn synced_files_by_path<'a>(
+        &'a self,
+        connection: &'a str,
+    ) -> BoxStream<'a, StoreResult<SyncedFileScan>> {
+        self.faulty_stream(
+            "synced_files_by_path",
+            self.inner.synced_files_by_path(connection),
+        )
+    }
+
+    fn bindings_by_folder<'a>(
+        &'a self,
+        connection: &'a str,
+    ) -> BoxStream<'a, StoreResult<Binding>> {
+        self.faulty_stream(
+            "bindings_by_folder",
+            self.inner.bindings_by_folder(connection),
+        )
     }
 
     async fn records_changed_since_pass(&self, connection: &str) -> StoreResult<Vec<RecordId>> {
@@ -1032,5 +1056,21 @@ impl MirrorStore for FaultyStore {
     ) -> StoreResult<()> {
         self.fault("correct_mirror")?;
         self.inner.correct_mirror(connection, corrections).await
+    }
+
+    fn mirror_files_by_path<'a>(
+        &'a self,
+        connection: &'a str,
+        epoch: i64,
+    ) -> BoxStream<'a, StoreResult<ferry_store::MirrorFile>> {
+        self.faulty_stream(
+            "mirror_files_by_path",
+            self.inner.mirror_files_by_path(connection, epoch),
+        )
+    }
+
+    async fn drop_scratch_mirrors(&self, connection: &str) -> StoreResult<()> {
+        self.fault("drop_scratch_mirrors")?;
+        self.inner.drop_scratch_mirrors(connection).await
     }
 }

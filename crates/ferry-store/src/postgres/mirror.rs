@@ -7,5 +7,6 @@ crate::mirror::mirror_store_impl!(
     PgStore,
     sqlx::Postgres,
     crate::mirror::postgres_sql,
+    crate::mirror::BY_PATH_POSTGRES,
     crate::postgres::enqueue_tx
 );
