@@ -28,6 +28,9 @@ pub struct ReconcileReport {
     pub untracked: u64,
     /// Listing pages read.
     pub pages: u64,
+    /// Synced files a pass wrote after the listing began, left out of the comparison (the
+    /// pass saw more of Dropbox than the listing did).
+    pub newer: u64,
     /// Records queued for a pass.
     pub queued: Vec<i64>,
 }
@@ -52,7 +55,10 @@ struct Merge {
     /// tracks in a binding's folder.
     fixes: Vec<MirrorCorrection>,
     corrects: bool,
+    /// When the listing began (ms): synced files written since are left to their pass.
+    listed_from_ms: i64,
     compared: u64,
+    newer: u64,
     untracked: u64,
 }
 
@@ -79,6 +85,10 @@ impl Merge {
             // date the record: `records_changed_since_pass` has those.)
             if !s.synced {
                 self.flagged.insert(s.record_id);
+            }
+            if s.updated_at >= self.listed_from_ms {
+                self.newer += 1;
+                continue;
             }
             match listed {
                 Some(l) => {
@@ -209,6 +219,7 @@ impl Engine {
             .collect();
         let mut merge = Merge {
             corrects: seed.is_none(),
+            listed_from_ms: chrono::Utc::now().timestamp_millis(),
             ..Merge::default()
         };
         merge
@@ -223,9 +234,12 @@ impl Engine {
             }
         };
         let outcome = async {
+            let started = std::time::Instant::now();
             let listed = self.list_into(&client, connection, &root, epoch).await?;
+            let listing_ms = started.elapsed().as_millis();
             self.merge_trees(connection, epoch, &pulling, &mut merge)
                 .await?;
+            tracing::info!(%connection, listing_ms, merge_ms = started.elapsed().as_millis() - listing_ms, "listed and merged");
             Ok::<_, EngineError>(listed)
         }
         .await;
@@ -239,6 +253,7 @@ impl Engine {
         let report = ReconcileReport {
             compared: merge.compared,
             untracked: merge.untracked,
+            newer: merge.newer,
             pages,
             queued: self.queue(merge.flagged.into_iter().collect()).await?,
         };
@@ -247,6 +262,7 @@ impl Engine {
             compared = report.compared,
             untracked = report.untracked,
             pages = report.pages,
+            newer = report.newer,
             queued = report.queued.len(),
             "reconciled"
         );
@@ -424,12 +440,14 @@ mod tests {
             content_hash: "h".into(),
             attachment_hash: Some("h".into()),
             synced: true,
+            updated_at: 0,
         }
     }
 
     fn merge() -> Merge {
         Merge {
             corrects: true,
+            listed_from_ms: 1_000,
             ..Merge::default()
         }
     }
@@ -470,6 +488,12 @@ mod tests {
                 ("/a/gone", Some("1"), None)
             ]
         );
+        // A file a pass wrote after the listing began is the pass's business.
+        let mut written_since = synced(4, "/a", "late", "1");
+        written_since.updated_at = 1_000;
+        m.path("/a/late", None, &[written_since]);
+        assert_eq!(m.flagged, BTreeSet::from([2, 3]));
+        assert_eq!((m.compared, m.newer), (2, 1));
     }
 
     #[test]

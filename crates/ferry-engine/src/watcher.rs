@@ -160,7 +160,12 @@ impl Engine {
         last_read: &mut Option<tokio::time::Instant>,
     ) -> Result<Option<Duration>, EngineError> {
         let (client, root) = self.client(connection).await?;
-        let cursor = self.current_cursor(&client, &root, connection).await?;
+        let cursor = tokio::select! {
+            cursor = self.current_cursor(&client, &root, connection) => cursor?,
+            // A first listing of a large tree takes a while: stopping drops it (a mirror it
+            // left unfinished goes when the next one is put in use).
+            _ = shutdown.changed() => return Ok(None),
+        };
         // While this long-poll waits, nothing changed that the mirror lacks.
         self.store
             .mirror_live(

@@ -16,12 +16,18 @@ pub(crate) const PUT_FILES_CONFLICT: &str = " ON CONFLICT (connection, epoch, pa
      rev = excluded.rev, size = excluded.size, content_hash = excluded.content_hash";
 /// Most files in one insert: 8 parameters each stays far below either backend's limit.
 pub(crate) const PUT_FILES_CHUNK: usize = 500;
-/// The files of one mirror by path, as SQLite runs it (a stream needs its text for as long
-/// as it runs, so each backend has its own constant).
-pub(crate) const BY_PATH_SQLITE: &str = "SELECT path_lower, path_display, dropbox_id, rev, \
-     size, content_hash FROM mirror_files WHERE connection = ?1 AND epoch = ?2 \
-     ORDER BY path_lower";
-/// [`BY_PATH_SQLITE`] as PostgreSQL runs it (the column is `COLLATE "C"`: byte order).
+/// Files of one mirror read per SQLite statement (see [`BY_PATH_SQLITE`]).
+pub(crate) const BY_PATH_PAGE: usize = 1000;
+/// The next page of one mirror's files by path after `?3`, as SQLite runs it: one row, the
+/// files as a JSON array. SQLite hands each result row from its own thread to the caller's,
+/// a thread switch per row, which made a million-file stream cost several seconds; a page
+/// of a thousand in one row does not.
+pub(crate) const BY_PATH_SQLITE: &str = "SELECT json_group_array(json_array(path_lower, \
+     path_display, dropbox_id, rev, size, content_hash) ORDER BY path_lower) AS page \
+     FROM (SELECT * FROM mirror_files WHERE connection = ?1 AND epoch = ?2 \
+     AND path_lower > ?3 ORDER BY path_lower LIMIT 1000)";
+/// The files of one mirror by path, as PostgreSQL runs it (the column is `COLLATE "C"`:
+/// byte order; rows come in batches over the wire, so one query streams them all).
 pub(crate) const BY_PATH_POSTGRES: &str = "SELECT path_lower, path_display, dropbox_id, rev, \
      size, content_hash FROM mirror_files WHERE connection = $1 AND epoch = $2 \
      ORDER BY path_lower";
@@ -104,6 +110,54 @@ pub(crate) fn file_from_row(row: &impl Cols) -> StoreResult<Option<MirrorFile>> 
     }))
 }
 
+impl SqliteStore {
+    /// [`MirrorStore::mirror_files_by_path`](crate::MirrorStore::mirror_files_by_path), a
+    /// page of [`BY_PATH_PAGE`] files per statement.
+    pub(crate) fn mirror_files_sorted<'a>(
+        &'a self,
+        connection: &'a str,
+        epoch: i64,
+    ) -> futures::stream::BoxStream<'a, StoreResult<MirrorFile>> {
+        use futures::{StreamExt, TryStreamExt};
+        type Row = (String, String, String, String, i64, Option<String>);
+        futures::stream::try_unfold(Some(String::new()), move |after| async move {
+            let Some(after) = after else {
+                return StoreResult::Ok(None);
+            };
+            let page: String = sqlx::query_scalar(BY_PATH_SQLITE)
+                .bind(connection)
+                .bind(epoch)
+                .bind(&after)
+                .fetch_one(&self.pool)
+                .await?;
+            let rows: Vec<Row> = serde_json::from_str(&page)
+                .map_err(|e| crate::StoreError::Corrupt(format!("mirror page: {e}")))?;
+            let next = match rows.last() {
+                Some(last) if rows.len() == BY_PATH_PAGE => Some(last.0.clone()),
+                _ => None,
+            };
+            let files =
+                rows.into_iter()
+                    .map(|(path_lower, path_display, id, rev, size, content_hash)| {
+                        Ok(MirrorFile {
+                            path_lower,
+                            path_display,
+                            id,
+                            rev,
+                            size: u64::try_from(size).unwrap_or(0),
+                            content_hash,
+                        })
+                    });
+            Ok(Some((
+                futures::stream::iter(files.collect::<Vec<_>>()),
+                next,
+            )))
+        })
+        .try_flatten()
+        .boxed()
+    }
+}
+
 /// A size as the schema stores it.
 pub(crate) fn size_col(f: &MirrorFile) -> i64 {
     i64::try_from(f.size).unwrap_or(i64::MAX)
@@ -112,7 +166,7 @@ pub(crate) fn size_col(f: &MirrorFile) -> i64 {
 /// Implements [`MirrorStore`](crate::MirrorStore) for a store type with a `pool`, a
 /// `write_tx()` and an `enqueue_tx` on database `$db`, running the SQL above through `$sql`.
 macro_rules! mirror_store_impl {
-    ($store:ty, $db:ty, $sql:path, $by_path:path, $enqueue:path) => {
+    ($store:ty, $db:ty, $sql:path, $enqueue:path) => {
         async fn apply(
             tx: &mut sqlx::Transaction<'static, $db>,
             connection: &str,
@@ -294,17 +348,7 @@ macro_rules! mirror_store_impl {
                 connection: &'a str,
                 epoch: i64,
             ) -> futures::stream::BoxStream<'a, $crate::StoreResult<$crate::MirrorFile>> {
-                use futures::StreamExt;
-                sqlx::query($by_path)
-                    .bind(connection)
-                    .bind(epoch)
-                    .fetch(&self.pool)
-                    .map(|row| {
-                        $crate::mirror::file_from_row(&row?)?.ok_or_else(|| {
-                            $crate::StoreError::Corrupt("a mirror row without a path".into())
-                        })
-                    })
-                    .boxed()
+                self.mirror_files_sorted(connection, epoch)
             }
 
             async fn drop_scratch_mirrors(&self, connection: &str) -> $crate::StoreResult<()> {
@@ -382,6 +426,5 @@ mirror_store_impl!(
     SqliteStore,
     sqlx::Sqlite,
     crate::mirror::sqlite_sql,
-    crate::mirror::BY_PATH_SQLITE,
     crate::sqlite::enqueue_tx
 );

@@ -162,6 +162,7 @@ pub(crate) fn synced_scan_from_row(row: &impl Cols) -> StoreResult<SyncedFileSca
             .unwrap_or_default(),
         attachment_hash: row.col("attachment_hash")?,
         synced: state == "synced",
+        updated_at: row.col("updated_at")?,
     })
 }
 

@@ -411,6 +411,8 @@ pub struct SyncedFileScan {
     pub attachment_hash: Option<String>,
     /// Whether the row is in the `synced` state.
     pub synced: bool,
+    /// When the row was last written (ms since the epoch).
+    pub updated_at: i64,
 }
 
 /// What saving or deleting a rule did: the rule it replaced (or removed), and how many

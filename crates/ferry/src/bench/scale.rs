@@ -101,10 +101,11 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<Vec<Figure>> {
         secs(&engine) * records as f64 / done
     };
     println!(
-        "  (engine: {} listing pages, {} files compared, {} untracked, {} records queued, {} passes retried, {} dead-lettered)",
+        "  (engine: {} listing pages, {} files compared, {} untracked, {} written during the listing, {} records queued, {} passes retried, {} dead-lettered)",
         engine["pages"],
         engine["compared"],
         engine["untracked"],
+        engine["newer"],
         engine["queued"],
         engine["retrying"],
         engine["dead"]
@@ -423,6 +424,7 @@ async fn reconcile_engine(engine: &Arc<Engine>, timeout: Duration) -> anyhow::Re
         "queued": total,
         "compared": report.compared,
         "untracked": report.untracked,
+        "newer": report.newer,
         "pages": report.pages,
         "retrying": stats.retrying,
         "dead": stats.dead,
