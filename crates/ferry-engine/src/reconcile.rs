@@ -438,7 +438,6 @@ mod tests {
             rel_lower: rel.into(),
             rev: rev.into(),
             content_hash: "h".into(),
-            attachment_hash: Some("h".into()),
             synced: true,
             updated_at: 0,
         }

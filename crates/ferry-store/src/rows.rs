@@ -160,7 +160,6 @@ pub(crate) fn synced_scan_from_row(row: &impl Cols) -> StoreResult<SyncedFileSca
         content_hash: row
             .col::<Option<String>>("content_hash")?
             .unwrap_or_default(),
-        attachment_hash: row.col("attachment_hash")?,
         synced: state == "synced",
         updated_at: row.col("updated_at")?,
     })

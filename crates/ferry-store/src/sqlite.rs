@@ -92,14 +92,13 @@ impl SqliteStore {
 
 /// A connection's synced files by path, a thousand per row (see [`json_pages`]).
 const SYNCED_BY_PATH: &str = "SELECT json_group_array(json_array(record_id, folder_lower, \
-     rel_lower, rev, content_hash, state, updated_at, attachment_hash) ORDER BY path) AS page \
+     rel_lower, rev, content_hash, state, updated_at) ORDER BY path) AS page \
      FROM (SELECT s.record_id, b.folder_lower, s.rel_lower, s.rev, s.content_hash, s.state, \
-     s.updated_at, a.content_hash AS attachment_hash, \
+     s.updated_at, \
      b.folder_lower || '/' || COALESCE(s.rel_lower, '') AS path, \
      (row_number() OVER (ORDER BY b.folder_lower || '/' || COALESCE(s.rel_lower, '')) - 1) \
      / 1000 AS chunk \
      FROM sync_files s JOIN bindings b ON b.id = s.binding_id \
-     LEFT JOIN attachments a ON a.id = s.attachment_id \
      WHERE b.connection = ?1 AND s.rev IS NOT NULL) GROUP BY chunk ORDER BY chunk";
 
 /// A connection's bindings by `folder/`, then id, a thousand per row (see [`json_pages`]).
@@ -1126,23 +1125,19 @@ impl SyncStateStore for SqliteStore {
             Option<String>,
             String,
             i64,
-            Option<String>,
         );
         json_pages(
             &self.pool,
             SYNCED_BY_PATH,
             connection,
-            |(record_id, folder_lower, rel, rev, hash, state, updated_at, attachment_hash): Row| {
-                SyncedFileScan {
-                    record_id,
-                    folder_lower,
-                    rel_lower: rel.unwrap_or_default(),
-                    rev,
-                    content_hash: hash.unwrap_or_default(),
-                    attachment_hash,
-                    synced: state == "synced",
-                    updated_at,
-                }
+            |(record_id, folder_lower, rel, rev, hash, state, updated_at): Row| SyncedFileScan {
+                record_id,
+                folder_lower,
+                rel_lower: rel.unwrap_or_default(),
+                rev,
+                content_hash: hash.unwrap_or_default(),
+                synced: state == "synced",
+                updated_at,
             },
         )
     }

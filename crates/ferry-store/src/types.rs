@@ -407,8 +407,6 @@ pub struct SyncedFileScan {
     pub rev: String,
     /// Content hash both sides agreed on.
     pub content_hash: String,
-    /// Content hash of the linked attachment now (`None`: no attachment any more).
-    pub attachment_hash: Option<String>,
     /// Whether the row is in the `synced` state.
     pub synced: bool,
     /// When the row was last written (ms since the epoch).

@@ -1100,9 +1100,8 @@ impl SyncStateStore for PgStore {
         use futures::StreamExt;
         sqlx::query(
             "SELECT s.record_id, b.folder_lower, s.rel_lower, s.rev, s.content_hash, s.state, \
-             s.updated_at, a.content_hash AS attachment_hash FROM sync_files s \
+             s.updated_at FROM sync_files s \
              JOIN bindings b ON b.id = s.binding_id \
-             LEFT JOIN attachments a ON a.id = s.attachment_id \
              WHERE b.connection = $1 AND s.rev IS NOT NULL \
              ORDER BY (b.folder_lower || '/' || COALESCE(s.rel_lower, '')) COLLATE \"C\"",
         )
