@@ -4,6 +4,7 @@
 //! `reverse_sync.rs`); batched uploads are in `batch_upload.rs`.
 
 use crate::batch_upload::planned_uploads;
+use crate::mirror::TreeSource;
 use crate::placement::RulePlacement;
 use crate::sync_pass::PassOutcome;
 use crate::{Engine, EngineError};
@@ -20,6 +21,27 @@ use std::time::Instant;
 /// The absolute Dropbox path of `rel` inside `folder`.
 pub(crate) fn abs(folder: &str, rel: &RelPath) -> String {
     format!("{folder}/{}", rel.display)
+}
+
+/// What Dropbox holds in a binding's folder that the binding is concerned with.
+pub(crate) struct RemoteTree {
+    /// The files the binding tracks or would take up.
+    pub(crate) files: Vec<RemoteFile>,
+    /// Every path in the folder, the binding's or not (comparison keys).
+    pub(crate) occupied: BTreeSet<String>,
+    /// Where the tree was read from.
+    pub(crate) source: TreeSource,
+}
+
+/// Whether the plan takes up as synced a file that `synced` does not track yet.
+fn adopts_untracked(planned: &Plan, synced: &[SyncedFile]) -> bool {
+    let Plan::Run(actions) = planned else {
+        return false;
+    };
+    actions.iter().any(|a| {
+        matches!(a, Action::RecordSynced { remote, .. }
+            if !synced.iter().any(|s| s.rel.lower == remote.rel.lower || s.dropbox_id == remote.id))
+    })
 }
 
 /// Everything one binding's actions need.
@@ -228,30 +250,12 @@ impl Engine {
             && !moved_here
             && !direction.pulls()
             && rows.iter().all(|r| r.state == SyncState::Synced);
-        let (mut remote, occupied) = match self
-            .remote_tree(
-                &client,
-                &binding,
-                &others,
-                placed,
-                (&local, &synced),
-                may_use_mirror,
-            )
-            .await
-        {
-            Ok(tree) => tree,
-            Err(e) => {
-                outcome.failure(&e);
-                return Ok(());
-            }
-        };
-        remote.retain(|r| !yielded.contains(&r.rel.lower));
         let mut options = PlanOptions {
             direction,
             brake_share: self.config.brake_share,
             brake_min: self.config.brake_min,
             deletions_confirmed: binding.confirm_deletions,
-            occupied,
+            occupied: BTreeSet::new(),
             conflict_label: format!(
                 "Ferry conflicted copy {}",
                 chrono::Utc::now().format("%Y-%m-%d")
@@ -259,7 +263,39 @@ impl Engine {
             recent_deletions: 0,
             connection_brake: None,
         };
-        let mut planned = plan(&local, &remote, &synced, &options);
+        let mut from_mirror = may_use_mirror;
+        let (remote, mut planned) = loop {
+            let tree = match self
+                .remote_tree(
+                    &client,
+                    &binding,
+                    &others,
+                    placed,
+                    (&local, &synced),
+                    from_mirror,
+                )
+                .await
+            {
+                Ok(tree) => tree,
+                Err(e) => {
+                    outcome.failure(&e);
+                    return Ok(());
+                }
+            };
+            let mut remote = tree.files;
+            remote.retain(|r| !yielded.contains(&r.rel.lower));
+            options.occupied = tree.occupied;
+            let planned = plan(&local, &remote, &synced, &options);
+            // Taking up a file as synced writes nothing to Dropbox, so no precondition
+            // checks it: a file the binding did not track is taken up only on a listing's
+            // word (the mirror may still show a file deleted while no binding was there to
+            // be told, or whose deletion a lost notification skipped).
+            if tree.source == TreeSource::Mirror && adopts_untracked(&planned, &synced) {
+                from_mirror = false;
+                continue;
+            }
+            break (remote, planned);
+        };
         // The brake's memory matters only to a plan that deletes: only then is it read.
         if let Plan::Run(actions) = &planned
             && actions
@@ -484,8 +520,8 @@ impl Engine {
         placed: Option<&RulePlacement>,
         (local, synced): (&[LocalFile], &[SyncedFile]),
         may_use_mirror: bool,
-    ) -> Result<(Vec<RemoteFile>, BTreeSet<String>), DropboxError> {
-        let entries = self
+    ) -> Result<RemoteTree, DropboxError> {
+        let (entries, source) = self
             .folder_entries(client, binding, synced, may_use_mirror)
             .await?;
         let mut occupied = BTreeSet::new();
@@ -533,7 +569,11 @@ impl Engine {
                 });
             }
         }
-        Ok((out, occupied))
+        Ok(RemoteTree {
+            files: out,
+            occupied,
+            source,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]

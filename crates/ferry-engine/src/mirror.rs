@@ -120,16 +120,16 @@ pub(crate) enum TreeSource {
 }
 
 impl Engine {
-    /// What Dropbox holds under the binding's folder (every file, at every depth): from the
-    /// mirror when `may_use_mirror` and the mirror agrees with `synced`, else from a listing
-    /// (which then corrects the mirror). A missing folder is empty.
+    /// What Dropbox holds under the binding's folder (every file, at every depth), and where
+    /// that came from: the mirror when `may_use_mirror` and the mirror agrees with `synced`,
+    /// else a listing (which then corrects the mirror). A missing folder is empty.
     pub(crate) async fn folder_entries(
         &self,
         client: &DropboxClient,
         binding: &Binding,
         synced: &[SyncedFile],
         may_use_mirror: bool,
-    ) -> Result<Vec<Entry>, DropboxError> {
+    ) -> Result<(Vec<Entry>, TreeSource), DropboxError> {
         let before = if may_use_mirror && self.config.remote_mirror {
             self.store
                 .mirror_within(&binding.connection, &binding.folder_lower, now_ms())
@@ -143,7 +143,8 @@ impl Engine {
         {
             self.metrics.remote_tree(TreeSource::Mirror);
             tracing::debug!(folder = %binding.folder_display, files = files.len(), "remote tree from the mirror");
-            return Ok(before.into_iter().flatten().map(as_entry).collect());
+            let entries = before.into_iter().flatten().map(as_entry).collect();
+            return Ok((entries, TreeSource::Mirror));
         }
         self.metrics.remote_tree(TreeSource::Listing);
         tracing::debug!(folder = %binding.folder_display, mirror = before.is_some(), "remote tree from a listing");
@@ -163,7 +164,7 @@ impl Engine {
                 }
             }
         }
-        Ok(listed)
+        Ok((listed, TreeSource::Listing))
     }
 }
 

@@ -46,7 +46,7 @@ impl Engine {
             .store
             .bindings_within(&binding.connection, &binding.folder_lower)
             .await?;
-        let (remote, _) = match self
+        let remote = match self
             .remote_tree(
                 &client,
                 binding,
@@ -57,7 +57,7 @@ impl Engine {
             )
             .await
         {
-            Ok(tree) => tree,
+            Ok(tree) => tree.files,
             Err(e) => {
                 outcome.failure(&e);
                 return Err(EngineError::Dropbox(e));

@@ -1168,7 +1168,8 @@ impl Sim {
             }
             let pending = self.unpaused_pending(*id).await?;
             if !pending.is_empty() {
-                let failures: Vec<String> = self
+                // The record's sync log, oldest first: what its passes did, in order.
+                let mut log: Vec<String> = self
                     .store
                     .log_entries(&ferry_store::LogFilter {
                         record_id: Some(*id),
@@ -1178,13 +1179,13 @@ impl Sim {
                     .await?
                     .into_iter()
                     .map(|l| l.entry)
-                    .filter(|e| e.outcome == "failed")
-                    .take(3)
-                    .map(|e| format!("{} {}: {}", e.action, e.path, e.error.unwrap_or_default()))
+                    .map(|e| {
+                        let error = e.error.map(|e| format!(": {e}")).unwrap_or_default();
+                        format!("{} {} {}{error}", e.action, e.path, e.outcome)
+                    })
                     .collect();
-                dropped.push(format!(
-                    "{key}: {pending:?}; its last failures: {failures:?}"
-                ));
+                log.reverse();
+                dropped.push(format!("{key}: {pending:?}; its sync log: {log:?}"));
             }
         }
         if !dropped.is_empty() {

@@ -165,54 +165,7 @@ async fn passes_on_a_watched_connection_list_nothing() {
 #[tokio::test]
 async fn an_edit_the_mirror_has_not_seen_is_never_overwritten() {
     let emu = Emu::start().await;
-    let dir = emu.dir.path().join("ferry");
-    std::fs::create_dir_all(&dir).unwrap();
-    let store: Arc<SqliteStore> = Arc::new(SqliteStore::open(&dir.join("ferry.db")).await.unwrap());
-    let blobs = BlobStore::local(&dir.join("blobs")).unwrap();
-    let config = EngineConfig {
-        lease: Duration::ZERO,
-        client_attempts: 1,
-        custom_dropbox_hosts: true,
-        ..EngineConfig::default()
-    };
-    let engine = Engine::new(
-        store.clone(),
-        blobs.clone(),
-        SecretCipher::from_key(&[5; 32]),
-        config,
-    );
-    engine
-        .put_connection(ConnectionInput {
-            name: "dropbox".into(),
-            credentials: ferry_engine::Credentials::Token(Secret::new(emu.emulator.token())),
-            root: "/Ferry".into(),
-            endpoints: Endpoints::single(&emu.emulator.base_url()).unwrap(),
-            select_user: None,
-            path_root: Default::default(),
-            app_access: None,
-        })
-        .await
-        .unwrap();
-    store
-        .put_rule(&ferry_core::rules::RuleSpec {
-            name: "projects".into(),
-            record_kind: "project".into(),
-            connection: "dropbox".into(),
-            folder: "{{ record.key }}".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let record = store
-        .upsert_record(&RecordInput {
-            kind: "project".into(),
-            key: "P1".into(),
-            fields: serde_json::json!({}),
-            parent_id: None,
-        })
-        .await
-        .unwrap()
-        .value;
+    let (store, blobs, engine, record) = project_engine(&emu).await;
     let put = |content: &'static [u8]| {
         let (store, blobs) = (store.clone(), blobs.clone());
         async move {
@@ -302,4 +255,115 @@ async fn an_edit_the_mirror_has_not_seen_is_never_overwritten() {
         content_hash(b"app v2"),
         store.attachments(record.id).await.unwrap()[0].content_hash
     );
+}
+
+/// The mirror still shows a file someone deleted from Dropbox (its deletion not read yet, or
+/// skipped by lost notifications), and the app then writes that very content into a new
+/// record's folder. Nothing would check the mirror's word if the pass took the file up as
+/// synced, and the app's file would never reach Dropbox: the pass lists the folder first,
+/// and uploads it.
+#[tokio::test]
+async fn a_file_the_mirror_shows_is_taken_up_only_on_a_listing() {
+    let emu = Emu::start().await;
+    let (store, blobs, engine, record) = project_engine(&emu).await;
+    let dbx = crate::support::client_for(&emu.emulator);
+    let content = b"the signed plan".to_vec();
+    dbx.upload(
+        "/Ferry/P1/plan.txt",
+        content.clone().into(),
+        &WriteMode::Add,
+    )
+    .await
+    .unwrap();
+    // The feed's first round builds the mirror with the file in it; its deletion is not read.
+    engine.drain_changes("dropbox").await.unwrap();
+    dbx.delete("/Ferry/P1/plan.txt", None).await.unwrap();
+
+    let hash = blobs.put(content.clone().into()).await.unwrap();
+    store
+        .put_attachment(&AttachmentInput {
+            record_id: record.id,
+            name: "plan.txt".into(),
+            tags: vec![],
+            content_hash: hash,
+            size: content.len() as u64,
+            origin_path: None,
+            source: Default::default(),
+            if_match: None,
+        })
+        .await
+        .unwrap();
+    let pass = engine.sync_record(record.id).await.unwrap();
+    let in_dropbox = dbx.download("/Ferry/P1/plan.txt").await.map(|(_, b)| b);
+    assert!(
+        in_dropbox.as_deref().is_ok_and(|b| b == &content[..]),
+        "the app's file is in Dropbox: {in_dropbox:?}"
+    );
+    assert_eq!((pass.uploaded, pass.failed), (1, 0));
+    assert_eq!(
+        engine.metrics().remote_tree_counts(),
+        (1, 1),
+        "read from the mirror, then listed"
+    );
+}
+
+/// An engine on `emu` with no watcher (the test reads the feed when it wants), a push rule
+/// for projects (`/Ferry/{key}`) and a project record P1.
+async fn project_engine(
+    emu: &Emu,
+) -> (
+    Arc<SqliteStore>,
+    BlobStore,
+    Arc<Engine>,
+    ferry_core::model::Record,
+) {
+    let dir = emu.dir.path().join("ferry");
+    std::fs::create_dir_all(&dir).unwrap();
+    let store: Arc<SqliteStore> = Arc::new(SqliteStore::open(&dir.join("ferry.db")).await.unwrap());
+    let blobs = BlobStore::local(&dir.join("blobs")).unwrap();
+    let config = EngineConfig {
+        lease: Duration::ZERO,
+        client_attempts: 1,
+        custom_dropbox_hosts: true,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(
+        store.clone(),
+        blobs.clone(),
+        SecretCipher::from_key(&[5; 32]),
+        config,
+    );
+    engine
+        .put_connection(ConnectionInput {
+            name: "dropbox".into(),
+            credentials: ferry_engine::Credentials::Token(Secret::new(emu.emulator.token())),
+            root: "/Ferry".into(),
+            endpoints: Endpoints::single(&emu.emulator.base_url()).unwrap(),
+            select_user: None,
+            path_root: Default::default(),
+            app_access: None,
+        })
+        .await
+        .unwrap();
+    store
+        .put_rule(&ferry_core::rules::RuleSpec {
+            name: "projects".into(),
+            record_kind: "project".into(),
+            connection: "dropbox".into(),
+            folder: "{{ record.key }}".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let record = store
+        .upsert_record(&RecordInput {
+            kind: "project".into(),
+            key: "P1".into(),
+            fields: serde_json::json!({}),
+            parent_id: None,
+        })
+        .await
+        .unwrap()
+        .value;
+    (store, blobs, engine, record)
 }
