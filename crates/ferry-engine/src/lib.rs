@@ -163,7 +163,8 @@ pub struct Engine {
     config: EngineConfig,
     wake: tokio::sync::Notify,
     /// One commit in flight per connection (Dropbox locks the namespace per commit).
-    commit_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    commit_locks:
+        std::sync::Mutex<std::collections::HashMap<String, Arc<upload_group::CommitGate>>>,
     /// Small uploads of concurrent passes merged into shared batches, per connection.
     upload_groups:
         std::sync::Mutex<std::collections::HashMap<String, Arc<upload_group::UploadGroup>>>,
@@ -260,7 +261,7 @@ impl Engine {
     }
 
     /// The commit lock of a connection.
-    pub(crate) fn commit_lock(&self, connection: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn commit_lock(&self, connection: &str) -> Arc<upload_group::CommitGate> {
         let mut locks = self
             .commit_locks
             .lock()

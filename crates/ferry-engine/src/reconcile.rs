@@ -138,6 +138,55 @@ impl Merge {
     }
 }
 
+/// The connection's mapped folders, checked against the listing. A mapped folder is found
+/// by its id, and its binding's folder is where it was last seen: one the listing does not
+/// show there was moved or deleted while notifications were lost, and nothing else in the
+/// merge would tell (its files are listed under a path no binding has). Its record gets a
+/// pass, which follows the folder by id or reports it gone.
+#[derive(Default)]
+struct MappedFolders {
+    /// Folder id → (where it was last seen, lower-cased; its record).
+    by_id: std::collections::HashMap<String, (String, i64)>,
+    /// Ids the listing showed where they were last seen.
+    in_place: HashSet<String>,
+}
+
+impl MappedFolders {
+    fn new(maps: Vec<ferry_store::FolderMap>) -> MappedFolders {
+        let by_id = maps
+            .into_iter()
+            .map(|m| {
+                let path = ferry_core::names::dropbox_lower(&m.path);
+                (m.folder_id, (path, m.record_id))
+            })
+            .collect();
+        MappedFolders {
+            by_id,
+            in_place: HashSet::new(),
+        }
+    }
+
+    /// One entry of the listing.
+    fn see(&mut self, entry: &ferry_dropbox::Entry) {
+        if let ferry_dropbox::Entry::Folder(f) = entry
+            && self
+                .by_id
+                .get(&f.id)
+                .is_some_and(|(path, _)| *path == f.path_lower)
+        {
+            self.in_place.insert(f.id.clone());
+        }
+    }
+
+    /// The records of mapped folders the listing did not show where they were last seen.
+    fn displaced(&self) -> impl Iterator<Item = i64> + '_ {
+        self.by_id
+            .iter()
+            .filter(|(id, _)| !self.in_place.contains(*id))
+            .map(|(_, (_, record))| *record)
+    }
+}
+
 /// Whether the synced file is at `path` (without building its path).
 fn synced_at(s: &SyncedFileScan, path: &str) -> bool {
     path.strip_prefix(s.folder_lower.as_str())
@@ -233,9 +282,13 @@ impl Engine {
                 scratch_epoch()
             }
         };
+        let mut mapped =
+            MappedFolders::new(self.store.folder_maps_of_connection(connection).await?);
         let outcome = async {
             let started = std::time::Instant::now();
-            let listed = self.list_into(&client, connection, &root, epoch).await?;
+            let listed = self
+                .list_into(&client, connection, &root, epoch, &mut mapped)
+                .await?;
             let listing_ms = started.elapsed().as_millis();
             self.merge_trees(connection, epoch, &pulling, &mut merge)
                 .await?;
@@ -249,6 +302,7 @@ impl Engine {
             tracing::warn!(%connection, error = %e, "cannot drop the reconciliation's scratch mirror; the next one does");
         }
         let (pages, cursor) = outcome?;
+        merge.flagged.extend(mapped.displaced());
         self.write_fixes(connection, &mut merge.fixes).await?;
         let report = ReconcileReport {
             compared: merge.compared,
@@ -270,14 +324,15 @@ impl Engine {
     }
 
     /// Lists the whole tree under `root` into mirror `epoch`, page by page (the next page is
-    /// read while the last one is written); the pages read and the last cursor (`None`: no
-    /// root, an empty tree).
+    /// read while the last one is written), showing `mapped` every entry; the pages read and
+    /// the last cursor (`None`: no root, an empty tree).
     async fn list_into(
         &self,
         client: &DropboxClient,
         connection: &str,
         root: &str,
         epoch: i64,
+        mapped: &mut MappedFolders,
     ) -> Result<(u64, Option<String>), EngineError> {
         let mut page = match client.list_folder(root, true).await {
             Ok(page) => page,
@@ -287,6 +342,7 @@ impl Engine {
         let mut pages = 0;
         loop {
             pages += 1;
+            page.entries.iter().for_each(|e| mapped.see(e));
             let changes: Vec<_> = page
                 .entries
                 .iter()

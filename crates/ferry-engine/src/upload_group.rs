@@ -18,6 +18,7 @@ use crate::Engine;
 use bytes::Bytes;
 use ferry_dropbox::{DropboxClient, DropboxError, FileInfo, MAX_BATCH, Staged, WriteMode};
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{Notify, oneshot};
 
@@ -180,12 +181,112 @@ impl<T, R> Batcher<T, R> {
     }
 }
 
-/// A connection's two batchers: staging (start_batch + append_batch) and committing
+/// Which of a connection's two upload lanes a pass's small files take. A back-fill's files
+/// (queued in bulk) batch among themselves; everything else — a record's own change, a
+/// change seen in Dropbox — batches apart from them, so it never waits for a back-fill's
+/// batch to be staged, and goes up alone (one `files/upload`) when nothing else live is
+/// waiting. It still waits for the commit in flight: one per namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// Changes someone waits to see in Dropbox.
+    Live,
+    /// A back-fill (a rule or connection change, a reconciliation's finds).
+    Bulk,
+}
+
+impl Lane {
+    /// The lane of a pass claimed from the queue in `priority`.
+    pub(crate) fn of(priority: ferry_store::Priority) -> Lane {
+        match priority {
+            ferry_store::Priority::Bulk => Lane::Bulk,
+            _ => Lane::Live,
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The lane of the pass this task runs (the worker sets it from the task's queue
+    /// class); a pass run directly (the API, a test) is live.
+    pub(crate) static LANE: Lane;
+}
+
+/// A lane's two batchers: staging (start_batch + append_batch) and committing
 /// (`finish_batch_v2`). They are apart so the next batch is staged while one commits.
 #[derive(Default)]
-pub(crate) struct UploadGroup {
+struct LaneBatchers {
     stage: Batcher<SmallUpload, Staging>,
     commit: Batcher<(Staged, String, WriteMode), Uploaded>,
+}
+
+/// A connection's upload lanes.
+#[derive(Default)]
+pub(crate) struct UploadGroup {
+    live: LaneBatchers,
+    bulk: LaneBatchers,
+}
+
+/// The lane of the pass running in this task.
+fn current_lane() -> Lane {
+    LANE.try_with(|lane| *lane).unwrap_or(Lane::Live)
+}
+
+impl UploadGroup {
+    /// The batchers of the lane the current pass takes.
+    fn current(&self) -> &LaneBatchers {
+        match current_lane() {
+            Lane::Live => &self.live,
+            Lane::Bulk => &self.bulk,
+        }
+    }
+}
+
+/// A connection's commit lock (one commit in flight per namespace) that live commits enter
+/// before any waiting bulk commit: a live change then waits for at most the commit in flight.
+#[derive(Default)]
+pub(crate) struct CommitGate {
+    lock: tokio::sync::Mutex<()>,
+    /// Live commits waiting for the lock.
+    live_waiting: std::sync::atomic::AtomicUsize,
+    /// Told when no live commit waits any more.
+    no_live: Notify,
+}
+
+/// Counts a live commit as waiting until it holds the lock (or is cancelled).
+struct WaitingLive<'a>(&'a CommitGate);
+
+impl Drop for WaitingLive<'_> {
+    fn drop(&mut self) {
+        if self.0.live_waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.no_live.notify_waiters();
+        }
+    }
+}
+
+impl CommitGate {
+    /// Holds the lock for one commit in `lane`.
+    pub(crate) async fn enter(&self, lane: Lane) -> tokio::sync::MutexGuard<'_, ()> {
+        if lane == Lane::Live {
+            self.live_waiting.fetch_add(1, Ordering::AcqRel);
+            let _waiting = WaitingLive(self);
+            return self.lock.lock().await;
+        }
+        loop {
+            let no_live = self.no_live.notified();
+            tokio::pin!(no_live);
+            // Registered before looking, so the last live waiter leaving after this is seen.
+            no_live.as_mut().enable();
+            if self.live_waiting.load(Ordering::Acquire) == 0 {
+                let held = self.lock.lock().await;
+                // A live commit that came while this one waited goes first.
+                if self.live_waiting.load(Ordering::Acquire) == 0 {
+                    return held;
+                }
+                drop(held);
+                continue;
+            }
+            no_live.await;
+        }
+    }
 }
 
 /// Results for files whose batch's leader was cancelled before it answered.
@@ -221,6 +322,7 @@ impl Engine {
         uploads: Vec<SmallUpload>,
     ) -> Vec<Uploaded> {
         let group = self.upload_group(connection);
+        let group = group.current();
         let stage = |batch: Vec<SmallUpload>| self.stage_batch(client, connection, batch);
         // A pass with many files fills a batch of its own: it stages them beside the other
         // passes (not after them) and commits them alone.
@@ -324,7 +426,7 @@ impl Engine {
         commit: impl std::future::Future<Output = Result<T, DropboxError>>,
     ) -> Result<T, DropboxError> {
         let lock = self.commit_lock(connection);
-        let _one_commit = lock.lock().await;
+        let _one_commit = lock.enter(current_lane()).await;
         match self.store.commit_slot(connection).await {
             Ok(slot) => {
                 let done = commit.await;
@@ -395,5 +497,47 @@ mod tests {
         // 1,557 items: at least two batches, far fewer than the 20 callers' 21 chunks.
         assert!((2..21).contains(&batches), "{batches} batches");
         assert!(batcher.queue().is_empty());
+    }
+
+    /// While a commit holds the lock, a bulk commit waits, then a live one comes: the live
+    /// one goes next, the bulk one after it. A live commit cancelled while waiting does not
+    /// keep the bulk one waiting.
+    #[tokio::test]
+    async fn a_live_commit_goes_before_a_waiting_bulk_one() {
+        let gate = Arc::new(CommitGate::default());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let held = gate.enter(Lane::Bulk).await;
+        let enter = |lane: Lane, name: &'static str| {
+            let (gate, order) = (Arc::clone(&gate), Arc::clone(&order));
+            tokio::spawn(async move {
+                let _held = gate.enter(lane).await;
+                order.lock().unwrap().push(name);
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            })
+        };
+        let bulk = enter(Lane::Bulk, "bulk");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let live = enter(Lane::Live, "live");
+        while gate.live_waiting.load(Ordering::Acquire) == 0 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        bulk.await.unwrap();
+        live.await.unwrap();
+        assert_eq!(*order.lock().unwrap(), ["live", "bulk"]);
+
+        let held = gate.enter(Lane::Bulk).await;
+        let cancelled = enter(Lane::Live, "cancelled");
+        while gate.live_waiting.load(Ordering::Acquire) == 0 {
+            tokio::task::yield_now().await;
+        }
+        cancelled.abort();
+        let _ = cancelled.await;
+        drop(held);
+        let bulk = enter(Lane::Bulk, "bulk again");
+        tokio::time::timeout(std::time::Duration::from_secs(5), bulk)
+            .await
+            .expect("the bulk commit is not kept waiting")
+            .unwrap();
     }
 }

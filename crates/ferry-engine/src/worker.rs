@@ -225,9 +225,13 @@ impl Engine {
         let attempts = u32::try_from(task.attempts).unwrap_or(u32::MAX);
         let started = std::time::Instant::now();
         let span = tracing::info_span!("pass", record = task.record_id, attempt = attempts + 1);
-        let passed = self
-            .sync_queued_record(task.record_id, attempts > 0, claim)
-            .instrument(span)
+        let lane = crate::upload_group::Lane::of(task.priority);
+        let passed = crate::upload_group::LANE
+            .scope(
+                lane,
+                self.sync_queued_record(task.record_id, attempts > 0, claim)
+                    .instrument(span),
+            )
             .await;
         if passed.is_ok() {
             // Files or folders this pass made may want shared links.

@@ -348,6 +348,7 @@ pub async fn priorities_and_dead_letters(s: &dyn Store) {
         generation: 1,
         attempts: 0,
         failing_since: None,
+        priority: Priority::Normal,
     };
     s.retry_task(&t, "gave up", now, true).await.unwrap();
     assert!(
@@ -1803,6 +1804,13 @@ pub async fn folder_maps_queue_their_record_and_go_with_their_binding<S: Store>(
     s.set_folder_map_path(id, "/F/Alpha (2026)").await.unwrap();
     let maps = s.folder_maps(r.id).await.unwrap();
     assert_eq!(maps.len(), 1);
+    assert_eq!(s.folder_maps_of_connection("c").await.unwrap(), maps);
+    assert!(
+        s.folder_maps_of_connection("other")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         (
             maps[0].path.as_str(),

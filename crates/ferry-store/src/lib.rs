@@ -545,6 +545,9 @@ pub trait FolderMapStore: Send + Sync + 'static {
     async fn put_folder_map(&self, map: &FolderMap) -> StoreResult<i64>;
     /// A record's mapped folders, by id.
     async fn folder_maps(&self, record_id: RecordId) -> StoreResult<Vec<FolderMap>>;
+    /// Every folder mapped on `connection`, by id (the reconciliation checks that each is
+    /// still where it was last seen).
+    async fn folder_maps_of_connection(&self, connection: &str) -> StoreResult<Vec<FolderMap>>;
     /// Where a mapped folder is now (it was renamed or moved in Dropbox).
     async fn set_folder_map_path(&self, id: i64, path: &str) -> StoreResult<()>;
     /// Removes a mapping with its binding and sync rows, in one transaction: its files stay

@@ -3,8 +3,8 @@
 
 use crate::{
     AdminAccount, AdminSession, ArchivedAttachment, Binding, DeliveryView, DueDelivery, Duty,
-    FolderMap, LinkTarget, LogEntry, OAuthState, OffloadCandidate, PendingConnection, ProcessInfo,
-    QueueEntry, RecordSummary, StoreError, StoreResult, StoredConnection, StoredLink,
+    FolderMap, LinkTarget, LogEntry, OAuthState, OffloadCandidate, PendingConnection, Priority,
+    ProcessInfo, QueueEntry, RecordSummary, StoreError, StoreResult, StoredConnection, StoredLink,
     StoredWebhook, SyncCounts, SyncRow, SyncState, SyncedFileScan, Task, TreeFile, TreeFolder,
 };
 use ferry_core::model::{Attachment, Deletion, Record, Side};
@@ -317,6 +317,7 @@ pub(crate) fn task_from_row(r: &impl Cols) -> StoreResult<Task> {
         generation: r.col("generation")?,
         attempts: r.col("attempts")?,
         failing_since: r.col("failing_since")?,
+        priority: Priority::from_stored(r.col("priority")?),
     })
 }
 

@@ -331,6 +331,18 @@ pub enum Priority {
     Bulk = 3,
 }
 
+impl Priority {
+    /// The class stored as `value` (a value no class has reads as [`Priority::Normal`]).
+    pub fn from_stored(value: i64) -> Priority {
+        match value {
+            0 => Priority::Reverse,
+            1 => Priority::Blocking,
+            3 => Priority::Bulk,
+            _ => Priority::Normal,
+        }
+    }
+}
+
 /// A claimed queue entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
@@ -342,6 +354,8 @@ pub struct Task {
     pub attempts: i64,
     /// When the current run of failures began (ms), if the task is failing.
     pub failing_since: Option<i64>,
+    /// The queue class it was claimed in.
+    pub priority: Priority,
 }
 
 /// A process that runs an engine on this database and may hold queue claims.

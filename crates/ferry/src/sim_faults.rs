@@ -253,6 +253,14 @@ impl FolderMapStore for FaultyStore {
         self.inner.folder_maps(record_id).await
     }
 
+    async fn folder_maps_of_connection(
+        &self,
+        connection: &str,
+    ) -> StoreResult<Vec<ferry_store::FolderMap>> {
+        self.fault("folder_maps_of_connection")?;
+        self.inner.folder_maps_of_connection(connection).await
+    }
+
     async fn set_folder_map_path(&self, id: i64, path: &str) -> StoreResult<()> {
         self.fault("set_folder_map_path")?;
         self.inner.set_folder_map_path(id, path).await

@@ -47,6 +47,16 @@ impl FolderMapStore for PgStore {
             .collect()
     }
 
+    async fn folder_maps_of_connection(&self, connection: &str) -> StoreResult<Vec<FolderMap>> {
+        sqlx::query("SELECT * FROM folder_maps WHERE connection = $1 ORDER BY id")
+            .bind(connection)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(map_from_row)
+            .collect()
+    }
+
     async fn set_folder_map_path(&self, id: i64, path: &str) -> StoreResult<()> {
         sqlx::query("UPDATE folder_maps SET folder_display = $1 WHERE id = $2")
             .bind(path)

@@ -3,12 +3,9 @@
 
 use crate::support::Emu;
 use ferry_core::content_hash::content_hash;
-use ferry_core::secret::Secret;
-use ferry_dropbox::{Endpoints, Entry, FaultInjector, Injected};
-use ferry_engine::{ConnectionInput, Engine, EngineConfig};
-use ferry_store::{
-    AttachmentInput, BlobStore, Priority, RecordInput, SecretCipher, SqliteStore, Store,
-};
+use ferry_dropbox::{Entry, FaultInjector, Injected};
+use ferry_engine::{Engine, EngineConfig};
+use ferry_store::{AttachmentInput, BlobStore, Priority, SecretCipher, SqliteStore, Store};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -80,38 +77,8 @@ async fn crash_mid_upload(emu: &Emu, upload: Upload, len: u32, hang_on: u32) -> 
         cipher.clone(),
         config(upload, Some(Arc::clone(&hang) as Arc<dyn FaultInjector>)),
     );
-    first
-        .put_connection(ConnectionInput {
-            name: "dropbox".into(),
-            credentials: ferry_engine::Credentials::Token(Secret::new(emu.emulator.token())),
-            root: "/Ferry".into(),
-            endpoints: Endpoints::single(&emu.emulator.base_url()).unwrap(),
-            select_user: None,
-            path_root: Default::default(),
-            app_access: None,
-        })
-        .await
-        .unwrap();
-    store
-        .put_rule(&ferry_core::rules::RuleSpec {
-            name: "r".into(),
-            record_kind: "film".into(),
-            connection: "dropbox".into(),
-            folder: "{{ record.key }}".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let record = store
-        .upsert_record(&RecordInput {
-            kind: "film".into(),
-            key: "F1".into(),
-            fields: serde_json::json!({}),
-            parent_id: None,
-        })
-        .await
-        .unwrap()
-        .value;
+    let record =
+        crate::support::connect_with_record(&first, &emu.emulator, ("r", "film", "F1")).await;
     let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
     let hash = blobs.put(data.clone().into()).await.unwrap();
     store

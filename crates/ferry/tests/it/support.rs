@@ -244,3 +244,45 @@ pub fn python_with_extra(package: &str, extra: Option<&str>, version: &str) -> s
     );
     venv
 }
+
+/// Connects `engine` to `emulator` with its token, as connection `dropbox` under `/Ferry`;
+/// stores a rule `rule` placing `kind` records in `/Ferry/{key}`, and record `kind`/`key`.
+pub async fn connect_with_record(
+    engine: &std::sync::Arc<ferry_engine::Engine>,
+    emulator: &RunningEmulator,
+    (rule, kind, key): (&str, &str, &str),
+) -> ferry_core::model::Record {
+    engine
+        .put_connection(ferry_engine::ConnectionInput {
+            name: "dropbox".into(),
+            credentials: ferry_engine::Credentials::Token(Secret::new(emulator.token())),
+            root: "/Ferry".into(),
+            endpoints: Endpoints::single(&emulator.base_url()).unwrap(),
+            select_user: None,
+            path_root: Default::default(),
+            app_access: None,
+        })
+        .await
+        .unwrap();
+    let store = engine.store();
+    store
+        .put_rule(&ferry_core::rules::RuleSpec {
+            name: rule.into(),
+            record_kind: kind.into(),
+            connection: "dropbox".into(),
+            folder: "{{ record.key }}".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store
+        .upsert_record(&ferry_store::RecordInput {
+            kind: kind.into(),
+            key: key.into(),
+            fields: serde_json::json!({}),
+            parent_id: None,
+        })
+        .await
+        .unwrap()
+        .value
+}
