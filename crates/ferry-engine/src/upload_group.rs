@@ -8,6 +8,10 @@
 //! many one-file records costs a few requests per batch instead of one per record, and a
 //! single change keeps its one round trip.
 //!
+//! Each connection has two lanes of these, live and bulk (`Lane`): a back-fill's files
+//! batch among themselves, apart from a record's own change, whose commit goes before a
+//! waiting bulk commit (`CommitGate`).
+//!
 //! Staging and committing are two batchers, so the next batch is staged while one commits.
 //! The commit's leader holds the connection's commit lock and commit slot (one commit in
 //! flight per namespace, across processes) only for the commit. A leader cancelled mid-batch
