@@ -143,7 +143,6 @@ impl Merge {
 /// show there was moved or deleted while notifications were lost, and nothing else in the
 /// merge would tell (its files are listed under a path no binding has). Its record gets a
 /// pass, which follows the folder by id or reports it gone.
-#[derive(Default)]
 struct MappedFolders {
     /// Folder id → (where it was last seen, lower-cased; its record).
     by_id: std::collections::HashMap<String, (String, i64)>,
