@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod clock;
 pub mod content_hash;
 pub mod model;
 pub mod names;

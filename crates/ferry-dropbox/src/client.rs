@@ -61,6 +61,7 @@ impl DropboxClient {
                 team_select: None,
                 path_root: None,
                 pacer: None,
+                lockstep: None,
             }),
             chunk_size: DEFAULT_CHUNK_SIZE,
             max_attempts: 3,
@@ -100,6 +101,7 @@ impl DropboxClient {
             team_select: client.transport.team_select.clone(),
             path_root: client.transport.path_root.clone(),
             pacer: client.transport.pacer.clone(),
+            lockstep: client.transport.lockstep.clone(),
         };
         Ok(DropboxClient {
             transport: Arc::new(transport),
@@ -121,6 +123,7 @@ impl DropboxClient {
             team_select: self.transport.team_select.clone(),
             path_root: self.transport.path_root.clone(),
             pacer: self.transport.pacer.clone(),
+            lockstep: self.transport.lockstep.clone(),
         };
         change(&mut transport);
         self.transport = Arc::new(transport);
@@ -148,6 +151,12 @@ impl DropboxClient {
     /// may share (`pacing.rs`).
     pub fn with_pacer(self, pacer: Arc<crate::Pacer>) -> Self {
         self.with_transport(|t| t.pacer = Some(pacer))
+    }
+
+    /// Runs every exchange with the server in `lockstep` (deterministic simulation only):
+    /// the caller's runtime sees each request finish, body read whole, before it goes on.
+    pub fn with_lockstep(self, lockstep: crate::Lockstep) -> Self {
+        self.with_transport(|t| t.lockstep = Some(lockstep))
     }
 
     /// Tells `observer` about every request this client sends (metrics).

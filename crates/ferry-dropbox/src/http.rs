@@ -28,6 +28,8 @@ pub(crate) struct Transport {
     pub(crate) path_root: Option<String>,
     /// The account's pace (`pacing.rs`), if any.
     pub(crate) pacer: Option<Arc<crate::Pacer>>,
+    /// Set in the simulation: every exchange runs in lockstep (`lockstep.rs`).
+    pub(crate) lockstep: Option<crate::Lockstep>,
 }
 
 impl Transport {
@@ -43,7 +45,11 @@ impl Transport {
         if self.current_token().as_str() != old {
             return Ok(true);
         }
-        let fresh = refresh.access_token(&self.http, &self.endpoints).await?;
+        let fresh = crate::Lockstep::maybe(
+            self.lockstep.as_ref(),
+            refresh.access_token(&self.http, &self.endpoints),
+        )
+        .await?;
         *self
             .token
             .write()
@@ -90,6 +96,84 @@ impl FerryHttpClient {
     /// `Retry-After` of the last response, in seconds (0 if none).
     pub(crate) fn retry_after_secs(&self) -> u64 {
         self.retry_after_secs.load(Ordering::Relaxed)
+    }
+
+    /// Sends `request` (paced) and reads the answer's status and headers; the body is handed
+    /// on as it streams in.
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        injected: crate::Injected,
+        observe: &(dyn Fn(Option<u16>, Option<u64>, Option<u64>) + Sync),
+    ) -> Result<HttpRequestResultRaw, dropbox_sdk::Error> {
+        let pacer = self.transport.pacer.as_ref().filter(|_| self.authenticated);
+        if let Some(pacer) = pacer {
+            pacer.ready().await;
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                observe(None, None, None);
+                return Err(dropbox_sdk::Error::HttpClient(Box::new(e.without_url())));
+            }
+        };
+        if injected == crate::Injected::DropAfterApply {
+            let _ = response.bytes().await;
+            return Err(dropbox_sdk::Error::HttpClient(Box::new(
+                std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "connection dropped after the request was applied (injected)",
+                ),
+            )));
+        }
+        let status = response.status().as_u16();
+        let headers = response.headers();
+        let retry_after = headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(secs) = retry_after {
+            self.retry_after_secs.store(secs, Ordering::Relaxed);
+        }
+        observe(Some(status), retry_after, response.content_length());
+        let result_header = match headers.get("Dropbox-API-Result") {
+            Some(v) => Some(
+                v.to_str()
+                    .map_err(|_| {
+                        dropbox_sdk::Error::UnexpectedResponse(
+                            "invalid Dropbox-API-Result header".into(),
+                        )
+                    })?
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        if status == 429
+            && let Some(pacer) = pacer
+        {
+            // The reason tells a rate limit from write contention: read the (small) body,
+            // then hand it on as it came.
+            let body = read_capped(response, MAX_ERROR_BODY).await;
+            let rate = !String::from_utf8_lossy(&body).contains("too_many_write_operations");
+            pacer.rate_limited(rate, retry_after.map(std::time::Duration::from_secs));
+            return Ok(HttpRequestResultRaw {
+                status,
+                result_header,
+                content_length: Some(body.len() as u64),
+                body: Box::new(futures::io::Cursor::new(body)),
+            });
+        }
+        let content_length = response.content_length();
+        let body = response
+            .bytes_stream()
+            .map_err(std::io::Error::other)
+            .into_async_read();
+        Ok(HttpRequestResultRaw {
+            status,
+            result_header,
+            content_length,
+            body: Box::new(body),
+        })
     }
 }
 
@@ -206,76 +290,23 @@ impl HttpClient for FerryHttpClient {
                 ));
             }
         }
-        let pacer = self.transport.pacer.as_ref().filter(|_| self.authenticated);
-        if let Some(pacer) = pacer {
-            pacer.ready().await;
+        let exchange = self.exchange(request, injected, &observe);
+        match &self.transport.lockstep {
+            None => exchange.await,
+            // The body is read whole inside the lockstep call: reading it later would be I/O
+            // the caller's runtime waits for.
+            Some(lockstep) => lockstep.run(async {
+                let mut answer = exchange.await?;
+                let mut body = Vec::new();
+                futures::AsyncReadExt::read_to_end(&mut answer.body, &mut body)
+                    .await
+                    .map_err(|e| dropbox_sdk::Error::HttpClient(Box::new(e)))?;
+                answer.content_length = Some(body.len() as u64);
+                answer.body = Box::new(futures::io::Cursor::new(body));
+                Ok(answer)
+            }),
         }
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => {
-                observe(None, None, None);
-                return Err(dropbox_sdk::Error::HttpClient(Box::new(e.without_url())));
-            }
-        };
-        if injected == crate::Injected::DropAfterApply {
-            let _ = response.bytes().await;
-            return Err(dropbox_sdk::Error::HttpClient(Box::new(
-                std::io::Error::new(
-                    std::io::ErrorKind::ConnectionReset,
-                    "connection dropped after the request was applied (injected)",
-                ),
-            )));
-        }
-        let status = response.status().as_u16();
-        let headers = response.headers();
-        let retry_after = headers
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        if let Some(secs) = retry_after {
-            self.retry_after_secs.store(secs, Ordering::Relaxed);
-        }
-        observe(Some(status), retry_after, response.content_length());
-        let result_header = match headers.get("Dropbox-API-Result") {
-            Some(v) => Some(
-                v.to_str()
-                    .map_err(|_| {
-                        dropbox_sdk::Error::UnexpectedResponse(
-                            "invalid Dropbox-API-Result header".into(),
-                        )
-                    })?
-                    .to_owned(),
-            ),
-            None => None,
-        };
-        if status == 429
-            && let Some(pacer) = pacer
-        {
-            // The reason tells a rate limit from write contention: read the (small) body,
-            // then hand it on as it came.
-            let body = read_capped(response, MAX_ERROR_BODY).await;
-            let rate = !String::from_utf8_lossy(&body).contains("too_many_write_operations");
-            pacer.rate_limited(rate, retry_after.map(std::time::Duration::from_secs));
-            return Ok(HttpRequestResultRaw {
-                status,
-                result_header,
-                content_length: Some(body.len() as u64),
-                body: Box::new(futures::io::Cursor::new(body)),
-            });
-        }
-        let content_length = response.content_length();
-        let body = response
-            .bytes_stream()
-            .map_err(std::io::Error::other)
-            .into_async_read();
-        Ok(HttpRequestResultRaw {
-            status,
-            result_header,
-            content_length,
-            body: Box::new(body),
-        })
     }
-
     fn new_request(&self, url: &str) -> Self::Request {
         let url = self.transport.endpoints.rewrite(url);
         let http = if self.authenticated {

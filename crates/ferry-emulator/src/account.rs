@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::EmulatorError;
@@ -25,7 +24,7 @@ pub struct Account {
 
 impl Account {
     fn generate() -> Self {
-        let namespace: u64 = rand::thread_rng().gen_range(1_000_000_000..10_000_000_000);
+        let namespace: u64 = crate::wire::random_in(1_000_000_000..10_000_000_000);
         Account {
             account_id: format!("dbid:{}", random_token(35)),
             namespace_id: namespace.to_string(),

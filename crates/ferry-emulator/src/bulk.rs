@@ -126,7 +126,7 @@ pub fn write_bulk_journal(
         }
         let id = format!("id:{}", random_token(22));
         // Same shape as the emulator's own revs: journal position in hex, then randomness.
-        let rev = format!("{seq:010x}{:08x}", rand::random::<u32>());
+        let rev = format!("{seq:010x}{:08x}", crate::wire::random::<u32>());
         let entry = JournalEntry {
             seq,
             lower,

@@ -82,6 +82,10 @@ pub struct EmulatorConfig {
     /// A team over some of the accounts: a shared root namespace, a team token used with
     /// `Dropbox-API-Select-User`, and `Dropbox-API-Path-Root` (default: none).
     pub team: Option<TeamSpec>,
+    /// Draws every id, rev, token and cursor from this seed (default: none, random): with
+    /// requests arriving in the same order, the emulator then answers byte for byte the
+    /// same (the simulation's exact replay).
+    pub seed: Option<u64>,
 }
 
 impl EmulatorConfig {
@@ -99,6 +103,7 @@ impl EmulatorConfig {
             apps: AppSpec::defaults(),
             token_lifetime_secs: 4 * 3600,
             team: None,
+            seed: None,
         }
     }
 

@@ -138,11 +138,24 @@ pub struct App {
     pub oauth: OAuth,
     /// The team, if configured.
     pub team: Option<Team>,
+    /// The seeded randomness requests draw from ([`crate::EmulatorConfig::seed`]).
+    pub seeded: Option<Arc<Mutex<rand::rngs::StdRng>>>,
 }
 
 impl App {
     /// Opens the data directory and every account in it.
     pub fn open(config: &EmulatorConfig) -> Result<App, EmulatorError> {
+        let seeded = config.seed.map(|seed| {
+            Arc::new(Mutex::new(
+                <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed),
+            ))
+        });
+        let mut app = crate::wire::seeded_sync(seeded.as_ref(), || App::open_accounts(config))?;
+        app.seeded = seeded;
+        Ok(app)
+    }
+
+    fn open_accounts(config: &EmulatorConfig) -> Result<App, EmulatorError> {
         let dir = &config.data_dir;
         let mut spaces = vec![Arc::new(Space::open(
             "default",
@@ -188,6 +201,7 @@ impl App {
                 config.apps.clone(),
                 std::time::Duration::from_secs(config.token_lifetime_secs),
             ),
+            seeded: None,
         })
     }
 
@@ -258,11 +272,24 @@ pub fn router(app: Arc<App>) -> Router {
         // Slightly above the upload limit so that we, not axum, answer oversized uploads.
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES + 1024 * 1024))
         .layer(map_response(add_request_id))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            seeded,
+        ))
         .with_state(app)
 }
 
+/// Serves a request with the app's seeded randomness, if it has any.
+async fn seeded(
+    State(app): State<Arc<App>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    crate::wire::seeded(app.seeded.clone(), next.run(request)).await
+}
+
 async fn add_request_id(mut response: Response) -> Response {
-    let id: String = format!("{:032x}", rand::random::<u128>());
+    let id: String = format!("{:032x}", crate::wire::random::<u128>());
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-dropbox-request-id", value);
     }

@@ -645,7 +645,7 @@ impl Tree {
             let rev = format!(
                 "{:010x}{:08x}",
                 self.head() + 1 + changes.len() as u64,
-                rand::random::<u32>()
+                crate::wire::random::<u32>()
             );
             let copied = Node {
                 display: new_display,
@@ -793,7 +793,11 @@ impl Tree {
 
     /// A new rev: the next journal position in hex (so revs sort by age) plus randomness.
     fn new_rev(&self) -> String {
-        format!("{:010x}{:08x}", self.head() + 1, rand::random::<u32>())
+        format!(
+            "{:010x}{:08x}",
+            self.head() + 1,
+            crate::wire::random::<u32>()
+        )
     }
 }
 

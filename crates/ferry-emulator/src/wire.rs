@@ -3,10 +3,12 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use serde_json::{Map, Value};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Every way a request can fail, mapped to Dropbox's status codes and body shapes.
 #[derive(Debug)]
@@ -141,7 +143,7 @@ fn rate_limited(reason: &str, retry_after: u64, with_field: bool) -> Response {
     if with_field {
         error.insert("retry_after".into(), retry_after.into());
     }
-    let dots = rand::thread_rng().gen_range(0..4);
+    let dots = random_in(0..4);
     let mut body = Map::new();
     body.insert(
         "error_summary".into(),
@@ -190,7 +192,7 @@ fn error_body(status: StatusCode, error: Value) -> Response {
 pub fn error_summary(error: &Value) -> String {
     let mut tags = Vec::new();
     collect_tags(error, &mut tags);
-    let dots = rand::thread_rng().gen_range(0..4);
+    let dots = random_in(0..4);
     format!("{}/{}", tags.join("/"), ".".repeat(dots))
 }
 
@@ -345,13 +347,67 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+tokio::task_local! {
+    /// The randomness of an emulator started with a seed ([`crate::EmulatorConfig::seed`]),
+    /// set around each request it serves: ids, revs, tokens and cursors then follow from the
+    /// seed and the order of requests.
+    static SEEDED: Arc<Mutex<StdRng>>;
+}
+
+thread_local! {
+    static LOCAL: std::cell::RefCell<StdRng> = std::cell::RefCell::new(StdRng::from_entropy());
+}
+
+/// Runs `f` with the seeded randomness when in a seeded scope, else with this thread's own.
+pub(crate) fn with_rng<T>(f: impl FnOnce(&mut StdRng) -> T) -> T {
+    if let Ok(seeded) = SEEDED.try_with(Arc::clone) {
+        return f(&mut seeded.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+    LOCAL.with(|rng| f(&mut rng.borrow_mut()))
+}
+
+/// `future` with `rng` (if any) as its randomness.
+pub(crate) async fn seeded<F: std::future::Future>(
+    rng: Option<Arc<Mutex<StdRng>>>,
+    future: F,
+) -> F::Output {
+    match rng {
+        Some(rng) => SEEDED.scope(rng, future).await,
+        None => future.await,
+    }
+}
+
+/// `f()` with `rng` (if any) as its randomness.
+pub(crate) fn seeded_sync<T>(rng: Option<&Arc<Mutex<StdRng>>>, f: impl FnOnce() -> T) -> T {
+    match rng {
+        Some(rng) => SEEDED.sync_scope(Arc::clone(rng), f),
+        None => f(),
+    }
+}
+
+/// A random number in `range` (seeded when in a seeded scope).
+pub(crate) fn random_in<T: rand::distributions::uniform::SampleUniform + PartialOrd>(
+    range: std::ops::Range<T>,
+) -> T {
+    with_rng(|rng| rng.gen_range(range))
+}
+
+/// A random value (seeded when in a seeded scope).
+pub(crate) fn random<T>() -> T
+where
+    rand::distributions::Standard: rand::distributions::Distribution<T>,
+{
+    with_rng(|rng| rng.r#gen())
+}
+
 /// `n` random URL-safe characters (`A-Z a-z 0-9 - _`).
 pub fn random_token(n: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut rng = rand::thread_rng();
-    (0..n)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
+    with_rng(|rng| {
+        (0..n)
+            .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+            .collect()
+    })
 }
 
 #[cfg(test)]

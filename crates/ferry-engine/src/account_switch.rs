@@ -37,9 +37,13 @@ impl Engine {
             .and_then(|c| c.account)
             .map(|a| format!("{} <{}>", a.name, a.email))
             .unwrap_or_else(|| "its current account".into());
-        let client = crate::connections::build_client(endpoints, &held.credentials)
-            .await?
-            .acting_as(held.select_user.as_deref(), None);
+        let client = crate::connections::build_client(
+            endpoints,
+            &held.credentials,
+            self.connections.lockstep.as_ref(),
+        )
+        .await?
+        .acting_as(held.select_user.as_deref(), None);
         let account = client.current_account().await?;
         Ok(SwitchView {
             connection: pending.connection,
@@ -53,7 +57,7 @@ impl Engine {
     /// brought back first.
     pub async fn confirm_switch(&self, id: &str, session_hash: &str) -> Result<usize, EngineError> {
         let (pending, _, _) = self.pending(id, session_hash).await?;
-        let expires_at = chrono::Utc::now().timestamp_millis() + SWITCH_LIFETIME.as_millis() as i64;
+        let expires_at = ferry_core::clock::now_ms() + SWITCH_LIFETIME.as_millis() as i64;
         self.store.confirm_pending_switch(id, expires_at).await?;
         tracing::info!(connection = %pending.connection, "account switch confirmed: disconnecting first");
         self.disconnect(&pending.connection).await

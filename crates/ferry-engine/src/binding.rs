@@ -258,7 +258,9 @@ impl Engine {
             occupied: BTreeSet::new(),
             conflict_label: format!(
                 "Ferry conflicted copy {}",
-                chrono::Utc::now().format("%Y-%m-%d")
+                chrono::DateTime::from_timestamp_millis(ferry_core::clock::now_ms())
+                    .unwrap_or_default()
+                    .format("%Y-%m-%d")
             ),
             recent_deletions: 0,
             connection_brake: None,
@@ -348,7 +350,7 @@ impl Engine {
         if binding.paused_reason.is_some() || binding.confirm_deletions {
             if binding.confirm_deletions {
                 // What the admin confirmed no longer counts toward the brake.
-                binding.deletions_confirmed_at = chrono::Utc::now().timestamp_millis() + 1;
+                binding.deletions_confirmed_at = ferry_core::clock::now_ms() + 1;
             }
             binding.paused_reason = None;
             binding.confirm_deletions = false;
@@ -473,7 +475,7 @@ impl Engine {
         binding: &Binding,
     ) -> Result<(usize, Option<ferry_core::sync_plan::ConnectionBrake>), EngineError> {
         let window = i64::try_from(self.config.brake_window.as_millis()).unwrap_or(i64::MAX);
-        let from = chrono::Utc::now().timestamp_millis().saturating_sub(window);
+        let from = ferry_core::clock::now_ms().saturating_sub(window);
         let recent = if binding.id == 0 {
             0
         } else {

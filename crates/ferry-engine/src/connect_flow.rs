@@ -129,7 +129,7 @@ impl Engine {
         let verifier = random_token(48);
         let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
         let state = random_token(24);
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = ferry_core::clock::now_ms();
         let expires_at = now + STATE_LIFETIME.as_millis() as i64;
         self.store
             .put_oauth_state(&OAuthState {
@@ -191,7 +191,7 @@ impl Engine {
             .await
             .map_err(EngineError::from)?
             .ok_or(ConnectError::UnknownState)?;
-        if stored.expires_at < chrono::Utc::now().timestamp_millis() {
+        if stored.expires_at < ferry_core::clock::now_ms() {
             return Err(ConnectError::Expired);
         }
         if let Some(started_in) = &stored.session_hash

@@ -136,6 +136,8 @@ pub(crate) struct Connections {
     attempts: u32,
     custom_hosts: bool,
     injector: Option<Arc<dyn ferry_dropbox::FaultInjector>>,
+    /// Set in the simulation: clients run their requests in lockstep.
+    pub(crate) lockstep: Option<ferry_dropbox::Lockstep>,
     observer: Arc<dyn ferry_dropbox::CallObserver>,
     /// Built clients with the stored row they were built from: a row another process (or
     /// this one) changed since — a new root, token or member — builds a new client.
@@ -172,6 +174,7 @@ impl Connections {
             attempts: config.client_attempts,
             custom_hosts: config.custom_dropbox_hosts,
             injector: config.injector.clone(),
+            lockstep: config.lockstep.clone(),
             clients: Mutex::new(HashMap::new()),
             pace: std::num::NonZeroU32::new(config.dropbox_requests_per_second),
             pacers: Mutex::new(HashMap::new()),
@@ -216,7 +219,7 @@ impl Connections {
             .path_root
             .as_deref()
             .and_then(ferry_dropbox::PathRoot::from_stored);
-        let mut client = build_client(endpoints, &credentials)
+        let mut client = build_client(endpoints, &credentials, self.lockstep.as_ref())
             .await?
             .acting_as(stored.select_user.as_deref(), path_root.as_ref())
             .with_chunk_size(self.chunk_size)
@@ -251,16 +254,27 @@ impl Connections {
     }
 }
 
+/// A client for `credentials` (an OAuth one gets its first access token now), in
+/// `lockstep` when that is set.
 pub(crate) async fn build_client(
     endpoints: Endpoints,
     credentials: &Credentials,
+    lockstep: Option<&ferry_dropbox::Lockstep>,
 ) -> Result<DropboxClient, DropboxError> {
-    match credentials {
-        Credentials::Token(token) => DropboxClient::new(endpoints, token),
+    let client = match credentials {
+        Credentials::Token(token) => DropboxClient::new(endpoints, token)?,
         Credentials::Refresh(refresh) => {
-            DropboxClient::with_refresh(endpoints, refresh.clone()).await
+            ferry_dropbox::Lockstep::maybe(
+                lockstep,
+                DropboxClient::with_refresh(endpoints, refresh.clone()),
+            )
+            .await?
         }
-    }
+    };
+    Ok(match lockstep {
+        Some(lockstep) => client.with_lockstep(lockstep.clone()),
+        None => client,
+    })
 }
 
 /// Dropbox's refusal of a root folder in Ferry's words.
@@ -318,9 +332,13 @@ impl Engine {
         if let Some(id) = &input.select_user {
             validate_select_user(id)?;
         }
-        let base = build_client(input.endpoints.clone(), &input.credentials)
-            .await?
-            .with_observer(Arc::clone(&self.connections.observer));
+        let base = build_client(
+            input.endpoints.clone(),
+            &input.credentials,
+            self.connections.lockstep.as_ref(),
+        )
+        .await?
+        .with_observer(Arc::clone(&self.connections.observer));
         let member = input.select_user.as_deref();
         let account = base
             .clone()

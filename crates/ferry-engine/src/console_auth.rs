@@ -107,9 +107,7 @@ fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+use ferry_core::clock::now_ms;
 
 /// Checks an admin name: 1–64 letters, digits, `.`, `_`, `-`, `@`.
 pub fn validate_admin_name(name: &str) -> Result<(), EngineError> {

@@ -22,7 +22,7 @@ impl Engine {
     /// Whether this process holds `duty` now (taking it when it is free or lapsed). A store
     /// that cannot answer means no: the duty waits rather than runs twice.
     pub(crate) async fn holds_duty(&self, duty: &str) -> bool {
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = ferry_core::clock::now_ms();
         let lease = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
         match self
             .store

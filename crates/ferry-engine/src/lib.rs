@@ -121,6 +121,9 @@ pub struct EngineConfig {
     pub oauth: Option<connect_flow::OAuthSettings>,
     /// Fault injection for the deterministic simulation; `None` in production.
     pub injector: Option<std::sync::Arc<dyn ferry_dropbox::FaultInjector>>,
+    /// Runs every Dropbox request in lockstep (the simulation's exact replay); `None` in
+    /// production.
+    pub lockstep: Option<ferry_dropbox::Lockstep>,
 }
 
 impl Default for EngineConfig {
@@ -151,6 +154,7 @@ impl Default for EngineConfig {
             links_per_second: 10,
             oauth: None,
             injector: None,
+            lockstep: None,
         }
     }
 }

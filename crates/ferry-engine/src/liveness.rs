@@ -75,7 +75,7 @@ pub(crate) struct Liveness {
 
 impl Liveness {
     pub(crate) fn new() -> Liveness {
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = ferry_core::clock::now_ms();
         let me = ProcessInfo {
             id: random_id(),
             host: host_name().unwrap_or_default(),
@@ -179,7 +179,7 @@ impl Engine {
     /// Releases the claims of processes known dead, and forgets processes whose heartbeat
     /// stopped long ago. Returns the claims released.
     pub async fn release_dead(&self) -> Result<u64, EngineError> {
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = ferry_core::clock::now_ms();
         let forgotten =
             i64::try_from(self.config.lease.as_millis().saturating_mul(10)).unwrap_or(i64::MAX);
         let mut released = 0;
@@ -199,7 +199,7 @@ impl Engine {
 
     /// One heartbeat: this process is alive, and its running passes keep their claims.
     async fn beat(&self) -> Result<(), EngineError> {
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = ferry_core::clock::now_ms();
         let mut me = self.liveness.me.clone();
         me.heartbeat_at = now;
         let lease = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);

@@ -24,9 +24,7 @@ pub(crate) fn live_until(longpoll_secs: u64) -> i64 {
     now_ms().saturating_add(secs * 1000)
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+use ferry_core::clock::now_ms;
 
 /// A file of a listing or of the feed, as the mirror keeps it.
 pub(crate) fn mirror_file(f: &FileInfo) -> MirrorFile {

@@ -267,7 +267,7 @@ impl Engine {
             .collect();
         let mut merge = Merge {
             corrects: seed.is_none(),
-            listed_from_ms: chrono::Utc::now().timestamp_millis(),
+            listed_from_ms: ferry_core::clock::now_ms(),
             ..Merge::default()
         };
         merge

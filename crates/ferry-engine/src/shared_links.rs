@@ -20,9 +20,7 @@ const IDLE: Duration = Duration::from_secs(30);
 /// How often links of files that left Dropbox are forgotten.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+use ferry_core::clock::now_ms;
 
 fn rfc3339_ms(text: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(text)
@@ -205,9 +203,11 @@ impl Engine {
     ) -> Result<ferry_dropbox::SharedLink, EngineError> {
         let (client, _) = self.client(&rule.connection).await?;
         let expires = rule.link_expiry_days.map(|days| {
-            (chrono::Utc::now() + chrono::Duration::days(i64::from(days)))
-                .format("%Y-%m-%dT%H:%M:%SZ")
-                .to_string()
+            (chrono::DateTime::from_timestamp_millis(ferry_core::clock::now_ms())
+                .unwrap_or_default()
+                + chrono::Duration::days(i64::from(days)))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
         });
         let path = target.path();
         let link = client

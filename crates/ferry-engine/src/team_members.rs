@@ -150,8 +150,7 @@ impl Engine {
                 content_url: input.endpoints.content.clone(),
                 notify_url: input.endpoints.notify.clone(),
                 credentials_ciphertext: self.connections.cipher.encrypt(&seal(input))?,
-                expires_at: chrono::Utc::now().timestamp_millis()
-                    + PENDING_LIFETIME.as_millis() as i64,
+                expires_at: ferry_core::clock::now_ms() + PENDING_LIFETIME.as_millis() as i64,
                 after_disconnect: false,
             })
             .await?;
@@ -165,7 +164,7 @@ impl Engine {
     ) -> Result<(PendingConnection, Held, Endpoints), EngineError> {
         let pending = self
             .store
-            .pending_connection(id, chrono::Utc::now().timestamp_millis())
+            .pending_connection(id, ferry_core::clock::now_ms())
             .await?
             .filter(|p| p.session_hash == session_hash)
             .ok_or_else(expired)?;
@@ -187,7 +186,12 @@ impl Engine {
         session_hash: &str,
     ) -> Result<PendingTeam, EngineError> {
         let (pending, held, endpoints) = self.pending(id, session_hash).await?;
-        let client = crate::connections::build_client(endpoints, &held.credentials).await?;
+        let client = crate::connections::build_client(
+            endpoints,
+            &held.credentials,
+            self.connections.lockstep.as_ref(),
+        )
+        .await?;
         Ok(PendingTeam {
             connection: pending.connection,
             root: pending.root,

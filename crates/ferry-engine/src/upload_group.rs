@@ -131,6 +131,7 @@ impl<T, R> Batcher<T, R> {
                 freed.as_mut().enable();
                 self.lead(run).await;
                 tokio::select! {
+                    biased;
                     got = &mut answer => {
                         results.extend(got.unwrap_or_else(|_| lost(n)));
                         break;

@@ -206,7 +206,7 @@ impl Engine {
             url: stored.url,
             events: stored.events,
             secret: Some(secret),
-            created_at: chrono::Utc::now().timestamp_millis(),
+            created_at: ferry_core::clock::now_ms(),
         })
     }
 
@@ -258,7 +258,7 @@ impl Engine {
 
     /// Sends what is due; returns how many deliveries were attempted.
     pub async fn deliver_webhooks(&self) -> Result<usize, EngineError> {
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = ferry_core::clock::now_ms();
         let due = self
             .store
             .due_deliveries(now, 20, (TIMEOUT.as_millis() as i64) * 3)
@@ -270,7 +270,7 @@ impl Engine {
             let attempts = usize::try_from(d.attempts).unwrap_or(usize::MAX);
             let retry_at = RETRIES
                 .get(attempts)
-                .map(|secs| chrono::Utc::now().timestamp_millis() + (*secs as i64) * 1000);
+                .map(|secs| ferry_core::clock::now_ms() + (*secs as i64) * 1000);
             match result {
                 Ok(status) => {
                     self.store
@@ -342,8 +342,7 @@ impl Engine {
                 }
                 // Once an hour, the log of ended deliveries is trimmed to a week.
                 if pruned_at.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
-                    let before =
-                        chrono::Utc::now().timestamp_millis() - KEEP_ENDED.as_millis() as i64;
+                    let before = ferry_core::clock::now_ms() - KEEP_ENDED.as_millis() as i64;
                     if let Err(e) = engine.store.prune_webhook_deliveries(before).await {
                         tracing::warn!(error = %e, "could not trim the webhook delivery log");
                     }

@@ -27,9 +27,7 @@ impl Drop for EndsPass<'_> {
     }
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+use ferry_core::clock::now_ms;
 
 impl Engine {
     /// Queues a record and every record whose rules can see it (parent, children, siblings).

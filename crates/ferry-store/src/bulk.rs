@@ -73,9 +73,7 @@ pub struct BulkLoaded {
     pub files: u64,
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+use ferry_core::clock::now_ms;
 
 async fn connect(path: &Path) -> StoreResult<SqliteConnection> {
     let options = SqliteConnectOptions::new()

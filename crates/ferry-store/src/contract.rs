@@ -68,7 +68,7 @@ pub async fn many_tasks_are_claimed_at_once_most_urgent_first(s: &dyn Store) {
     // Normal first, then a blocking one: the blocking one is the most urgent.
     s.enqueue(&ids[..4], Priority::Normal).await.unwrap();
     s.enqueue(&ids[4..], Priority::Blocking).await.unwrap();
-    let now = chrono::Utc::now().timestamp_millis() + 1;
+    let now = ferry_core::clock::now_ms() + 1;
     let owner = fresh_owner();
     let first = s.claim_tasks(&owner, &[], now, 60_000, 3).await.unwrap();
     let got: Vec<i64> = first.iter().map(|t| t.record_id).collect();
@@ -157,7 +157,7 @@ pub async fn queue_dedups_leases_and_keeps_requeued_work(s: &dyn Store) {
         "a record is queued once"
     );
 
-    let now = chrono::Utc::now().timestamp_millis() + 1;
+    let now = ferry_core::clock::now_ms() + 1;
     let t1 = s
         .claim_task(&fresh_owner(), &[], now, 60_000)
         .await
@@ -332,7 +332,7 @@ pub async fn priorities_and_dead_letters(s: &dyn Store) {
     // Re-queueing at a more urgent class raises the priority, never lowers it.
     s.enqueue(&[2], Priority::Blocking).await.unwrap();
     s.enqueue(&[2], Priority::Normal).await.unwrap();
-    let now = chrono::Utc::now().timestamp_millis() + 1;
+    let now = ferry_core::clock::now_ms() + 1;
     let mut claimed = Vec::new();
     while let Some(t) = s
         .claim_task(&fresh_owner(), &[], now, 60_000)
@@ -418,7 +418,7 @@ pub async fn bindings_by_folder_prefix(s: &dyn Store) {
 /// Contract: see the function's name.
 pub async fn a_records_own_change_goes_before_a_back_fill(s: &dyn Store) {
     let claim_all = || async {
-        let now = chrono::Utc::now().timestamp_millis() + 1;
+        let now = ferry_core::clock::now_ms() + 1;
         let mut claimed = Vec::new();
         while let Some(t) = s
             .claim_task(&fresh_owner(), &[], now, 60_000)
@@ -453,7 +453,7 @@ pub async fn a_records_own_change_goes_before_a_back_fill(s: &dyn Store) {
 /// Contract: see the function's name.
 pub async fn queue_claims_in_enqueue_order(s: &dyn Store) {
     s.enqueue(&[3, 1, 2], Priority::Normal).await.unwrap();
-    let now = chrono::Utc::now().timestamp_millis() + 1;
+    let now = ferry_core::clock::now_ms() + 1;
     let mut claimed = Vec::new();
     while let Some(t) = s
         .claim_task(&fresh_owner(), &[], now, 60_000)
@@ -557,7 +557,7 @@ pub async fn changes_after_a_pass_date_the_record(s: &dyn Store) {
 /// Contract: see the function's name.
 pub async fn a_dead_process_claims_are_released_and_a_live_one_is_renewed(s: &dyn Store) {
     s.enqueue(&[1, 2], Priority::Normal).await.unwrap();
-    let now = chrono::Utc::now().timestamp_millis() + 1;
+    let now = ferry_core::clock::now_ms() + 1;
     let process = |id: &str| crate::ProcessInfo {
         id: id.into(),
         host: "h".into(),
@@ -620,7 +620,7 @@ pub async fn failing_since_is_kept_across_retries_and_dead_letters_come_back_in_
     s: &dyn Store,
 ) {
     s.enqueue(&[1, 2], Priority::Normal).await.unwrap();
-    let now = chrono::Utc::now().timestamp_millis() + 1;
+    let now = ferry_core::clock::now_ms() + 1;
     let t = s.claim_task("p", &[], now, 0).await.unwrap().unwrap();
     assert_eq!(t.failing_since, None);
     s.retry_task(&t, "boom", now, false).await.unwrap();
@@ -765,7 +765,7 @@ pub async fn records_are_listed_with_their_state(s: &dyn Store) {
 /// Contract: see the function's name.
 pub async fn a_duty_has_one_holder_until_its_lease_lapses_or_it_is_released(s: &dyn Store) {
     use crate::ProcessInfo;
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = ferry_core::clock::now_ms();
     let (a, b) = (fresh_owner(), fresh_owner());
     assert!(s.hold_duty("watch:c", &a, now, now + 1_000).await.unwrap());
     assert!(
@@ -839,7 +839,7 @@ pub async fn concurrent_claims_never_share_a_record(s: &dyn Store) {
                 .id,
         );
     }
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = ferry_core::clock::now_ms();
     let claimer = |owner: String| async move {
         let mut mine = Vec::new();
         // The owner's own claims are its running work, or it would take them back.
@@ -910,7 +910,7 @@ pub async fn a_change_and_its_queue_entry_commit_together(s: &dyn Store) {
     let a = s.upsert_record(&child("A")).await.unwrap().value;
     let b = s.upsert_record(&child("B")).await.unwrap().value;
     // Drain what the upserts queued.
-    let now = chrono::Utc::now().timestamp_millis() + 1;
+    let now = ferry_core::clock::now_ms() + 1;
     while let Some(t) = s.claim_task("p", &[], now, 0).await.unwrap() {
         s.finish_task(&t).await.unwrap();
     }
@@ -1041,7 +1041,7 @@ pub async fn roots_move_and_cursors_advance_only_from_what_they_were(s: &dyn Sto
         .await
         .unwrap()
         .value;
-    let now = chrono::Utc::now().timestamp_millis() + 1;
+    let now = ferry_core::clock::now_ms() + 1;
     let task = s
         .claim_task(&fresh_owner(), &[], now, 60_000)
         .await
@@ -1169,7 +1169,7 @@ pub async fn connection_writes_queue_their_work(s: &dyn Store) {
         .unwrap()
         .value;
     s.put_rule(&order_rule("orders", "x")).await.unwrap();
-    let now = chrono::Utc::now().timestamp_millis() + 1;
+    let now = ferry_core::clock::now_ms() + 1;
     while let Some(t) = s.claim_task("p", &[], now, 0).await.unwrap() {
         s.finish_task(&t).await.unwrap();
     }
@@ -1253,7 +1253,7 @@ pub async fn webhook_events_follow_their_changes(s: &dyn Store) {
         duration_ms: 1,
         error: None,
     };
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = ferry_core::clock::now_ms();
     // Nothing is stored without a subscription.
     s.log(&entry("upload", "ok")).await.unwrap();
     assert!(
@@ -1475,7 +1475,7 @@ pub async fn offload_needs_dropbox_to_confirm_and_never_archives_what_only_dropb
     s.save_sync_row(&row("h1")).await.unwrap();
     // Not while the record has work queued (the write above queued it).
     assert!(s.offload_candidates("c", "r", 10).await.unwrap().is_empty());
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = ferry_core::clock::now_ms();
     while let Some(task) = s
         .claim_task(&fresh_owner(), &[], now, 60_000)
         .await
@@ -1534,7 +1534,7 @@ pub async fn console_sessions_end_on_password_change_and_links_work_once<S: Stor
         "hash-1"
     );
     assert!(s.admin("bob").await.unwrap().is_none());
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = ferry_core::clock::now_ms();
     let session = |id: &str, expires_at| AdminSession {
         id_hash: id.into(),
         admin: "ada".into(),
@@ -1996,7 +1996,7 @@ pub async fn the_mirror_follows_its_feed_and_is_used_only_while_followed(s: &dyn
         content_hash: Some("h".into()),
     };
     let far = i64::MAX / 2;
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = ferry_core::clock::now_ms();
     let listed = |files: Option<Vec<MirrorFile>>| -> Vec<(String, String)> {
         files
             .expect("the mirror is in use")
@@ -2058,7 +2058,7 @@ pub async fn the_mirror_follows_its_feed_and_is_used_only_while_followed(s: &dyn
         .await
         .unwrap()
         .value;
-    let later = chrono::Utc::now().timestamp_millis() + 1;
+    let later = ferry_core::clock::now_ms() + 1;
     if let Some(task) = s
         .claim_task(&fresh_owner(), &[], later, 60_000)
         .await

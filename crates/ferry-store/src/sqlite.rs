@@ -30,9 +30,7 @@ pub struct SqliteStore {
     pub(crate) writer: SqlitePool,
 }
 
-pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+pub(crate) use ferry_core::clock::now_ms;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and migrates it.

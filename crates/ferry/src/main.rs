@@ -164,6 +164,11 @@ enum Command {
         /// two engines sharing it, as two processes would.
         #[arg(long)]
         postgres: bool,
+        /// With --seed: write the seed's transcript (its trace, every Dropbox call with the
+        /// fault it met, the sync log without times) to this file. Two runs of one seed write
+        /// the same bytes.
+        #[arg(long, value_name = "FILE", requires = "seed")]
+        transcript: Option<PathBuf>,
     },
     /// Runs the benchmarks (docs/benchmarks.md): every figure beside a baseline measured in
     /// the same run, against the in-process emulator with its default contention model.
@@ -742,6 +747,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             steps,
             parallel,
             postgres,
+            transcript,
         } => {
             init_tracing("error");
             let backend = if postgres {
@@ -749,6 +755,20 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             } else {
                 ferry::simulate::SimBackend::Sqlite
             };
+            if let (Some(file), Some(seed)) = (transcript, seed) {
+                let run = ferry::simulate::replay(seed, steps, backend).await;
+                std::fs::write(&file, &run.transcript)
+                    .with_context(|| format!("writing {}", file.display()))?;
+                println!(
+                    "seed {seed}: transcript of {} lines in {}",
+                    run.transcript.lines().count(),
+                    file.display()
+                );
+                if let Err(e) = &run.outcome {
+                    println!("seed {seed} FAILED: {e:#}");
+                }
+                return Ok(run.outcome.is_ok());
+            }
             let list: Vec<u64> = match seed {
                 Some(s) => vec![s],
                 None => (0..seeds).collect(),

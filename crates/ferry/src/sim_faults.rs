@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use ferry_core::model::{Attachment, AttachmentId, Record, RecordId};
 use ferry_core::rules::RuleSpec;
+use ferry_dropbox::Lockstep;
 use ferry_store::prelude::*;
 use ferry_store::{
     ArchivedAttachment, AttachmentInput, Binding, LogEntry, LogFilter, LogLine, Priority,
@@ -63,12 +64,20 @@ impl StoreFaults {
 }
 
 /// A [`Store`] whose calls may fail with a transient I/O error before they reach the database.
+/// Every call that reaches it runs in lockstep (`ferry_dropbox::Lockstep`), so the seed's
+/// runtime never waits on the database's threads.
 pub(crate) struct FaultyStore {
     pub(crate) inner: Arc<dyn Store>,
     pub(crate) faults: Arc<StoreFaults>,
+    pub(crate) lockstep: Lockstep,
 }
 
 impl FaultyStore {
+    /// `call` run to completion in lockstep.
+    fn step<F: std::future::Future>(&self, call: F) -> F::Output {
+        self.lockstep.run(call)
+    }
+
     fn fault(&self, call: &str) -> StoreResult<()> {
         if self.faults.fails() {
             return Err(StoreError::Io(std::io::Error::other(format!(
@@ -78,7 +87,10 @@ impl FaultyStore {
         Ok(())
     }
 
-    /// `inner`, or a stream that fails at once (a fault in the query that starts it).
+    /// `inner` read whole in one lockstep call (a stream read item by item would hold a
+    /// database connection while the seed's other tasks run, and a store call of theirs
+    /// could then wait for it forever), or a stream that fails at once (a fault in the query
+    /// that starts it).
     fn faulty_stream<'a, T: Send + 'a>(
         &self,
         call: &str,
@@ -86,7 +98,7 @@ impl FaultyStore {
     ) -> BoxStream<'a, StoreResult<T>> {
         use futures::StreamExt;
         match self.fault(call) {
-            Ok(()) => inner,
+            Ok(()) => futures::stream::iter(self.step(inner.collect::<Vec<_>>())).boxed(),
             Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
         }
     }
@@ -101,12 +113,12 @@ impl OffloadStore for FaultyStore {
         limit: u32,
     ) -> StoreResult<Vec<ferry_store::OffloadCandidate>> {
         self.fault("offload_candidates")?;
-        self.inner.offload_candidates(connection, rule, limit).await
+        self.step(self.inner.offload_candidates(connection, rule, limit))
     }
 
     async fn mark_offloaded(&self, candidate: &ferry_store::OffloadCandidate) -> StoreResult<bool> {
         self.fault("mark_offloaded")?;
-        self.inner.mark_offloaded(candidate).await
+        self.step(self.inner.mark_offloaded(candidate))
     }
 
     async fn clear_offloaded(
@@ -115,29 +127,27 @@ impl OffloadStore for FaultyStore {
         content_hash: &str,
     ) -> StoreResult<bool> {
         self.fault("clear_offloaded")?;
-        self.inner
-            .clear_offloaded(attachment_id, content_hash)
-            .await
+        self.step(self.inner.clear_offloaded(attachment_id, content_hash))
     }
 
     async fn droppable_blobs(&self, limit: u32) -> StoreResult<Vec<String>> {
         self.fault("droppable_blobs")?;
-        self.inner.droppable_blobs(limit).await
+        self.step(self.inner.droppable_blobs(limit))
     }
 
     async fn needs_blob(&self, content_hash: &str) -> StoreResult<bool> {
         self.fault("needs_blob")?;
-        self.inner.needs_blob(content_hash).await
+        self.step(self.inner.needs_blob(content_hash))
     }
 
     async fn set_blob_dropped(&self, content_hash: &str) -> StoreResult<()> {
         self.fault("set_blob_dropped")?;
-        self.inner.set_blob_dropped(content_hash).await
+        self.step(self.inner.set_blob_dropped(content_hash))
     }
 
     async fn content_totals(&self) -> StoreResult<ferry_store::ContentTotals> {
         self.fault("content_totals")?;
-        self.inner.content_totals().await
+        self.step(self.inner.content_totals())
     }
 }
 
@@ -152,9 +162,10 @@ impl LinkStore for FaultyStore {
         limit: u32,
     ) -> StoreResult<Vec<ferry_store::LinkTarget>> {
         self.fault("links_wanted")?;
-        self.inner
-            .links_wanted(connection, rule, folders, now_ms, limit)
-            .await
+        self.step(
+            self.inner
+                .links_wanted(connection, rule, folders, now_ms, limit),
+        )
     }
 
     async fn save_link(
@@ -163,7 +174,7 @@ impl LinkStore for FaultyStore {
         result: &ferry_store::LinkResult,
     ) -> StoreResult<()> {
         self.fault("save_link")?;
-        self.inner.save_link(target, result).await
+        self.step(self.inner.save_link(target, result))
     }
 
     async fn record_links(
@@ -171,12 +182,12 @@ impl LinkStore for FaultyStore {
         record_id: ferry_core::model::RecordId,
     ) -> StoreResult<Vec<ferry_store::StoredLink>> {
         self.fault("record_links")?;
-        self.inner.record_links(record_id).await
+        self.step(self.inner.record_links(record_id))
     }
 
     async fn prune_links(&self, connection: &str) -> StoreResult<u64> {
         self.fault("prune_links")?;
-        self.inner.prune_links(connection).await
+        self.step(self.inner.prune_links(connection))
     }
 }
 
@@ -184,17 +195,17 @@ impl LinkStore for FaultyStore {
 impl WebhookStore for FaultyStore {
     async fn put_webhook(&self, webhook: &ferry_store::StoredWebhook) -> StoreResult<i64> {
         self.fault("put_webhook")?;
-        self.inner.put_webhook(webhook).await
+        self.step(self.inner.put_webhook(webhook))
     }
 
     async fn webhooks(&self) -> StoreResult<Vec<ferry_store::StoredWebhook>> {
         self.fault("webhooks")?;
-        self.inner.webhooks().await
+        self.step(self.inner.webhooks())
     }
 
     async fn delete_webhook(&self, id: i64) -> StoreResult<bool> {
         self.fault("delete_webhook")?;
-        self.inner.delete_webhook(id).await
+        self.step(self.inner.delete_webhook(id))
     }
 
     async fn due_deliveries(
@@ -204,7 +215,7 @@ impl WebhookStore for FaultyStore {
         hold_ms: i64,
     ) -> StoreResult<Vec<ferry_store::DueDelivery>> {
         self.fault("due_deliveries")?;
-        self.inner.due_deliveries(now_ms, limit, hold_ms).await
+        self.step(self.inner.due_deliveries(now_ms, limit, hold_ms))
     }
 
     async fn finish_delivery(
@@ -216,9 +227,10 @@ impl WebhookStore for FaultyStore {
         next_at_ms: Option<i64>,
     ) -> StoreResult<()> {
         self.fault("finish_delivery")?;
-        self.inner
-            .finish_delivery(id, delivered, status, error, next_at_ms)
-            .await
+        self.step(
+            self.inner
+                .finish_delivery(id, delivered, status, error, next_at_ms),
+        )
     }
 
     async fn deliveries(
@@ -227,17 +239,17 @@ impl WebhookStore for FaultyStore {
         limit: u32,
     ) -> StoreResult<Vec<ferry_store::DeliveryView>> {
         self.fault("deliveries")?;
-        self.inner.deliveries(subscription_id, limit).await
+        self.step(self.inner.deliveries(subscription_id, limit))
     }
 
     async fn redeliver(&self, delivery_id: i64) -> StoreResult<bool> {
         self.fault("redeliver")?;
-        self.inner.redeliver(delivery_id).await
+        self.step(self.inner.redeliver(delivery_id))
     }
 
     async fn prune_webhook_deliveries(&self, before_ms: i64) -> StoreResult<u64> {
         self.fault("prune_webhook_deliveries")?;
-        self.inner.prune_webhook_deliveries(before_ms).await
+        self.step(self.inner.prune_webhook_deliveries(before_ms))
     }
 }
 
@@ -245,12 +257,12 @@ impl WebhookStore for FaultyStore {
 impl FolderMapStore for FaultyStore {
     async fn put_folder_map(&self, map: &ferry_store::FolderMap) -> StoreResult<i64> {
         self.fault("put_folder_map")?;
-        self.inner.put_folder_map(map).await
+        self.step(self.inner.put_folder_map(map))
     }
 
     async fn folder_maps(&self, record_id: RecordId) -> StoreResult<Vec<ferry_store::FolderMap>> {
         self.fault("folder_maps")?;
-        self.inner.folder_maps(record_id).await
+        self.step(self.inner.folder_maps(record_id))
     }
 
     async fn folder_maps_of_connection(
@@ -258,12 +270,12 @@ impl FolderMapStore for FaultyStore {
         connection: &str,
     ) -> StoreResult<Vec<ferry_store::FolderMap>> {
         self.fault("folder_maps_of_connection")?;
-        self.inner.folder_maps_of_connection(connection).await
+        self.step(self.inner.folder_maps_of_connection(connection))
     }
 
     async fn set_folder_map_path(&self, id: i64, path: &str) -> StoreResult<()> {
         self.fault("set_folder_map_path")?;
-        self.inner.set_folder_map_path(id, path).await
+        self.step(self.inner.set_folder_map_path(id, path))
     }
 
     async fn delete_folder_map(
@@ -272,7 +284,7 @@ impl FolderMapStore for FaultyStore {
         id: i64,
     ) -> StoreResult<Option<ferry_store::FolderMap>> {
         self.fault("delete_folder_map")?;
-        self.inner.delete_folder_map(record_id, id).await
+        self.step(self.inner.delete_folder_map(record_id, id))
     }
 }
 
@@ -280,19 +292,19 @@ impl FolderMapStore for FaultyStore {
 #[async_trait]
 impl ConsoleStore for FaultyStore {
     async fn put_admin(&self, name: &str, password_hash: &str) -> StoreResult<bool> {
-        self.inner.put_admin(name, password_hash).await
+        self.step(self.inner.put_admin(name, password_hash))
     }
 
     async fn admin(&self, name: &str) -> StoreResult<Option<ferry_store::AdminAccount>> {
-        self.inner.admin(name).await
+        self.step(self.inner.admin(name))
     }
 
     async fn admin_count(&self) -> StoreResult<u64> {
-        self.inner.admin_count().await
+        self.step(self.inner.admin_count())
     }
 
     async fn put_session(&self, session: &ferry_store::AdminSession) -> StoreResult<()> {
-        self.inner.put_session(session).await
+        self.step(self.inner.put_session(session))
     }
 
     async fn session(
@@ -300,11 +312,11 @@ impl ConsoleStore for FaultyStore {
         id_hash: &str,
         now_ms: i64,
     ) -> StoreResult<Option<ferry_store::AdminSession>> {
-        self.inner.session(id_hash, now_ms).await
+        self.step(self.inner.session(id_hash, now_ms))
     }
 
     async fn delete_session(&self, id_hash: &str) -> StoreResult<bool> {
-        self.inner.delete_session(id_hash).await
+        self.step(self.inner.delete_session(id_hash))
     }
 
     async fn put_login_link(
@@ -313,20 +325,18 @@ impl ConsoleStore for FaultyStore {
         admin: &str,
         expires_at: i64,
     ) -> StoreResult<()> {
-        self.inner
-            .put_login_link(token_hash, admin, expires_at)
-            .await
+        self.step(self.inner.put_login_link(token_hash, admin, expires_at))
     }
 
     async fn take_login_link(&self, token_hash: &str, now_ms: i64) -> StoreResult<Option<String>> {
-        self.inner.take_login_link(token_hash, now_ms).await
+        self.step(self.inner.take_login_link(token_hash, now_ms))
     }
 
     async fn put_pending_connection(
         &self,
         pending: &ferry_store::PendingConnection,
     ) -> StoreResult<()> {
-        self.inner.put_pending_connection(pending).await
+        self.step(self.inner.put_pending_connection(pending))
     }
 
     async fn pending_connection(
@@ -334,26 +344,26 @@ impl ConsoleStore for FaultyStore {
         id: &str,
         now_ms: i64,
     ) -> StoreResult<Option<ferry_store::PendingConnection>> {
-        self.inner.pending_connection(id, now_ms).await
+        self.step(self.inner.pending_connection(id, now_ms))
     }
 
     async fn delete_pending_connection(&self, id: &str) -> StoreResult<()> {
-        self.inner.delete_pending_connection(id).await
+        self.step(self.inner.delete_pending_connection(id))
     }
 
     async fn confirm_pending_switch(&self, id: &str, expires_at: i64) -> StoreResult<()> {
-        self.inner.confirm_pending_switch(id, expires_at).await
+        self.step(self.inner.confirm_pending_switch(id, expires_at))
     }
 
     async fn pending_switch(
         &self,
         connection: &str,
     ) -> StoreResult<Option<ferry_store::PendingConnection>> {
-        self.inner.pending_switch(connection).await
+        self.step(self.inner.pending_switch(connection))
     }
 
     async fn pending_switch_connections(&self) -> StoreResult<Vec<String>> {
-        self.inner.pending_switch_connections().await
+        self.step(self.inner.pending_switch_connections())
     }
 }
 
@@ -361,17 +371,17 @@ impl ConsoleStore for FaultyStore {
 impl MaintenanceStore for FaultyStore {
     async fn snapshot_to(&self, path: &std::path::Path) -> StoreResult<()> {
         self.fault("snapshot_to")?;
-        self.inner.snapshot_to(path).await
+        self.step(self.inner.snapshot_to(path))
     }
 
     async fn integrity_problems(&self) -> StoreResult<Vec<String>> {
         self.fault("integrity_problems")?;
-        self.inner.integrity_problems().await
+        self.step(self.inner.integrity_problems())
     }
 
     async fn verify_snapshot(&self, path: &std::path::Path) -> StoreResult<()> {
         self.fault("verify_snapshot")?;
-        self.inner.verify_snapshot(path).await
+        self.step(self.inner.verify_snapshot(path))
     }
 }
 
@@ -379,32 +389,32 @@ impl MaintenanceStore for FaultyStore {
 impl RecordStore for FaultyStore {
     async fn upsert_record(&self, input: &RecordInput) -> StoreResult<Upserted<Record>> {
         self.fault("upsert_record")?;
-        self.inner.upsert_record(input).await
+        self.step(self.inner.upsert_record(input))
     }
 
     async fn record(&self, kind: &str, key: &str) -> StoreResult<Option<Record>> {
         self.fault("record")?;
-        self.inner.record(kind, key).await
+        self.step(self.inner.record(kind, key))
     }
 
     async fn record_by_id(&self, id: RecordId) -> StoreResult<Option<Record>> {
         self.fault("record_by_id")?;
-        self.inner.record_by_id(id).await
+        self.step(self.inner.record_by_id(id))
     }
 
     async fn children(&self, id: RecordId) -> StoreResult<Vec<Record>> {
         self.fault("children")?;
-        self.inner.children(id).await
+        self.step(self.inner.children(id))
     }
 
     async fn record_ids_of_kind(&self, kind: &str) -> StoreResult<Vec<RecordId>> {
         self.fault("record_ids_of_kind")?;
-        self.inner.record_ids_of_kind(kind).await
+        self.step(self.inner.record_ids_of_kind(kind))
     }
 
     async fn forget_record(&self, record_id: RecordId) -> StoreResult<bool> {
         self.fault("forget_record")?;
-        self.inner.forget_record(record_id).await
+        self.step(self.inner.forget_record(record_id))
     }
 
     async fn mark_record_deleting(
@@ -413,27 +423,27 @@ impl RecordStore for FaultyStore {
         deletion: ferry_core::model::Deletion,
     ) -> StoreResult<bool> {
         self.fault("mark_record_deleting")?;
-        self.inner.mark_record_deleting(record_id, deletion).await
+        self.step(self.inner.mark_record_deleting(record_id, deletion))
     }
 
     async fn list_records(&self, filter: &RecordFilter) -> StoreResult<Vec<RecordSummary>> {
         self.fault("list_records")?;
-        self.inner.list_records(filter).await
+        self.step(self.inner.list_records(filter))
     }
 
     async fn attachments(&self, record_id: RecordId) -> StoreResult<Vec<Attachment>> {
         self.fault("attachments")?;
-        self.inner.attachments(record_id).await
+        self.step(self.inner.attachments(record_id))
     }
 
     async fn put_attachment(&self, input: &AttachmentInput) -> StoreResult<Upserted<Attachment>> {
         self.fault("put_attachment")?;
-        self.inner.put_attachment(input).await
+        self.step(self.inner.put_attachment(input))
     }
 
     async fn remove_attachment(&self, record_id: RecordId, name: &str) -> StoreResult<bool> {
         self.fault("remove_attachment")?;
-        self.inner.remove_attachment(record_id, name).await
+        self.step(self.inner.remove_attachment(record_id, name))
     }
 
     async fn rename_attachment(
@@ -443,9 +453,10 @@ impl RecordStore for FaultyStore {
         origin_path: &str,
     ) -> StoreResult<bool> {
         self.fault("rename_attachment")?;
-        self.inner
-            .rename_attachment(attachment_id, name, origin_path)
-            .await
+        self.step(
+            self.inner
+                .rename_attachment(attachment_id, name, origin_path),
+        )
     }
 
     async fn archive_attachment(
@@ -454,7 +465,7 @@ impl RecordStore for FaultyStore {
         reason: &str,
     ) -> StoreResult<bool> {
         self.fault("archive_attachment")?;
-        self.inner.archive_attachment(attachment_id, reason).await
+        self.step(self.inner.archive_attachment(attachment_id, reason))
     }
 
     async fn archived_attachments(
@@ -462,7 +473,7 @@ impl RecordStore for FaultyStore {
         record_id: RecordId,
     ) -> StoreResult<Vec<ArchivedAttachment>> {
         self.fault("archived_attachments")?;
-        self.inner.archived_attachments(record_id).await
+        self.step(self.inner.archived_attachments(record_id))
     }
 
     async fn restore_archived(
@@ -471,7 +482,7 @@ impl RecordStore for FaultyStore {
         archived_id: i64,
     ) -> StoreResult<Option<Upserted<Attachment>>> {
         self.fault("restore_archived")?;
-        self.inner.restore_archived(record_id, archived_id).await
+        self.step(self.inner.restore_archived(record_id, archived_id))
     }
 }
 
@@ -479,17 +490,17 @@ impl RecordStore for FaultyStore {
 impl RuleStore for FaultyStore {
     async fn put_rule(&self, rule: &RuleSpec) -> StoreResult<RuleChange> {
         self.fault("put_rule")?;
-        self.inner.put_rule(rule).await
+        self.step(self.inner.put_rule(rule))
     }
 
     async fn delete_rule(&self, name: &str) -> StoreResult<Option<RuleChange>> {
         self.fault("delete_rule")?;
-        self.inner.delete_rule(name).await
+        self.step(self.inner.delete_rule(name))
     }
 
     async fn rules(&self) -> StoreResult<Vec<RuleSpec>> {
         self.fault("rules")?;
-        self.inner.rules().await
+        self.step(self.inner.rules())
     }
 }
 
@@ -497,69 +508,67 @@ impl RuleStore for FaultyStore {
 impl ConnectionStore for FaultyStore {
     async fn put_connection(&self, connection: &StoredConnection) -> StoreResult<u64> {
         self.fault("put_connection")?;
-        self.inner.put_connection(connection).await
+        self.step(self.inner.put_connection(connection))
     }
 
     async fn connection(&self, name: &str) -> StoreResult<Option<StoredConnection>> {
         self.fault("connection")?;
-        self.inner.connection(name).await
+        self.step(self.inner.connection(name))
     }
 
     async fn connections(&self) -> StoreResult<Vec<StoredConnection>> {
         self.fault("connections")?;
-        self.inner.connections().await
+        self.step(self.inner.connections())
     }
 
     async fn set_disconnecting(&self, name: &str) -> StoreResult<Vec<RecordId>> {
         self.fault("set_disconnecting")?;
-        self.inner.set_disconnecting(name).await
+        self.step(self.inner.set_disconnecting(name))
     }
 
     async fn delete_connection(&self, name: &str) -> StoreResult<()> {
         self.fault("delete_connection")?;
-        self.inner.delete_connection(name).await
+        self.step(self.inner.delete_connection(name))
     }
 
     async fn set_needs_reconnect(&self, name: &str, reason: Option<&str>) -> StoreResult<()> {
         self.fault("set_needs_reconnect")?;
-        self.inner.set_needs_reconnect(name, reason).await
+        self.step(self.inner.set_needs_reconnect(name, reason))
     }
 
     async fn set_connection_cursor(&self, name: &str, cursor: Option<&str>) -> StoreResult<()> {
         self.fault("set_connection_cursor")?;
-        self.inner.set_connection_cursor(name, cursor).await
+        self.step(self.inner.set_connection_cursor(name, cursor))
     }
 
     async fn set_connection_root(&self, name: &str, from: &str, to: &str) -> StoreResult<bool> {
         self.fault("set_connection_root")?;
-        self.inner.set_connection_root(name, from, to).await
+        self.step(self.inner.set_connection_root(name, from, to))
     }
 
     async fn connection_cursor(&self, name: &str) -> StoreResult<Option<String>> {
         self.fault("connection_cursor")?;
-        self.inner.connection_cursor(name).await
+        self.step(self.inner.connection_cursor(name))
     }
 
     async fn confirm_connection_deletions(&self, connection: &str) -> StoreResult<Vec<RecordId>> {
         self.fault("confirm_connection_deletions")?;
-        self.inner.confirm_connection_deletions(connection).await
+        self.step(self.inner.confirm_connection_deletions(connection))
     }
 
     async fn connection_deletions_confirmed_at(&self, connection: &str) -> StoreResult<i64> {
         self.fault("connection_deletions_confirmed_at")?;
-        self.inner
-            .connection_deletions_confirmed_at(connection)
-            .await
+        self.step(self.inner.connection_deletions_confirmed_at(connection))
     }
 
     async fn put_oauth_state(&self, state: &ferry_store::OAuthState) -> StoreResult<()> {
         self.fault("put_oauth_state")?;
-        self.inner.put_oauth_state(state).await
+        self.step(self.inner.put_oauth_state(state))
     }
 
     async fn take_oauth_state(&self, state: &str) -> StoreResult<Option<ferry_store::OAuthState>> {
         self.fault("take_oauth_state")?;
-        self.inner.take_oauth_state(state).await
+        self.step(self.inner.take_oauth_state(state))
     }
 }
 
@@ -567,12 +576,12 @@ impl ConnectionStore for FaultyStore {
 impl SyncStateStore for FaultyStore {
     async fn bindings_for_record(&self, record_id: RecordId) -> StoreResult<Vec<Binding>> {
         self.fault("bindings_for_record")?;
-        self.inner.bindings_for_record(record_id).await
+        self.step(self.inner.bindings_for_record(record_id))
     }
 
     async fn binding(&self, id: i64) -> StoreResult<Option<Binding>> {
         self.fault("binding")?;
-        self.inner.binding(id).await
+        self.step(self.inner.binding(id))
     }
 
     async fn bindings_within(
@@ -581,7 +590,7 @@ impl SyncStateStore for FaultyStore {
         folder_lower: &str,
     ) -> StoreResult<Vec<Binding>> {
         self.fault("bindings_within")?;
-        self.inner.bindings_within(connection, folder_lower).await
+        self.step(self.inner.bindings_within(connection, folder_lower))
     }
 
     async fn bindings_containing(
@@ -590,12 +599,12 @@ impl SyncStateStore for FaultyStore {
         path_lower: &str,
     ) -> StoreResult<Vec<Binding>> {
         self.fault("bindings_containing")?;
-        self.inner.bindings_containing(connection, path_lower).await
+        self.step(self.inner.bindings_containing(connection, path_lower))
     }
 
     async fn bindings_of_connection(&self, connection: &str) -> StoreResult<Vec<Binding>> {
         self.fault("bindings_of_connection")?;
-        self.inner.bindings_of_connection(connection).await
+        self.step(self.inner.bindings_of_connection(connection))
     }
 
     fn synced_files_by_path<'a>(
@@ -620,7 +629,7 @@ impl SyncStateStore for FaultyStore {
 
     async fn records_changed_since_pass(&self, connection: &str) -> StoreResult<Vec<RecordId>> {
         self.fault("records_changed_since_pass")?;
-        self.inner.records_changed_since_pass(connection).await
+        self.step(self.inner.records_changed_since_pass(connection))
     }
 
     async fn knows_revision(
@@ -630,32 +639,32 @@ impl SyncStateStore for FaultyStore {
         path_lower: &str,
     ) -> StoreResult<bool> {
         self.fault("knows_revision")?;
-        self.inner.knows_revision(dropbox_id, rev, path_lower).await
+        self.step(self.inner.knows_revision(dropbox_id, rev, path_lower))
     }
 
     async fn save_binding(&self, binding: &Binding) -> StoreResult<i64> {
         self.fault("save_binding")?;
-        self.inner.save_binding(binding).await
+        self.step(self.inner.save_binding(binding))
     }
 
     async fn delete_binding(&self, id: i64) -> StoreResult<()> {
         self.fault("delete_binding")?;
-        self.inner.delete_binding(id).await
+        self.step(self.inner.delete_binding(id))
     }
 
     async fn subfolders_made(&self, binding_id: i64) -> StoreResult<bool> {
         self.fault("subfolders_made")?;
-        self.inner.subfolders_made(binding_id).await
+        self.step(self.inner.subfolders_made(binding_id))
     }
 
     async fn set_subfolders_made(&self, binding_id: i64) -> StoreResult<()> {
         self.fault("set_subfolders_made")?;
-        self.inner.set_subfolders_made(binding_id).await
+        self.step(self.inner.set_subfolders_made(binding_id))
     }
 
     async fn confirm_record_deletions(&self, record_id: RecordId) -> StoreResult<u64> {
         self.fault("confirm_record_deletions")?;
-        self.inner.confirm_record_deletions(record_id).await
+        self.step(self.inner.confirm_record_deletions(record_id))
     }
 
     async fn tree_files(
@@ -666,9 +675,10 @@ impl SyncStateStore for FaultyStore {
         limit: u32,
     ) -> StoreResult<Vec<ferry_store::TreeFile>> {
         self.fault("tree_files")?;
-        self.inner
-            .tree_files(connection, prefix_lower, name_contains, limit)
-            .await
+        self.step(
+            self.inner
+                .tree_files(connection, prefix_lower, name_contains, limit),
+        )
     }
 
     async fn tree_folders(
@@ -678,29 +688,27 @@ impl SyncStateStore for FaultyStore {
         limit: u32,
     ) -> StoreResult<Vec<ferry_store::TreeFolder>> {
         self.fault("tree_folders")?;
-        self.inner
-            .tree_folders(connection, prefix_lower, limit)
-            .await
+        self.step(self.inner.tree_folders(connection, prefix_lower, limit))
     }
 
     async fn sync_rows(&self, record_id: RecordId) -> StoreResult<Vec<SyncRow>> {
         self.fault("sync_rows")?;
-        self.inner.sync_rows(record_id).await
+        self.step(self.inner.sync_rows(record_id))
     }
 
     async fn save_sync_row(&self, row: &SyncRow) -> StoreResult<i64> {
         self.fault("save_sync_row")?;
-        self.inner.save_sync_row(row).await
+        self.step(self.inner.save_sync_row(row))
     }
 
     async fn save_sync_rows_logged(&self, rows: &[SyncRow], log: &[LogEntry]) -> StoreResult<()> {
         self.fault("save_sync_rows_logged")?;
-        self.inner.save_sync_rows_logged(rows, log).await
+        self.step(self.inner.save_sync_rows_logged(rows, log))
     }
 
     async fn delete_sync_row(&self, id: i64) -> StoreResult<()> {
         self.fault("delete_sync_row")?;
-        self.inner.delete_sync_row(id).await
+        self.step(self.inner.delete_sync_row(id))
     }
 
     async fn replace_unplaced_rows(
@@ -709,12 +717,12 @@ impl SyncStateStore for FaultyStore {
         rows: &[SyncRow],
     ) -> StoreResult<()> {
         self.fault("replace_unplaced_rows")?;
-        self.inner.replace_unplaced_rows(record_id, rows).await
+        self.step(self.inner.replace_unplaced_rows(record_id, rows))
     }
 
     async fn sync_counts(&self) -> StoreResult<SyncCounts> {
         self.fault("sync_counts")?;
-        self.inner.sync_counts().await
+        self.step(self.inner.sync_counts())
     }
 
     async fn upload_session(
@@ -723,7 +731,7 @@ impl SyncStateStore for FaultyStore {
         content_hash: &str,
     ) -> StoreResult<Option<(String, u64)>> {
         self.fault("upload_session")?;
-        self.inner.upload_session(connection, content_hash).await
+        self.step(self.inner.upload_session(connection, content_hash))
     }
 
     async fn save_upload_session(
@@ -734,16 +742,15 @@ impl SyncStateStore for FaultyStore {
         offset: u64,
     ) -> StoreResult<()> {
         self.fault("save_upload_session")?;
-        self.inner
-            .save_upload_session(connection, content_hash, session_id, offset)
-            .await
+        self.step(
+            self.inner
+                .save_upload_session(connection, content_hash, session_id, offset),
+        )
     }
 
     async fn delete_upload_session(&self, connection: &str, content_hash: &str) -> StoreResult<()> {
         self.fault("delete_upload_session")?;
-        self.inner
-            .delete_upload_session(connection, content_hash)
-            .await
+        self.step(self.inner.delete_upload_session(connection, content_hash))
     }
 
     async fn deletions_since(
@@ -753,14 +760,12 @@ impl SyncStateStore for FaultyStore {
         since_ms: i64,
     ) -> StoreResult<u64> {
         self.fault("deletions_since")?;
-        self.inner
-            .deletions_since(connection, binding_id, since_ms)
-            .await
+        self.step(self.inner.deletions_since(connection, binding_id, since_ms))
     }
 
     async fn synced_count(&self, connection: &str) -> StoreResult<u64> {
         self.fault("synced_count")?;
-        self.inner.synced_count(connection).await
+        self.step(self.inner.synced_count(connection))
     }
 }
 
@@ -768,12 +773,12 @@ impl SyncStateStore for FaultyStore {
 impl QueueStore for FaultyStore {
     async fn queued_on_connection(&self, connection: &str) -> StoreResult<u64> {
         self.fault("queued_on_connection")?;
-        self.inner.queued_on_connection(connection).await
+        self.step(self.inner.queued_on_connection(connection))
     }
 
     async fn enqueue(&self, record_ids: &[RecordId], priority: Priority) -> StoreResult<()> {
         self.fault("enqueue")?;
-        self.inner.enqueue(record_ids, priority).await
+        self.step(self.inner.enqueue(record_ids, priority))
     }
 
     async fn claim_tasks(
@@ -785,19 +790,20 @@ impl QueueStore for FaultyStore {
         limit: usize,
     ) -> StoreResult<Vec<Task>> {
         self.fault("claim_task")?;
-        self.inner
-            .claim_tasks(owner, running, now_ms, lease_ms, limit)
-            .await
+        self.step(
+            self.inner
+                .claim_tasks(owner, running, now_ms, lease_ms, limit),
+        )
     }
 
     async fn finish_task(&self, task: &Task) -> StoreResult<()> {
         self.fault("finish_task")?;
-        self.inner.finish_task(task).await
+        self.step(self.inner.finish_task(task))
     }
 
     async fn finish_task_logged(&self, task: &Task, log: &[LogEntry]) -> StoreResult<()> {
         self.fault("finish_task_logged")?;
-        self.inner.finish_task_logged(task, log).await
+        self.step(self.inner.finish_task_logged(task, log))
     }
 
     async fn retry_task(
@@ -808,22 +814,22 @@ impl QueueStore for FaultyStore {
         dead: bool,
     ) -> StoreResult<()> {
         self.fault("retry_task")?;
-        self.inner.retry_task(task, error, next_at_ms, dead).await
+        self.step(self.inner.retry_task(task, error, next_at_ms, dead))
     }
 
     async fn defer_task(&self, task: &Task, reason: &str, next_at_ms: i64) -> StoreResult<()> {
         self.fault("defer_task")?;
-        self.inner.defer_task(task, reason, next_at_ms).await
+        self.step(self.inner.defer_task(task, reason, next_at_ms))
     }
 
     async fn dead_tasks(&self) -> StoreResult<Vec<QueueEntry>> {
         self.fault("dead_tasks")?;
-        self.inner.dead_tasks().await
+        self.step(self.inner.dead_tasks())
     }
 
     async fn requeue_dead(&self) -> StoreResult<u64> {
         self.fault("requeue_dead")?;
-        self.inner.requeue_dead().await
+        self.step(self.inner.requeue_dead())
     }
 
     async fn heartbeat(
@@ -833,12 +839,12 @@ impl QueueStore for FaultyStore {
         until_ms: i64,
     ) -> StoreResult<()> {
         self.fault("heartbeat")?;
-        self.inner.heartbeat(process, renew, until_ms).await
+        self.step(self.inner.heartbeat(process, renew, until_ms))
     }
 
     async fn processes(&self) -> StoreResult<Vec<ProcessInfo>> {
         self.fault("processes")?;
-        self.inner.processes().await
+        self.step(self.inner.processes())
     }
 
     async fn hold_duty(
@@ -849,37 +855,43 @@ impl QueueStore for FaultyStore {
         until_ms: i64,
     ) -> StoreResult<bool> {
         self.fault("hold_duty")?;
-        self.inner.hold_duty(name, holder, now_ms, until_ms).await
+        self.step(self.inner.hold_duty(name, holder, now_ms, until_ms))
     }
 
     async fn commit_slot(&self, connection: &str) -> StoreResult<ferry_store::CommitSlot> {
+        // A PostgreSQL slot is a lock held on a database connection from one call to the
+        // next: taken while the other engine holds it, it would block the seed's one thread
+        // for good. Nothing needs it here: every request of a seed runs in lockstep, one at a
+        // time, so two commits are never in flight together. (Its behaviour across processes
+        // has tests of its own.)
         self.fault("commit_slot")?;
-        self.inner.commit_slot(connection).await
+        let _ = connection;
+        Ok(ferry_store::CommitSlot::unshared())
     }
 
     async fn duties(&self) -> StoreResult<Vec<ferry_store::Duty>> {
         self.fault("duties")?;
-        self.inner.duties().await
+        self.step(self.inner.duties())
     }
 
     async fn release_duty(&self, name: &str, holder: &str) -> StoreResult<()> {
         self.fault("release_duty")?;
-        self.inner.release_duty(name, holder).await
+        self.step(self.inner.release_duty(name, holder))
     }
 
     async fn release_process(&self, id: &str) -> StoreResult<u64> {
         self.fault("release_process")?;
-        self.inner.release_process(id).await
+        self.step(self.inner.release_process(id))
     }
 
     async fn queue_entry(&self, record_id: RecordId) -> StoreResult<Option<QueueEntry>> {
         self.fault("queue_entry")?;
-        self.inner.queue_entry(record_id).await
+        self.step(self.inner.queue_entry(record_id))
     }
 
     async fn queue_stats(&self) -> StoreResult<QueueStats> {
         self.fault("queue_stats")?;
-        self.inner.queue_stats().await
+        self.step(self.inner.queue_stats())
     }
 }
 
@@ -891,17 +903,17 @@ impl LogStore for FaultyStore {
         bucket_ms: i64,
     ) -> StoreResult<Vec<ferry_store::ActivityBucket>> {
         self.fault("log_activity")?;
-        self.inner.log_activity(since_ms, bucket_ms).await
+        self.step(self.inner.log_activity(since_ms, bucket_ms))
     }
 
     async fn log(&self, entry: &LogEntry) -> StoreResult<()> {
         self.fault("log")?;
-        self.inner.log(entry).await
+        self.step(self.inner.log(entry))
     }
 
     async fn log_entries(&self, filter: &LogFilter) -> StoreResult<Vec<LogLine>> {
         self.fault("log_entries")?;
-        self.inner.log_entries(filter).await
+        self.step(self.inner.log_entries(filter))
     }
 }
 
@@ -910,6 +922,7 @@ impl LogStore for FaultyStore {
 pub(crate) struct FaultyBlobs {
     pub(crate) inner: Arc<dyn ObjectStore>,
     pub(crate) faults: Arc<StoreFaults>,
+    pub(crate) lockstep: Lockstep,
 }
 
 impl std::fmt::Display for FaultyBlobs {
@@ -919,6 +932,11 @@ impl std::fmt::Display for FaultyBlobs {
 }
 
 impl FaultyBlobs {
+    /// `call` run to completion in lockstep.
+    fn step<F: std::future::Future>(&self, call: F) -> F::Output {
+        self.lockstep.run(call)
+    }
+
     fn fault(&self) -> object_store::Result<()> {
         if self.faults.fails() {
             return Err(object_store::Error::Generic {
@@ -939,7 +957,7 @@ impl ObjectStore for FaultyBlobs {
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
         self.fault()?;
-        self.inner.put_opts(location, payload, opts).await
+        self.step(self.inner.put_opts(location, payload, opts))
     }
 
     async fn put_multipart_opts(
@@ -948,7 +966,11 @@ impl ObjectStore for FaultyBlobs {
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
         self.fault()?;
-        self.inner.put_multipart_opts(location, opts).await
+        let inner = self.step(self.inner.put_multipart_opts(location, opts))?;
+        Ok(Box::new(LockstepUpload {
+            inner,
+            lockstep: self.lockstep.clone(),
+        }))
     }
 
     async fn get_opts(
@@ -957,19 +979,36 @@ impl ObjectStore for FaultyBlobs {
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
         self.fault()?;
-        self.inner.get_opts(location, options).await
+        // Read whole in lockstep: a file payload would be read later on the seed's runtime.
+        let got = self.step(async {
+            let got = self.inner.get_opts(location, options).await?;
+            let (meta, range, attributes) =
+                (got.meta.clone(), got.range.clone(), got.attributes.clone());
+            let bytes = got.bytes().await?;
+            Ok::<_, object_store::Error>((meta, range, attributes, bytes))
+        });
+        let (meta, range, attributes, bytes) = got?;
+        Ok(GetResult {
+            payload: object_store::GetResultPayload::Stream(Box::pin(futures::stream::once(
+                async move { Ok(bytes) },
+            ))),
+            meta,
+            range,
+            attributes,
+        })
     }
 
     async fn delete(&self, location: &ObjectPath) -> object_store::Result<()> {
         self.fault()?;
-        self.inner.delete(location).await
+        self.step(self.inner.delete(location))
     }
 
     fn list(
         &self,
         prefix: Option<&ObjectPath>,
     ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
+        use futures::StreamExt;
+        futures::stream::iter(self.step(self.inner.list(prefix).collect::<Vec<_>>())).boxed()
     }
 
     async fn list_with_delimiter(
@@ -977,12 +1016,12 @@ impl ObjectStore for FaultyBlobs {
         prefix: Option<&ObjectPath>,
     ) -> object_store::Result<ListResult> {
         self.fault()?;
-        self.inner.list_with_delimiter(prefix).await
+        self.step(self.inner.list_with_delimiter(prefix))
     }
 
     async fn copy(&self, from: &ObjectPath, to: &ObjectPath) -> object_store::Result<()> {
         self.fault()?;
-        self.inner.copy(from, to).await
+        self.step(self.inner.copy(from, to))
     }
 
     async fn copy_if_not_exists(
@@ -991,12 +1030,12 @@ impl ObjectStore for FaultyBlobs {
         to: &ObjectPath,
     ) -> object_store::Result<()> {
         self.fault()?;
-        self.inner.copy_if_not_exists(from, to).await
+        self.step(self.inner.copy_if_not_exists(from, to))
     }
 
     async fn rename(&self, from: &ObjectPath, to: &ObjectPath) -> object_store::Result<()> {
         self.fault()?;
-        self.inner.rename(from, to).await
+        self.step(self.inner.rename(from, to))
     }
 
     async fn rename_if_not_exists(
@@ -1005,7 +1044,30 @@ impl ObjectStore for FaultyBlobs {
         to: &ObjectPath,
     ) -> object_store::Result<()> {
         self.fault()?;
-        self.inner.rename_if_not_exists(from, to).await
+        self.step(self.inner.rename_if_not_exists(from, to))
+    }
+}
+
+/// A multipart upload whose parts are written in lockstep, one after the other.
+#[derive(Debug)]
+struct LockstepUpload {
+    inner: Box<dyn MultipartUpload>,
+    lockstep: Lockstep,
+}
+
+#[async_trait]
+impl MultipartUpload for LockstepUpload {
+    fn put_part(&mut self, data: PutPayload) -> object_store::UploadPart {
+        let written = self.lockstep.run(self.inner.put_part(data));
+        Box::pin(async move { written })
+    }
+
+    async fn complete(&mut self) -> object_store::Result<PutResult> {
+        self.lockstep.run(self.inner.complete())
+    }
+
+    async fn abort(&mut self) -> object_store::Result<()> {
+        self.lockstep.run(self.inner.abort())
     }
 }
 
@@ -1018,7 +1080,7 @@ impl MirrorStore for FaultyStore {
         changes: &[ferry_store::MirrorChange],
     ) -> StoreResult<()> {
         self.fault("seed_mirror")?;
-        self.inner.seed_mirror(connection, epoch, changes).await
+        self.step(self.inner.seed_mirror(connection, epoch, changes))
     }
 
     async fn finish_mirror(
@@ -1030,19 +1092,20 @@ impl MirrorStore for FaultyStore {
         live_until_ms: i64,
     ) -> StoreResult<bool> {
         self.fault("finish_mirror")?;
-        self.inner
-            .finish_mirror(connection, root, epoch, cursor, live_until_ms)
-            .await
+        self.step(
+            self.inner
+                .finish_mirror(connection, root, epoch, cursor, live_until_ms),
+        )
     }
 
     async fn apply_feed_page(&self, page: &ferry_store::FeedPage<'_>) -> StoreResult<bool> {
         self.fault("apply_feed_page")?;
-        self.inner.apply_feed_page(page).await
+        self.step(self.inner.apply_feed_page(page))
     }
 
     async fn mirror_live(&self, connection: &str, until_ms: i64) -> StoreResult<()> {
         self.fault("mirror_live")?;
-        self.inner.mirror_live(connection, until_ms).await
+        self.step(self.inner.mirror_live(connection, until_ms))
     }
 
     async fn mirror_within(
@@ -1052,9 +1115,7 @@ impl MirrorStore for FaultyStore {
         now_ms: i64,
     ) -> StoreResult<Option<Vec<ferry_store::MirrorFile>>> {
         self.fault("mirror_within")?;
-        self.inner
-            .mirror_within(connection, folder_lower, now_ms)
-            .await
+        self.step(self.inner.mirror_within(connection, folder_lower, now_ms))
     }
 
     async fn correct_mirror(
@@ -1063,7 +1124,7 @@ impl MirrorStore for FaultyStore {
         corrections: &[ferry_store::MirrorCorrection],
     ) -> StoreResult<()> {
         self.fault("correct_mirror")?;
-        self.inner.correct_mirror(connection, corrections).await
+        self.step(self.inner.correct_mirror(connection, corrections))
     }
 
     fn mirror_files_by_path<'a>(
@@ -1079,6 +1140,6 @@ impl MirrorStore for FaultyStore {
 
     async fn drop_scratch_mirrors(&self, connection: &str) -> StoreResult<()> {
         self.fault("drop_scratch_mirrors")?;
-        self.inner.drop_scratch_mirrors(connection).await
+        self.step(self.inner.drop_scratch_mirrors(connection))
     }
 }

@@ -18,7 +18,7 @@ use ferry_core::content_hash::content_hash;
 use ferry_core::secret::Secret;
 use ferry_core::sync_plan::Direction;
 use ferry_dropbox::{
-    DropboxClient, DropboxError, Endpoints, Entry, FaultInjector, Injected, WriteMode,
+    DropboxClient, DropboxError, Endpoints, Entry, FaultInjector, Injected, Lockstep, WriteMode,
 };
 use ferry_emulator::{EmulatorConfig, FaultModel, RunningEmulator};
 use ferry_engine::{ConnectionInput, Engine, EngineConfig};
@@ -29,7 +29,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -100,10 +99,12 @@ struct SimInjector {
     enabled: Arc<AtomicBool>,
     hung: tokio::sync::Notify,
     injected: AtomicU64,
+    /// Every Dropbox call the engines made, in order, with the fault it met (the transcript).
+    calls: Mutex<Vec<String>>,
 }
 
-impl FaultInjector for SimInjector {
-    fn decide(&self, route: &str) -> Injected {
+impl SimInjector {
+    fn decide_fault(&self, route: &str) -> Injected {
         if !self.enabled.load(Ordering::SeqCst) {
             return Injected::Nothing;
         }
@@ -127,6 +128,17 @@ impl FaultInjector for SimInjector {
         if injected == Injected::Hang {
             self.hung.notify_one();
         }
+        injected
+    }
+}
+
+impl FaultInjector for SimInjector {
+    fn decide(&self, route: &str) -> Injected {
+        let injected = self.decide_fault(route);
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(format!("{route} {injected:?}"));
         injected
     }
 }
@@ -221,9 +233,10 @@ pub async fn oauth_refresh_token(base: &str) -> anyhow::Result<String> {
 }
 
 struct Sim {
+    /// Runs the seed's I/O (`ferry_dropbox::Lockstep`).
+    lockstep: Lockstep,
     rng: StdRng,
     _dir: tempfile::TempDir,
-    dir: std::path::PathBuf,
     emulator: RunningEmulator,
     human: DropboxClient,
     store: Arc<dyn Store>,
@@ -265,8 +278,9 @@ struct Sim {
     trace: Vec<String>,
 }
 
-fn engine_config(injector: &Arc<SimInjector>) -> EngineConfig {
+fn engine_config(injector: &Arc<SimInjector>, lockstep: &Lockstep) -> EngineConfig {
     EngineConfig {
+        lockstep: Some(lockstep.clone()),
         workers: 1,
         // A real lease: a crash leaves the dead engine's claim in the queue, and only the
         // restarted engine's release of dead processes' claims lets the work go on.
@@ -300,36 +314,60 @@ pub enum SimBackend {
 }
 
 impl Sim {
-    async fn new(seed: u64, backend: SimBackend) -> anyhow::Result<Sim> {
+    async fn new(seed: u64, backend: SimBackend, lockstep: Lockstep) -> anyhow::Result<Sim> {
         let mut rng = StdRng::seed_from_u64(seed);
         let temp = tempfile::Builder::new().prefix("ferry-sim-").tempdir()?;
         let dir = temp.path().to_path_buf();
         let mut config = EmulatorConfig::new(dir.join("emulator"));
         config.model = FaultModel::off();
-        let emulator = RunningEmulator::start(config).await?;
+        config.seed = Some(rng.r#gen());
+        let emulator = lockstep.run(RunningEmulator::start(config))?;
         let human = DropboxClient::new(
             Endpoints::single(&emulator.base_url())?,
             &Secret::new(emulator.token()),
         )?
-        .with_max_attempts(1);
+        .with_max_attempts(1)
+        .with_lockstep(lockstep.clone());
         let (store, database): (Arc<dyn Store>, _) = match backend {
             SimBackend::Sqlite => {
-                let store = SqliteStore::open(&dir.join("ferry.db")).await?;
+                let store = lockstep.run(SqliteStore::open(&dir.join("ferry.db")))?;
                 (Arc::new(store) as Arc<dyn Store>, None)
             }
             SimBackend::Postgres => {
-                let database = ferry_store::pg_testing::database().await;
-                let store = PgStore::open_url(database.url()).await?;
+                let database = lockstep.run(ferry_store::pg_testing::database());
+                let store = lockstep.run(PgStore::open_url(database.url()))?;
                 (Arc::new(store) as Arc<dyn Store>, Some(database))
             }
         };
-        let blobs = BlobStore::local(&dir.join("blobs"))?;
+        // The simulation's own reads and writes never fail, but they too run in lockstep.
+        let never = || {
+            Arc::new(crate::sim_faults::StoreFaults::new(
+                StdRng::seed_from_u64(0),
+                Arc::new(AtomicBool::new(false)),
+                0.0,
+            ))
+        };
+        let raw_store = store;
+        let store: Arc<dyn Store> = Arc::new(crate::sim_faults::FaultyStore {
+            inner: Arc::clone(&raw_store),
+            faults: never(),
+            lockstep: lockstep.clone(),
+        });
+        std::fs::create_dir_all(dir.join("blobs"))?;
+        let blobs = BlobStore::new(Arc::new(crate::sim_faults::FaultyBlobs {
+            inner: Arc::new(object_store::local::LocalFileSystem::new_with_prefix(
+                dir.join("blobs"),
+            )?),
+            faults: never(),
+            lockstep: lockstep.clone(),
+        }));
         let enabled = Arc::new(AtomicBool::new(false));
         let injector = Arc::new(SimInjector {
             rng: Mutex::new(StdRng::seed_from_u64(rng.r#gen())),
             enabled: Arc::clone(&enabled),
             hung: tokio::sync::Notify::new(),
             injected: AtomicU64::new(0),
+            calls: Mutex::new(Vec::new()),
         });
         // The engine sees a store and a blob store that fail now and then (transient errors);
         // the simulation's own reads and writes go to the real ones.
@@ -339,27 +377,31 @@ impl Sim {
             0.01,
         ));
         let engine_store: Arc<dyn Store> = Arc::new(crate::sim_faults::FaultyStore {
-            inner: Arc::clone(&store),
+            inner: raw_store,
             faults: Arc::clone(&store_faults),
+            lockstep: lockstep.clone(),
         });
         let engine_blobs = BlobStore::new(Arc::new(crate::sim_faults::FaultyBlobs {
             inner: Arc::new(object_store::local::LocalFileSystem::new_with_prefix(
                 dir.join("blobs"),
             )?),
             faults: Arc::clone(&store_faults),
+            lockstep: lockstep.clone(),
         }));
         let engine = Engine::new(
             Arc::clone(&engine_store),
             engine_blobs.clone(),
             SecretCipher::from_key(&[7; 32]),
-            engine_config(&injector),
+            engine_config(&injector, &lockstep),
         );
         engine
             .put_connection(ConnectionInput {
                 name: "dropbox".into(),
                 // Through OAuth, so that injected token expiry exercises real refreshes.
                 credentials: ferry_engine::Credentials::Refresh(ferry_dropbox::Refresh {
-                    refresh_token: Secret::new(oauth_refresh_token(&emulator.base_url()).await?),
+                    refresh_token: Secret::new(
+                        lockstep.run(oauth_refresh_token(&emulator.base_url()))?,
+                    ),
                     app_key: "ferry-app".into(),
                     app_secret: Some(Secret::new("ferry-secret")),
                 }),
@@ -400,10 +442,10 @@ impl Sim {
             rng.gen_range(2..=4)
         };
         let mut sim = Sim {
+            lockstep: lockstep.clone(),
             passes,
             rng,
             _dir: temp,
-            dir,
             emulator,
             human,
             store,
@@ -413,7 +455,7 @@ impl Sim {
                     Arc::clone(&engine_store),
                     engine_blobs.clone(),
                     SecretCipher::from_key(&[7; 32]),
-                    engine_config(&injector),
+                    engine_config(&injector, &lockstep),
                 )
             }),
             database,
@@ -518,6 +560,7 @@ impl Sim {
                 let engine = Arc::clone(&self.engine);
                 let hung = self.injector.hung.notified();
                 let outcome = tokio::select! {
+                    biased;
                     r = engine.change_root("dropbox", to) => Some(r),
                     _ = hung => None,
                 };
@@ -834,7 +877,7 @@ impl Sim {
             Arc::clone(&self.engine_store),
             self.engine_blobs.clone(),
             SecretCipher::from_key(&[7; 32]),
-            engine_config(&self.injector),
+            engine_config(&self.injector, &self.lockstep),
         )
     }
 
@@ -919,6 +962,7 @@ impl Sim {
         let hung = self.injector.hung.notified();
         let passes = self.passes;
         let result: Result<bool, ferry_engine::EngineError> = tokio::select! {
+            biased;
             r = async {
                 match (what, beside) {
                     (0, Some(beside)) => {
@@ -1236,6 +1280,55 @@ impl Sim {
         Ok(())
     }
 
+    /// The seed's transcript (see [`SeedRun::transcript`]).
+    async fn transcript(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        for line in &self.trace {
+            let _ = writeln!(out, "trace {line}");
+        }
+        for call in self
+            .injector
+            .calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(out, "call {call}");
+        }
+        let log = self
+            .store
+            .log_entries(&ferry_store::LogFilter {
+                record_id: None,
+                limit: 100_000,
+                ..Default::default()
+            })
+            .await;
+        match log {
+            Ok(lines) => {
+                for l in lines.iter().rev() {
+                    let e = &l.entry;
+                    let _ = writeln!(
+                        out,
+                        "log {} {} record {} {} {:?} {} {} bytes {:?}",
+                        e.id,
+                        e.connection,
+                        e.record_id,
+                        e.action,
+                        e.path,
+                        e.outcome,
+                        e.bytes,
+                        e.error
+                    );
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(out, "log unreadable: {e}");
+            }
+        }
+        out
+    }
+
     async fn check(&self) -> anyhow::Result<()> {
         // Everything retrievable: attachments, archives, files in Dropbox.
         let mut retrievable: HashSet<String> = HashSet::new();
@@ -1326,9 +1419,93 @@ impl Sim {
 /// with the seed's trace.
 const SEED_DEADLINE: Duration = Duration::from_secs(120);
 
-/// Runs one seed: `steps` random operations, then quiescence and the invariant checks.
+/// What one seed did, and its transcript.
+#[derive(Debug)]
+pub struct SeedRun {
+    /// The seed's counts, or how it failed (with its trace).
+    pub outcome: anyhow::Result<SeedStats>,
+    /// Everything that decides a replay, in order: the simulation's trace, every Dropbox
+    /// call the engines made with the fault it met, and the sync log without its times.
+    /// The same seed gives the same transcript byte for byte.
+    pub transcript: String,
+}
+
+/// The runtime the seeds' I/O runs on (sockets, database and file threads, the emulator):
+/// one for the process, apart from the seeds' own.
+fn io_runtime() -> &'static tokio::runtime::Runtime {
+    static IO: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    IO.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("ferry-sim-io")
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("the simulation's I/O runtime cannot start: {e}"))
+    })
+}
+
+/// Runs one seed exactly, on the calling thread (which it blocks): a single-threaded runtime
+/// with a paused clock runs the seed, and all its I/O runs in lockstep on an I/O runtime of
+/// its own, so the order of everything it does, and virtual time, follow from the seed alone.
+pub fn run_seed_exact(seed: u64, steps: u32, backend: SimBackend) -> SeedRun {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            return SeedRun {
+                outcome: Err(anyhow!("the seed's runtime cannot start: {e}")),
+                transcript: String::new(),
+            };
+        }
+    };
+    let lockstep = Lockstep::new(io_runtime().handle().clone());
+    // The engines' and the store's clock is the seed's virtual time, from the wall clock at
+    // the seed's start: a retry due in a second comes due after the same steps in every run.
+    let base = ferry_core::clock::now_ms();
+    let start = runtime.block_on(async { tokio::time::Instant::now() });
+    ferry_core::clock::simulate_on_this_thread(move || {
+        let passed = tokio::time::Instant::now().saturating_duration_since(start);
+        base.saturating_add(i64::try_from(passed.as_millis()).unwrap_or(i64::MAX))
+    });
+    struct RealClock;
+    impl Drop for RealClock {
+        fn drop(&mut self) {
+            ferry_core::clock::stop_simulating();
+        }
+    }
+    let _real = RealClock;
+    runtime.block_on(run_seed_in(seed, steps, backend, lockstep))
+}
+
+/// Runs one seed exactly (see [`run_seed_exact`]) on a thread of its own.
 pub async fn run_seed(seed: u64, steps: u32, backend: SimBackend) -> anyhow::Result<SeedStats> {
-    let mut sim = Sim::new(seed, backend).await.context("simulation setup")?;
+    replay(seed, steps, backend).await.outcome
+}
+
+/// [`run_seed_exact`] on a thread of its own, with the transcript.
+pub async fn replay(seed: u64, steps: u32, backend: SimBackend) -> SeedRun {
+    tokio::task::spawn_blocking(move || run_seed_exact(seed, steps, backend))
+        .await
+        .unwrap_or_else(|e| SeedRun {
+            outcome: Err(anyhow!("the seed panicked: {e}")),
+            transcript: String::new(),
+        })
+}
+
+/// Runs one seed: `steps` random operations, then quiescence and the invariant checks.
+async fn run_seed_in(seed: u64, steps: u32, backend: SimBackend, lockstep: Lockstep) -> SeedRun {
+    let mut sim = match Sim::new(seed, backend, lockstep).await {
+        Ok(sim) => sim,
+        Err(e) => {
+            return SeedRun {
+                outcome: Err(e.context("simulation setup")),
+                transcript: String::new(),
+            };
+        }
+    };
     sim.injector.enabled.store(true, Ordering::SeqCst);
     let outcome = tokio::time::timeout(SEED_DEADLINE, async {
         for _ in 0..steps {
@@ -1358,7 +1535,7 @@ pub async fn run_seed(seed: u64, steps: u32, backend: SimBackend) -> anyhow::Res
     .await
     .unwrap_or_else(|_| {
         Err(anyhow!(
-            "stalled: the seed did not finish in {} s (nothing may wait forever)",
+            "stalled: the seed did not finish in {} s of virtual time (nothing may wait forever)",
             SEED_DEADLINE.as_secs()
         ))
     });
@@ -1368,14 +1545,17 @@ pub async fn run_seed(seed: u64, steps: u32, backend: SimBackend) -> anyhow::Res
         u32::try_from(sim.store_faults.injected.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
     let stats = sim.stats.clone();
     let trace = sim.trace.join("\n  ");
-    let dir: &Path = &sim.dir;
-    let _ = dir;
-    sim.emulator.shutdown().await;
+    let transcript = sim.transcript().await;
+    sim.lockstep.run(sim.emulator.shutdown());
     if let Some(database) = sim.database.take() {
-        database.remove().await;
+        sim.lockstep.run(database.remove());
     }
-    outcome.map_err(|e| anyhow!("{e:#}\n  trace:\n  {trace}"))?;
-    Ok(stats)
+    SeedRun {
+        outcome: outcome
+            .map(|()| stats)
+            .map_err(|e| anyhow!("{e:#}\n  trace:\n  {trace}")),
+        transcript,
+    }
 }
 
 /// What a run over many seeds found.
