@@ -858,14 +858,13 @@ impl QueueStore for FaultyStore {
         self.step(self.inner.hold_duty(name, holder, now_ms, until_ms))
     }
 
-    async fn commit_slot(&self, connection: &str) -> StoreResult<ferry_store::CommitSlot> {
+    async fn commit_slot(&self, _connection: &str) -> StoreResult<ferry_store::CommitSlot> {
         // A PostgreSQL slot is a lock held on a database connection from one call to the
         // next: taken while the other engine holds it, it would block the seed's one thread
         // for good. Nothing needs it here: every request of a seed runs in lockstep, one at a
         // time, so two commits are never in flight together. (Its behaviour across processes
         // has tests of its own.)
         self.fault("commit_slot")?;
-        let _ = connection;
         Ok(ferry_store::CommitSlot::unshared())
     }
 

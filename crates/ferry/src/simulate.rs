@@ -1430,6 +1430,16 @@ pub struct SeedRun {
     pub transcript: String,
 }
 
+impl SeedRun {
+    /// A seed that could not run at all (no transcript).
+    fn failed(error: anyhow::Error) -> SeedRun {
+        SeedRun {
+            outcome: Err(error),
+            transcript: String::new(),
+        }
+    }
+}
+
 /// The runtime the seeds' I/O runs on (sockets, database and file threads, the emulator):
 /// one for the process, apart from the seeds' own.
 fn io_runtime() -> &'static tokio::runtime::Runtime {
@@ -1454,12 +1464,7 @@ pub fn run_seed_exact(seed: u64, steps: u32, backend: SimBackend) -> SeedRun {
         .build()
     {
         Ok(runtime) => runtime,
-        Err(e) => {
-            return SeedRun {
-                outcome: Err(anyhow!("the seed's runtime cannot start: {e}")),
-                transcript: String::new(),
-            };
-        }
+        Err(e) => return SeedRun::failed(anyhow!("the seed's runtime cannot start: {e}")),
     };
     let lockstep = Lockstep::new(io_runtime().handle().clone());
     // The engines' and the store's clock is the seed's virtual time, from the wall clock at
@@ -1489,22 +1494,14 @@ pub async fn run_seed(seed: u64, steps: u32, backend: SimBackend) -> anyhow::Res
 pub async fn replay(seed: u64, steps: u32, backend: SimBackend) -> SeedRun {
     tokio::task::spawn_blocking(move || run_seed_exact(seed, steps, backend))
         .await
-        .unwrap_or_else(|e| SeedRun {
-            outcome: Err(anyhow!("the seed panicked: {e}")),
-            transcript: String::new(),
-        })
+        .unwrap_or_else(|e| SeedRun::failed(anyhow!("the seed panicked: {e}")))
 }
 
 /// Runs one seed: `steps` random operations, then quiescence and the invariant checks.
 async fn run_seed_in(seed: u64, steps: u32, backend: SimBackend, lockstep: Lockstep) -> SeedRun {
     let mut sim = match Sim::new(seed, backend, lockstep).await {
         Ok(sim) => sim,
-        Err(e) => {
-            return SeedRun {
-                outcome: Err(e.context("simulation setup")),
-                transcript: String::new(),
-            };
-        }
+        Err(e) => return SeedRun::failed(e.context("simulation setup")),
     };
     sim.injector.enabled.store(true, Ordering::SeqCst);
     let outcome = tokio::time::timeout(SEED_DEADLINE, async {
