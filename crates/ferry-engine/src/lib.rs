@@ -63,6 +63,9 @@ pub struct EngineConfig {
     /// Passes each worker keeps in flight, side by side: a back-fill's one-file records then
     /// share upload batches, and one claim serves many passes.
     pub passes_per_worker: usize,
+    /// Back-fill (bulk) passes each worker keeps in flight besides those: many passes
+    /// waiting on Dropbox at once fill each upload batch, and live work keeps its own window.
+    pub bulk_passes_per_worker: usize,
     /// Files above this size use upload sessions, in chunks of this size.
     pub chunk_size: usize,
     /// Longest wait between two attempts of a failing record.
@@ -131,6 +134,7 @@ impl Default for EngineConfig {
         EngineConfig {
             workers: 4,
             passes_per_worker: 16,
+            bulk_passes_per_worker: 64,
             chunk_size: ferry_dropbox::DEFAULT_CHUNK_SIZE,
             max_backoff: Duration::from_secs(300),
             lease: Duration::from_secs(15),

@@ -73,10 +73,12 @@ impl Engine {
             .load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// One worker: keeps up to `passes_per_worker` passes in flight, each a task of its own.
-    /// It claims more once half of them have ended, or at once when woken (a record's own
-    /// change then waits for one free slot, not for the slowest pass of a whole claim). On
-    /// shutdown it lets the passes in flight end.
+    /// One worker: keeps up to `passes_per_worker` live passes and `bulk_passes_per_worker`
+    /// back-fill passes in flight, each a task of its own. It claims more once half of them
+    /// have ended, or at once when woken. The two windows are apart so a back-fill can keep
+    /// many passes waiting on Dropbox (their small files share each batch) while a record's
+    /// own change still finds a free live slot: with the back-fill window full, it claims
+    /// live work only. On shutdown it lets the passes in flight end.
     async fn worker_loop(self: Arc<Self>, n: usize, mut shutdown: watch::Receiver<bool>) {
         tracing::debug!(worker = n, "sync worker started");
         /// Counts the worker as running until its loop ends, however it ends.
@@ -89,7 +91,10 @@ impl Engine {
         self.running_workers
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let _running = Running(&self.running_workers);
-        let window = self.config.passes_per_worker.max(1);
+        let mut window = PassWindow::new(
+            self.config.passes_per_worker,
+            self.config.bulk_passes_per_worker,
+        );
         let mut passes = tokio::task::JoinSet::new();
         // Woken (or just started) since the last claim: claim whatever room there is.
         let mut eager = true;
@@ -98,51 +103,62 @@ impl Engine {
             // (`notify_waiters` reaches every `Notified` that exists).
             let woke = self.wake.notified();
             tokio::pin!(woke);
-            while let Some(ended) = passes.try_join_next() {
-                Self::pass_ended(ended);
+            while let Some(ended) = passes.try_join_next_with_id() {
+                Self::pass_ended(&mut window, ended);
             }
-            let room = window - passes.len();
             let mut claimed = 0;
-            if room > 0 && (eager || passes.len() <= window / 2) {
+            if let Some((limit, up_to)) = window.claim(eager) {
                 eager = false;
-                match self.claim(room).await {
+                match self.claim(limit, up_to).await {
                     Ok(Some(claim)) => {
                         claimed = claim.tasks.len();
                         for task in claim.tasks {
                             let engine = Arc::clone(&self);
                             let snapshot = Arc::clone(&claim.snapshot);
-                            passes.spawn(async move {
+                            let priority = task.priority;
+                            let pass = passes.spawn(async move {
                                 let _end = EndsPass(&engine, task.record_id);
                                 engine.run_task(&task, &snapshot).await
                             });
+                            window.began(pass.id(), priority);
                         }
                     }
                     Ok(None) => {}
                     Err(e) => tracing::error!(error = %e, "sync queue unavailable"),
                 }
             }
-            if claimed == 0 || passes.len() > window / 2 {
+            if claimed == 0 || window.more_than_half_full() {
                 tokio::select! {
                     _ = &mut woke => eager = true,
-                    Some(ended) = passes.join_next(), if !passes.is_empty() => Self::pass_ended(ended),
+                    Some(ended) = passes.join_next_with_id(), if !passes.is_empty() => Self::pass_ended(&mut window, ended),
                     _ = tokio::time::sleep(IDLE_POLL) => eager = true,
                     _ = shutdown.changed() => {}
                 }
             }
         }
-        while let Some(ended) = passes.join_next().await {
-            Self::pass_ended(ended);
+        while let Some(ended) = passes.join_next_with_id().await {
+            Self::pass_ended(&mut window, ended);
         }
         tracing::debug!(worker = n, "sync worker stopped");
     }
 
     /// Logs how a spawned pass ended, if badly (its task's end is already recorded, or will
     /// be retried when its lease lapses).
-    fn pass_ended(ended: Result<Result<(), EngineError>, tokio::task::JoinError>) {
+    fn pass_ended(
+        window: &mut PassWindow,
+        ended: Result<(tokio::task::Id, Result<(), EngineError>), tokio::task::JoinError>,
+    ) {
         match ended {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "sync queue unavailable"),
-            Err(e) => tracing::error!(error = %e, "a sync pass panicked or was cancelled"),
+            Ok((id, passed)) => {
+                window.ended(id);
+                if let Err(e) = passed {
+                    tracing::error!(error = %e, "sync queue unavailable");
+                }
+            }
+            Err(e) => {
+                window.ended(e.id());
+                tracing::error!(error = %e, "a sync pass panicked or was cancelled");
+            }
         }
     }
 
@@ -155,7 +171,7 @@ impl Engine {
     /// small files then share upload batches). Returns how many ran; a store error of one
     /// pass is returned once all of them have ended.
     pub async fn run_some(&self, limit: usize) -> Result<usize, EngineError> {
-        let Some(claim) = self.claim(limit).await? else {
+        let Some(claim) = self.claim(limit, Priority::Bulk).await? else {
             return Ok(0);
         };
         let snapshot = &claim.snapshot;
@@ -171,7 +187,7 @@ impl Engine {
     /// Claims up to `limit` due tasks and reads the rules and connections their passes share;
     /// `None` if none was due. The tasks count as in flight here until their passes end
     /// ([`EndsPass`]).
-    async fn claim(&self, limit: usize) -> Result<Option<Claim>, EngineError> {
+    async fn claim(&self, limit: usize, up_to: Priority) -> Result<Option<Claim>, EngineError> {
         self.announce().await?;
         let lease = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
         let tasks = {
@@ -179,7 +195,14 @@ impl Engine {
             let running = self.liveness.in_flight();
             let tasks = self
                 .store
-                .claim_tasks(self.process_id(), &running, now_ms(), lease, limit.max(1))
+                .claim_tasks(
+                    self.process_id(),
+                    &running,
+                    now_ms(),
+                    lease,
+                    limit.max(1),
+                    up_to,
+                )
                 .await?;
             for task in &tasks {
                 self.liveness.begin(task.record_id);
@@ -348,5 +371,115 @@ impl Engine {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// A worker's passes in flight, live and back-fill (bulk) apart, each class with a window
+/// of its own.
+struct PassWindow {
+    live: usize,
+    bulk: usize,
+    /// The class of each pass in flight, by its task.
+    running: std::collections::HashMap<tokio::task::Id, bool>,
+    live_in_flight: usize,
+    bulk_in_flight: usize,
+}
+
+impl PassWindow {
+    fn new(live: usize, bulk: usize) -> PassWindow {
+        PassWindow {
+            live: live.max(1),
+            bulk: bulk.max(1),
+            running: std::collections::HashMap::new(),
+            live_in_flight: 0,
+            bulk_in_flight: 0,
+        }
+    }
+
+    /// What to claim now, if anything: how many tasks, and of which classes. Room in the
+    /// back-fill window claims any class (the most urgent come first, so a live task may
+    /// take a slot of it); with that window full, only live work is claimed. Outside a
+    /// wake-up, a claim waits until half of the passes have ended, so claims come in
+    /// batches.
+    fn claim(&self, eager: bool) -> Option<(usize, Priority)> {
+        let live_room = self.live.saturating_sub(self.live_in_flight);
+        let bulk_room = self.bulk.saturating_sub(self.bulk_in_flight);
+        if live_room + bulk_room == 0 || (!eager && self.more_than_half_full()) {
+            return None;
+        }
+        if bulk_room == 0 {
+            Some((live_room, Priority::Normal))
+        } else {
+            Some((live_room + bulk_room, Priority::Bulk))
+        }
+    }
+
+    fn more_than_half_full(&self) -> bool {
+        self.live_in_flight + self.bulk_in_flight > (self.live + self.bulk) / 2
+    }
+
+    fn began(&mut self, id: tokio::task::Id, priority: Priority) {
+        let bulk = priority == Priority::Bulk;
+        self.running.insert(id, bulk);
+        if bulk {
+            self.bulk_in_flight += 1;
+        } else {
+            self.live_in_flight += 1;
+        }
+    }
+
+    fn ended(&mut self, id: tokio::task::Id) {
+        match self.running.remove(&id) {
+            Some(true) => self.bulk_in_flight -= 1,
+            Some(false) => self.live_in_flight -= 1,
+            None => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Task ids of `n` finished tasks (a `tokio::task::Id` cannot be made any other way).
+    async fn ids(n: usize) -> Vec<tokio::task::Id> {
+        let mut set = tokio::task::JoinSet::new();
+        let ids = (0..n).map(|_| set.spawn(async {}).id()).collect();
+        while set.join_next().await.is_some() {}
+        ids
+    }
+
+    #[tokio::test]
+    async fn a_full_back_fill_window_still_claims_live_work() {
+        let mut window = PassWindow::new(2, 4);
+        assert_eq!(
+            window.claim(false),
+            Some((6, Priority::Bulk)),
+            "empty: any class"
+        );
+        let ids = ids(6).await;
+        for id in &ids[..4] {
+            window.began(*id, Priority::Bulk);
+        }
+        // The back-fill window is full: only live work, and only as much as fits.
+        assert_eq!(window.claim(true), Some((2, Priority::Normal)));
+        window.began(ids[4], Priority::Normal);
+        window.began(ids[5], Priority::Blocking);
+        assert_eq!(window.claim(true), None, "both windows full");
+        // One live pass ends: room for one live claim, once woken (5 of 6 still run).
+        window.ended(ids[5]);
+        assert_eq!(
+            window.claim(false),
+            None,
+            "more than half full: wait for a batch"
+        );
+        assert_eq!(window.claim(true), Some((1, Priority::Normal)));
+        // Back-fill passes end: the claim may take any class again.
+        window.ended(ids[0]);
+        window.ended(ids[1]);
+        assert_eq!(window.claim(false), Some((3, Priority::Bulk)));
+        // An unknown or repeated end changes nothing.
+        window.ended(ids[0]);
+        assert_eq!(window.claim(false), Some((3, Priority::Bulk)));
     }
 }

@@ -70,7 +70,10 @@ pub async fn many_tasks_are_claimed_at_once_most_urgent_first(s: &dyn Store) {
     s.enqueue(&ids[4..], Priority::Blocking).await.unwrap();
     let now = ferry_core::clock::now_ms() + 1;
     let owner = fresh_owner();
-    let first = s.claim_tasks(&owner, &[], now, 60_000, 3).await.unwrap();
+    let first = s
+        .claim_tasks(&owner, &[], now, 60_000, 3, Priority::Bulk)
+        .await
+        .unwrap();
     let got: Vec<i64> = first.iter().map(|t| t.record_id).collect();
     assert_eq!(
         got,
@@ -79,13 +82,13 @@ pub async fn many_tasks_are_claimed_at_once_most_urgent_first(s: &dyn Store) {
     );
     // Claimed ones are not handed out again, to anyone; the rest are.
     let rest = s
-        .claim_tasks(&fresh_owner(), &[], now, 60_000, 10)
+        .claim_tasks(&fresh_owner(), &[], now, 60_000, 10, Priority::Bulk)
         .await
         .unwrap();
     let got: Vec<i64> = rest.iter().map(|t| t.record_id).collect();
     assert_eq!(got, vec![ids[2], ids[3]]);
     assert!(
-        s.claim_tasks(&fresh_owner(), &[], now, 60_000, 10)
+        s.claim_tasks(&fresh_owner(), &[], now, 60_000, 10, Priority::Bulk)
             .await
             .unwrap()
             .is_empty()
@@ -93,7 +96,7 @@ pub async fn many_tasks_are_claimed_at_once_most_urgent_first(s: &dyn Store) {
     // The owner's claims it no longer runs come back to it (its bookkeeping write failed),
     // those it runs do not.
     let back = s
-        .claim_tasks(&owner, &[ids[4]], now, 60_000, 10)
+        .claim_tasks(&owner, &[ids[4]], now, 60_000, 10, Priority::Bulk)
         .await
         .unwrap();
     let got: Vec<i64> = back.iter().map(|t| t.record_id).collect();
@@ -443,6 +446,19 @@ pub async fn a_records_own_change_goes_before_a_back_fill(s: &dyn Store) {
     s.upsert_record(&input("B", json!({"paid": true})))
         .await
         .unwrap();
+    // A worker whose back-fill window is full claims only the live work, and the
+    // back-fill stays queued.
+    let now = ferry_core::clock::now_ms() + 1;
+    let live = s
+        .claim_tasks(&fresh_owner(), &[], now, 60_000, 10, Priority::Normal)
+        .await
+        .unwrap();
+    let mut got: Vec<i64> = live.iter().map(|t| t.record_id).collect();
+    got.sort_unstable();
+    assert_eq!(got, vec![b.id, d.id], "live work only");
+    for t in &live {
+        s.retry_task(t, "given back", now - 1, false).await.unwrap();
+    }
     let claimed = claim_all().await;
     let mut first = claimed[..2].to_vec();
     first.sort_unstable();

@@ -304,13 +304,15 @@ pub trait QueueStore: Send + Sync + 'static {
         lease_ms: i64,
     ) -> StoreResult<Option<Task>> {
         let claimed = self
-            .claim_tasks(owner, running, now_ms, lease_ms, 1)
+            .claim_tasks(owner, running, now_ms, lease_ms, 1, Priority::Bulk)
             .await?;
         Ok(claimed.into_iter().next())
     }
     /// [`claim_task`](QueueStore::claim_task) for up to `limit` tasks at once, in one
     /// statement: the most urgent first (the order of the answer). A back-fill's passes
-    /// then cost one claim per batch, and run side by side.
+    /// then cost one claim per batch, and run side by side. Only tasks queued in `up_to` or
+    /// a more urgent class are taken (`Priority::Bulk` takes every class): a worker whose
+    /// back-fill window is full still claims live work.
     async fn claim_tasks(
         &self,
         owner: &str,
@@ -318,6 +320,7 @@ pub trait QueueStore: Send + Sync + 'static {
         now_ms: i64,
         lease_ms: i64,
         limit: usize,
+        up_to: Priority,
     ) -> StoreResult<Vec<Task>>;
     /// Removes a finished task, unless it was re-queued while it ran.
     async fn finish_task(&self, task: &Task) -> StoreResult<()>;

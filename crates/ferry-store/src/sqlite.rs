@@ -1551,12 +1551,13 @@ impl QueueStore for SqliteStore {
         now_ms: i64,
         lease_ms: i64,
         limit: usize,
+        up_to: Priority,
     ) -> StoreResult<Vec<Task>> {
         // Claim and read in one statement so two workers never take the same record.
         let running_list = vec!["?"; running.len()].join(", ");
         let sql = format!(
             "UPDATE sync_queue SET claimed_until = ?, claimed_by = ? WHERE record_id IN ( \
-               SELECT record_id FROM sync_queue WHERE dead = 0 AND next_at <= ? \
+               SELECT record_id FROM sync_queue WHERE dead = 0 AND next_at <= ? AND priority <= ? \
                AND (claimed_until IS NULL OR claimed_until < ? \
                     OR (claimed_by = ? AND record_id NOT IN ({running_list}))) \
                ORDER BY priority, next_at, enqueued_at, record_id LIMIT ?) \
@@ -1566,6 +1567,7 @@ impl QueueStore for SqliteStore {
             .bind(now_ms.saturating_add(lease_ms))
             .bind(owner)
             .bind(now_ms)
+            .bind(up_to as i64)
             .bind(now_ms)
             .bind(owner);
         for id in running {

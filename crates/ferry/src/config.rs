@@ -31,6 +31,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("secret_key", Kind::Text),
     ("workers", Kind::Integer),
     ("passes_per_worker", Kind::Integer),
+    ("bulk_passes_per_worker", Kind::Integer),
     ("chunk_size_mib", Kind::Integer),
     ("max_attachment_mib", Kind::Integer),
     ("give_up_after_secs", Kind::Integer),
@@ -109,6 +110,8 @@ pub struct Config {
     pub workers: usize,
     /// Records each worker claims at once and syncs side by side.
     pub passes_per_worker: usize,
+    /// Back-fill records each worker syncs side by side besides those.
+    pub bulk_passes_per_worker: usize,
     /// Upload-session chunk size in MiB (files above it use sessions).
     pub chunk_size_mib: usize,
     /// Largest attachment accepted over the API, in MiB.
@@ -222,6 +225,7 @@ impl Default for Config {
             secret_key: None,
             workers: 4,
             passes_per_worker: 16,
+            bulk_passes_per_worker: 64,
             chunk_size_mib: 8,
             max_attachment_mib: 512,
             give_up_after_secs: 24 * 3600,
@@ -312,6 +316,7 @@ impl Config {
         ferry_engine::EngineConfig {
             workers: self.workers,
             passes_per_worker: self.passes_per_worker,
+            bulk_passes_per_worker: self.bulk_passes_per_worker,
             chunk_size: self.chunk_size_mib * 1024 * 1024,
             give_up_after: Duration::from_secs(self.give_up_after_secs),
             max_backoff: Duration::from_secs(self.max_backoff_secs),
@@ -529,6 +534,12 @@ impl Config {
             bail!(
                 "passes_per_worker must be between 1 and 64, not {}",
                 self.passes_per_worker
+            );
+        }
+        if !(1..=1000).contains(&self.bulk_passes_per_worker) {
+            bail!(
+                "bulk_passes_per_worker must be between 1 and 1000, not {}",
+                self.bulk_passes_per_worker
             );
         }
         if !(1..=150).contains(&self.chunk_size_mib) {

@@ -788,11 +788,12 @@ impl QueueStore for FaultyStore {
         now_ms: i64,
         lease_ms: i64,
         limit: usize,
+        up_to: Priority,
     ) -> StoreResult<Vec<Task>> {
         self.fault("claim_task")?;
         self.step(
             self.inner
-                .claim_tasks(owner, running, now_ms, lease_ms, limit),
+                .claim_tasks(owner, running, now_ms, lease_ms, limit, up_to),
         )
     }
 

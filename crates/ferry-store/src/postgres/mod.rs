@@ -1489,12 +1489,13 @@ impl QueueStore for PgStore {
         now_ms: i64,
         lease_ms: i64,
         limit: usize,
+        up_to: Priority,
     ) -> StoreResult<Vec<Task>> {
         // Claim and read in one statement so two workers never take the same record; a row
         // another process is claiming right now is skipped, not waited for.
         let rows = sqlx::query(
             "UPDATE sync_queue SET claimed_until = $1, claimed_by = $2 WHERE record_id IN ( \
-               SELECT record_id FROM sync_queue WHERE dead = 0 AND next_at <= $3 \
+               SELECT record_id FROM sync_queue WHERE dead = 0 AND next_at <= $3 AND priority <= $6 \
                AND (claimed_until IS NULL OR claimed_until < $3 \
                     OR (claimed_by = $2 AND NOT (record_id = ANY($4)))) \
                ORDER BY priority, next_at, enqueued_at, record_id LIMIT $5 \
@@ -1506,6 +1507,7 @@ impl QueueStore for PgStore {
         .bind(now_ms)
         .bind(running)
         .bind(i64::try_from(limit.max(1)).unwrap_or(i64::MAX))
+        .bind(up_to as i64)
         .fetch_all(&self.pool)
         .await?;
         claimed_in_order(&rows)
