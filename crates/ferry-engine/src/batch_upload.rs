@@ -66,6 +66,13 @@ impl Engine {
         outcome: &mut PassOutcome,
     ) -> Result<(), EngineError> {
         let started = Instant::now();
+        // Until the rows below are saved, the feed may bring these files back first.
+        let _own = self.own_writes.hold(uploads.iter().map(|u| {
+            (
+                abs(&cx.binding.folder_display, &u.rel),
+                u.content_hash.clone(),
+            )
+        }));
         let chunk = self.config.chunk_size as u64;
         let (small, large): (Vec<usize>, Vec<usize>) =
             (0..uploads.len()).partition(|i| uploads[*i].size <= chunk);

@@ -24,6 +24,7 @@ mod liveness;
 pub mod metrics;
 mod mirror;
 mod offload;
+mod own_writes;
 mod placement;
 mod reconcile;
 mod record_archive;
@@ -176,6 +177,8 @@ pub struct Engine {
     /// Small uploads of concurrent passes merged into shared batches, per connection.
     upload_groups:
         std::sync::Mutex<std::collections::HashMap<String, Arc<upload_group::UploadGroup>>>,
+    /// Uploads whose passes have not saved them yet (so the feed does not take them for news).
+    own_writes: own_writes::OwnWrites,
     /// Content bytes the running passes hold in memory, bounded across all of them.
     transfer_budget: transfer_budget::TransferBudget,
     /// Set once watchers run, so connections added later get one too.
@@ -250,6 +253,7 @@ impl Engine {
             wake: tokio::sync::Notify::new(),
             commit_locks: std::sync::Mutex::new(std::collections::HashMap::new()),
             upload_groups: std::sync::Mutex::new(std::collections::HashMap::new()),
+            own_writes: own_writes::OwnWrites::default(),
             watch_shutdown: std::sync::Mutex::new(None),
             watching: std::sync::Mutex::new(std::collections::HashSet::new()),
             reconciling: tokio::sync::Mutex::new(()),

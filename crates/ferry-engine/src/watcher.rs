@@ -257,10 +257,11 @@ impl Engine {
             let mut records = BTreeSet::new();
             for entry in &page.entries {
                 if let Entry::File(f) = entry
-                    && self
-                        .store
-                        .knows_revision(&f.id, &f.rev, &f.path_lower)
-                        .await?
+                    && (self.own_writes.contains(f)
+                        || self
+                            .store
+                            .knows_revision(&f.id, &f.rev, &f.path_lower)
+                            .await?)
                 {
                     continue; // Our own write coming back: in the mirror, but no news.
                 }
