@@ -201,6 +201,7 @@ pub struct RunningEmulator {
     cert_path: Option<PathBuf>,
     calls: RouteCalls,
     upload_bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    open_sessions: std::sync::Arc<std::sync::atomic::AtomicU64>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -219,6 +220,7 @@ impl RunningEmulator {
             .unwrap_or_default();
         let calls = app.calls.clone();
         let upload_bytes = app.upload_bytes.clone();
+        let open_sessions = app.open_sessions.clone();
         let faults = app.faults.clone();
         let team = app.team.as_ref().map(|t| TeamInfo {
             name: t.name.clone(),
@@ -291,6 +293,7 @@ impl RunningEmulator {
             cert_path,
             calls,
             upload_bytes,
+            open_sessions,
             stop: Some(stop),
             task: Some(task),
         })
@@ -407,6 +410,14 @@ impl RunningEmulator {
     /// chunks, batch appends), whatever became of them.
     pub fn upload_bytes(&self) -> u64 {
         self.upload_bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `upload_session/start` calls since this start that left their session open for
+    /// appends (a file sent in chunks), not counting those closed at start (a whole small
+    /// file staged for a batch commit).
+    pub fn open_sessions_started(&self) -> u64 {
+        self.open_sessions
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops accepting connections, lets in-flight requests finish (at most 5 seconds) and

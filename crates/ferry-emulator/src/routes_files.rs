@@ -311,6 +311,11 @@ async fn session_start(app: &Ctx<'_>, arg: Value, body: Bytes) -> Result<Respons
         .start_typed(&body, arg.close, concurrent)
         .await
         .map_err(|err| session_failure(err, |e| e))?;
+    if !arg.close {
+        app.app
+            .open_sessions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     ok(&json!({ "session_id": session_id }))
 }
 

@@ -128,6 +128,9 @@ pub struct App {
     pub calls: RouteCalls,
     /// Body bytes received by content-upload routes (what clients sent, accepted or not).
     pub upload_bytes: Arc<std::sync::atomic::AtomicU64>,
+    /// Upload sessions started open, to be appended to (a large file's), as against those
+    /// closed at start (one small file staged for a batch commit).
+    pub open_sessions: Arc<std::sync::atomic::AtomicU64>,
     /// The live contention and fault model.
     pub faults: FaultsHandle,
     /// Temporary links by their random key.
@@ -194,6 +197,7 @@ impl App {
             spaces,
             calls: Arc::new(Mutex::new(HashMap::new())),
             upload_bytes: Arc::default(),
+            open_sessions: Arc::default(),
             faults: FaultsHandle::new(config.model.clone()),
             temp_links: Mutex::new(HashMap::new()),
             tls: false,

@@ -10,7 +10,10 @@
 //!
 //! Each connection has two lanes of these, live and bulk (`Lane`): a back-fill's files
 //! batch among themselves, apart from a record's own change, whose commit goes before a
-//! waiting bulk commit (`CommitGate`).
+//! waiting bulk commit (`CommitGate`). Live files never wait behind another pass's staging:
+//! a live pass stages each of its files in a closed session of its own, all at once (one
+//! round trip), and only the commit merges with the other live passes' (`finish_batch_v2`).
+//! A live pass alone with one file still uses one `files/upload`.
 //!
 //! Staging and committing are two batchers, so the next batch is staged while one commits.
 //! The commit's leader holds the connection's commit lock and commit slot (one commit in
@@ -228,6 +231,17 @@ struct LaneBatchers {
 pub(crate) struct UploadGroup {
     live: LaneBatchers,
     bulk: LaneBatchers,
+    /// Live passes uploading small files now.
+    live_uploading: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a live pass as uploading until dropped.
+struct LiveUploading<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for LiveUploading<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The lane of the pass running in this task.
@@ -326,14 +340,32 @@ impl Engine {
         connection: &str,
         uploads: Vec<SmallUpload>,
     ) -> Vec<Uploaded> {
-        let group = self.upload_group(connection);
-        let group = group.current();
+        let groups = self.upload_group(connection);
+        let group = groups.current();
         let stage = |batch: Vec<SmallUpload>| self.stage_batch(client, connection, batch);
         // A pass with many files fills a batch of its own: it stages them beside the other
         // passes (not after them) and commits them alone.
         let own = uploads.len() >= OWN_BATCH;
         let staged = if own {
             self.stage_batch(client, connection, uploads).await
+        } else if current_lane() == Lane::Live {
+            let before = groups.live_uploading.fetch_add(1, Ordering::AcqRel);
+            let _uploading = LiveUploading(&groups.live_uploading);
+            if let ([one], 0) = (uploads.as_slice(), before) {
+                // Alone: one `files/upload` carries the content and its commit.
+                let upload = client.upload(&one.path, one.content.clone(), &one.mode);
+                return vec![self.committing(connection, upload).await];
+            }
+            // Live work does not wait for another pass's staging: each file goes into a
+            // closed session of its own, all at once (one round trip), and the commits
+            // merge with the other live passes'.
+            futures::future::join_all(uploads.into_iter().map(|u| async move {
+                match client.stage(u.content.clone()).await {
+                    Ok(staged) => Staging::Staged(staged, u.path, u.mode),
+                    Err(e) => Staging::Done(Err(e)),
+                }
+            }))
+            .await
         } else {
             group
                 .stage
